@@ -1,0 +1,45 @@
+// Command keycommit runs and uses a transparency log for the key
+// commitments of Private State Token and Privacy Pass issuers: the log
+// itself, witnesses that cosign its checkpoints, monitors that replay it,
+// the issuer tools that submit keys, and the verifier user agents run.
+//
+// Every subcommand is thin: it turns flags into a library Config and calls
+// the library. Run `keycommit help` for the list.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+var rootCmd = &cobra.Command{
+	Use:           "keycommit",
+	Short:         "A transparency log for privacy-token issuer keys",
+	SilenceUsage:  true,
+	SilenceErrors: true,
+}
+
+func main() {
+	if err := rootCmd.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "keycommit:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// exitError carries a specific exit code out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	if e, ok := err.(*exitError); ok {
+		return e.code
+	}
+	return 1
+}
