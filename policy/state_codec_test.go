@@ -1,0 +1,165 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"github.com/keycommit/keycommit/schema"
+)
+
+// codecFields lists every field of State and Issuer that state_codec.go
+// carries. A new field must be added to the codec (and to this list).
+var codecFields = map[string][]string{
+	"State": {"params", "issuers", "size"},
+	"Issuer": {"Origin", "AccountKey", "Contact", "Registered", "Expires", "LastIndex", "LastLeafHash",
+		"LastTime", "Commitment", "CommitmentIndex", "CommitmentTime"},
+}
+
+func TestStateCodecCoversEveryField(t *testing.T) {
+	for name, typ := range map[string]reflect.Type{"State": reflect.TypeFor[State](), "Issuer": reflect.TypeFor[Issuer]()} {
+		var got []string
+		for f := range typ.Fields() {
+			got = append(got, f.Name)
+		}
+		if !reflect.DeepEqual(got, codecFields[name]) {
+			t.Errorf("%s has fields %v; state_codec.go handles %v: update the codec for the new fields", name, got, codecFields[name])
+		}
+	}
+}
+
+// codecTestState builds a state by applying real entries: two issuers,
+// registrations, commitments and a policy parameters entry.
+func codecTestState(t *testing.T) *State {
+	t.Helper()
+	st := NewState()
+	now := int64(1_800_000_000_000)
+	keys := map[string]ed25519.PrivateKey{}
+	apply := func(e *schema.Entry) {
+		t.Helper()
+		idx := st.Size()
+		if d := Evaluate(st, e, idx); !d.Accept {
+			t.Fatalf("entry %d refused: %v", idx, d.Err())
+		}
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Apply(e, idx, sha256.Sum256(append([]byte{0}, b...))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	signed := func(origin string, k schema.Kind, body any) *schema.Entry {
+		t.Helper()
+		raw, err := schema.CanonicalizeBody(k, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := schema.Statement{Kind: k, Issuer: origin, Body: raw}
+		if is, ok := st.Issuer(origin); ok {
+			s.Prev = is.LastLeafHash[:]
+		}
+		sub, err := schema.Sign(s, keys[origin])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return schema.NewEntry(sub, now)
+	}
+	for i, origin := range []string{"https://b.example", "https://a.example"} {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		keys[origin] = priv
+		apply(signed(origin, schema.KindRegistration, &schema.Registration{Contact: "mailto:x@example.com", AccountKey: priv.Public().(ed25519.PublicKey)}))
+		k, err := ecdh.P384().GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := append([]byte{0, 0, 0, 1}, k.PublicKey().Bytes()...)
+		exp := strconv.FormatInt((now+30*day*1000)*1000, 10)
+		apply(signed(origin, schema.KindKeyCommitment, &schema.KeyCommitment{PST: schema.PSTCommitment{
+			schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: uint32(i + 1), BatchSize: 5,
+				Keys: map[string]schema.PSTKey{"1": {Y: base64.StdEncoding.EncodeToString(y), Expiry: exp}}}}}))
+		now += 1000
+	}
+	p := DefaultParams()
+	p.MaxEmergencies = 3
+	e, err := schema.NewLogEntry(schema.KindPolicyParams, now, &p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(e)
+	return st
+}
+
+func TestStateCodecRoundTrip(t *testing.T) {
+	for name, st := range map[string]*State{"empty": NewState(), "applied": codecTestState(t)} {
+		t.Run(name, func(t *testing.T) {
+			b, err := st.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := UnmarshalState(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, st) {
+				t.Errorf("decoded state differs from the original:\n got %+v\nwant %+v", got, st)
+			}
+			b2, err := got.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, b2) {
+				t.Errorf("re-encoding gives different bytes:\n%s\n%s", b, b2)
+			}
+			// Evaluate behaves the same on both.
+			if got.Size() != st.Size() || !reflect.DeepEqual(got.KeySet(1_800_000_100_000), st.KeySet(1_800_000_100_000)) {
+				t.Error("decoded state gives a different size or key set")
+			}
+		})
+	}
+}
+
+func TestStateCodecDeterministic(t *testing.T) {
+	st := codecTestState(t)
+	first, err := st.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 { // map iteration order varies between calls
+		b, err := st.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, first) {
+			t.Fatal("two encodings of one state differ")
+		}
+	}
+}
+
+func TestUnmarshalStateRejects(t *testing.T) {
+	good, err := codecTestState(t).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":         nil,
+		"truncated":     good[:len(good)/2],
+		"trailing":      append(append([]byte(nil), good...), []byte(`{}`)...),
+		"unknown field": bytes.Replace(good, []byte(`{"v":1,`), []byte(`{"v":1,"extra":0,`), 1),
+		"version":       bytes.Replace(good, []byte(`{"v":1,`), []byte(`{"v":2,`), 1),
+		"unsorted":      []byte(`{"v":1,"size":9,"params":{},"issuers":[{"Origin":"https://b"},{"Origin":"https://a"}]}`),
+		"duplicate":     []byte(`{"v":1,"size":9,"params":{},"issuers":[{"Origin":"https://a"},{"Origin":"https://a"}]}`),
+		"no origin":     []byte(`{"v":1,"size":9,"params":{},"issuers":[{"Origin":""}]}`),
+		"index beyond":  []byte(`{"v":1,"size":3,"params":{},"issuers":[{"Origin":"https://a","LastIndex":3}]}`),
+	} {
+		if _, err := UnmarshalState(b); err == nil {
+			t.Errorf("%s: UnmarshalState accepted %q", name, b)
+		}
+	}
+}
