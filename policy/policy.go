@@ -1,18 +1,34 @@
 // Package policy decides which entries the log admits.
 //
 // Evaluate is a pure, deterministic function of the log state built from
-// the entries before a candidate, the candidate entry itself (whose Time is
-// the log's time for it) and the parameters in force (the latest
-// policy_params entry, or DefaultParams before any). The log runs it in log
-// order before it appends; every monitor runs the same code over the same
-// entries and must reach the same decisions. No I/O, no clock.
+// the entries before a candidate, the candidate entry itself, and the
+// parameters in force. The design's Evaluate(state, candidate, time,
+// params) maps onto this API as follows:
+//
+//   - state: a *State, built by calling Apply on every admitted entry in
+//     log order (NewState is the state of an empty log);
+//   - candidate: the *schema.Entry and the index idx it would take;
+//   - time: the entry's Time, assigned by the log (milliseconds since the
+//     Unix epoch; never taken from the client);
+//   - params: the parameters in force in the state, State.Params(): the
+//     body of the latest policy_params entry applied, or DefaultParams
+//     before any.
+//
+// The log runs Evaluate in log order before it appends; every monitor runs
+// the same code over the same entries and must reach the same decisions.
+// No I/O, no clock, no randomness, and no output depends on map iteration
+// order. A State's memory is bounded by the number of issuers and keys,
+// not by the number of entries: rolling-window rules keep only the events
+// of the last MaxWindow.
+//
+// Every rule has a name (the Rule constants, listed with their parameters
+// in Rules) and every rejection names its rule and its numbers: indexes,
+// times, limits and the earliest time the entry would be allowed.
 package policy
 
 import (
-	"bytes"
-	"crypto/ed25519"
 	"fmt"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/keycommit/keycommit/schema"
@@ -20,18 +36,24 @@ import (
 
 const day = 24 * 60 * 60
 
+// MaxWindow is the longest rolling window (emergency_window, key_window),
+// in seconds, that policy parameters may set. The state remembers
+// emergencies and key introductions for that long, so a later change of
+// the parameters never needs events it has forgotten.
+const MaxWindow = 2 * 365 * day
+
 // DefaultParams returns the parameters in force until a policy_params
-// entry says otherwise.
+// entry says otherwise. Durations are in seconds.
 func DefaultParams() schema.PolicyParams {
 	return schema.PolicyParams{
 		MinRotationInterval:  60 * day,
 		EmergencyWindow:      365 * day,
 		MaxEmergencies:       2,
-		MaxKeysVOPRF:         6,
-		MaxKeysPMB:           3,
+		MaxKeysVOPRF:         schema.ChromeMaxKeysVOPRF,
+		MaxKeysPMB:           schema.ChromeMaxKeysPMB,
 		MaxKeysPrivacyPass:   6,
 		KeyWindow:            60 * day,
-		MaxKeysPerWindow:     12,
+		MaxKeysPerWindow:     18,
 		MaxKeyLifetime:       365 * day,
 		MinBatchSize:         1,
 		MaxBatchSize:         schema.ChromeMaxBatchSize,
@@ -41,13 +63,57 @@ func DefaultParams() schema.PolicyParams {
 
 // Rule names, as they appear in rejections.
 const (
-	RuleMalformed    = "malformed"
-	RuleSignature    = "signature"
-	RulePrev         = "prev"
-	RuleRegistration = "registration"
-	RuleCommitmentID = "commitment-id"
-	RuleSnapshot     = "snapshot"
+	RuleMalformed      = "malformed"
+	RuleSignature      = "signature"
+	RulePrev           = "prev"
+	RuleTime           = "time"
+	RuleRegistration   = "registration"
+	RuleBatchSize      = "batch-size"
+	RuleKeyCount       = "key-count"
+	RuleCommitmentID   = "commitment-id"
+	RuleExpiry         = "expiry"
+	RuleKeyReuse       = "key-reuse"
+	RuleRetiredKey     = "retired-key"
+	RuleIncidentReport = "incident-report"
+	RuleOpenIncident   = "open-incident"
+	RuleEmergencyRate  = "emergency-rate"
+	RuleRotation       = "rotation"
+	RuleKeyWindow      = "key-window"
+	RuleParams         = "params"
+	RuleSnapshot       = "snapshot"
 )
+
+// RuleInfo describes one rule.
+type RuleInfo struct {
+	Name string
+	// Params are the policy_params members the rule uses.
+	Params []string
+	// Description says what the rule refuses.
+	Description string
+}
+
+// Rules lists every rule in the order Evaluate checks them: an entry that
+// breaks several rules is refused by the first.
+var Rules = []RuleInfo{
+	{RuleMalformed, nil, "the entry does not parse, is not canonical, or is evaluated at the wrong index"},
+	{RulePrev, nil, "prev is not the leaf hash of the issuer's latest entry (empty for a first registration)"},
+	{RuleSignature, nil, "the statement is not signed by the issuer's account key in force (a first registration: by the key it registers)"},
+	{RuleTime, nil, "the entry's time is before the issuer's latest entry"},
+	{RuleRegistration, []string{"registration_lifetime"}, "the issuer is not registered, its registration has lapsed, or an account key change lacks a valid key_proof"},
+	{RuleBatchSize, []string{"min_batch_size", "max_batch_size"}, "a PST batchsize outside [min_batch_size, max_batch_size]"},
+	{RuleKeyCount, []string{"max_keys_voprf", "max_keys_pmb", "max_keys_privacy_pass"}, "more keys in one commitment than the protocol allows"},
+	{RuleCommitmentID, nil, "a PST commitment id not above the issuer's previous id for that protocol version"},
+	{RuleExpiry, []string{"max_key_lifetime"}, "a key that has expired, expires more than max_key_lifetime ahead, or (Privacy Pass) starts more than max_key_lifetime ahead"},
+	{RuleKeyReuse, nil, "a key already committed by another issuer"},
+	{RuleRetiredKey, nil, "a key the issuer committed before and later dropped"},
+	{RuleIncidentReport, nil, "an incident report discovered in the future, or a final report that does not answer the issuer's open emergency"},
+	{RuleOpenIncident, nil, "an emergency while the issuer's previous emergency has no final report"},
+	{RuleEmergencyRate, []string{"max_emergencies", "emergency_window"}, "more than max_emergencies emergencies in a rolling emergency_window"},
+	{RuleRotation, []string{"min_rotation_interval"}, "a rotation (a commitment adding a key) less than min_rotation_interval after the previous one, unless an emergency"},
+	{RuleKeyWindow, []string{"max_keys_per_window", "key_window"}, "more than max_keys_per_window distinct new keys for one issuer in a rolling key_window"},
+	{RuleParams, nil, "policy parameters that are out of range"},
+	{RuleSnapshot, nil, "a snapshot whose digest or issuer count differs from the key set of the entries before it"},
+}
 
 // Decision is the outcome of Evaluate.
 type Decision struct {
@@ -78,196 +144,84 @@ type RejectError struct{ Rule, Reason string }
 
 func (e *RejectError) Error() string { return fmt.Sprintf("policy rule %s: %s", e.Rule, e.Reason) }
 
-// Issuer is the state the policy keeps for one issuer origin.
-type Issuer struct {
-	Origin     string
-	AccountKey ed25519.PublicKey
-	Contact    string
-	// Registered is the index of the registration entry in force;
-	// Expires is when it lapses (ms since the epoch).
-	Registered uint64
-	Expires    int64
-	// LastIndex and LastLeafHash identify the issuer's latest entry: the
-	// next statement's prev must equal LastLeafHash.
-	LastIndex    uint64
-	LastLeafHash [32]byte
-	LastTime     int64
-	// Commitment is the latest accepted key commitment, if any.
-	Commitment      *schema.KeyCommitment
-	CommitmentIndex uint64
-	CommitmentTime  int64
-}
-
-// State is the log state the policy needs: every issuer's state and the
-// parameters in force. Build it by calling Apply on every admitted entry in
-// log order.
-type State struct {
-	params  schema.PolicyParams
-	issuers map[string]*Issuer
-	size    uint64
-}
-
-// NewState returns the state of an empty log.
-func NewState() *State {
-	return &State{params: DefaultParams(), issuers: map[string]*Issuer{}}
-}
-
-// Params returns the parameters in force.
-func (s *State) Params() schema.PolicyParams { return s.params }
-
-// Size returns the number of entries applied.
-func (s *State) Size() uint64 { return s.size }
-
-// Issuer returns a copy of the state of the issuer with the given origin.
-func (s *State) Issuer(origin string) (Issuer, bool) {
-	is, ok := s.issuers[origin]
-	if !ok {
-		return Issuer{}, false
-	}
-	return *is, true
-}
-
-// Origins returns every registered origin, sorted.
-func (s *State) Origins() []string {
-	os := make([]string, 0, len(s.issuers))
-	for o := range s.issuers {
-		os = append(os, o)
-	}
-	sort.Strings(os)
-	return os
-}
-
-// KeySet returns the key set as of time now (ms): every issuer's latest
-// accepted commitment whose registration has not lapsed.
-func (s *State) KeySet(now int64) *schema.KeySet {
-	ks := &schema.KeySet{PST: map[string]schema.PSTCommitment{}, PrivacyPass: map[string]schema.IssuerDirectory{}}
-	for o, is := range s.issuers {
-		if is.Commitment == nil || now >= is.Expires {
-			continue
-		}
-		if len(is.Commitment.PST) != 0 {
-			ks.PST[o] = is.Commitment.PST
-		} else {
-			ks.PrivacyPass[o] = *is.Commitment.PrivacyPass
+// ValidateParams checks policy parameters: windows within MaxWindow, key
+// and batch limits within what Chrome accepts, lifetimes positive.
+func ValidateParams(p schema.PolicyParams) error {
+	var errs []string
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Sprintf(format, args...))
 		}
 	}
-	return ks
-}
-
-// Evaluate decides whether e may be appended at index idx. It does not
-// change st.
-func Evaluate(st *State, e *schema.Entry, idx uint64) Decision {
-	if idx != st.size {
-		return reject(RuleMalformed, "entry evaluated at index %d but the log has %d entries", idx, st.size)
-	}
-	body, err := e.ParsedBody()
-	if err != nil {
-		return reject(RuleMalformed, "%v", err)
-	}
-	if !e.Kind.IssuerSigned() {
-		return evaluateLogEntry(st, e, body)
-	}
-	is := st.issuers[e.Issuer]
-	// Who must have signed, and what prev must be.
-	var signer ed25519.PublicKey
-	var wantPrev []byte
-	switch {
-	case is == nil && e.Kind == schema.KindRegistration:
-		signer = body.(*schema.Registration).AccountKey
-	case is == nil:
-		return reject(RuleRegistration, "issuer %s is not registered; register it before submitting a %s", e.Issuer, e.Kind)
-	default:
-		signer = is.AccountKey
-		wantPrev = is.LastLeafHash[:]
-	}
-	if !bytes.Equal(e.Prev, wantPrev) {
-		if wantPrev == nil {
-			return reject(RulePrev, "prev must be empty for the first entry of issuer %s", e.Issuer)
-		}
-		return reject(RulePrev, "prev does not match issuer %s's latest entry (index %d); fetch its leaf hash and sign again", e.Issuer, is.LastIndex)
-	}
-	if err := e.Submission().Verify(signer); err != nil {
-		return reject(RuleSignature, "%v", err)
-	}
-	if is != nil && e.Time < is.LastTime {
-		return reject(RuleMalformed, "log time %s is before issuer %s's latest entry time %s", fmtMillis(e.Time), e.Issuer, fmtMillis(is.LastTime))
-	}
-	switch b := body.(type) {
-	case *schema.Registration:
-		return accept()
-	case *schema.KeyCommitment:
-		if e.Time >= is.Expires {
-			return reject(RuleRegistration, "registration of %s (index %d) lapsed at %s; renew it first", e.Issuer, is.Registered, fmtMillis(is.Expires))
-		}
-		return evaluateCommitment(st, is, e, b)
-	case *schema.IncidentFinal:
-		return accept()
-	}
-	return reject(RuleMalformed, "unhandled entry kind %q", e.Kind)
-}
-
-func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCommitment) Decision {
-	if is.Commitment != nil {
-		for v, vc := range c.PST {
-			if prev, ok := is.Commitment.PST[v]; ok && vc.ID <= prev.ID {
-				return reject(RuleCommitmentID, "%s id %d does not increase on the previous commitment's id %d (index %d)", v, vc.ID, prev.ID, is.CommitmentIndex)
-			}
-		}
-	}
-	return accept()
-}
-
-func evaluateLogEntry(st *State, e *schema.Entry, body any) Decision {
-	switch b := body.(type) {
-	case *schema.PolicyParams:
-		return accept()
-	case *schema.Snapshot:
-		ks := st.KeySet(e.Time)
-		d, err := ks.Digest()
-		if err != nil {
-			return reject(RuleSnapshot, "couldn't compute the key set digest: %v", err)
-		}
-		if n := len(ks.PST) + len(ks.PrivacyPass); b.Issuers != n || !bytes.Equal(b.Digest, d) {
-			return reject(RuleSnapshot, "snapshot says %d issuers with digest %x; the entries before it give %d issuers with digest %x", b.Issuers, b.Digest, n, d)
-		}
-		return accept()
-	}
-	return reject(RuleMalformed, "unhandled entry kind %q", e.Kind)
-}
-
-// Apply records the admitted entry e at index idx, whose leaf hash is
-// leafHash. Entries must be applied in log order, each exactly once.
-func (s *State) Apply(e *schema.Entry, idx uint64, leafHash [32]byte) error {
-	if idx != s.size {
-		return fmt.Errorf("applying entry %d to a state of %d entries", idx, s.size)
-	}
-	body, err := e.ParsedBody()
-	if err != nil {
-		return fmt.Errorf("entry %d: %w", idx, err)
-	}
-	s.size++
-	if !e.Kind.IssuerSigned() {
-		if p, ok := body.(*schema.PolicyParams); ok {
-			s.params = *p
-		}
-		return nil
-	}
-	is := s.issuers[e.Issuer]
-	if is == nil {
-		is = &Issuer{Origin: e.Issuer}
-		s.issuers[e.Issuer] = is
-	}
-	is.LastIndex, is.LastLeafHash, is.LastTime = idx, leafHash, e.Time
-	switch b := body.(type) {
-	case *schema.Registration:
-		is.AccountKey = ed25519.PublicKey(b.AccountKey)
-		is.Contact = b.Contact
-		is.Registered = idx
-		is.Expires = e.Time + s.params.RegistrationLifetime*1000
-	case *schema.KeyCommitment:
-		is.Commitment, is.CommitmentIndex, is.CommitmentTime = b, idx, e.Time
+	check(p.MinRotationInterval >= 0, "min_rotation_interval %d is negative", p.MinRotationInterval)
+	check(p.EmergencyWindow > 0 && p.EmergencyWindow <= MaxWindow, "emergency_window %d is not in 1..%d seconds", p.EmergencyWindow, MaxWindow)
+	check(p.MaxEmergencies >= 0, "max_emergencies %d is negative", p.MaxEmergencies)
+	check(p.MaxKeysVOPRF >= 1 && p.MaxKeysVOPRF <= schema.ChromeMaxKeysVOPRF, "max_keys_voprf %d is not in 1..%d (Chrome uses at most %d)", p.MaxKeysVOPRF, schema.ChromeMaxKeysVOPRF, schema.ChromeMaxKeysVOPRF)
+	check(p.MaxKeysPMB >= 1 && p.MaxKeysPMB <= schema.ChromeMaxKeysPMB, "max_keys_pmb %d is not in 1..%d (Chrome uses at most %d)", p.MaxKeysPMB, schema.ChromeMaxKeysPMB, schema.ChromeMaxKeysPMB)
+	check(p.MaxKeysPrivacyPass >= 1, "max_keys_privacy_pass %d is below 1", p.MaxKeysPrivacyPass)
+	check(p.KeyWindow > 0 && p.KeyWindow <= MaxWindow, "key_window %d is not in 1..%d seconds", p.KeyWindow, MaxWindow)
+	check(p.MaxKeysPerWindow >= 1, "max_keys_per_window %d is below 1", p.MaxKeysPerWindow)
+	check(p.MaxKeyLifetime > 0, "max_key_lifetime %d is not positive", p.MaxKeyLifetime)
+	check(p.MinBatchSize >= 1 && p.MinBatchSize <= p.MaxBatchSize && p.MaxBatchSize <= schema.ChromeMaxBatchSize,
+		"batch size bounds [%d, %d] are not within [1, %d] (Chrome's maximum)", p.MinBatchSize, p.MaxBatchSize, schema.ChromeMaxBatchSize)
+	check(p.RegistrationLifetime > 0, "registration_lifetime %d is not positive", p.RegistrationLifetime)
+	// Bound every duration so that times in milliseconds cannot overflow.
+	const maxDuration = 100 * 365 * day
+	check(p.MinRotationInterval <= maxDuration && p.MaxKeyLifetime <= maxDuration && p.RegistrationLifetime <= maxDuration,
+		"durations must be at most %d seconds (100 years)", int64(maxDuration))
+	if len(errs) != 0 {
+		return fmt.Errorf("invalid policy parameters: %s", strings.Join(errs, "; "))
 	}
 	return nil
 }
 
-func fmtMillis(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+// fmtMillis formats a log time (ms since the epoch) in RFC 3339, UTC,
+// with milliseconds only when there are any, so that an "allowed from"
+// time is never rounded down.
+func fmtMillis(ms int64) string {
+	t := time.UnixMilli(ms).UTC()
+	if ms%1000 != 0 {
+		return t.Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	return t.Format(time.RFC3339)
+}
+
+// fmtMicros formats a PST expiry (µs since the epoch).
+func fmtMicros(us uint64) string {
+	if us > uint64(1<<62) {
+		return fmt.Sprintf("%d µs since the epoch", us)
+	}
+	t := time.UnixMicro(int64(us)).UTC()
+	if us%1_000_000 != 0 {
+		return t.Format(time.RFC3339Nano)
+	}
+	return t.Format(time.RFC3339)
+}
+
+// fmtDuration formats a duration in milliseconds as days plus the rest:
+// "12 days", "59 days 23h59m59s", "1 day", "5h0m0s".
+func fmtDuration(ms int64) string {
+	neg := ""
+	if ms < 0 {
+		neg, ms = "-", -ms
+	}
+	d, rest := ms/(day*1000), ms%(day*1000)
+	var parts []string
+	switch d {
+	case 0:
+	case 1:
+		parts = append(parts, "1 day")
+	default:
+		parts = append(parts, fmt.Sprintf("%d days", d))
+	}
+	if rest != 0 || d == 0 {
+		parts = append(parts, (time.Duration(rest) * time.Millisecond).String())
+	}
+	return neg + strings.Join(parts, " ")
+}
+
+// fmtSeconds formats a parameter duration given in seconds.
+func fmtSeconds(s int64) string { return fmtDuration(s * 1000) }
+
+func itoa(n int) string     { return fmt.Sprint(n) }
+func uitoa(n uint64) string { return fmt.Sprint(n) }

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/keycommit/keycommit/schema"
@@ -17,13 +18,15 @@ import (
 // codecFields lists every field of State and Issuer that state_codec.go
 // carries. A new field must be added to the codec (and to this list).
 var codecFields = map[string][]string{
-	"State": {"params", "issuers", "size"},
+	"State": {"params", "issuers", "keys", "size"},
 	"Issuer": {"Origin", "AccountKey", "Contact", "Registered", "Expires", "LastIndex", "LastLeafHash",
-		"LastTime", "Commitment", "CommitmentIndex", "CommitmentTime"},
+		"LastTime", "Commitment", "CommitmentIndex", "CommitmentTime", "Keys", "IDs", "LastRotation",
+		"HasRotated", "Emergencies", "LastEmergency", "KeyIntros"},
+	"keyRecord": {"issuer", "first", "retired", "retiredAt"},
 }
 
 func TestStateCodecCoversEveryField(t *testing.T) {
-	for name, typ := range map[string]reflect.Type{"State": reflect.TypeFor[State](), "Issuer": reflect.TypeFor[Issuer]()} {
+	for name, typ := range map[string]reflect.Type{"State": reflect.TypeFor[State](), "Issuer": reflect.TypeFor[Issuer](), "keyRecord": reflect.TypeFor[keyRecord]()} {
 		var got []string
 		for f := range typ.Fields() {
 			got = append(got, f.Name)
@@ -142,6 +145,8 @@ func TestStateCodecDeterministic(t *testing.T) {
 	}
 }
 
+var zero32 = base64.StdEncoding.EncodeToString(make([]byte, 32))
+
 func TestUnmarshalStateRejects(t *testing.T) {
 	good, err := codecTestState(t).MarshalBinary()
 	if err != nil {
@@ -153,10 +158,13 @@ func TestUnmarshalStateRejects(t *testing.T) {
 		"trailing":      append(append([]byte(nil), good...), []byte(`{}`)...),
 		"unknown field": bytes.Replace(good, []byte(`{"v":1,`), []byte(`{"v":1,"extra":0,`), 1),
 		"version":       bytes.Replace(good, []byte(`{"v":1,`), []byte(`{"v":2,`), 1),
-		"unsorted":      []byte(`{"v":1,"size":9,"params":{},"issuers":[{"Origin":"https://b"},{"Origin":"https://a"}]}`),
-		"duplicate":     []byte(`{"v":1,"size":9,"params":{},"issuers":[{"Origin":"https://a"},{"Origin":"https://a"}]}`),
-		"no origin":     []byte(`{"v":1,"size":9,"params":{},"issuers":[{"Origin":""}]}`),
-		"index beyond":  []byte(`{"v":1,"size":3,"params":{},"issuers":[{"Origin":"https://a","LastIndex":3}]}`),
+		"unsorted":      []byte(`{"v":1,"size":9,"params":{},"issuers":[{"origin":"https://b","last_leaf_hash":"` + zero32 + `"},{"origin":"https://a","last_leaf_hash":"` + zero32 + `"}],"keys":[]}`),
+		"duplicate":     []byte(`{"v":1,"size":9,"params":{},"issuers":[{"origin":"https://a","last_leaf_hash":"` + zero32 + `"},{"origin":"https://a","last_leaf_hash":"` + zero32 + `"}],"keys":[]}`),
+		"no origin":     []byte(`{"v":1,"size":9,"params":{},"issuers":[{"origin":"","last_leaf_hash":"` + zero32 + `"}],"keys":[]}`),
+		"index beyond":  []byte(`{"v":1,"size":3,"params":{},"issuers":[{"origin":"https://a","last_index":3,"last_leaf_hash":"` + zero32 + `"}],"keys":[]}`),
+		"short hash":    []byte(`{"v":1,"size":3,"params":{},"issuers":[{"origin":"https://a","last_leaf_hash":"AAAA"}],"keys":[]}`),
+		"orphan key":    []byte(`{"v":1,"size":3,"params":{},"issuers":[],"keys":[{"id":"` + strings.Repeat("00", 32) + `","issuer":"https://a"}]}`),
+		"bad key id":    []byte(`{"v":1,"size":3,"params":{},"issuers":[{"origin":"https://a","last_leaf_hash":"` + zero32 + `"}],"keys":[{"id":"00","issuer":"https://a"}]}`),
 	} {
 		if _, err := UnmarshalState(b); err == nil {
 			t.Errorf("%s: UnmarshalState accepted %q", name, b)

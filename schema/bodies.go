@@ -16,6 +16,12 @@ type Registration struct {
 	// AccountKey is the Ed25519 public key (32 bytes) that must sign every
 	// later statement for this origin.
 	AccountKey []byte `json:"account_key"`
+	// KeyProof proves possession of AccountKey when a registration
+	// changes the account key: the new key's Ed25519 signature over
+	// KeyPossessionMessage. The statement itself is signed by the key in
+	// force. A first registration needs no proof (its statement is signed
+	// by the key it registers); a renewal keeping the key needs none.
+	KeyProof []byte `json:"key_proof,omitempty"`
 }
 
 // KeyCommitment is the body of a key commitment entry: exactly one of PST
@@ -30,6 +36,10 @@ type KeyCommitment struct {
 	// Emergency, when present, marks this commitment as an emergency
 	// rotation and carries its preliminary incident report.
 	Emergency *IncidentReport `json:"emergency,omitempty"`
+
+	// keys caches the validated keys of a commitment returned by
+	// ParseBody, so the policy does not validate every point twice.
+	keys []CommittedKey
 }
 
 // IncidentFinal is the body of an incident report entry: the final report
@@ -193,6 +203,9 @@ func (r *Registration) validate() error {
 	if len(r.AccountKey) != 32 {
 		return fmt.Errorf("account_key is %d bytes, want 32 (Ed25519)", len(r.AccountKey))
 	}
+	if r.KeyProof != nil && len(r.KeyProof) != 64 {
+		return fmt.Errorf("key_proof is %d bytes, want 64 (Ed25519 signature)", len(r.KeyProof))
+	}
 	return validateContact(r.Contact)
 }
 
@@ -203,11 +216,8 @@ func (c *KeyCommitment) validate() error {
 	case len(c.PST) != 0 && c.PrivacyPass != nil:
 		return fmt.Errorf("key commitment has both pst and privacy_pass; submit them separately")
 	}
-	if len(c.PST) != 0 {
-		if err := c.PST.Validate(); err != nil {
-			return err
-		}
-	} else if err := c.PrivacyPass.Validate(); err != nil {
+	keys, err := c.Keys()
+	if err != nil {
 		return err
 	}
 	if c.Emergency != nil {
@@ -215,6 +225,7 @@ func (c *KeyCommitment) validate() error {
 			return fmt.Errorf("emergency incident report: %w", err)
 		}
 	}
+	c.keys = keys
 	return nil
 }
 

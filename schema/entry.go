@@ -155,6 +155,9 @@ func ParseSubmission(b []byte) (*Submission, error) {
 	if len(s.Prev) != 0 && len(s.Prev) != 32 {
 		return nil, fmt.Errorf("prev is %d bytes, want 32 (a leaf hash) or empty", len(s.Prev))
 	}
+	if err := emptyIsNull("prev", s.Prev); err != nil {
+		return nil, err
+	}
 	if len(s.Sig) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("signature is %d bytes, want %d", len(s.Sig), ed25519.SignatureSize)
 	}
@@ -241,6 +244,12 @@ func ParseEntry(b []byte) (*Entry, error) {
 	} else if e.Issuer != "" || len(e.Prev) != 0 || len(e.Sig) != 0 {
 		return nil, fmt.Errorf("%s entry is written by the log and must have no issuer, prev or sig", e.Kind)
 	}
+	if err := emptyIsNull("prev", e.Prev); err != nil {
+		return nil, err
+	}
+	if err := emptyIsNull("sig", e.Sig); err != nil {
+		return nil, err
+	}
 	if _, err := ParseBody(e.Kind, e.Body); err != nil {
 		return nil, err
 	}
@@ -279,6 +288,15 @@ func strictUnmarshal(b []byte, v any) error {
 	}
 	if _, err := dec.Token(); err == nil {
 		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}
+
+// emptyIsNull refuses an empty byte string encoded as "" rather than null:
+// both decode to no bytes, and an entry must have one encoding.
+func emptyIsNull(name string, b []byte) error {
+	if b != nil && len(b) == 0 {
+		return fmt.Errorf("%s is \"\"; an empty %s is encoded as null: %w", name, name, ErrNotCanonical)
 	}
 	return nil
 }

@@ -1,0 +1,281 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"strings"
+
+	"github.com/keycommit/keycommit/schema"
+)
+
+// maxTime bounds entry times (ms): the start of the year 3000.
+const maxTime = 32503680000000
+
+// Evaluate decides whether e may be appended at index idx, at the time
+// e.Time, under the parameters in force in st. It does not change st.
+func Evaluate(st *State, e *schema.Entry, idx uint64) Decision {
+	if idx != st.size {
+		return reject(RuleMalformed, "entry evaluated at index %d but the log has %d entries", idx, st.size)
+	}
+	if e.Time < 0 || e.Time > maxTime {
+		return reject(RuleMalformed, "entry time %d ms is outside 0..%d (year 3000)", e.Time, int64(maxTime))
+	}
+	if e.V != schema.Version {
+		return reject(RuleMalformed, "entry schema version %d, want %d", e.V, schema.Version)
+	}
+	body, err := e.ParsedBody()
+	if err != nil {
+		return reject(RuleMalformed, "%v", err)
+	}
+	if !e.Kind.IssuerSigned() {
+		if e.Issuer != "" || len(e.Prev) != 0 || len(e.Sig) != 0 {
+			return reject(RuleMalformed, "%s entry is written by the log and must have no issuer, prev or sig", e.Kind)
+		}
+		return evaluateLogEntry(st, e, body)
+	}
+	is := st.issuers[e.Issuer]
+	// Who must have signed, and what prev must be.
+	var signer ed25519.PublicKey
+	var wantPrev []byte
+	switch {
+	case is == nil && e.Kind == schema.KindRegistration:
+		signer = body.(*schema.Registration).AccountKey
+	case is == nil:
+		return reject(RuleRegistration, "issuer %s is not registered; register it before submitting a %s", e.Issuer, e.Kind)
+	default:
+		signer = is.AccountKey
+		wantPrev = is.LastLeafHash[:]
+	}
+	if !bytes.Equal(e.Prev, wantPrev) {
+		if wantPrev == nil {
+			return reject(RulePrev, "prev must be empty for the first entry of issuer %s", e.Issuer)
+		}
+		return reject(RulePrev, "prev does not match issuer %s's latest entry (index %d, leaf hash %x); fetch it and sign again", e.Issuer, is.LastIndex, is.LastLeafHash)
+	}
+	if err := e.Submission().Verify(signer); err != nil {
+		return reject(RuleSignature, "%v", err)
+	}
+	if is != nil && e.Time < is.LastTime {
+		return reject(RuleTime, "log time %s is before issuer %s's latest entry at index %d (%s)", fmtMillis(e.Time), e.Issuer, is.LastIndex, fmtMillis(is.LastTime))
+	}
+	switch b := body.(type) {
+	case *schema.Registration:
+		return evaluateRegistration(is, e, b)
+	case *schema.KeyCommitment:
+		return evaluateCommitment(st, is, e, b)
+	case *schema.IncidentFinal:
+		return evaluateFinal(is, e, b)
+	}
+	return reject(RuleMalformed, "unhandled entry kind %q", e.Kind)
+}
+
+func evaluateRegistration(is *Issuer, e *schema.Entry, r *schema.Registration) Decision {
+	changes := is != nil && !bytes.Equal(r.AccountKey, is.AccountKey)
+	if changes || r.KeyProof != nil {
+		if err := r.VerifyKeyPossession(e.Issuer, e.Prev); err != nil {
+			return reject(RuleRegistration, "account key change for %s: %v", e.Issuer, err)
+		}
+	}
+	return accept()
+}
+
+func evaluateFinal(is *Issuer, e *schema.Entry, f *schema.IncidentFinal) Decision {
+	le := is.LastEmergency
+	switch {
+	case le == nil:
+		return reject(RuleIncidentReport, "issuer %s has no emergency rotation for index %d's final report to answer", e.Issuer, f.Emergency)
+	case f.Emergency != le.Index:
+		return reject(RuleIncidentReport, "final report names index %d, but issuer %s's latest emergency is at index %d (%s)", f.Emergency, e.Issuer, le.Index, fmtMillis(le.Time))
+	case le.Finalized:
+		return reject(RuleIncidentReport, "the emergency at index %d already has its final report at index %d", le.Index, le.Final)
+	case f.Report.Discovered > e.Time:
+		return reject(RuleIncidentReport, "incident discovered at %s, after the entry time %s", fmtMillis(f.Report.Discovered), fmtMillis(e.Time))
+	}
+	return accept()
+}
+
+func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCommitment) Decision {
+	p, t := st.params, e.Time
+	if t >= is.Expires {
+		return reject(RuleRegistration, "registration of %s (index %d) lapsed at %s; renew it with a registration entry first", e.Issuer, is.Registered, fmtMillis(is.Expires))
+	}
+	keys, err := c.Keys()
+	if err != nil {
+		return reject(RuleMalformed, "%v", err)
+	}
+
+	// Format limits, per protocol version.
+	for _, v := range c.PST.Versions() {
+		vc := c.PST[v]
+		if vc.BatchSize < p.MinBatchSize || vc.BatchSize > p.MaxBatchSize {
+			return reject(RuleBatchSize, "%s batchsize %d is outside [%d, %d] (min_batch_size, max_batch_size)", v, vc.BatchSize, p.MinBatchSize, p.MaxBatchSize)
+		}
+		max, param := p.MaxKeysVOPRF, "max_keys_voprf"
+		if schema.IsPMB(v) {
+			max, param = p.MaxKeysPMB, "max_keys_pmb"
+		}
+		if len(vc.Keys) > max {
+			return reject(RuleKeyCount, "%s has %d keys; at most %d (%s)", v, len(vc.Keys), max, param)
+		}
+	}
+	if c.PrivacyPass != nil && len(c.PrivacyPass.TokenKeys) > p.MaxKeysPrivacyPass {
+		return reject(RuleKeyCount, "privacy pass directory has %d token-keys; at most %d (max_keys_privacy_pass)", len(c.PrivacyPass.TokenKeys), p.MaxKeysPrivacyPass)
+	}
+	for _, v := range c.PST.Versions() {
+		if prev, ok := is.IDs[v]; ok && c.PST[v].ID <= prev.ID {
+			return reject(RuleCommitmentID, "%s id %d does not increase on id %d of the commitment at index %d; use an id above %d", v, c.PST[v].ID, prev.ID, prev.Index, prev.ID)
+		}
+	}
+
+	// Key lifetimes.
+	nowUs := uint64(t) * 1000
+	maxUs := uint64(t+p.MaxKeyLifetime*1000) * 1000
+	for _, k := range keys {
+		if k.NotBefore != nil {
+			if *k.NotBefore*1000 > t+p.MaxKeyLifetime*1000 {
+				return reject(RuleExpiry, "%s key %s: not-before %s is more than max_key_lifetime (%s) after the entry time %s", k.Protocol, k.Label, fmtMillis(*k.NotBefore*1000), fmtSeconds(p.MaxKeyLifetime), fmtMillis(t))
+			}
+			continue
+		}
+		if k.Protocol == schema.ProtocolPrivacyPassVOPRF || k.Protocol == schema.ProtocolPrivacyPassBlindRSA {
+			continue
+		}
+		if k.Expiry <= nowUs {
+			return reject(RuleExpiry, "%s key %s expired at %s, not after the entry time %s; remove it", k.Protocol, k.Label, fmtMicros(k.Expiry), fmtMillis(t))
+		}
+		if k.Expiry > maxUs {
+			return reject(RuleExpiry, "%s key %s expires at %s, more than max_key_lifetime (%s) after the entry time %s; latest allowed %s", k.Protocol, k.Label, fmtMicros(k.Expiry), fmtSeconds(p.MaxKeyLifetime), fmtMillis(t), fmtMicros(maxUs))
+		}
+	}
+
+	// Keys new to this issuer's commitment: never another issuer's, never
+	// one of its own retired keys.
+	current := keySet(is.Keys)
+	var added []schema.CommittedKey
+	for _, k := range keys {
+		if current[k.ID] || containsKey(added, k.ID) {
+			continue
+		}
+		if r := st.keys[k.ID]; r != nil {
+			if r.issuer != e.Issuer {
+				return reject(RuleKeyReuse, "%s key %s (key id %s) is already committed by %s (first at index %d)", k.Protocol, k.Label, k.ID.Short(), r.issuer, r.first)
+			}
+			return reject(RuleRetiredKey, "%s key %s (key id %s) was first committed at index %d and retired at index %d; a retired key cannot come back", k.Protocol, k.Label, k.ID.Short(), r.first, r.retiredAt)
+		}
+		added = append(added, k)
+	}
+
+	// Emergencies: a preliminary report, none while an incident is open,
+	// at most max_emergencies per rolling emergency_window.
+	if em := c.Emergency; em != nil {
+		if em.Discovered > t {
+			return reject(RuleIncidentReport, "incident discovered at %s, after the entry time %s", fmtMillis(em.Discovered), fmtMillis(t))
+		}
+		if le := is.LastEmergency; le != nil && !le.Finalized {
+			return reject(RuleOpenIncident, "the emergency at index %d (%s) has no final report; log an incident_report entry for index %d before another emergency", le.Index, fmtMillis(le.Time), le.Index)
+		}
+		w := p.EmergencyWindow * 1000
+		in := eventsSince(is.Emergencies, t-w)
+		if len(in) >= p.MaxEmergencies {
+			if p.MaxEmergencies == 0 {
+				return reject(RuleEmergencyRate, "emergency rotations are not allowed (max_emergencies 0)")
+			}
+			next := in[len(in)-p.MaxEmergencies].Time + w
+			return reject(RuleEmergencyRate, "%d emergencies in the last %s already (at most %d, max_emergencies per emergency_window): %s; next allowed %s",
+				len(in), fmtSeconds(p.EmergencyWindow), p.MaxEmergencies, fmtEvents(in), fmtMillis(next))
+		}
+	} else if len(added) > 0 && is.HasRotated {
+		next := is.LastRotation.Time + p.MinRotationInterval*1000
+		if t < next {
+			return reject(RuleRotation, "rotation %s after the last one at index %d (%s); next allowed %s (min_rotation_interval %s); a faster rotation must be an emergency with an incident report",
+				fmtDuration(t-is.LastRotation.Time), is.LastRotation.Index, fmtMillis(is.LastRotation.Time), fmtMillis(next), fmtSeconds(p.MinRotationInterval))
+		}
+	}
+
+	// Information limit: distinct new keys per rolling key_window.
+	if len(added) > 0 {
+		w := p.KeyWindow * 1000
+		in := introsSince(is.KeyIntros, t-w)
+		sum := 0
+		for _, ki := range in {
+			sum += ki.Count
+		}
+		if sum+len(added) > p.MaxKeysPerWindow {
+			if len(added) > p.MaxKeysPerWindow {
+				return reject(RuleKeyWindow, "commitment adds %d new keys; at most %d in any %s (max_keys_per_window)", len(added), p.MaxKeysPerWindow, fmtSeconds(p.KeyWindow))
+			}
+			// The earliest time enough introductions have left the window.
+			need, i := sum+len(added)-p.MaxKeysPerWindow, 0
+			for ; need > 0; i++ {
+				need -= in[i].Count
+			}
+			return reject(RuleKeyWindow, "commitment adds %d new keys; with the %d added in the last %s (%s) that makes %d, above max_keys_per_window %d; next allowed %s",
+				len(added), sum, fmtSeconds(p.KeyWindow), fmtIntros(in), sum+len(added), p.MaxKeysPerWindow, fmtMillis(in[i-1].Time+w))
+		}
+	}
+	return accept()
+}
+
+func evaluateLogEntry(st *State, e *schema.Entry, body any) Decision {
+	switch b := body.(type) {
+	case *schema.PolicyParams:
+		if err := ValidateParams(*b); err != nil {
+			return reject(RuleParams, "%v", err)
+		}
+		return accept()
+	case *schema.Snapshot:
+		ks := st.KeySet(e.Time)
+		d, err := ks.Digest()
+		if err != nil {
+			return reject(RuleSnapshot, "couldn't compute the key set digest: %v", err)
+		}
+		if n := len(ks.PST) + len(ks.PrivacyPass); b.Issuers != n || !bytes.Equal(b.Digest, d) {
+			return reject(RuleSnapshot, "snapshot says %d issuers with digest %x; the entries before it give %d issuers with digest %x", b.Issuers, b.Digest, n, d)
+		}
+		return accept()
+	}
+	return reject(RuleMalformed, "unhandled entry kind %q", e.Kind)
+}
+
+// eventsSince returns the events with a time after since (the window
+// (since, t] of a rolling window ending at t).
+func eventsSince(evs []Event, since int64) []Event {
+	i := 0
+	for i < len(evs) && evs[i].Time <= since {
+		i++
+	}
+	return evs[i:]
+}
+
+func introsSince(kis []KeyIntro, since int64) []KeyIntro {
+	i := 0
+	for i < len(kis) && kis[i].Time <= since {
+		i++
+	}
+	return kis[i:]
+}
+
+func fmtEvents(evs []Event) string {
+	parts := make([]string, len(evs))
+	for i, ev := range evs {
+		parts[i] = "index " + uitoa(ev.Index) + " (" + fmtMillis(ev.Time) + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtIntros(kis []KeyIntro) string {
+	parts := make([]string, len(kis))
+	for i, ki := range kis {
+		parts[i] = itoa(ki.Count) + " at index " + uitoa(ki.Index) + " (" + fmtMillis(ki.Time) + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func containsKey(keys []schema.CommittedKey, id schema.KeyID) bool {
+	for _, k := range keys {
+		if k.ID == id {
+			return true
+		}
+	}
+	return false
+}
