@@ -74,21 +74,39 @@ func codecTestState(t *testing.T) *State {
 		}
 		return schema.NewEntry(sub, now)
 	}
-	for i, origin := range []string{"https://b.example", "https://a.example"} {
-		_, priv, _ := ed25519.GenerateKey(rand.Reader)
-		keys[origin] = priv
-		apply(signed(origin, schema.KindRegistration, &schema.Registration{Contact: "mailto:x@example.com", AccountKey: priv.Public().(ed25519.PublicKey)}))
+	newKey := func(id uint32, exp int64) schema.PSTKey {
+		t.Helper()
 		k, err := ecdh.P384().GenerateKey(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y := append([]byte{0, 0, 0, 1}, k.PublicKey().Bytes()...)
-		exp := strconv.FormatInt((now+30*day*1000)*1000, 10)
-		apply(signed(origin, schema.KindKeyCommitment, &schema.KeyCommitment{PST: schema.PSTCommitment{
-			schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: uint32(i + 1), BatchSize: 5,
-				Keys: map[string]schema.PSTKey{"1": {Y: base64.StdEncoding.EncodeToString(y), Expiry: exp}}}}}))
+		y := append([]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}, k.PublicKey().Bytes()...)
+		return schema.PSTKey{Y: base64.StdEncoding.EncodeToString(y), Expiry: strconv.FormatInt(exp*1000, 10)}
+	}
+	commit := func(origin string, id uint32, keys map[string]schema.PSTKey, em *schema.IncidentReport) *schema.Entry {
+		return signed(origin, schema.KindKeyCommitment, &schema.KeyCommitment{PST: schema.PSTCommitment{
+			schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: id, BatchSize: 5, Keys: keys}}, Emergency: em})
+	}
+	report := &schema.IncidentReport{Summary: "key leaked", Discovered: now, Impact: "tokens forgeable",
+		RootCause: "backup exposed", Remediation: "rotated", URL: "https://a.example/incident"}
+	for i, origin := range []string{"https://b.example", "https://a.example"} {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		keys[origin] = priv
+		apply(signed(origin, schema.KindRegistration, &schema.Registration{Contact: "mailto:x@example.com", AccountKey: priv.Public().(ed25519.PublicKey)}))
+		apply(commit(origin, uint32(i+1), map[string]schema.PSTKey{"1": newKey(1, now+200*day*1000)}, nil))
 		now += 1000
 	}
+	// A normal rotation 61 days later retires key 1 of a.example; an
+	// emergency rotation and its final report follow.
+	now += 61 * day * 1000
+	k2 := newKey(2, now+200*day*1000)
+	apply(commit("https://a.example", 10, map[string]schema.PSTKey{"2": k2}, nil))
+	now += day * 1000
+	apply(commit("https://a.example", 11, map[string]schema.PSTKey{"2": k2, "3": newKey(3, now+200*day*1000)}, report))
+	emergencyIdx := st.Size() - 1
+	now += day * 1000
+	apply(signed("https://a.example", schema.KindIncidentReport, &schema.IncidentFinal{Emergency: emergencyIdx, Report: *report}))
+	apply(signed("https://b.example", schema.KindRegistration, &schema.Registration{Contact: "https://b.example/contact", AccountKey: keys["https://b.example"].Public().(ed25519.PublicKey)}))
 	p := DefaultParams()
 	p.MaxEmergencies = 3
 	e, err := schema.NewLogEntry(schema.KindPolicyParams, now, &p)
@@ -96,7 +114,23 @@ func codecTestState(t *testing.T) *State {
 		t.Fatal(err)
 	}
 	apply(e)
+	// The state exercises every part of the codec.
+	if a, _ := st.Issuer("https://a.example"); a.LastEmergency == nil || !a.LastEmergency.Finalized ||
+		len(a.Emergencies) != 1 || len(a.KeyIntros) != 3 || len(a.IDs) != 1 || !a.HasRotated {
+		t.Fatalf("test state lacks rotations or emergencies: %+v", a)
+	}
+	if _, _, retired, _, ok := st.KeyOwner(firstKeyOf(t, st, "https://b.example")); !ok || retired || st.KeyCount() != 4 {
+		t.Fatalf("test state has %d keys, want 4", st.KeyCount())
+	}
 	return st
+}
+
+func firstKeyOf(t *testing.T, st *State, origin string) schema.KeyID {
+	is, ok := st.Issuer(origin)
+	if !ok || len(is.Keys) == 0 {
+		t.Fatalf("%s has no keys", origin)
+	}
+	return is.Keys[0].ID
 }
 
 func TestStateCodecRoundTrip(t *testing.T) {
