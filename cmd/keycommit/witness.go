@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/keycommit/keycommit/witness"
+)
+
+func init() { rootCmd.AddCommand(newWitnessCmd()) }
+
+func newWitnessCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "witness",
+		Short: "Run a C2SP tlog-witness that cosigns checkpoints of configured logs",
+	}
+	cmd.AddCommand(newWitnessInitCmd(), newWitnessAddLogCmd(), newWitnessListLogsCmd(), newWitnessServeCmd())
+	return cmd
+}
+
+func newWitnessInitCmd() *cobra.Command {
+	var dir, name string
+	cmd := &cobra.Command{
+		Use:   "init --data DIR --name NAME",
+		Short: "Create a witness: a cosignature key and an empty state database",
+		Long: "Creates DIR/witness.key (mode 0600), DIR/witness.vkey and DIR/witness.db.\n" +
+			"Refuses to overwrite an existing witness. Prints the witness's cosignature\n" +
+			"verifier key (C2SP vkey, type 0x04) as the last line.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vkey, err := witness.InitDir(cmd.Context(), dir, name)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "initialised witness %q in %s\n", name, dir)
+			fmt.Fprintln(out, vkey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
+	cmd.Flags().StringVar(&name, "name", "", "witness key name, e.g. witness.example.com/w1 (required)")
+	cmd.MarkFlagRequired("data")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func newWitnessAddLogCmd() *cobra.Command {
+	var dir, origin, vkey string
+	cmd := &cobra.Command{
+		Use:   "add-log --data DIR --origin ORIGIN --vkey VKEY",
+		Short: "Configure a log to cosign: its checkpoint origin and log verifier key",
+		Long: "Any C2SP tlog-checkpoint log can be added. Adding another key to a known\n" +
+			"origin adds it as an alternative key (a running server sees new origins at\n" +
+			"once and new keys of a known origin after a restart).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := witness.OpenDirStore(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.AddLog(cmd.Context(), origin, vkey); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "added log %q with key %s\n", origin, vkey)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
+	cmd.Flags().StringVar(&origin, "origin", "", "the log's checkpoint origin line (required)")
+	cmd.Flags().StringVar(&vkey, "vkey", "", "the log's verifier key, C2SP vkey format (required)")
+	cmd.MarkFlagRequired("data")
+	cmd.MarkFlagRequired("origin")
+	cmd.MarkFlagRequired("vkey")
+	return cmd
+}
+
+func newWitnessListLogsCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "list-logs --data DIR",
+		Short: "List configured logs with the size the witness last cosigned",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := witness.OpenDirStore(cmd.Context(), dir)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			logs, err := s.Logs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ORIGIN\tSIZE\tVKEYS")
+			for _, l := range logs {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", l.Origin, l.Size, strings.Join(l.VKeys, " "))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+func newWitnessServeCmd() *cobra.Command {
+	var dir, listen, level string
+	cmd := &cobra.Command{
+		Use:   "serve --data DIR --listen ADDR",
+		Short: "Serve add-checkpoint at the root of ADDR (plus monitoring reads, /evidence, /metrics)",
+		Long: "Serves POST /add-checkpoint, GET /<hex sha256(origin)>/checkpoint, GET /evidence\n" +
+			"and GET /metrics. Prints its URL on the first line of stdout. SIGINT or SIGTERM\n" +
+			"shut it down gracefully.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+
+			d, err := witness.OpenDir(ctx, dir)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey, Logger: logger, Metrics: reg})
+			if err != nil {
+				return err
+			}
+			defer w.Close()
+
+			mux := http.NewServeMux()
+			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			mux.Handle("/", w.Handler())
+			srv := &http.Server{
+				Handler:           mux,
+				ReadHeaderTimeout: 10 * time.Second,
+				ReadTimeout:       30 * time.Second,
+				WriteTimeout:      30 * time.Second,
+				IdleTimeout:       2 * time.Minute,
+				MaxHeaderBytes:    16 << 10,
+				ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("couldn't listen on %s: %w", listen, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "http://%s/\n", ln.Addr())
+			logger.Info("witness serving", "name", d.Name, "vkey", d.VKey, "addr", ln.Addr().String())
+
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			select {
+			case err := <-errc:
+				return fmt.Errorf("witness server stopped: %w", err)
+			case <-ctx.Done():
+			}
+			logger.Info("witness shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("couldn't shut down witness server: %w", err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7380", "address to listen on")
+	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}

@@ -1,0 +1,122 @@
+package witness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	fnote "github.com/transparency-dev/formats/note"
+)
+
+// Files in a witness data directory.
+const (
+	KeyFile  = "witness.key"  // cosignature private key, mode 0600
+	VKeyFile = "witness.vkey" // cosignature verifier key (public)
+	DBFile   = "witness.db"   // SQLite state
+)
+
+// InitDir creates a witness in dir (created if missing): a new cosignature
+// key for name and an empty state database. It refuses to overwrite an
+// existing key or database. It returns the witness's vkey.
+func InitDir(ctx context.Context, dir, name string) (vkey string, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("couldn't create witness directory %s: %w", dir, err)
+	}
+	for _, f := range []string{KeyFile, DBFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return "", fmt.Errorf("refusing to initialise witness in %s: %s already exists", dir, f)
+		}
+	}
+	skey, vkey, err := GenerateKey(name)
+	if err != nil {
+		return "", err
+	}
+	keyPath := filepath.Join(dir, KeyFile)
+	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("couldn't create witness key file: %w", err)
+	}
+	if _, err := f.WriteString(skey + "\n"); err != nil {
+		f.Close()
+		return "", fmt.Errorf("couldn't write witness key file %s: %w", keyPath, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", fmt.Errorf("couldn't sync witness key file %s: %w", keyPath, err)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("couldn't write witness key file %s: %w", keyPath, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, VKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("couldn't write witness vkey file: %w", err)
+	}
+	s, err := CreateStore(ctx, filepath.Join(dir, DBFile), name, vkey)
+	if err != nil {
+		return "", err
+	}
+	if err := s.Close(); err != nil {
+		return "", fmt.Errorf("couldn't close new witness database: %w", err)
+	}
+	return vkey, nil
+}
+
+// Dir is an opened witness data directory.
+type Dir struct {
+	Store  *Store
+	Signer *fnote.Signer
+	Name   string
+	VKey   string
+}
+
+// OpenDir opens the state and key of a directory made by InitDir. It checks
+// that the key file is private and matches the identity in the database.
+func OpenDir(ctx context.Context, dir string) (*Dir, error) {
+	s, err := OpenStore(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		return nil, err
+	}
+	d, err := openKey(ctx, dir, s)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenDirStore opens only the state of a witness directory (for commands
+// that do not sign).
+func OpenDirStore(ctx context.Context, dir string) (*Store, error) {
+	return OpenStore(ctx, filepath.Join(dir, DBFile))
+}
+
+func openKey(ctx context.Context, dir string, s *Store) (*Dir, error) {
+	keyPath := filepath.Join(dir, KeyFile)
+	fi, err := os.Stat(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read witness key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("witness key file %s has mode %v: it must not be readable by group or others (chmod 600)", keyPath, fi.Mode().Perm())
+	}
+	skey, err := os.ReadFile(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read witness key: %w", err)
+	}
+	signer, vkey, err := NewSigner(string(skey))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyPath, err)
+	}
+	name, storedVKey, err := s.Identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if storedVKey != vkey {
+		return nil, errors.New("witness key file does not match the identity recorded in the database")
+	}
+	return &Dir{Store: s, Signer: signer, Name: name, VKey: vkey}, nil
+}
+
+// Close closes the directory's store.
+func (d *Dir) Close() error { return d.Store.Close() }

@@ -1,0 +1,565 @@
+// Package quorum parses transparency-log trust policies in the text format
+// shared by Sigsum, Tessera and C2SP tlog-policy, and decides whether a
+// checkpoint's verified cosignatures meet the policy's k-of-n quorum.
+//
+// A policy file looks like:
+//
+//	log keycommit.example/log+1a2b3c4d+AaBb...        https://log.example/
+//	witness w1 witness1.example+5e6f7a8b+BCcD...      https://w1.example/
+//	witness w2 witness2.example+0a1b2c3d+BDdE...
+//	witness w3 witness3.example+9f8e7d6c+BEeF...
+//	group majority 2 w1 w2 w3
+//	quorum majority
+//
+// Keys are C2SP signed-note vkeys: Ed25519 (type 0x01) for logs, Ed25519
+// cosignature/v1 (type 0x04, or 0x01 read as 0x04, as Tessera does) for
+// witnesses. Names are defined before use, each member appears in a group at
+// most once, and `quorum none` requires no cosignatures.
+//
+// The package imports only the Go standard library so that user agents can
+// embed it; it verifies Ed25519 signatures with crypto/ed25519.
+package quorum
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Signature types of C2SP signed-note vkeys that this package understands.
+const (
+	TypeEd25519       = 0x01 // log checkpoint signatures
+	TypeCosignatureV1 = 0x04 // timestamped Ed25519 witness cosignatures
+)
+
+// Limits on a policy's size; tlog-policy recommends supporting at least 32 of
+// each.
+const (
+	MaxLogs      = 256
+	MaxWitnesses = 256
+	MaxGroups    = 256
+)
+
+// NameNone is the predefined quorum name that requires no cosignatures.
+const NameNone = "none"
+
+// Log is a `log <vkey> [<url>]` line.
+type Log struct {
+	// VKey is the log's verifier key as written in the policy.
+	VKey string
+	// KeyName is the key name from the vkey; it is the log's origin.
+	KeyName string
+	// KeyID is the 4-byte key ID that prefixes the log's signatures.
+	KeyID uint32
+	// PublicKey is the log's Ed25519 public key.
+	PublicKey ed25519.PublicKey
+	// URL is the optional URL; its meaning is up to the application.
+	URL string
+}
+
+// Witness is a `witness <name> <vkey> [<url>]` line.
+type Witness struct {
+	// Name is the witness's name within the policy (group membership).
+	Name string
+	// VKey is the witness's cosignature verifier key as written in the policy.
+	VKey string
+	// KeyName is the key name from the vkey: the name on its signature lines.
+	KeyName string
+	// KeyID is the cosignature/v1 key ID (computed with type 0x04).
+	KeyID uint32
+	// PublicKey is the witness's Ed25519 public key.
+	PublicKey ed25519.PublicKey
+	// URL is the optional submission prefix of the witness (tlog-witness).
+	URL string
+}
+
+// Group is a `group <name> <k|any|all> <member>...` line.
+type Group struct {
+	Name      string
+	Threshold int
+	Members   []string
+}
+
+// Policy is a parsed policy file.
+type Policy struct {
+	logs      []Log
+	witnesses []Witness
+	groups    []Group
+	quorum    string // NameNone or a defined witness or group name
+
+	witnessIndex map[string]int // witness name -> index in witnesses
+	groupIndex   map[string]int // group name -> index in groups
+}
+
+// Logs returns the policy's logs in file order.
+func (p *Policy) Logs() []Log { return append([]Log(nil), p.logs...) }
+
+// Witnesses returns the policy's witnesses in file order.
+func (p *Policy) Witnesses() []Witness { return append([]Witness(nil), p.witnesses...) }
+
+// Groups returns the policy's groups in file order.
+func (p *Policy) Groups() []Group { return append([]Group(nil), p.groups...) }
+
+// Quorum returns the name of the quorum component, or NameNone.
+func (p *Policy) Quorum() string { return p.quorum }
+
+// Parse parses a policy file. Every rule of C2SP tlog-policy is enforced:
+// names are defined once and before use, `none` only as the quorum, group
+// members listed at most once, 1 <= k <= n, exactly one quorum line, no
+// duplicate public keys, only tab and newline as control characters. As
+// Tessera does, text from a `#` that starts a field to the end of the line
+// is a comment.
+func Parse(text []byte) (*Policy, error) {
+	p := &Policy{
+		witnessIndex: map[string]int{},
+		groupIndex:   map[string]int{},
+	}
+	seenKeys := map[string]string{} // raw public key -> where it was defined
+	quorumSeen := false
+	for i, line := range strings.Split(string(text), "\n") {
+		lineNo := i + 1
+		for j := 0; j < len(line); j++ {
+			if c := line[j]; (c < 0x20 && c != '\t') || c == 0x7f {
+				return nil, fmt.Errorf("policy line %d: control character 0x%02x not allowed", lineNo, c)
+			}
+		}
+		fields := splitFields(line)
+		for j, f := range fields {
+			if strings.HasPrefix(f, "#") {
+				fields = fields[:j]
+				break
+			}
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		switch kw, args := fields[0], fields[1:]; kw {
+		case "log":
+			if len(args) < 1 || len(args) > 2 {
+				return nil, fmt.Errorf("policy line %d: want `log <vkey> [<url>]`, got %d arguments", lineNo, len(args))
+			}
+			if len(p.logs) >= MaxLogs {
+				return nil, fmt.Errorf("policy line %d: more than %d logs", lineNo, MaxLogs)
+			}
+			l, err := ParseLogVKey(args[0])
+			if err != nil {
+				return nil, fmt.Errorf("policy line %d: log key: %w", lineNo, err)
+			}
+			if prev, ok := seenKeys[string(l.PublicKey)]; ok {
+				return nil, fmt.Errorf("policy line %d: log key duplicates the key of %s", lineNo, prev)
+			}
+			seenKeys[string(l.PublicKey)] = fmt.Sprintf("line %d", lineNo)
+			if len(args) == 2 {
+				l.URL = args[1]
+			}
+			p.logs = append(p.logs, l)
+		case "witness":
+			if len(args) < 2 || len(args) > 3 {
+				return nil, fmt.Errorf("policy line %d: want `witness <name> <vkey> [<url>]`, got %d arguments", lineNo, len(args))
+			}
+			if len(p.witnesses) >= MaxWitnesses {
+				return nil, fmt.Errorf("policy line %d: more than %d witnesses", lineNo, MaxWitnesses)
+			}
+			name := args[0]
+			if err := p.checkNewName(name); err != nil {
+				return nil, fmt.Errorf("policy line %d: %w", lineNo, err)
+			}
+			w, err := ParseWitnessVKey(args[1])
+			if err != nil {
+				return nil, fmt.Errorf("policy line %d: witness %q key: %w", lineNo, name, err)
+			}
+			if prev, ok := seenKeys[string(w.PublicKey)]; ok {
+				return nil, fmt.Errorf("policy line %d: witness %q key duplicates the key of %s", lineNo, name, prev)
+			}
+			seenKeys[string(w.PublicKey)] = fmt.Sprintf("witness %q", name)
+			w.Name = name
+			if len(args) == 3 {
+				w.URL = args[2]
+			}
+			p.witnessIndex[name] = len(p.witnesses)
+			p.witnesses = append(p.witnesses, w)
+		case "group":
+			if len(args) < 3 {
+				return nil, fmt.Errorf("policy line %d: want `group <name> <k|any|all> <member>...`, got %d arguments", lineNo, len(args))
+			}
+			if len(p.groups) >= MaxGroups {
+				return nil, fmt.Errorf("policy line %d: more than %d groups", lineNo, MaxGroups)
+			}
+			name, thr, members := args[0], args[1], args[2:]
+			if err := p.checkNewName(name); err != nil {
+				return nil, fmt.Errorf("policy line %d: %w", lineNo, err)
+			}
+			seen := map[string]bool{}
+			for _, m := range members {
+				if m == NameNone {
+					return nil, fmt.Errorf("policy line %d: group %q: %q cannot be a group member", lineNo, name, NameNone)
+				}
+				if !p.defined(m) {
+					return nil, fmt.Errorf("policy line %d: group %q: member %q is not defined on an earlier line", lineNo, name, m)
+				}
+				if seen[m] {
+					return nil, fmt.Errorf("policy line %d: group %q: member %q listed twice", lineNo, name, m)
+				}
+				seen[m] = true
+			}
+			var k int
+			switch thr {
+			case "any":
+				k = 1
+			case "all":
+				k = len(members)
+			default:
+				n, err := strconv.ParseUint(thr, 10, 16)
+				if err != nil || (len(thr) > 1 && thr[0] == '0') {
+					return nil, fmt.Errorf("policy line %d: group %q: threshold %q is not any, all or a decimal number", lineNo, name, thr)
+				}
+				k = int(n)
+			}
+			if k < 1 || k > len(members) {
+				return nil, fmt.Errorf("policy line %d: group %q: threshold %d outside 1..%d (the number of members)", lineNo, name, k, len(members))
+			}
+			p.groupIndex[name] = len(p.groups)
+			p.groups = append(p.groups, Group{Name: name, Threshold: k, Members: append([]string(nil), members...)})
+		case "quorum":
+			if len(args) != 1 {
+				return nil, fmt.Errorf("policy line %d: want `quorum <name>`, got %d arguments", lineNo, len(args))
+			}
+			if quorumSeen {
+				return nil, fmt.Errorf("policy line %d: a second quorum line", lineNo)
+			}
+			if args[0] != NameNone && !p.defined(args[0]) {
+				return nil, fmt.Errorf("policy line %d: quorum %q is not defined on an earlier line", lineNo, args[0])
+			}
+			p.quorum = args[0]
+			quorumSeen = true
+		default:
+			return nil, fmt.Errorf("policy line %d: unknown keyword %q", lineNo, kw)
+		}
+	}
+	if !quorumSeen {
+		return nil, errors.New("policy has no quorum line")
+	}
+	return p, nil
+}
+
+// splitFields splits on runs of ASCII space and tab only.
+func splitFields(line string) []string {
+	return strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '\t' })
+}
+
+func (p *Policy) defined(name string) bool {
+	_, w := p.witnessIndex[name]
+	_, g := p.groupIndex[name]
+	return w || g
+}
+
+func (p *Policy) checkNewName(name string) error {
+	if name == NameNone {
+		return fmt.Errorf("%q is a reserved name", NameNone)
+	}
+	if p.defined(name) {
+		return fmt.Errorf("name %q defined twice", name)
+	}
+	return nil
+}
+
+// Satisfied reports whether the quorum is met when exactly the witnesses
+// named (policy names) in cosigned have verified cosignatures.
+func (p *Policy) Satisfied(cosigned map[string]bool) bool {
+	if p.quorum == NameNone {
+		return true
+	}
+	memo := map[string]bool{}
+	return p.satisfied(p.quorum, cosigned, memo)
+}
+
+func (p *Policy) satisfied(name string, cosigned, memo map[string]bool) bool {
+	if v, ok := memo[name]; ok {
+		return v
+	}
+	var v bool
+	if _, ok := p.witnessIndex[name]; ok {
+		v = cosigned[name]
+	} else if gi, ok := p.groupIndex[name]; ok {
+		g := p.groups[gi]
+		n := 0
+		for _, m := range g.Members {
+			if p.satisfied(m, cosigned, memo) {
+				n++
+			}
+		}
+		v = n >= g.Threshold
+	}
+	memo[name] = v
+	return v
+}
+
+// ParseLogVKey parses a log's C2SP vkey `name+hex(keyID)+base64(0x01‖key)`,
+// checking that the key ID matches the name and key.
+func ParseLogVKey(vkey string) (Log, error) {
+	name, id, typ, key, err := splitVKey(vkey)
+	if err != nil {
+		return Log{}, err
+	}
+	if typ != TypeEd25519 {
+		return Log{}, fmt.Errorf("vkey %q has signature type 0x%02x, want Ed25519 (0x01)", vkey, typ)
+	}
+	if want := KeyID(name, TypeEd25519, key); id != want {
+		return Log{}, fmt.Errorf("vkey %q has key ID %08x, want %08x", vkey, id, want)
+	}
+	return Log{VKey: vkey, KeyName: name, KeyID: id, PublicKey: key}, nil
+}
+
+// ParseWitnessVKey parses a witness's C2SP vkey. Type 0x04 (cosignature/v1)
+// is the standard; type 0x01 is accepted and read as the same key with type
+// 0x04, as Tessera and formats/note do. The returned KeyID is always the
+// cosignature/v1 one.
+func ParseWitnessVKey(vkey string) (Witness, error) {
+	name, id, typ, key, err := splitVKey(vkey)
+	if err != nil {
+		return Witness{}, err
+	}
+	switch typ {
+	case TypeCosignatureV1, TypeEd25519:
+	default:
+		return Witness{}, fmt.Errorf("vkey %q has signature type 0x%02x, want cosignature/v1 (0x04)", vkey, typ)
+	}
+	if want := KeyID(name, typ, key); id != want {
+		return Witness{}, fmt.Errorf("vkey %q has key ID %08x, want %08x", vkey, id, want)
+	}
+	return Witness{VKey: vkey, KeyName: name, KeyID: KeyID(name, TypeCosignatureV1, key), PublicKey: key}, nil
+}
+
+func splitVKey(vkey string) (name string, id uint32, typ byte, key ed25519.PublicKey, err error) {
+	name, rest, ok1 := strings.Cut(vkey, "+")
+	hexID, b64, ok2 := strings.Cut(rest, "+")
+	if !ok1 || !ok2 {
+		return "", 0, 0, nil, fmt.Errorf("vkey %q is not name+keyid+key", vkey)
+	}
+	if !validKeyName(name) {
+		return "", 0, 0, nil, fmt.Errorf("vkey %q has an invalid key name", vkey)
+	}
+	if len(hexID) != 8 {
+		return "", 0, 0, nil, fmt.Errorf("vkey %q: key ID %q is not 8 hex digits", vkey, hexID)
+	}
+	n, err := strconv.ParseUint(hexID, 16, 32)
+	if err != nil {
+		return "", 0, 0, nil, fmt.Errorf("vkey %q: key ID %q is not 8 hex digits", vkey, hexID)
+	}
+	raw, err := base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil {
+		return "", 0, 0, nil, fmt.Errorf("vkey %q: key is not base64: %w", vkey, err)
+	}
+	if len(raw) != 1+ed25519.PublicKeySize {
+		return "", 0, 0, nil, fmt.Errorf("vkey %q: key is %d bytes, want 1 type byte and a %d-byte Ed25519 key", vkey, len(raw), ed25519.PublicKeySize)
+	}
+	return name, uint32(n), raw[0], ed25519.PublicKey(raw[1:]), nil
+}
+
+// validKeyName reports whether name is a valid signed-note key name:
+// non-empty, valid UTF-8, no Unicode spaces and no plus signs.
+func validKeyName(name string) bool {
+	if name == "" || !isUTF8(name) {
+		return false
+	}
+	for _, r := range name {
+		if r == '+' || isSpace(r) || r < 0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// KeyID computes a signed-note key ID: the first four bytes of
+// SHA-256(name ‖ "\n" ‖ type ‖ public key), big-endian.
+func KeyID(name string, typ byte, key []byte) uint32 {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{'\n', typ})
+	h.Write(key)
+	var sum [sha256.Size]byte
+	return binary.BigEndian.Uint32(h.Sum(sum[:0]))
+}
+
+// VKey formats a C2SP vkey for an Ed25519 public key with the given type.
+func VKey(name string, typ byte, key ed25519.PublicKey) string {
+	return fmt.Sprintf("%s+%08x+%s", name, KeyID(name, typ, key), base64.StdEncoding.EncodeToString(append([]byte{typ}, key...)))
+}
+
+var sigPrefix = []byte("\u2014 ")
+
+// signatureLine is one parsed note signature line.
+type signatureLine struct {
+	name  string
+	keyID uint32
+	sig   []byte // without the key ID
+}
+
+// splitNote splits a signed note into its text (ending in "\n") and its
+// signature lines, with the rules of C2SP signed-note: valid UTF-8, no
+// control characters but newline, a blank line before the signatures, each
+// signature line `— name base64(keyID ‖ sig)`, at most 100 signatures.
+func splitNote(msg []byte) (text []byte, sigs []signatureLine, err error) {
+	if !isUTF8(string(msg)) {
+		return nil, nil, errors.New("malformed note: not UTF-8")
+	}
+	for _, c := range msg {
+		if c < 0x20 && c != '\n' {
+			return nil, nil, errors.New("malformed note: control character")
+		}
+	}
+	split := bytes.LastIndex(msg, []byte("\n\n"))
+	if split < 0 {
+		return nil, nil, errors.New("malformed note: no blank line before signatures")
+	}
+	text, rest := msg[:split+1], msg[split+2:]
+	if len(rest) == 0 || rest[len(rest)-1] != '\n' {
+		return nil, nil, errors.New("malformed note: signature block does not end in a newline")
+	}
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		line := rest[:i]
+		rest = rest[i+1:]
+		if !bytes.HasPrefix(line, sigPrefix) {
+			return nil, nil, fmt.Errorf("malformed note: signature line %q does not start with an em dash and a space", line)
+		}
+		name, b64, _ := strings.Cut(string(line[len(sigPrefix):]), " ")
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || b64 == "" || !validKeyName(name) || len(raw) < 5 {
+			return nil, nil, fmt.Errorf("malformed note: bad signature line %q", line)
+		}
+		if len(sigs) == 100 {
+			return nil, nil, errors.New("malformed note: more than 100 signatures")
+		}
+		sigs = append(sigs, signatureLine{name: name, keyID: binary.BigEndian.Uint32(raw), sig: raw[4:]})
+	}
+	return text, sigs, nil
+}
+
+// Cosignature is a verified cosignature from a witness in the policy.
+type Cosignature struct {
+	// Witness is the witness's policy name.
+	Witness string
+	// Timestamp is the cosignature's POSIX timestamp (seconds).
+	Timestamp uint64
+}
+
+// Result is what Check found on a note.
+type Result struct {
+	// Origin is the checkpoint's origin line.
+	Origin string
+	// Log is the VKey of the policy log whose signature verified, or ""
+	// if the policy lists no logs.
+	Log string
+	// Cosignatures lists each witness with a valid cosignature, once, in
+	// policy order.
+	Cosignatures []Cosignature
+	// QuorumMet reports whether the cosignatures satisfy the quorum.
+	QuorumMet bool
+}
+
+// ErrQuorumNotMet is returned (wrapped) by Verify when signatures are valid
+// but too few witnesses cosigned.
+var ErrQuorumNotMet = errors.New("witness quorum not met")
+
+// Check verifies the cosignatures on a signed checkpoint note against the
+// policy's witnesses and evaluates the quorum. If the policy lists logs, a
+// valid signature from one of them whose key name equals the checkpoint's
+// origin is required. Signature lines from unknown keys are ignored, as
+// signed-note requires; a line that matches a known key (name and key ID)
+// but does not verify is an error.
+func (p *Policy) Check(note []byte) (*Result, error) {
+	text, sigs, err := splitNote(note)
+	if err != nil {
+		return nil, err
+	}
+	origin, _, _ := strings.Cut(string(text), "\n")
+	if bytes.Count(text, []byte("\n")) < 3 || origin == "" {
+		return nil, errors.New("malformed checkpoint: fewer than three lines or empty origin")
+	}
+	res := &Result{Origin: origin}
+	if len(p.logs) > 0 {
+		for _, s := range sigs {
+			for _, l := range p.logs {
+				if s.name != l.KeyName || s.keyID != l.KeyID {
+					continue
+				}
+				if !ed25519.Verify(l.PublicKey, text, s.sig) {
+					return nil, fmt.Errorf("invalid signature from log key %s", l.VKey)
+				}
+				if l.KeyName != origin {
+					return nil, fmt.Errorf("checkpoint origin %q differs from the key name of log %s", origin, l.VKey)
+				}
+				res.Log = l.VKey
+			}
+		}
+		if res.Log == "" {
+			return nil, errors.New("checkpoint has no signature from a log in the policy")
+		}
+	}
+	cosigned := map[string]bool{}
+	stamps := map[string]uint64{}
+	for _, s := range sigs {
+		for _, w := range p.witnesses {
+			if s.name != w.KeyName || s.keyID != w.KeyID {
+				continue
+			}
+			ts, ok := verifyCosignature(w.PublicKey, text, s.sig)
+			if !ok {
+				return nil, fmt.Errorf("invalid cosignature from witness %q (%s)", w.Name, w.VKey)
+			}
+			if !cosigned[w.Name] || ts > stamps[w.Name] {
+				stamps[w.Name] = ts
+			}
+			cosigned[w.Name] = true
+		}
+	}
+	for _, w := range p.witnesses {
+		if cosigned[w.Name] {
+			res.Cosignatures = append(res.Cosignatures, Cosignature{Witness: w.Name, Timestamp: stamps[w.Name]})
+		}
+	}
+	res.QuorumMet = p.Satisfied(cosigned)
+	return res, nil
+}
+
+// Verify is Check that also fails, with an error wrapping ErrQuorumNotMet,
+// when the quorum is not met.
+func (p *Policy) Verify(note []byte) (*Result, error) {
+	res, err := p.Check(note)
+	if err != nil {
+		return nil, err
+	}
+	if !res.QuorumMet {
+		names := make([]string, len(res.Cosignatures))
+		for i, c := range res.Cosignatures {
+			names[i] = c.Witness
+		}
+		return res, fmt.Errorf("%w: quorum %q, valid cosignatures from %d witnesses %v", ErrQuorumNotMet, p.quorum, len(names), names)
+	}
+	return res, nil
+}
+
+// verifyCosignature checks a cosignature/v1 signature (u64 timestamp ‖
+// Ed25519 signature) over `cosignature/v1\ntime <ts>\n` ‖ text.
+func verifyCosignature(key ed25519.PublicKey, text, sig []byte) (uint64, bool) {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return 0, false
+	}
+	ts := binary.BigEndian.Uint64(sig)
+	if ts > 1<<63-1 {
+		return 0, false
+	}
+	msg := make([]byte, 0, 40+len(text))
+	msg = append(msg, "cosignature/v1\ntime "...)
+	msg = strconv.AppendUint(msg, ts, 10)
+	msg = append(msg, '\n')
+	msg = append(msg, text...)
+	return ts, ed25519.Verify(key, msg, sig[8:])
+}
