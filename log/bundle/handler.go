@@ -1,0 +1,215 @@
+package bundle
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Paths the Handler serves.
+const (
+	BundlePath      = "/v1/keys.bundle"
+	IssuerProofPath = "/v1/issuer-proof"
+)
+
+// Content types of the responses.
+const (
+	BundleContentType = "application/x-keycommit-bundle"
+	ProofContentType  = "text/plain; charset=utf-8"
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Source reads the log; required.
+	Source Source
+	// Logger receives build failures; nil means slog.New(slog.DiscardHandler).
+	Logger *slog.Logger
+	// Registerer, if not nil, receives the handler's metrics.
+	Registerer prometheus.Registerer
+	// MaxAge is the Cache-Control max-age, in seconds, of responses (the
+	// checkpoint they carry changes as the log grows); 0 means 10.
+	MaxAge int
+}
+
+// Handler serves GET /v1/keys.bundle[?old=N] and
+// GET /v1/issuer-proof?issuer=ORIGIN. The bundle without ?old is built
+// once per checkpoint and cached, gzipped as well as plain.
+type Handler struct {
+	src      Source
+	log      *slog.Logger
+	maxAge   string
+	requests *prometheus.CounterVec
+
+	mu    sync.Mutex
+	cache *cached // for the latest checkpoint, without a consistency proof
+}
+
+type cached struct {
+	note, raw, gz []byte
+	etag          string
+}
+
+// NewHandler returns a Handler for cfg.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("bundle handler needs a source")
+	}
+	h := &Handler{src: cfg.Source, log: cfg.Logger, maxAge: "public, max-age=10"}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxAge > 0 {
+		h.maxAge = "public, max-age=" + strconv.Itoa(cfg.MaxAge)
+	}
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "keycommit_bundle_requests_total",
+		Help: "Keys bundle and issuer proof requests, by path and HTTP status code.",
+	}, []string{"path", "code"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(h.requests); err != nil {
+			return nil, fmt.Errorf("couldn't register bundle metrics: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// Register mounts the handler's endpoints on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+BundlePath, h.ServeBundle)
+	mux.HandleFunc("GET "+IssuerProofPath, h.ServeIssuerProof)
+}
+
+func (h *Handler) error(w http.ResponseWriter, path string, code int, msg string) {
+	h.requests.WithLabelValues(path, strconv.Itoa(code)).Inc()
+	http.Error(w, msg, code)
+}
+
+// ServeBundle serves the keys bundle; ?old=N adds the consistency proof
+// from tree size N when N is smaller than the checkpoint's size.
+func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
+	var old uint64
+	if s := r.URL.Query().Get("old"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			h.error(w, BundlePath, http.StatusBadRequest, fmt.Sprintf("old=%q is not a tree size", s))
+			return
+		}
+		old = n
+	}
+	note, err := h.src.Checkpoint(r.Context())
+	if err != nil {
+		h.log.Error("couldn't read the checkpoint for a keys bundle", "err", err)
+		h.error(w, BundlePath, http.StatusServiceUnavailable, "couldn't read the checkpoint")
+		return
+	}
+	var c *cached
+	if old == 0 {
+		c, err = h.latest(r, note)
+	} else {
+		var raw []byte
+		if raw, err = BuildFor(r.Context(), h.src, note, old); err == nil {
+			c = newCached(note, raw, false)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			h.error(w, BundlePath, http.StatusNotFound, "the log has no snapshot yet")
+			return
+		}
+		h.log.Error("couldn't build the keys bundle", "err", err)
+		h.error(w, BundlePath, http.StatusInternalServerError, "couldn't build the keys bundle")
+		return
+	}
+	w.Header().Set("Content-Type", BundleContentType)
+	w.Header().Set("Cache-Control", h.maxAge)
+	w.Header().Set("ETag", c.etag)
+	w.Header().Set("Vary", "Accept-Encoding")
+	if match := r.Header.Get("If-None-Match"); match != "" && match == c.etag {
+		h.requests.WithLabelValues(BundlePath, "304").Inc()
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	body := c.raw
+	if c.gz != nil && acceptsGzip(r) {
+		w.Header().Set("Content-Encoding", "gzip")
+		body = c.gz
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	h.requests.WithLabelValues(BundlePath, "200").Inc()
+	_, _ = w.Write(body)
+}
+
+// latest returns the cached bundle for note, building it if the
+// checkpoint changed.
+func (h *Handler) latest(r *http.Request, note []byte) (*cached, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cache != nil && bytes.Equal(h.cache.note, note) {
+		return h.cache, nil
+	}
+	raw, err := BuildFor(r.Context(), h.src, note, 0)
+	if err != nil {
+		return nil, err
+	}
+	h.cache = newCached(note, raw, true)
+	return h.cache, nil
+}
+
+func newCached(note, raw []byte, compress bool) *cached {
+	sum := sha256.Sum256(raw)
+	c := &cached{note: bytes.Clone(note), raw: raw, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	if compress {
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(raw)
+		if zw.Close() == nil {
+			c.gz = buf.Bytes()
+		}
+	}
+	return c
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeIssuerProof serves the C2SP tlog-proof of the latest key
+// commitment entry of ?issuer=ORIGIN.
+func (h *Handler) ServeIssuerProof(w http.ResponseWriter, r *http.Request) {
+	issuer := r.URL.Query().Get("issuer")
+	if issuer == "" {
+		h.error(w, IssuerProofPath, http.StatusBadRequest, "missing ?issuer=<issuer origin>")
+		return
+	}
+	p, err := BuildIssuerProof(r.Context(), h.src, issuer)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			h.error(w, IssuerProofPath, http.StatusNotFound, fmt.Sprintf("no key commitment for issuer %q", issuer))
+			return
+		}
+		h.log.Error("couldn't build an issuer proof", "issuer", issuer, "err", err)
+		h.error(w, IssuerProofPath, http.StatusInternalServerError, "couldn't build the proof")
+		return
+	}
+	w.Header().Set("Content-Type", ProofContentType)
+	w.Header().Set("Cache-Control", h.maxAge)
+	w.Header().Set("Content-Length", strconv.Itoa(len(p)))
+	h.requests.WithLabelValues(IssuerProofPath, "200").Inc()
+	_, _ = w.Write(p)
+}

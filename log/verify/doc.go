@@ -1,0 +1,33 @@
+// Package verify is the user agent's verifier for keycommit: it checks a
+// keys bundle (the complete key set, the snapshot entry that commits to it,
+// the entry's inclusion proof and a checkpoint cosigned by witnesses) and
+// C2SP tlog-proof files for a single issuer's entry.
+//
+// It is meant to be embedded in user agents, so it imports only the Go
+// standard library, github.com/transparency-dev/merkle (RFC 6962 proofs) and
+// github.com/keycommit/keycommit/witness/quorum (the witness policy parser,
+// itself standard-library only). Signatures are verified with crypto/ed25519.
+//
+// A bundle is accepted only when every check passes:
+//
+//   - format: the bundle parses, in its one encoding (docs/bundle.md);
+//   - checkpoint: the checkpoint is a C2SP signed note with a C2SP
+//     tlog-checkpoint body for the expected origin;
+//   - log-signature: the log's Ed25519 signature on it verifies;
+//   - cosignature: every cosignature from a witness of the policy verifies
+//     (C2SP tlog-cosignature, type 0x04);
+//   - freshness and quorum: the witnesses whose cosignatures are no older
+//     than the maximum age (and not from the future beyond the allowed
+//     skew) satisfy the policy's quorum;
+//   - snapshot: the entry is a schema version 1 snapshot written by the log;
+//   - inclusion: the entry is in the checkpoint's tree at the bundle's index;
+//   - digest: the key set hashes (SHA-256) to the snapshot's digest;
+//   - keyset: the key set is in its canonical encoding and has as many
+//     issuers as the snapshot says;
+//   - rollback and consistency: given the previous verified bundle, the new
+//     checkpoint is not smaller, is consistent with the old one (same root
+//     at the same size, a valid consistency proof otherwise), and its
+//     snapshot is not older.
+//
+// Every failure is an *Error whose Check names the check that failed.
+package verify

@@ -1,0 +1,454 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/keycommit/keycommit/witness/quorum"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// maxTimestamp bounds cosignature timestamps converted to time.Time; later
+// ones never count as fresh.
+const maxTimestamp = 1 << 40
+
+// Defaults for Config.
+const (
+	DefaultMaxAge  = 24 * time.Hour
+	DefaultMaxSkew = 5 * time.Minute
+)
+
+// Config configures a Verifier.
+type Config struct {
+	// LogKey is the log's C2SP signed-note verifier key (vkey), Ed25519
+	// (type 0x01).
+	LogKey string
+	// Origin is the checkpoint origin to require; "" means the log key's
+	// name (the usual C2SP convention).
+	Origin string
+	// Policy is the witness policy (see package quorum); required. If it
+	// lists logs, LogKey must be one of them.
+	Policy *quorum.Policy
+	// MaxAge is how old a cosignature may be and still count toward the
+	// quorum; 0 means DefaultMaxAge.
+	MaxAge time.Duration
+	// MaxSkew is how far in the future a cosignature's timestamp may be
+	// and still count; 0 means DefaultMaxSkew.
+	MaxSkew time.Duration
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// ConsistencyProof, if not nil, is asked for a consistency proof when
+	// a bundle must be checked against a previous one of a smaller size
+	// and carries no proof itself. The proof it returns is verified.
+	ConsistencyProof func(oldSize, newSize uint64) ([][]byte, error)
+}
+
+// Verifier verifies keys bundles and tlog-proofs for one log under one
+// witness policy. It is safe for concurrent use.
+type Verifier struct {
+	cfg       Config
+	origin    string
+	logName   string
+	logKeyID  uint32
+	logPub    ed25519.PublicKey
+	witnesses []quorum.Witness
+}
+
+// New returns a Verifier for cfg.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.Policy == nil {
+		return nil, errors.New("verifier needs a witness policy")
+	}
+	l, err := quorum.ParseLogVKey(cfg.LogKey)
+	if err != nil {
+		return nil, fmt.Errorf("bad log verifier key: %w", err)
+	}
+	if logs := cfg.Policy.Logs(); len(logs) > 0 {
+		found := false
+		for _, pl := range logs {
+			if pl.KeyName == l.KeyName && pl.KeyID == l.KeyID && pl.PublicKey.Equal(l.PublicKey) {
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("log key %s is not one of the %d logs the witness policy lists", cfg.LogKey, len(logs))
+		}
+	}
+	if cfg.MaxAge < 0 || cfg.MaxSkew < 0 {
+		return nil, errors.New("max age and max skew must not be negative")
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.MaxSkew == 0 {
+		cfg.MaxSkew = DefaultMaxSkew
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v := &Verifier{cfg: cfg, origin: cfg.Origin, logName: l.KeyName, logKeyID: l.KeyID,
+		logPub: l.PublicKey, witnesses: cfg.Policy.Witnesses()}
+	if v.origin == "" {
+		v.origin = l.KeyName
+	}
+	return v, nil
+}
+
+// Cosignature is a valid cosignature on a verified checkpoint.
+type Cosignature struct {
+	// Witness is the witness's name in the policy.
+	Witness string
+	// Time is the cosignature's timestamp.
+	Time time.Time
+	// Fresh reports whether it counted toward the quorum: not older than
+	// the maximum age, not in the future beyond the skew (always true for
+	// VerifyStored).
+	Fresh bool
+}
+
+// VerifiedCheckpoint is a checkpoint whose log signature and witness quorum
+// verified.
+type VerifiedCheckpoint struct {
+	Checkpoint
+	// Note is the signed note, verbatim.
+	Note []byte
+	// Cosignatures lists the valid cosignatures from policy witnesses, in
+	// policy order.
+	Cosignatures []Cosignature
+}
+
+// Verified is a bundle that passed every check.
+type Verified struct {
+	// Raw is the bundle, byte for byte (save it to check the next one).
+	Raw    []byte
+	Bundle *Bundle
+	// Checkpoint is the verified checkpoint.
+	Checkpoint *VerifiedCheckpoint
+	// SnapshotTime is the log's timestamp of the snapshot entry.
+	SnapshotTime time.Time
+	// KeySet is the verified key set.
+	KeySet *KeySet
+	// Previous is the checkpoint size of the previous bundle it was
+	// checked against, 0 if none.
+	Previous uint64
+	// Changes lists the issuers whose keys changed since the previous
+	// bundle (nil without one).
+	Changes []Change
+}
+
+// Verify runs every check on a bundle. If prev is not nil (a bundle this
+// user agent accepted before), the new bundle must also not roll back from
+// it and must be consistent with it, and Changes reports the issuers whose
+// keys changed. Every failure is an *Error naming its check.
+func (v *Verifier) Verify(bundle []byte, prev *Verified) (*Verified, error) {
+	return v.verify(bundle, prev, true)
+}
+
+// VerifyStored re-verifies a bundle this user agent saved after it passed
+// Verify: every check except freshness, which held when it was accepted.
+// Use it to load the previous bundle to pass to Verify.
+func (v *Verifier) VerifyStored(bundle []byte) (*Verified, error) {
+	return v.verify(bundle, nil, false)
+}
+
+func (v *Verifier) verify(raw []byte, prev *Verified, fresh bool) (*Verified, error) {
+	b, err := ParseBundle(raw)
+	if err != nil {
+		return nil, err
+	}
+	// The checks that only hash run first, so that a corrupt bundle costs
+	// no signature verification; the signatures then bind everything.
+	text, sigs, cp0, err := v.parseCheckpoint(b.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := parseSnapshotEntry(b.Entry)
+	if err != nil {
+		return nil, failErr(CheckSnapshot, err)
+	}
+	if err := verifyInclusion(b.Entry, b.Index, b.Inclusion, cp0); err != nil {
+		return nil, err
+	}
+	if d := sha256.Sum256(b.KeySet); !bytes.Equal(d[:], snap.Body.Digest) {
+		return nil, fail(CheckDigest, "key set hashes to %x, the snapshot at index %d commits to %x", d, b.Index, snap.Body.Digest)
+	}
+	ks, err := ParseKeySet(b.KeySet)
+	if err != nil {
+		return nil, failErr(CheckKeySet, err)
+	}
+	if n := len(ks.Issuers()); n != snap.Body.Issuers {
+		return nil, fail(CheckKeySet, "key set has %d issuers, the snapshot says %d", n, snap.Body.Issuers)
+	}
+	cp, err := v.verifySignatures(b.Checkpoint, text, sigs, cp0, fresh)
+	if err != nil {
+		return nil, err
+	}
+	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), KeySet: ks}
+	if err := v.checkAgainstPrevious(out, prev); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkAgainstPrevious enforces no rollback and consistency with prev, and
+// fills in Changes.
+func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified) error {
+	b, cp := nv.Bundle, nv.Checkpoint
+	if prev == nil {
+		if b.Consistency != nil {
+			return fail(CheckConsistency, "bundle carries a consistency proof from size %d but there is no previous checkpoint to check it against", b.Consistency.OldSize)
+		}
+		return nil
+	}
+	old := prev.Checkpoint
+	if old.Origin != cp.Origin {
+		return fail(CheckConsistency, "previous checkpoint is for origin %q, this one for %q", old.Origin, cp.Origin)
+	}
+	if cp.Size < old.Size {
+		return fail(CheckRollback, "checkpoint size %d is smaller than the previous checkpoint's %d", cp.Size, old.Size)
+	}
+	if c := b.Consistency; c != nil && (c.OldSize != old.Size || c.OldSize >= cp.Size) {
+		return fail(CheckConsistency, "bundle carries a consistency proof from size %d to %d, but the previous checkpoint has size %d", c.OldSize, cp.Size, old.Size)
+	}
+	if cp.Size == old.Size {
+		if !bytes.Equal(cp.Root, old.Root) {
+			return fail(CheckConsistency, "checkpoint of size %d has root %x, the previous one of the same size had %x: the log forked", cp.Size, cp.Root, old.Root)
+		}
+	} else {
+		var hashes [][]byte
+		switch {
+		case b.Consistency != nil:
+			hashes = b.Consistency.Hashes
+		case v.cfg.ConsistencyProof != nil:
+			h, err := v.cfg.ConsistencyProof(old.Size, cp.Size)
+			if err != nil {
+				return fail(CheckConsistency, "couldn't get a consistency proof from size %d to %d: %v", old.Size, cp.Size, err)
+			}
+			hashes = h
+		default:
+			return fail(CheckConsistency, "no consistency proof from size %d to %d: fetch the bundle with ?old=%d or supply a proof", old.Size, cp.Size, old.Size)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, hashes, old.Root, cp.Root); err != nil {
+			return fail(CheckConsistency, "checkpoint of size %d is not consistent with the previous one of size %d: %v", cp.Size, old.Size, err)
+		}
+	}
+	pb := prev.Bundle
+	switch {
+	case b.Index < pb.Index:
+		return fail(CheckRollback, "snapshot at index %d is older than the previous bundle's snapshot at index %d", b.Index, pb.Index)
+	case b.Index == pb.Index && !bytes.Equal(b.Entry, pb.Entry):
+		return fail(CheckConsistency, "snapshot at index %d differs from the previous bundle's entry at the same index", b.Index)
+	}
+	nv.Previous = old.Size
+	nv.Changes = Diff(prev.KeySet, nv.KeySet)
+	return nil
+}
+
+// VerifyCheckpoint verifies a signed checkpoint note: format and origin,
+// the log's signature, every cosignature from a policy witness, and the
+// quorum of fresh cosignatures.
+func (v *Verifier) VerifyCheckpoint(note []byte) (*VerifiedCheckpoint, error) {
+	return v.verifyCheckpoint(note, true)
+}
+
+func (v *Verifier) verifyCheckpoint(note []byte, fresh bool) (*VerifiedCheckpoint, error) {
+	text, sigs, cp, err := v.parseCheckpoint(note)
+	if err != nil {
+		return nil, err
+	}
+	return v.verifySignatures(note, text, sigs, cp, fresh)
+}
+
+// parseCheckpoint splits a signed checkpoint note and parses its body for
+// the expected origin.
+func (v *Verifier) parseCheckpoint(note []byte) ([]byte, []noteSig, *Checkpoint, error) {
+	text, sigs, err := splitNote(note)
+	if err != nil {
+		return nil, nil, nil, failErr(CheckCheckpoint, err)
+	}
+	cp, err := parseCheckpointText(text)
+	if err != nil {
+		return nil, nil, nil, failErr(CheckCheckpoint, err)
+	}
+	if cp.Origin != v.origin {
+		return nil, nil, nil, fail(CheckCheckpoint, "checkpoint origin is %q, want %q", cp.Origin, v.origin)
+	}
+	return text, sigs, cp, nil
+}
+
+// verifySignatures checks the log signature, the cosignatures from policy
+// witnesses, and the quorum of fresh ones (of all valid ones if !fresh).
+func (v *Verifier) verifySignatures(note, text []byte, sigs []noteSig, cp *Checkpoint, fresh bool) (*VerifiedCheckpoint, error) {
+	if err := verifyLogSignature(text, sigs, v.logName, v.logKeyID, v.logPub); err != nil {
+		return nil, failErr(CheckLogSignature, err)
+	}
+	now := v.cfg.Now()
+	oldest, newest := now.Add(-v.cfg.MaxAge), now.Add(v.cfg.MaxSkew)
+	valid := map[string]bool{}
+	counted := map[string]bool{}
+	stamps := map[string]time.Time{}
+	unknown := 0
+	for _, s := range sigs {
+		if s.name == v.logName && s.keyID == v.logKeyID {
+			continue
+		}
+		known := false
+		for _, w := range v.witnesses {
+			if s.name != w.KeyName || s.keyID != w.KeyID {
+				continue
+			}
+			known = true
+			ts, ok := verifyCosignature(w.PublicKey, text, s.sig)
+			if !ok {
+				return nil, fail(CheckCosignature, "cosignature from witness %q (%s) does not verify", w.Name, w.VKey)
+			}
+			t := time.Unix(int64(min(ts, maxTimestamp)), 0)
+			valid[w.Name] = true
+			stamps[w.Name] = t
+			if !fresh || ts < maxTimestamp && !t.Before(oldest) && !t.After(newest) {
+				counted[w.Name] = true
+			}
+		}
+		if !known {
+			unknown++
+		}
+	}
+	out := &VerifiedCheckpoint{Checkpoint: *cp, Note: note}
+	for _, w := range v.witnesses {
+		if valid[w.Name] {
+			out.Cosignatures = append(out.Cosignatures, Cosignature{Witness: w.Name, Time: stamps[w.Name], Fresh: counted[w.Name]})
+		}
+	}
+	if v.cfg.Policy.Satisfied(counted) {
+		return out, nil
+	}
+	if v.cfg.Policy.Satisfied(valid) {
+		var stale []string
+		for _, c := range out.Cosignatures {
+			if !c.Fresh {
+				stale = append(stale, fmt.Sprintf("%s at %s", c.Witness, c.Time.UTC().Format(time.RFC3339)))
+			}
+		}
+		return nil, fail(CheckFreshness, "quorum %q is met only with cosignatures outside [now-%v, now+%v] (now %s): %s",
+			v.cfg.Policy.Quorum(), v.cfg.MaxAge, v.cfg.MaxSkew, now.UTC().Format(time.RFC3339), strings.Join(stale, ", "))
+	}
+	names := make([]string, 0, len(counted))
+	for n := range counted {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return nil, fail(CheckQuorum, "quorum %q not met: valid fresh cosignatures from %d policy witnesses %v; %d signatures from keys not in the policy",
+		v.cfg.Policy.Quorum(), len(names), names, unknown)
+}
+
+// verifyInclusion checks the RFC 6962 inclusion of leaf at index in cp.
+func verifyInclusion(leaf []byte, index uint64, hashes [][]byte, cp *Checkpoint) error {
+	if index >= cp.Size {
+		return fail(CheckInclusion, "index %d is not in the checkpoint's tree of size %d", index, cp.Size)
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(leaf), hashes, cp.Root); err != nil {
+		return fail(CheckInclusion, "entry at index %d is not in the checkpoint's tree of size %d: %v", index, cp.Size, err)
+	}
+	return nil
+}
+
+// logEntry mirrors schema.Entry: member order and types must stay the same
+// (a test checks).
+type logEntry struct {
+	V      int             `json:"v"`
+	Kind   string          `json:"kind"`
+	Time   int64           `json:"time"`
+	Issuer string          `json:"issuer"`
+	Prev   []byte          `json:"prev"`
+	Body   json.RawMessage `json:"body"`
+	Sig    []byte          `json:"sig"`
+}
+
+type snapshotBody struct {
+	Issuers int    `json:"issuers"`
+	Digest  []byte `json:"digest"`
+}
+
+type snapshotEntry struct {
+	logEntry
+	Body snapshotBody
+}
+
+// SnapshotEntry is a parsed snapshot entry.
+type SnapshotEntry struct {
+	// Time is the log's timestamp of the entry.
+	Time time.Time
+	// Issuers is the number of issuers in the key set.
+	Issuers int
+	// Digest is SHA-256 of the key set's canonical encoding.
+	Digest []byte
+}
+
+// ParseSnapshotEntry parses a snapshot entry (exact leaf bytes) with the
+// rules of the snapshot check. Errors are *Error with CheckSnapshot.
+func ParseSnapshotEntry(entry []byte) (*SnapshotEntry, error) {
+	e, err := parseSnapshotEntry(entry)
+	if err != nil {
+		return nil, failErr(CheckSnapshot, err)
+	}
+	return &SnapshotEntry{Time: time.UnixMilli(e.Time), Issuers: e.Body.Issuers, Digest: e.Body.Digest}, nil
+}
+
+// schemaVersion is the entry schema version this verifier understands.
+const schemaVersion = 1
+
+// parseSnapshotEntry parses a snapshot entry strictly: canonical JSON,
+// schema version 1, kind snapshot, written by the log (no issuer, prev or
+// signature), a 32-byte digest.
+func parseSnapshotEntry(b []byte) (*snapshotEntry, error) {
+	var e logEntry
+	if err := strictJSON(b, &e); err != nil {
+		return nil, fmt.Errorf("malformed entry: %w", err)
+	}
+	if e.V != schemaVersion {
+		return nil, fmt.Errorf("entry has schema version %d, want %d", e.V, schemaVersion)
+	}
+	if e.Kind != "snapshot" {
+		return nil, fmt.Errorf("entry is a %q, not a snapshot", e.Kind)
+	}
+	if e.Issuer != "" || len(e.Prev) != 0 || len(e.Sig) != 0 {
+		return nil, errors.New("snapshot entry has an issuer, prev or signature; snapshots are written by the log")
+	}
+	var body snapshotBody
+	if err := strictJSON(e.Body, &body); err != nil {
+		return nil, fmt.Errorf("malformed snapshot body: %w", err)
+	}
+	if len(body.Digest) != sha256.Size || body.Issuers < 0 {
+		return nil, fmt.Errorf("snapshot body has a %d-byte digest and %d issuers", len(body.Digest), body.Issuers)
+	}
+	return &snapshotEntry{logEntry: e, Body: body}, nil
+}
+
+// strictJSON decodes b into v refusing unknown members, and requires b to
+// be v's canonical encoding (compact, declared member order, no HTML
+// escaping), as package schema writes it.
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	if !bytes.Equal(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), b) {
+		return errors.New("not in canonical encoding")
+	}
+	return nil
+}
