@@ -1,0 +1,311 @@
+// Package sqlitestore is the log's embedded storage backend: one SQLite
+// file (modernc.org/sqlite, pure Go), in WAL mode with synchronous=FULL, so
+// a batch is on disk (the WAL fsynced) before Append returns.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+
+	"github.com/keycommit/keycommit/log/storage"
+	"golang.org/x/mod/sumdb/tlog"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// schemaVersion is stored in the meta table; Open refuses other versions.
+const schemaVersion = "keycommit-log-sqlite-1"
+
+const schema = `
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE leaf_hashes (hash BLOB PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE issuer_entries (issuer TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (issuer, idx)) WITHOUT ROWID;
+CREATE TABLE tiles (level INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (level, n)) WITHOUT ROWID;
+CREATE TABLE checkpoints (name TEXT PRIMARY KEY, size INTEGER NOT NULL, note BLOB NOT NULL);
+CREATE TABLE key_set (id INTEGER PRIMARY KEY CHECK (id = 0), idx INTEGER NOT NULL, data BLOB NOT NULL);
+`
+
+// Store is a SQLite log backend.
+type Store struct {
+	db *sql.DB
+}
+
+var _ storage.Backend = (*Store)(nil)
+
+func dsn(path, mode string) string {
+	q := url.Values{}
+	q.Set("mode", mode)
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Create makes a new, empty log database at path. It refuses to touch an
+// existing file.
+func Create(ctx context.Context, path string) (*Store, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't create log database (refusing to overwrite an existing one): %w", err)
+	}
+	f.Close()
+	db, err := sql.Open("sqlite", dsn(path, "rw"))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open new log database %s: %w", path, err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't create log database schema: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't create log database schema: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('schema', ?)`, schemaVersion); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't create log database schema: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't create log database schema: %w", err)
+	}
+	return newStore(db), nil
+}
+
+// Open opens an existing log database. It refuses a missing file (run
+// `keycommit log init` first) and a database of another schema.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("couldn't open log database (initialize the log first): %w", err)
+	}
+	db, err := sql.Open("sqlite", dsn(path, "rw"))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't open log database %s: %w", path, err)
+	}
+	var v string
+	if err := db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'schema'`).Scan(&v); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't read log database %s (is it a keycommit log?): %w", path, err)
+	}
+	if v != schemaVersion {
+		db.Close()
+		return nil, fmt.Errorf("log database %s has schema %q, want %q", path, v, schemaVersion)
+	}
+	return newStore(db), nil
+}
+
+func newStore(db *sql.DB) *Store {
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	return &Store{db: db}
+}
+
+// Close implements storage.Backend.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Append implements storage.Writer: one IMMEDIATE transaction, committed
+// with the WAL fsynced (synchronous=FULL).
+func (s *Store) Append(ctx context.Context, b *storage.Batch) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't begin append transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	var size uint64
+	switch err := tx.QueryRowContext(ctx, `SELECT size FROM checkpoints WHERE name = 'log'`).Scan(&size); {
+	case errors.Is(err, sql.ErrNoRows):
+		size = 0
+	case err != nil:
+		return fmt.Errorf("couldn't read the stored tree size: %w", err)
+	}
+	if b.Start != size {
+		return fmt.Errorf("couldn't append at %d to a log of %d entries: %w", b.Start, size, storage.ErrConflict)
+	}
+	insEntry, err := tx.PrepareContext(ctx, `INSERT INTO entries (idx, data) VALUES (?, ?)`)
+	if err != nil {
+		return fmt.Errorf("couldn't prepare entry insert: %w", err)
+	}
+	defer insEntry.Close()
+	insLeaf, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO leaf_hashes (hash, idx) VALUES (?, ?)`)
+	if err != nil {
+		return fmt.Errorf("couldn't prepare leaf hash insert: %w", err)
+	}
+	defer insLeaf.Close()
+	insIssuer, err := tx.PrepareContext(ctx, `INSERT INTO issuer_entries (issuer, idx) VALUES (?, ?)`)
+	if err != nil {
+		return fmt.Errorf("couldn't prepare issuer index insert: %w", err)
+	}
+	defer insIssuer.Close()
+	for i, e := range b.Entries {
+		idx := int64(b.Start) + int64(i)
+		if _, err := insEntry.ExecContext(ctx, idx, e.Data); err != nil {
+			return fmt.Errorf("couldn't store entry %d: %w", idx, err)
+		}
+		if _, err := insLeaf.ExecContext(ctx, e.LeafHash[:], idx); err != nil {
+			return fmt.Errorf("couldn't store leaf hash of entry %d: %w", idx, err)
+		}
+		if e.Issuer != "" {
+			if _, err := insIssuer.ExecContext(ctx, e.Issuer, idx); err != nil {
+				return fmt.Errorf("couldn't index entry %d by issuer: %w", idx, err)
+			}
+		}
+	}
+	for _, t := range b.Tiles {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tiles (level, n, data) VALUES (?, ?, ?)
+			ON CONFLICT (level, n) DO UPDATE SET data = excluded.data WHERE length(excluded.data) >= length(tiles.data)`,
+			t.L, t.N, t.Data); err != nil {
+			return fmt.Errorf("couldn't store tile %d/%d: %w", t.L, t.N, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, size, note) VALUES ('log', ?, ?)
+		ON CONFLICT (name) DO UPDATE SET size = excluded.size, note = excluded.note`, int64(b.Size()), b.Checkpoint); err != nil {
+		return fmt.Errorf("couldn't store checkpoint: %w", err)
+	}
+	if b.KeySet != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_set (id, idx, data) VALUES (0, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, data = excluded.data`, int64(b.KeySet.Index), b.KeySet.Data); err != nil {
+			return fmt.Errorf("couldn't store key set: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't commit append of entries [%d, %d): %w", b.Start, b.Size(), err)
+	}
+	return nil
+}
+
+// SetCosigned implements storage.Writer.
+func (s *Store) SetCosigned(ctx context.Context, size uint64, note []byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO checkpoints (name, size, note) VALUES ('cosigned', ?, ?)
+		ON CONFLICT (name) DO UPDATE SET size = excluded.size, note = excluded.note WHERE excluded.size >= checkpoints.size`,
+		int64(size), note)
+	if err != nil {
+		return fmt.Errorf("couldn't store cosigned checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) checkpoint(ctx context.Context, name string) (uint64, []byte, error) {
+	var size int64
+	var note []byte
+	err := s.db.QueryRowContext(ctx, `SELECT size, note FROM checkpoints WHERE name = ?`, name).Scan(&size, &note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil, fmt.Errorf("no %s checkpoint: %w", name, storage.ErrNotFound)
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("couldn't read %s checkpoint: %w", name, err)
+	}
+	return uint64(size), note, nil
+}
+
+// Checkpoint implements storage.Reader.
+func (s *Store) Checkpoint(ctx context.Context) (uint64, []byte, error) {
+	return s.checkpoint(ctx, "log")
+}
+
+// Cosigned implements storage.Reader.
+func (s *Store) Cosigned(ctx context.Context) (uint64, []byte, error) {
+	return s.checkpoint(ctx, "cosigned")
+}
+
+// Tile implements storage.Reader.
+func (s *Store) Tile(ctx context.Context, l int, n int64) ([]byte, error) {
+	var d []byte
+	err := s.db.QueryRowContext(ctx, `SELECT data FROM tiles WHERE level = ? AND n = ?`, l, n).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("no tile %d/%d: %w", l, n, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read tile %d/%d: %w", l, n, err)
+	}
+	return d, nil
+}
+
+// Entries implements storage.Reader.
+func (s *Store) Entries(ctx context.Context, start, end uint64) ([][]byte, error) {
+	if start > end {
+		return nil, fmt.Errorf("no entries [%d, %d): %w", start, end, storage.ErrNotFound)
+	}
+	out := make([][]byte, 0, end-start)
+	rows, err := s.db.QueryContext(ctx, `SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx`, int64(start), int64(end))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read entries [%d, %d): %w", start, end, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var idx int64
+		var d []byte
+		if err := rows.Scan(&idx, &d); err != nil {
+			return nil, fmt.Errorf("couldn't read entries [%d, %d): %w", start, end, err)
+		}
+		if uint64(idx) != start+uint64(len(out)) {
+			return nil, fmt.Errorf("entry %d is missing from the database", start+uint64(len(out)))
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read entries [%d, %d): %w", start, end, err)
+	}
+	if uint64(len(out)) != end-start {
+		return nil, fmt.Errorf("no entries [%d, %d): only %d stored there: %w", start, end, len(out), storage.ErrNotFound)
+	}
+	return out, nil
+}
+
+// LeafIndex implements storage.Reader.
+func (s *Store) LeafIndex(ctx context.Context, h tlog.Hash) (uint64, error) {
+	var idx int64
+	err := s.db.QueryRowContext(ctx, `SELECT idx FROM leaf_hashes WHERE hash = ?`, h[:]).Scan(&idx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("no entry with leaf hash %x: %w", h[:], storage.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("couldn't look up leaf hash: %w", err)
+	}
+	return uint64(idx), nil
+}
+
+// IssuerEntries implements storage.Reader.
+func (s *Store) IssuerEntries(ctx context.Context, origin string) ([]uint64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT idx FROM issuer_entries WHERE issuer = ? ORDER BY idx`, origin)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var idx int64
+		if err := rows.Scan(&idx); err != nil {
+			return nil, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
+		}
+		out = append(out, uint64(idx))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
+	}
+	return out, nil
+}
+
+// KeySet implements storage.Reader.
+func (s *Store) KeySet(ctx context.Context) (*storage.KeySet, error) {
+	var idx int64
+	var d []byte
+	err := s.db.QueryRowContext(ctx, `SELECT idx, data FROM key_set WHERE id = 0`).Scan(&idx, &d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("no key set: %w", storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read key set: %w", err)
+	}
+	return &storage.KeySet{Index: uint64(idx), Data: d}, nil
+}
