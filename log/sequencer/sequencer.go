@@ -114,8 +114,8 @@ type pending struct {
 	// set while sequencing
 	answered bool
 	idx      uint64
-	data []byte
-	leaf tlog.Hash
+	data     []byte
+	leaf     tlog.Hash
 }
 
 func (p *pending) answer(o outcome) {
