@@ -1,0 +1,417 @@
+package witness_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/keycommit/keycommit/witness"
+)
+
+// TestResponseCodes walks one log through every add-checkpoint answer over
+// real HTTP. Steps run in order: each depends on the witness state the
+// previous ones left.
+func TestResponseCodes(t *testing.T) {
+	l := newTestLog(t, "example.com/log", 40)
+	other := newTestLog(t, "example.com/other", 5) // configured nowhere
+	tw := newTestWitness(t, l)
+
+	// A second key with the log's name, not configured at the witness.
+	impostor := newTestLog(t, l.origin, 0)
+	impostor.tree = l.tree
+	// A note signed by an unknown key name only.
+	stranger := newTestLog(t, "stranger.example/key", 0)
+	stranger.origin, stranger.tree = l.origin, l.tree
+
+	badSig := l.checkpoint(t, 8)
+	{ // flip a bit inside the signature's Ed25519 part
+		i := bytes.LastIndexByte(badSig[:len(badSig)-1], ' ') + 1
+		sig, _ := base64.StdEncoding.DecodeString(string(badSig[i : len(badSig)-1]))
+		sig[10] ^= 1
+		badSig = append(badSig[:i:i], base64.StdEncoding.EncodeToString(sig)+"\n"...)
+	}
+	flipped := l.proof(t, 5, 8)
+	flipped[0] = bytes.Clone(flipped[0])
+	flipped[0][0] ^= 1
+	forked := l.fork(3, 8)
+
+	type step struct {
+		name       string
+		body       []byte
+		wantStatus int
+		wantBody   string // for 409: the size line
+		cosigned   *testLog
+	}
+	steps := []step{
+		{name: "unknown origin", body: requestBody(0, nil, other.checkpoint(t, 5)), wantStatus: 404},
+		{name: "signed by an untrusted key with the log's name", body: requestBody(0, nil, impostor.checkpoint(t, 5)), wantStatus: 403},
+		{name: "signed by an unknown key only", body: requestBody(0, nil, stranger.checkpoint(t, 5)), wantStatus: 403},
+		{name: "invalid log signature", body: requestBody(0, nil, badSig), wantStatus: 403},
+		{name: "old larger than size", body: requestBody(6, nil, l.checkpoint(t, 5)), wantStatus: 400},
+		{name: "old not the witness size (never cosigned)", body: requestBody(3, l.proof(t, 3, 5), l.checkpoint(t, 5)), wantStatus: 409, wantBody: "0\n"},
+		{name: "first cosignature", body: requestBody(0, nil, l.checkpoint(t, 5)), wantStatus: 200, cosigned: l},
+		{name: "same checkpoint again", body: requestBody(5, nil, l.checkpoint(t, 5)), wantStatus: 200, cosigned: l},
+		{name: "stale old size", body: requestBody(0, nil, l.checkpoint(t, 8)), wantStatus: 409, wantBody: "5\n"},
+		{name: "old ahead of the witness", body: requestBody(7, l.proof(t, 7, 8), l.checkpoint(t, 8)), wantStatus: 409, wantBody: "5\n"},
+		{name: "bad consistency proof", body: requestBody(5, flipped, l.checkpoint(t, 8)), wantStatus: 422},
+		{name: "truncated consistency proof", body: requestBody(5, l.proof(t, 5, 8)[1:], l.checkpoint(t, 8)), wantStatus: 422},
+		{name: "missing consistency proof", body: requestBody(5, nil, l.checkpoint(t, 8)), wantStatus: 422},
+		{name: "same size, different root", body: requestBody(5, nil, forked.checkpoint(t, 5)), wantStatus: 422},
+		{name: "non-empty proof between equal sizes", body: requestBody(5, l.proof(t, 4, 5), l.checkpoint(t, 5)), wantStatus: 422},
+		{name: "consistent growth", body: requestBody(5, l.proof(t, 5, 8), l.checkpoint(t, 8)), wantStatus: 200, cosigned: l},
+		{name: "older checkpoint after growth", body: requestBody(5, l.proof(t, 5, 6), l.checkpoint(t, 6)), wantStatus: 409, wantBody: "8\n"},
+		{name: "growth to a power of two", body: requestBody(8, l.proof(t, 8, 16), l.checkpoint(t, 16)), wantStatus: 200, cosigned: l},
+		{name: "growth from a power of two", body: requestBody(16, l.proof(t, 16, 37), l.checkpoint(t, 37)), wantStatus: 200, cosigned: l},
+		// Malformed requests.
+		{name: "empty body", body: nil, wantStatus: 400},
+		{name: "no old line", body: []byte("\n" + string(l.checkpoint(t, 37))), wantStatus: 400},
+		{name: "old with leading zero", body: []byte("old 037\n\n" + string(l.checkpoint(t, 37))), wantStatus: 400},
+		{name: "old negative", body: []byte("old -1\n\n" + string(l.checkpoint(t, 37))), wantStatus: 400},
+		{name: "old overflows", body: []byte("old 18446744073709551616\n\n" + string(l.checkpoint(t, 37))), wantStatus: 400},
+		{name: "proof line not base64", body: []byte("old 37\n!!!!\n\n" + string(l.checkpoint(t, 37))), wantStatus: 400},
+		{name: "proof hash too short", body: []byte("old 37\nAAAA\n\n" + string(l.checkpoint(t, 37))), wantStatus: 400},
+		{name: "64 proof lines", body: requestBody(37, make([][]byte, 64), l.checkpoint(t, 37)), wantStatus: 400},
+		{name: "no blank line", body: []byte("old 37\n"), wantStatus: 400},
+		{name: "not a signed note", body: []byte("old 37\n\n" + l.text(37)), wantStatus: 400},
+		{name: "checkpoint without size", body: requestBody(37, nil, mustSign(t, l, l.origin+"\n")), wantStatus: 400},
+		{name: "checkpoint with short root", body: requestBody(37, nil, mustSign(t, l, l.origin+"\n37\nAAAA\n")), wantStatus: 400},
+	}
+	for _, s := range steps {
+		r := tw.post(t, s.body)
+		if r.status != s.wantStatus {
+			t.Fatalf("%s: status %d (%s), want %d", s.name, r.status, bytes.TrimSpace(r.body), s.wantStatus)
+		}
+		switch r.status {
+		case 409:
+			if r.ctype != "text/x.tlog.size" || string(r.body) != s.wantBody {
+				t.Fatalf("%s: 409 with Content-Type %q body %q, want text/x.tlog.size %q", s.name, r.ctype, r.body, s.wantBody)
+			}
+		case 200:
+			_, _, cpBytes := splitRequest(t, s.body)
+			verifyCosigned(t, tw.vkey, s.cosigned, cpBytes, r.body)
+		default:
+			if len(bytes.TrimSpace(r.body)) == 0 {
+				t.Fatalf("%s: %d without a message", s.name, r.status)
+			}
+		}
+	}
+
+	// Oversized body and wrong method.
+	if r := tw.post(t, bytes.Repeat([]byte("a"), witness.MaxBodySize+1)); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: status %d, want 413", r.status)
+	}
+	if r := tw.get(t, "/add-checkpoint"); r.status != http.StatusMethodNotAllowed {
+		t.Errorf("GET add-checkpoint: status %d, want 405", r.status)
+	}
+
+	// Monitoring read: the latest cosigned checkpoint, both signatures valid.
+	r := tw.get(t, originPath(l.origin))
+	if r.status != 200 {
+		t.Fatalf("monitoring read: status %d: %s", r.status, r.body)
+	}
+	wv, _ := fnote.NewVerifierForCosignatureV1(tw.vkey)
+	lv, _ := note.NewVerifier(l.vkey)
+	n, err := note.Open(r.body, note.VerifierList(wv, lv))
+	if err != nil || len(n.Sigs) != 2 || n.Text != l.text(37) {
+		t.Fatalf("monitoring read returned %q (err %v)", r.body, err)
+	}
+	if r := tw.get(t, originPath(other.origin)); r.status != 404 {
+		t.Errorf("monitoring read of unknown log: status %d, want 404", r.status)
+	}
+	if r := tw.get(t, "/"+strings.Repeat("x", 64)+"/checkpoint"); r.status != 404 {
+		t.Errorf("monitoring read of bad id: status %d, want 404", r.status)
+	}
+}
+
+func mustSign(t *testing.T, l *testLog, text string) []byte {
+	t.Helper()
+	b, err := note.Sign(&note.Note{Text: text}, l.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// splitRequest undoes requestBody.
+func splitRequest(t testing.TB, body []byte) (uint64, [][]byte, []byte) {
+	t.Helper()
+	head, cp, ok := bytes.Cut(body, []byte("\n\n"))
+	if !ok {
+		t.Fatalf("bad request body %q", body)
+	}
+	lines := strings.Split(string(head), "\n")
+	old, err := strconv.ParseUint(strings.TrimPrefix(lines[0], "old "), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pf [][]byte
+	for _, l := range lines[1:] {
+		h, _ := base64.StdEncoding.DecodeString(l)
+		pf = append(pf, h)
+	}
+	return old, pf, cp
+}
+
+// TestUnconfiguredOriginAddedWhileServing checks that a log added to the
+// store after the server started is served without a restart.
+func TestUnconfiguredOriginAddedWhileServing(t *testing.T) {
+	l := newTestLog(t, "example.com/late", 3)
+	tw := newTestWitness(t)
+	if r := tw.add(t, l, 0, 3); r.status != 404 {
+		t.Fatalf("before add-log: status %d, want 404", r.status)
+	}
+	if err := tw.store.AddLog(context.Background(), l.origin, l.vkey); err != nil {
+		t.Fatal(err)
+	}
+	if r := tw.add(t, l, 0, 3); r.status != 200 {
+		t.Fatalf("after add-log: status %d (%s), want 200", r.status, r.body)
+	}
+}
+
+// TestForkEvidence: after the witness cosigns size 10, a log signing a fork
+// is refused with 422 and the evidence is stored, served and checkable.
+func TestForkEvidence(t *testing.T) {
+	l := newTestLog(t, "example.com/forking", 20)
+	tw := newTestWitness(t, l)
+	if r := tw.add(t, l, 0, 10); r.status != 200 {
+		t.Fatalf("cosign 10: %d %s", r.status, r.body)
+	}
+	fork := l.fork(6, 12) // same key; leaves 6.. differ
+
+	// Fork at size 12 with a real consistency proof from the fork's tree.
+	r := tw.add(t, fork, 10, 12)
+	if r.status != 422 {
+		t.Fatalf("fork at 12: status %d (%s), want 422", r.status, r.body)
+	}
+	// Same-size fork.
+	if r := tw.add(t, fork, 10, 10); r.status != 422 {
+		t.Fatalf("fork at 10: status %d (%s), want 422", r.status, r.body)
+	}
+	// A garbage proof for a checkpoint of the fork: refused, kept unproven.
+	junk := make([][]byte, len(fork.proof(t, 10, 11)))
+	for i := range junk {
+		junk[i] = bytes.Repeat([]byte{byte(i + 1)}, 32)
+	}
+	if r := tw.post(t, requestBody(10, junk, fork.checkpoint(t, 11))); r.status != 422 {
+		t.Fatalf("junk proof: status %d, want 422", r.status)
+	}
+	// Repeating a request does not duplicate evidence.
+	if r := tw.add(t, fork, 10, 12); r.status != 422 {
+		t.Fatalf("fork at 12 again: status %d, want 422", r.status)
+	}
+	// The honest log still gets cosigned afterwards.
+	if r := tw.add(t, l, 10, 14); r.status != 200 {
+		t.Fatalf("honest growth after fork attempt: %d %s", r.status, r.body)
+	}
+
+	resp := tw.get(t, "/evidence?origin="+l.origin)
+	if resp.status != 200 || resp.ctype != "application/json" {
+		t.Fatalf("GET /evidence: %d %q", resp.status, resp.ctype)
+	}
+	var evs []witness.Evidence
+	if err := json.Unmarshal(resp.body, &evs); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 {
+		t.Fatalf("got %d evidence records, want 3:\n%s", len(evs), resp.body)
+	}
+	lv, _ := note.NewVerifier(l.vkey)
+	kinds := map[string]witness.Evidence{}
+	for _, e := range evs {
+		kinds[e.Kind] = e
+		// Both checkpoints carry a valid log signature.
+		for _, cp := range []string{e.CosignedCheckpoint, e.ConflictingCheckpoint} {
+			if _, err := note.Open([]byte(cp), note.VerifierList(lv)); err != nil {
+				t.Errorf("%s: stored checkpoint does not verify: %v", e.Kind, err)
+			}
+		}
+		if e.CosignedSize != 10 || !strings.Contains(e.CosignedCheckpoint, l.text(10)) {
+			t.Errorf("%s: cosigned side is size %d %q, want the cosigned size-10 checkpoint", e.Kind, e.CosignedSize, e.CosignedCheckpoint)
+		}
+	}
+	inc, ok := kinds[witness.EvidenceInconsistent]
+	if !ok || !inc.Proven || inc.ConflictingSize != 12 {
+		t.Fatalf("want proven %s evidence for size 12, got %+v", witness.EvidenceInconsistent, inc)
+	}
+	// Anyone can re-check it: the proof binds the signed size-12 root to
+	// a size-10 root that is not the one the witness cosigned.
+	if bytes.Equal(inc.ImpliedOldRoot, l.tree.HashAt(10)) || !bytes.Equal(inc.ImpliedOldRoot, fork.tree.HashAt(10)) {
+		t.Errorf("implied old root %x is not the fork's size-10 root", inc.ImpliedOldRoot)
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 10, 12, inc.Proof, inc.ImpliedOldRoot, fork.tree.HashAt(12)); err != nil {
+		t.Errorf("stored proof does not verify against the implied root: %v", err)
+	}
+	same, ok := kinds[witness.EvidenceSameSize]
+	if !ok || !same.Proven || same.ConflictingSize != 10 || !strings.Contains(same.ConflictingCheckpoint, fork.text(10)) {
+		t.Errorf("want proven %s evidence at size 10, got %+v", witness.EvidenceSameSize, same)
+	}
+	bad, ok := kinds[witness.EvidenceBadProof]
+	if !ok || bad.Proven {
+		t.Errorf("want unproven %s evidence, got %+v", witness.EvidenceBadProof, bad)
+	}
+	// The fork never became the witness's state.
+	r = tw.get(t, originPath(l.origin))
+	if !bytes.HasPrefix(r.body, []byte(l.text(14))) {
+		t.Errorf("monitoring read after fork attempts: %q, want the honest size-14 checkpoint", r.body)
+	}
+	// Evidence for all origins, and for an origin without any.
+	if r := tw.get(t, "/evidence"); !bytes.Contains(r.body, []byte(witness.EvidenceInconsistent)) {
+		t.Errorf("GET /evidence without origin misses records: %s", r.body)
+	}
+	if r := tw.get(t, "/evidence?origin=nobody"); strings.TrimSpace(string(r.body)) != "[]" {
+		t.Errorf("GET /evidence?origin=nobody: %s, want []", r.body)
+	}
+}
+
+// TestRestartKeepsState reopens the directory and checks the witness
+// remembers its size, key and evidence.
+func TestRestartKeepsState(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLog(t, "example.com/restart", 30)
+	dir := t.TempDir()
+	vkey, err := witness.InitDir(ctx, dir, "witness.test/restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := witness.InitDir(ctx, dir, "witness.test/restart"); err == nil {
+		t.Fatal("second InitDir over an existing witness succeeded")
+	}
+	open := func() (*witness.Dir, *witness.Witness) {
+		d, err := witness.OpenDir(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.VKey != vkey {
+			t.Fatalf("reopened vkey %s, want %s", d.VKey, vkey)
+		}
+		w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, w
+	}
+	d, w := open()
+	if err := d.Store.AddLog(ctx, l.origin, l.vkey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddCheckpoint(ctx, requestBody(0, nil, l.checkpoint(t, 20))); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	d.Close()
+
+	d, w = open()
+	defer d.Close()
+	defer w.Close()
+	_, err = w.AddCheckpoint(ctx, requestBody(0, nil, l.checkpoint(t, 25)))
+	var we *witness.Error
+	if !asError(err, &we) || we.Status != 409 || we.Size != 20 {
+		t.Fatalf("after restart: %v, want 409 with size 20", err)
+	}
+	if _, err := w.AddCheckpoint(ctx, requestBody(20, l.proof(t, 20, 25), l.checkpoint(t, 25))); err != nil {
+		t.Fatalf("after restart, growth from 20: %v", err)
+	}
+	logs, err := d.Store.Logs(ctx)
+	if err != nil || len(logs) != 1 || logs[0].Size != 25 || logs[0].Origin != l.origin {
+		t.Fatalf("Logs() = %+v, %v", logs, err)
+	}
+}
+
+func asError(err error, target **witness.Error) bool {
+	e, ok := err.(*witness.Error)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+// TestStoreRefusesMissingDatabase: serving needs an explicit init.
+func TestStoreRefusesMissingDatabase(t *testing.T) {
+	_, err := witness.OpenDir(context.Background(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "init") {
+		t.Fatalf("OpenDir on an empty directory: %v, want an error pointing at init", err)
+	}
+}
+
+// TestAddLogValidation rejects bad origins and keys, and duplicates.
+func TestAddLogValidation(t *testing.T) {
+	ctx := context.Background()
+	tw := newTestWitness(t)
+	l := newTestLog(t, "example.com/v", 0)
+	_, cosigVKey, err := witness.GenerateKey("cosigner.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ origin, vkey string }{
+		{"", l.vkey},
+		{"bad\norigin", l.vkey},
+		{l.origin, "not a vkey"},
+		{l.origin, cosigVKey},
+		{l.origin, l.vkey[:len(l.vkey)-4]},
+	} {
+		if err := tw.store.AddLog(ctx, tc.origin, tc.vkey); err == nil {
+			t.Errorf("AddLog(%q, %q) succeeded", tc.origin, tc.vkey)
+		}
+	}
+	if err := tw.store.AddLog(ctx, l.origin, l.vkey); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.store.AddLog(ctx, l.origin, l.vkey); err == nil {
+		t.Error("adding the same key twice succeeded")
+	}
+	// A second key for the same origin (rotation) is accepted and used.
+	l2 := newTestLog(t, "example.com/v", 4)
+	if err := tw.store.AddLog(ctx, l.origin, l2.vkey); err != nil {
+		t.Fatal(err)
+	}
+	if r := tw.add(t, l2, 0, 4); r.status != 200 {
+		t.Errorf("checkpoint signed by the second key: %d %s", r.status, r.body)
+	}
+}
+
+// TestKeyFormats checks the private and verifier key encodings against
+// formats/note and the C2SP key ID rule.
+func TestKeyFormats(t *testing.T) {
+	skey, vkey, err := witness.GenerateKey("witness.example/k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := fnote.NewSignerForCosignatureV1(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := fnote.NewVerifierForCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.KeyHash() != v.KeyHash() || s.Name() != v.Name() {
+		t.Fatalf("signer %s/%08x and verifier %s/%08x disagree", s.Name(), s.KeyHash(), v.Name(), v.KeyHash())
+	}
+	parts := strings.Split(vkey, "+")
+	raw, _ := base64.StdEncoding.DecodeString(parts[2])
+	if len(parts) != 3 || parts[1] != fmt.Sprintf("%08x", v.KeyHash()) || len(raw) != 33 || raw[0] != 0x04 {
+		t.Fatalf("vkey %q is not name+hex(keyID)+base64(0x04||key)", vkey)
+	}
+	for _, bad := range []string{"", "has space", "has+plus"} {
+		if _, _, err := witness.GenerateKey(bad); err == nil {
+			t.Errorf("GenerateKey(%q) succeeded", bad)
+		}
+	}
+	// A key ID that does not match the key is refused.
+	p := strings.Split(skey, "+")
+	p[3] = "00000000"
+	if _, _, err := witness.NewSigner(strings.Join(p, "+")); err == nil {
+		t.Error("NewSigner accepted a wrong key ID")
+	}
+}
