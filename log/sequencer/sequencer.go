@@ -363,6 +363,15 @@ func (s *Sequencer) Issuer(origin string) (policy.Issuer, bool) {
 	return s.st.Issuer(origin)
 }
 
+// Status returns the policy status of the issuer origin as of the log's
+// current time, or false if it is not registered. Like Check, it may
+// reflect a batch that is still being persisted.
+func (s *Sequencer) Status(origin string) (*policy.IssuerStatus, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.st.Status(origin, max(s.cfg.Clock().UnixMilli(), s.lastTime))
+}
+
 // Params returns the policy parameters in force.
 func (s *Sequencer) Params() schema.PolicyParams {
 	s.mu.RLock()

@@ -1,0 +1,96 @@
+// Package api defines the JSON bodies of the log's convenience endpoints
+// (everything under /v1/), shared by log/server and log/client. Byte
+// strings (hashes, entries) are standard base64, as encoding/json writes
+// []byte. The C2SP tlog-tiles read path (/checkpoint, /tile/...) is not
+// JSON and is not described here.
+package api
+
+import "github.com/keycommit/keycommit/policy"
+
+// Paths of the endpoints.
+const (
+	PathCheckpoint       = "/checkpoint"
+	PathInclusionProof   = "/v1/proof/inclusion"
+	PathConsistencyProof = "/v1/proof/consistency"
+	PathEntries          = "/v1/entries"
+	PathIssuers          = "/v1/issuers/" // followed by the path-escaped origin
+	PathKeys             = "/v1/keys.json"
+	PathPolicy           = "/v1/policy" // schema.PolicyParams in force
+	PathSubmit           = "/v1/submit"
+	PathCheck            = "/v1/check"
+	PathMetrics          = "/metrics"
+)
+
+// HeaderSnapshotIndex carries, on /v1/keys.json, the index of the
+// snapshot entry whose digest is the SHA-256 of the body.
+const HeaderSnapshotIndex = "Keycommit-Snapshot-Index"
+
+// MaxEntriesPerRequest bounds GET /v1/entries.
+const MaxEntriesPerRequest = 1000
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+	// Rule and Reason are set when the policy refused a submission.
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// InclusionProof answers GET /v1/proof/inclusion?index=I[&size=N] or
+// ?hash=<base64 leaf hash>[&size=N]. When size is omitted it is the
+// latest checkpoint's, and Checkpoint holds that checkpoint.
+type InclusionProof struct {
+	Index      uint64   `json:"index"`
+	TreeSize   uint64   `json:"tree_size"`
+	LeafHash   []byte   `json:"leaf_hash"`
+	Proof      [][]byte `json:"proof"`
+	Checkpoint string   `json:"checkpoint,omitempty"`
+}
+
+// ConsistencyProof answers GET /v1/proof/consistency?old=M&new=N.
+type ConsistencyProof struct {
+	Old   uint64   `json:"old"`
+	New   uint64   `json:"new"`
+	Proof [][]byte `json:"proof"`
+}
+
+// Entry is one logged entry.
+type Entry struct {
+	Index    uint64 `json:"index"`
+	LeafHash []byte `json:"leaf_hash"`
+	// Data is the entry's exact canonical bytes (the leaf).
+	Data []byte `json:"data"`
+}
+
+// Entries answers GET /v1/entries?start=S&end=E (at most
+// MaxEntriesPerRequest entries, E exclusive).
+type Entries struct {
+	Entries []Entry `json:"entries"`
+}
+
+// Issuer answers GET /v1/issuers/<origin>: the policy's view of the
+// issuer and the indexes of all its entries.
+type Issuer struct {
+	Status  *policy.IssuerStatus `json:"status"`
+	Entries []uint64             `json:"entries"`
+}
+
+// SubmitResult answers POST /v1/submit (whose body is a
+// schema.Submission): the logged entry, its inclusion proof and the
+// signed checkpoint the proof is for.
+type SubmitResult struct {
+	Index          uint64   `json:"index"`
+	TreeSize       uint64   `json:"tree_size"`
+	LeafHash       []byte   `json:"leaf_hash"`
+	Entry          []byte   `json:"entry"`
+	InclusionProof [][]byte `json:"inclusion_proof"`
+	Checkpoint     string   `json:"checkpoint"`
+}
+
+// CheckResult answers POST /v1/check: the policy's decision on the
+// submission as if it were appended now. Nothing is logged.
+type CheckResult struct {
+	Accept bool   `json:"accept"`
+	Rule   string `json:"rule,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,31 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	rejections *prometheus.CounterVec
+}
+
+func newMetrics(r prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_http_requests_total", Help: "HTTP requests by handler and status code."}, []string{"handler", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "keycommit_http_request_duration_seconds", Help: "HTTP request latency by handler.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"handler"}),
+		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_http_submit_rejections_total", Help: "Submissions refused by the policy, by rule."}, []string{"rule"}),
+	}
+	if r == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rejections} {
+		if err := r.Register(c); err != nil {
+			return nil, errors.Join(errors.New("couldn't register server metrics"), err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,550 @@
+// Package server is the log's HTTP front: the C2SP tlog-tiles read path
+// (GET /checkpoint, /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]),
+// JSON convenience endpoints (proofs, entries, issuers, key set, policy),
+// submission and dry-run checks, and Prometheus metrics.
+//
+// Bad input gets a 4xx with a JSON body naming the problem (see
+// api.Error) and changes nothing.
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/schema"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Log is the writing side the server needs: *sequencer.Sequencer.
+type Log interface {
+	Submit(ctx context.Context, sub *schema.Submission) (*sequencer.Result, error)
+	Check(sub *schema.Submission) policy.Decision
+	Status(origin string) (*policy.IssuerStatus, bool)
+	Params() schema.PolicyParams
+}
+
+var _ Log = (*sequencer.Sequencer)(nil)
+
+// Config configures a Server.
+type Config struct {
+	// Reader serves the read path. Required.
+	Reader storage.Reader
+	// Log serves submissions, checks, issuer status and policy; without
+	// it those endpoints answer 503.
+	Log Log
+	// Logger receives request errors (default: discard).
+	Logger *slog.Logger
+	// Registerer receives the server's metrics (default: none).
+	Registerer prometheus.Registerer
+	// Gatherer, when set, is served at /metrics.
+	Gatherer prometheus.Gatherer
+	// MaxBodyBytes bounds POST bodies (default 256 KiB).
+	MaxBodyBytes int64
+	// TileCacheSize is how many tiles (hash tiles and entry bundles, 8 KiB
+	// to 16 MiB each for bundles of large entries) are cached in memory
+	// (default 4096).
+	TileCacheSize int
+}
+
+// Server is an http.Handler.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	cache   *lru.Cache[tlog.Tile, []byte]
+	metrics *metrics
+}
+
+// New returns a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Reader == nil {
+		return nil, errors.New("server config needs a Reader")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 256 << 10
+	}
+	if cfg.TileCacheSize <= 0 {
+		cfg.TileCacheSize = 4096
+	}
+	c, err := lru.New[tlog.Tile, []byte](cfg.TileCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, metrics: m}
+	s.handle("GET "+api.PathCheckpoint, "checkpoint", s.checkpoint)
+	s.handle("GET /tile/", "tile", s.tile)
+	s.handle("GET "+api.PathInclusionProof, "inclusion", s.inclusion)
+	s.handle("GET "+api.PathConsistencyProof, "consistency", s.consistency)
+	s.handle("GET "+api.PathEntries, "entries", s.entries)
+	s.handle("GET "+api.PathIssuers+"{origin...}", "issuer", s.issuer)
+	s.handle("GET "+api.PathKeys, "keys", s.keys)
+	s.handle("GET "+api.PathPolicy, "policy", s.policy)
+	s.handle("POST "+api.PathSubmit, "submit", s.submit)
+	s.handle("POST "+api.PathCheck, "check", s.check)
+	if cfg.Gatherer != nil {
+		s.mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// NewHTTPServer returns an http.Server for h with the timeouts a public
+// log needs.
+func NewHTTPServer(addr string, h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Addr: addr, Handler: h,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// httpError is an error with the status to answer.
+type httpError struct {
+	code int
+	err  error
+	body *api.Error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+
+func errorf(code int, format string, args ...any) error {
+	return &httpError{code: code, err: fmt.Errorf(format, args...)}
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) handle(pattern, name string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		err := h(w, r)
+		code := http.StatusOK
+		if err != nil {
+			var he *httpError
+			switch {
+			case errors.As(err, &he):
+				code = he.code
+				if he.body != nil {
+					writeJSON(w, code, he.body)
+				} else {
+					writeError(w, code, he.err)
+				}
+			case errors.Is(err, storage.ErrNotFound):
+				code = http.StatusNotFound
+				writeError(w, code, err)
+			default:
+				code = http.StatusInternalServerError
+				s.log.Error("request failed", "handler", name, "path", r.URL.Path, "err", err)
+				writeError(w, code, fmt.Errorf("internal error: %v", err))
+			}
+		}
+		s.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
+		s.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	})
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, &api.Error{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error":"couldn't encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// size returns the size and note of the latest log-signed checkpoint.
+func (s *Server) size(ctx context.Context) (uint64, []byte, error) {
+	n, cp, err := s.cfg.Reader.Checkpoint(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil, errorf(http.StatusServiceUnavailable, "the log has no checkpoint yet")
+	}
+	return n, cp, err
+}
+
+func (s *Server) checkpoint(w http.ResponseWriter, r *http.Request) error {
+	n, cp, err := s.size(r.Context())
+	if err != nil {
+		return err
+	}
+	// Prefer the cosigned checkpoint when it is of the latest size.
+	if cn, cos, err := s.cfg.Reader.Cosigned(r.Context()); err == nil && cn == n {
+		cp = cos
+	} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(cp)
+	return nil
+}
+
+// readTile returns exactly t.W hashes of hash tile t, through the cache.
+func (s *Server) readTile(ctx context.Context, t tlog.Tile) ([]byte, error) {
+	t.H = tiles.Height
+	if d, ok := s.cache.Get(t); ok {
+		return d, nil
+	}
+	d, err := s.cfg.Reader.Tile(ctx, t.L, t.N)
+	if err != nil {
+		return nil, err
+	}
+	if len(d) < t.W*tlog.HashSize {
+		return nil, fmt.Errorf("tile %s: %w", tiles.Path(t), storage.ErrNotFound)
+	}
+	d = d[:t.W*tlog.HashSize]
+	s.cache.Add(t, d)
+	return d, nil
+}
+
+func (s *Server) readBundle(ctx context.Context, t tlog.Tile) ([]byte, error) {
+	if d, ok := s.cache.Get(t); ok {
+		return d, nil
+	}
+	start := uint64(t.N) << tiles.Height
+	es, err := s.cfg.Reader.Entries(ctx, start, start+uint64(t.W))
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	for _, e := range es {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
+		b = append(b, e...)
+	}
+	s.cache.Add(t, b)
+	return b, nil
+}
+
+func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
+	t, err := tiles.ParsePath(r.URL.Path)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	n, _, err := s.size(r.Context())
+	if err != nil {
+		return err
+	}
+	if !tiles.InTree(t, int64(n)) {
+		return errorf(http.StatusNotFound, "tile %s is out of range: the tree has %d entries", tiles.Path(t), n)
+	}
+	var d []byte
+	if t.L == tiles.EntriesLevel {
+		d, err = s.readBundle(r.Context(), t)
+	} else {
+		d, err = s.readTile(r.Context(), t)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	if t.W == tiles.Width {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "no-cache")
+	}
+	w.Write(d)
+	return nil
+}
+
+func (s *Server) hashReader(ctx context.Context) tlog.HashReader {
+	return tiles.HashReader(func(t tlog.Tile) ([]byte, error) { return s.readTile(ctx, t) })
+}
+
+func parseUint(q url.Values, name string) (uint64, bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return 0, false, errorf(http.StatusBadRequest, "parameter %s=%q is not a non-negative integer", name, v)
+	}
+	return n, true, nil
+}
+
+func hashesJSON(hs []tlog.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
+}
+
+func (s *Server) inclusion(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	latest, cp, err := s.size(ctx)
+	if err != nil {
+		return err
+	}
+	size, hasSize, err := parseUint(q, "size")
+	if err != nil {
+		return err
+	}
+	if !hasSize {
+		size = latest
+	}
+	if size > latest {
+		return errorf(http.StatusNotFound, "tree size %d is beyond the latest checkpoint's %d", size, latest)
+	}
+	idx, hasIndex, err := parseUint(q, "index")
+	if err != nil {
+		return err
+	}
+	var leaf tlog.Hash
+	switch hv := q.Get("hash"); {
+	case hasIndex && hv != "":
+		return errorf(http.StatusBadRequest, "give index or hash, not both")
+	case hv != "":
+		h, err := base64.StdEncoding.Strict().DecodeString(hv)
+		if err != nil || len(h) != tlog.HashSize {
+			return errorf(http.StatusBadRequest, "hash %q is not a 32-byte leaf hash in standard base64", hv)
+		}
+		copy(leaf[:], h)
+		if idx, err = s.cfg.Reader.LeafIndex(ctx, leaf); err != nil {
+			return err
+		}
+		if idx >= size {
+			return errorf(http.StatusNotFound, "the entry with that leaf hash is at index %d, not in the tree of size %d", idx, size)
+		}
+	case hasIndex:
+		if idx >= size {
+			return errorf(http.StatusNotFound, "index %d is not in the tree of size %d", idx, size)
+		}
+		es, err := s.cfg.Reader.Entries(ctx, idx, idx+1)
+		if err != nil {
+			return err
+		}
+		leaf = tiles.LeafHash(es[0])
+	default:
+		return errorf(http.StatusBadRequest, "missing parameter index or hash")
+	}
+	p, err := tlog.ProveRecord(int64(size), int64(idx), s.hashReader(ctx))
+	if err != nil {
+		return fmt.Errorf("couldn't prove inclusion of %d in %d: %w", idx, size, err)
+	}
+	res := &api.InclusionProof{Index: idx, TreeSize: size, LeafHash: leaf[:], Proof: hashesJSON(p)}
+	if size == latest {
+		res.Checkpoint = string(cp)
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	latest, _, err := s.size(ctx)
+	if err != nil {
+		return err
+	}
+	old, ok1, err := parseUint(q, "old")
+	if err != nil {
+		return err
+	}
+	nw, ok2, err := parseUint(q, "new")
+	if err != nil {
+		return err
+	}
+	if !ok1 || !ok2 {
+		return errorf(http.StatusBadRequest, "missing parameter old or new")
+	}
+	if old > nw {
+		return errorf(http.StatusBadRequest, "old size %d is larger than new size %d", old, nw)
+	}
+	if nw > latest {
+		return errorf(http.StatusNotFound, "new size %d is beyond the latest checkpoint's %d", nw, latest)
+	}
+	var p tlog.TreeProof
+	if old > 0 {
+		if p, err = tlog.ProveTree(int64(nw), int64(old), s.hashReader(ctx)); err != nil {
+			return fmt.Errorf("couldn't prove consistency of %d with %d: %w", old, nw, err)
+		}
+	}
+	writeJSON(w, http.StatusOK, &api.ConsistencyProof{Old: old, New: nw, Proof: hashesJSON(p)})
+	return nil
+}
+
+func (s *Server) entries(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	start, ok1, err := parseUint(q, "start")
+	if err != nil {
+		return err
+	}
+	end, ok2, err := parseUint(q, "end")
+	if err != nil {
+		return err
+	}
+	if !ok1 || !ok2 {
+		return errorf(http.StatusBadRequest, "missing parameter start or end")
+	}
+	if start >= end {
+		return errorf(http.StatusBadRequest, "start %d is not below end %d", start, end)
+	}
+	if end-start > api.MaxEntriesPerRequest {
+		return errorf(http.StatusBadRequest, "range [%d, %d) has over %d entries", start, end, api.MaxEntriesPerRequest)
+	}
+	latest, _, err := s.size(ctx)
+	if err != nil {
+		return err
+	}
+	if end > latest {
+		return errorf(http.StatusNotFound, "end %d is beyond the tree of size %d", end, latest)
+	}
+	es, err := s.cfg.Reader.Entries(ctx, start, end)
+	if err != nil {
+		return err
+	}
+	res := &api.Entries{Entries: make([]api.Entry, len(es))}
+	for i, e := range es {
+		h := tiles.LeafHash(e)
+		res.Entries[i] = api.Entry{Index: start + uint64(i), LeafHash: h[:], Data: e}
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) needLog() error {
+	if s.cfg.Log == nil {
+		return errorf(http.StatusServiceUnavailable, "this server is read-only")
+	}
+	return nil
+}
+
+func (s *Server) issuer(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needLog(); err != nil {
+		return err
+	}
+	raw := r.PathValue("origin")
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	origin, err := schema.NormalizeOrigin(raw)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	st, ok := s.cfg.Log.Status(origin)
+	if !ok {
+		return errorf(http.StatusNotFound, "issuer %s is not registered", origin)
+	}
+	idx, err := s.cfg.Reader.IssuerEntries(r.Context(), origin)
+	if err != nil {
+		return err
+	}
+	// The status may include a batch not yet durable; list only what is.
+	writeJSON(w, http.StatusOK, &api.Issuer{Status: st, Entries: idx})
+	return nil
+}
+
+func (s *Server) keys(w http.ResponseWriter, r *http.Request) error {
+	ks, err := s.cfg.Reader.KeySet(r.Context())
+	if errors.Is(err, storage.ErrNotFound) {
+		return errorf(http.StatusNotFound, "no snapshot has been logged yet")
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(api.HeaderSnapshotIndex, strconv.FormatUint(ks.Index, 10))
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(ks.Data)
+	return nil
+}
+
+func (s *Server) policy(w http.ResponseWriter, r *http.Request) error {
+	if err := s.needLog(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.cfg.Log.Params())
+	return nil
+}
+
+func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (*schema.Submission, error) {
+	if err := s.needLog(); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", s.cfg.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "couldn't read request body: %v", err)
+	}
+	sub, err := schema.ParseSubmission(body)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "%v", err)
+	}
+	return sub, nil
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
+	sub, err := s.readSubmission(w, r)
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Log.Submit(r.Context(), sub)
+	var re *policy.RejectError
+	switch {
+	case errors.As(err, &re):
+		s.metrics.rejections.WithLabelValues(re.Rule).Inc()
+		return &httpError{code: http.StatusUnprocessableEntity, err: re, body: &api.Error{Error: re.Error(), Rule: re.Rule, Reason: re.Reason}}
+	case errors.Is(err, sequencer.ErrClosed):
+		return errorf(http.StatusServiceUnavailable, "the log is shutting down")
+	case err != nil:
+		return err
+	}
+	writeJSON(w, http.StatusOK, &api.SubmitResult{
+		Index: res.Index, TreeSize: res.Size, LeafHash: res.LeafHash[:], Entry: res.Entry,
+		InclusionProof: hashesJSON(res.Proof), Checkpoint: string(res.Checkpoint),
+	})
+	return nil
+}
+
+func (s *Server) check(w http.ResponseWriter, r *http.Request) error {
+	sub, err := s.readSubmission(w, r)
+	if err != nil {
+		return err
+	}
+	d := s.cfg.Log.Check(sub)
+	writeJSON(w, http.StatusOK, &api.CheckResult{Accept: d.Accept, Rule: d.Rule, Reason: d.Reason})
+	return nil
+}
