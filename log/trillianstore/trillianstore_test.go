@@ -1,0 +1,425 @@
+package trillianstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/log/testissuer"
+	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/log/trillianstore"
+	"github.com/keycommit/keycommit/log/trillianstore/trilliantest"
+	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/schema"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+const origin = "keycommit.example/log/test"
+
+type logKey struct {
+	signer   note.Signer
+	verifier note.Verifier
+}
+
+func newKey(t testing.TB) logKey {
+	skey, vkey, err := checkpoint.GenerateKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logKey{s, v}
+}
+
+// frontend is one keycommit frontend: a Store with an in-memory cache and
+// a sequencer over it.
+type frontend struct {
+	store *trillianstore.Store
+	fe    *trillianstore.Frontend
+}
+
+func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *trillianstore.Store {
+	t.Helper()
+	st, err := trillianstore.Open(context.Background(), trillianstore.Config{
+		Client: env.Log, TreeID: tree, Cache: storage.NewMemory(), Signer: k.signer, Verifier: k.verifier,
+		FollowInterval: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("couldn't open the Trillian store: %v\n%s", err, env.Logs())
+	}
+	return st
+}
+
+func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *frontend {
+	t.Helper()
+	st := openStore(t, env, tree, k)
+	fe, err := trillianstore.NewFrontend(context.Background(), sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fe.Close(); st.Close() })
+	return &frontend{store: st, fe: fe}
+}
+
+// newLog starts Trillian, creates a tree and initializes the log in it.
+func newLog(t testing.TB) (*trilliantest.Env, int64, logKey) {
+	t.Helper()
+	env := trilliantest.Start(t, trilliantest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tree, err := env.CreateTree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKey(t)
+	st := openStore(t, env, tree, k)
+	if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier}); err != nil {
+		t.Fatalf("couldn't initialize the log: %v\n%s", err, env.Logs())
+	}
+	st.Close()
+	return env, tree, k
+}
+
+func submit(t testing.TB, f *frontend, sub *schema.Submission) *sequencer.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := f.fe.Submit(ctx, sub)
+	if err != nil {
+		t.Fatalf("submit %s for %s: %v", sub.Kind, sub.Issuer, err)
+	}
+	return res
+}
+
+func checkResult(t testing.TB, k logKey, res *sequencer.Result) {
+	t.Helper()
+	c, _, err := checkpoint.Open(res.Checkpoint, k.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Size != res.Size {
+		t.Fatalf("checkpoint size %d, result says %d", c.Size, res.Size)
+	}
+	hashes := make([][]byte, len(res.Proof))
+	for i, h := range res.Proof {
+		hashes[i] = h[:]
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, res.Index, c.Size, res.LeafHash[:], hashes, c.Hash[:]); err != nil {
+		t.Fatalf("inclusion proof of %d in %d: %v", res.Index, c.Size, err)
+	}
+}
+
+// TestRoundTrip submits through one frontend and reads everything back
+// through a second one that only follows the tree.
+func TestRoundTrip(t *testing.T) {
+	env, tree, k := newLog(t)
+	a := newFrontend(t, env, tree, k)
+	var issuers []*testissuer.Issuer
+	for i := range 3 {
+		is := testissuer.Numbered(t, i)
+		res := submit(t, a, is.Register(t))
+		checkResult(t, k, res)
+		is.Logged(res.LeafHash)
+		issuers = append(issuers, is)
+	}
+	res := submit(t, a, issuers[1].Commit(t, 2, time.Now()))
+	checkResult(t, k, res)
+
+	b := newFrontend(t, env, tree, k)
+	ctx := context.Background()
+	if err := b.store.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	na, cpa, err := a.store.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, cpb, err := b.store.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if na != nb || string(cpa) != string(cpb) {
+		t.Fatalf("frontends disagree: %d %q vs %d %q", na, cpa, nb, cpb)
+	}
+	// The follower's tiles prove the entry, and tlog verifies them.
+	c, _, err := checkpoint.Open(cpb, k.verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thr := tlog.TileHashReader(tlog.Tree{N: int64(c.Size), Hash: c.Hash}, tileReader{ctx, b.store})
+	p, err := tlog.ProveRecord(int64(c.Size), int64(res.Index), thr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.CheckRecord(p, int64(c.Size), c.Hash, int64(res.Index), res.LeafHash); err != nil {
+		t.Fatal(err)
+	}
+	// Key set and issuer history are served by the follower too.
+	if ks, err := b.store.KeySet(ctx); err != nil || ks.Index != res.Index+1 {
+		t.Fatalf("follower's key set: %+v, %v (want index %d)", ks, err, res.Index+1)
+	}
+	if idx, err := b.store.IssuerEntries(ctx, issuers[1].Origin); err != nil || len(idx) != 2 {
+		t.Fatalf("follower's issuer history: %v, %v", idx, err)
+	}
+}
+
+type tileReader struct {
+	ctx context.Context
+	r   storage.Reader
+}
+
+func (tr tileReader) Height() int { return tiles.Height }
+func (tr tileReader) ReadTiles(ts []tlog.Tile) ([][]byte, error) {
+	out := make([][]byte, len(ts))
+	for i, t := range ts {
+		d, err := tr.r.Tile(tr.ctx, t.L, t.N)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d[:t.W*tlog.HashSize]
+	}
+	return out, nil
+}
+func (tr tileReader) SaveTiles([]tlog.Tile, [][]byte) {}
+
+// TestConcurrentRotationsTwoFrontends: 50 concurrent rotations for one
+// issuer, split across two frontends, admit exactly one; the others are
+// refused by the policy's prev rule.
+func TestConcurrentRotationsTwoFrontends(t *testing.T) {
+	env, tree, k := newLog(t)
+	a := newFrontend(t, env, tree, k)
+	b := newFrontend(t, env, tree, k)
+	is := testissuer.New(t, "https://rotating.example")
+	is.Logged(submit(t, a, is.Register(t)).LeafHash)
+	now := time.Now()
+	subs := make([]*schema.Submission, 50)
+	for i := range subs {
+		subs[i] = is.Commit(t, 1, now) // same prev, different ids and keys
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var admitted []*sequencer.Result
+	rules := map[string]int{}
+	start := make(chan struct{})
+	for i, sub := range subs {
+		f := a
+		if i%2 == 1 {
+			f = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			res, err := f.fe.Submit(ctx, sub)
+			mu.Lock()
+			defer mu.Unlock()
+			var re *policy.RejectError
+			switch {
+			case err == nil:
+				admitted = append(admitted, res)
+			case errors.As(err, &re):
+				rules[re.Rule]++
+			default:
+				t.Errorf("submission %d: %v", i, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(admitted) != 1 {
+		t.Fatalf("%d rotations admitted, want exactly 1 (refusals by rule: %v)", len(admitted), rules)
+	}
+	if rules[policy.RulePrev] != 49 {
+		t.Errorf("refusals by rule %v, want 49 by %q", rules, policy.RulePrev)
+	}
+	checkResult(t, k, admitted[0])
+	replayAll(t, env, tree, k)
+}
+
+// TestConcurrentKeyReuseTwoFrontends: two issuers commit the same key at
+// once through two frontends; exactly one is admitted (a cross-issuer
+// rule, which leaf identities alone could not enforce).
+func TestConcurrentKeyReuseTwoFrontends(t *testing.T) {
+	env, tree, k := newLog(t)
+	a := newFrontend(t, env, tree, k)
+	b := newFrontend(t, env, tree, k)
+	const pairs = 6
+	now := time.Now()
+	var subs [2][]*schema.Submission
+	for p := range pairs {
+		x, y := testissuer.Numbered(t, 2*p), testissuer.Numbered(t, 2*p+1)
+		x.Logged(submit(t, a, x.Register(t)).LeafHash)
+		y.Logged(submit(t, b, y.Register(t)).LeafHash)
+		c := testissuer.Commitment(t, 1, 1, now.Add(30*24*time.Hour))
+		subs[0] = append(subs[0], x.Sign(t, schema.KindKeyCommitment, &schema.KeyCommitment{PST: c}))
+		subs[1] = append(subs[1], y.Sign(t, schema.KindKeyCommitment, &schema.KeyCommitment{PST: c}))
+	}
+	var wg sync.WaitGroup
+	results := make([][2]error, pairs)
+	for p := range pairs {
+		for side, f := range []*frontend{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				_, results[p][side] = f.fe.Submit(ctx, subs[side][p])
+			}()
+		}
+	}
+	wg.Wait()
+	for p, r := range results {
+		ok := 0
+		for _, err := range r {
+			var re *policy.RejectError
+			switch {
+			case err == nil:
+				ok++
+			case errors.As(err, &re) && re.Rule == policy.RuleKeyReuse:
+			default:
+				t.Errorf("pair %d: unexpected error %v", p, err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("pair %d: %d of 2 commitments of one key admitted, want 1 (%v)", p, ok, r)
+		}
+	}
+	replayAll(t, env, tree, k)
+}
+
+// replayAll reads every leaf straight from Trillian, replays the policy in
+// log order (every entry must be admitted), recomputes the root and checks
+// it against Trillian's.
+func replayAll(t testing.TB, env *trilliantest.Env, tree int64, k logKey) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := trillianstore.LatestRoot(ctx, env.Log, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := policy.NewState()
+	var hashes []tlog.Hash
+	for start := uint64(0); start < r.Size; {
+		resp, err := env.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: tree, StartIndex: int64(start), Count: int64(r.Size - start)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range resp.Leaves {
+			e, err := schema.ParseEntry(l.LeafValue)
+			if err != nil {
+				t.Fatalf("leaf %d: %v", start, err)
+			}
+			if d := policy.Evaluate(st, e, start); !d.Accept {
+				t.Fatalf("leaf %d fails policy replay: %v", start, d.Err())
+			}
+			h := tiles.LeafHash(l.LeafValue)
+			if err := st.Apply(e, start, h); err != nil {
+				t.Fatal(err)
+			}
+			hashes = append(hashes, h)
+			start++
+		}
+	}
+	app, err := tiles.NewAppender(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := app.Append(hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Root != r.Hash {
+		t.Fatalf("replayed root %x, Trillian's %x", u.Root[:], r.Hash[:])
+	}
+}
+
+// TestSignerKilledDuringBurst kills Trillian's signer while a stream of
+// submissions is in flight, restarts it, and checks that every
+// acknowledged entry is in the tree at its index.
+func TestSignerKilledDuringBurst(t *testing.T) {
+	env, tree, k := newLog(t)
+	a := newFrontend(t, env, tree, k)
+	const clients, perClient = 8, 6
+	type ack struct {
+		idx  uint64
+		leaf tlog.Hash
+	}
+	var mu sync.Mutex
+	var acks []ack
+	var wg sync.WaitGroup
+	killed := make(chan struct{})
+	var firstAcks sync.WaitGroup
+	firstAcks.Add(clients)
+	for c := range clients {
+		is := testissuer.Numbered(t, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perClient {
+				var sub *schema.Submission
+				if i == 0 {
+					sub = is.Register(t)
+				} else {
+					sub = is.Register(t) // renewals: each extends the issuer's history
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+				res, err := a.fe.Submit(ctx, sub)
+				cancel()
+				if err != nil {
+					t.Errorf("client %d submission %d: %v", c, i, err)
+					return
+				}
+				is.Logged(res.LeafHash)
+				mu.Lock()
+				acks = append(acks, ack{res.Index, res.LeafHash})
+				mu.Unlock()
+				if i == 0 {
+					firstAcks.Done()
+					<-killed
+				}
+			}
+		}()
+	}
+	firstAcks.Wait()
+	env.KillSigner()
+	close(killed) // submissions continue against a log whose signer is down
+	time.Sleep(300 * time.Millisecond)
+	if err := env.StartSigner(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(acks) != clients*perClient {
+		t.Fatalf("%d acknowledgements, want %d", len(acks), clients*perClient)
+	}
+	ctx := context.Background()
+	for _, a := range acks {
+		resp, err := env.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: tree, StartIndex: int64(a.idx), Count: 1})
+		if err != nil || len(resp.Leaves) != 1 {
+			t.Fatalf("acknowledged entry %d: %v", a.idx, err)
+		}
+		if got := tiles.LeafHash(resp.Leaves[0].LeafValue); got != a.leaf {
+			t.Fatalf("entry %d has leaf hash %x, acknowledged %x", a.idx, got[:], a.leaf[:])
+		}
+	}
+	replayAll(t, env, tree, k)
+}
