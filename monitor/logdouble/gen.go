@@ -212,9 +212,24 @@ func (g *Gen) Force(e *schema.Entry) (uint64, error) {
 	return idx, nil
 }
 
-// ForceRaw appends raw bytes that are not a valid entry (they cannot be
-// applied); the generator's state no longer tracks the log after this.
-func (g *Gen) ForceRaw(b []byte) (uint64, error) { return g.Log.Append(b) }
+// ForceRaw appends raw bytes that need not be a valid entry. The
+// generator's state counts them as a no-op (it applies a policy_params
+// entry that re-states the parameters in force), as a monitor does.
+func (g *Gen) ForceRaw(b []byte) (uint64, error) {
+	idx, err := g.Log.Append(b)
+	if err != nil {
+		return 0, err
+	}
+	p := g.State.Params()
+	e, err := schema.NewLogEntry(schema.KindPolicyParams, 0, &p)
+	if err != nil {
+		return 0, err
+	}
+	if err := g.State.Apply(e, idx, tlog.Hash{}); err != nil {
+		return 0, fmt.Errorf("couldn't step over entry %d: %w", idx, err)
+	}
+	return idx, nil
+}
 
 // signed builds an issuer-signed entry of kind k for origin at g.Now.
 func (g *Gen) signed(origin string, k schema.Kind, body any) (*schema.Entry, error) {

@@ -1,0 +1,254 @@
+package monitor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// EvidenceInfo describes a stored evidence bundle.
+type EvidenceInfo struct {
+	ID     string    `json:"id"`
+	Origin string    `json:"origin"`
+	Found  time.Time `json:"found"`
+}
+
+// Handler serves gossip:
+//
+//	GET  /<hex sha256(origin)>/checkpoint  latest verified checkpoint of a log (as a C2SP witness serves it)
+//	GET  /v1/checkpoints                   JSON status of every log followed
+//	POST /v1/checkpoint                    a signed checkpoint to check (from a peer or a user agent)
+//	GET  /v1/evidence                      JSON list of split-view evidence
+//	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence)
+//	POST /watch                            {"origin": "https://issuer.example"}: alert on its key changes
+//	GET  /watch                            JSON list of watched origins
+func (m *Monitor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{id}/checkpoint", m.serveCheckpoint)
+	mux.HandleFunc("GET /v1/checkpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
+	mux.HandleFunc("POST /v1/checkpoint", m.servePostCheckpoint)
+	mux.HandleFunc("GET /v1/evidence", m.serveEvidenceList)
+	mux.HandleFunc("GET /v1/evidence/{id}", m.serveEvidence)
+	mux.HandleFunc("POST /watch", m.servePostWatch)
+	mux.HandleFunc("GET /watch", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := m.Watches(r.Context())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string][]string{"watches": ws})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (m *Monitor) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
+	f := m.byID[r.PathValue("id")]
+	if f == nil {
+		http.Error(w, "unknown log: the id must be the hex SHA-256 of a followed log's origin", http.StatusNotFound)
+		return
+	}
+	f.mu.Lock()
+	v := f.verified
+	f.mu.Unlock()
+	if v == nil {
+		http.Error(w, "no checkpoint of this log is verified yet", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write(v.Note)
+}
+
+// servePostCheckpoint checks a checkpoint someone sends: 200 consistent,
+// 202 kept for a later check, 409 split view (with the evidence id), 403
+// bad signature, 404 unknown log, 400 malformed.
+func (m *Monitor) servePostCheckpoint(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxNoteSize+1))
+	if err != nil || len(b) > maxNoteSize {
+		http.Error(w, fmt.Sprintf("checkpoint body unreadable or over %d bytes", maxNoteSize), http.StatusBadRequest)
+		return
+	}
+	res, evID, err := m.submitCheckpoint(r.Context(), b, "post "+r.RemoteAddr)
+	switch {
+	case errors.Is(err, errUnknownLog):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, errBadCheckpoint):
+		http.Error(w, err.Error(), http.StatusForbidden)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	case res == resultSplit:
+		writeJSON(w, http.StatusConflict, map[string]string{"result": res.String(), "evidence": evID})
+	case res == resultPending:
+		writeJSON(w, http.StatusAccepted, map[string]string{"result": res.String()})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"result": res.String()})
+	}
+}
+
+var (
+	errUnknownLog    = errors.New("checkpoint of a log this monitor does not follow")
+	errBadCheckpoint = errors.New("checkpoint does not verify")
+)
+
+// SubmitCheckpoint checks a signed checkpoint received from source
+// against what the monitor verified. It returns "consistent", "pending"
+// (kept until the monitor can check it) or "split-view" with the id of the
+// evidence stored.
+func (m *Monitor) SubmitCheckpoint(ctx context.Context, note []byte, source string) (result, evidenceID string, err error) {
+	res, evidenceID, err := m.submitCheckpoint(ctx, note, source)
+	if err != nil {
+		return "", "", err
+	}
+	return res.String(), evidenceID, nil
+}
+
+func (m *Monitor) submitCheckpoint(ctx context.Context, note []byte, source string) (result observeResult, evidenceID string, err error) {
+	f := m.byOrigin[originOf(note)]
+	if f == nil {
+		return 0, "", fmt.Errorf("%w: origin %q", errUnknownLog, originOf(note))
+	}
+	cp, err := openCheckpoint(note, f.verifier, f.origin)
+	if err != nil {
+		m.metrics.gossip.WithLabelValues(sourceKind(source), "bad").Inc()
+		return 0, "", fmt.Errorf("%w: %v", errBadCheckpoint, err)
+	}
+	res, evidenceID, err := f.observe(ctx, cp, source)
+	if err != nil {
+		return 0, "", err
+	}
+	m.metrics.gossip.WithLabelValues(sourceKind(source), res.String()).Inc()
+	return res, evidenceID, nil
+}
+
+func sourceKind(s string) string {
+	k, _, _ := strings.Cut(s, " ")
+	return k
+}
+
+func (m *Monitor) serveEvidenceList(w http.ResponseWriter, r *http.Request) {
+	l, err := m.store.evidenceList(r.Context())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if l == nil {
+		l = []EvidenceInfo{}
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+func (m *Monitor) serveEvidence(w http.ResponseWriter, r *http.Request) {
+	b, err := m.store.evidence(r.Context(), r.PathValue("id"))
+	if errors.Is(err, errNotFound) {
+		http.Error(w, "no such evidence", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func (m *Monitor) servePostWatch(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Origin string `json:"origin"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		http.Error(w, "want a JSON object {\"origin\": \"https://issuer.example\"}: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := m.Watch(r.Context(), req.Origin); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"watching": req.Origin})
+}
+
+// pullAll pulls checkpoints from every peer and witness, and evidence
+// from every peer.
+func (m *Monitor) pullAll(ctx context.Context) []error {
+	var errs []error
+	for _, p := range m.cfg.Peers {
+		for _, f := range m.followers {
+			if err := m.pullCheckpoint(ctx, strings.TrimSuffix(p, "/"), f, "peer "+p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := m.pullEvidence(ctx, strings.TrimSuffix(p, "/")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, wu := range m.cfg.Witnesses {
+		for _, f := range m.followers {
+			if err := m.pullCheckpoint(ctx, strings.TrimSuffix(wu, "/"), f, "witness "+wu); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+func (m *Monitor) pullCheckpoint(ctx context.Context, base string, f *follower, source string) error {
+	b, err := httpGet(ctx, m.hc, base+"/"+originID(f.origin)+"/checkpoint", maxNoteSize)
+	if errors.Is(err, errNotFound) {
+		return nil // the peer does not (yet) know this log
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't pull the checkpoint of %s from %s: %w", f.origin, source, err)
+	}
+	if _, _, err := m.submitCheckpoint(ctx, b, source); err != nil {
+		return fmt.Errorf("checkpoint of %s from %s: %w", f.origin, source, err)
+	}
+	return nil
+}
+
+// pullEvidence fetches a peer's evidence bundles it does not have, checks
+// each one against the key of the log it names, and keeps those that
+// verify.
+func (m *Monitor) pullEvidence(ctx context.Context, base string) error {
+	b, err := httpGet(ctx, m.hc, base+"/v1/evidence", 1<<20)
+	if err != nil {
+		return fmt.Errorf("couldn't list evidence at %s: %w", base, err)
+	}
+	var list []EvidenceInfo
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("malformed evidence list from %s: %w", base, err)
+	}
+	for _, info := range list {
+		f := m.byOrigin[info.Origin]
+		if f == nil {
+			continue
+		}
+		if _, err := m.store.evidence(ctx, info.ID); err == nil {
+			continue
+		}
+		body, err := httpGet(ctx, m.hc, base+"/v1/evidence/"+info.ID, 1<<20)
+		if err != nil {
+			return fmt.Errorf("couldn't fetch evidence %s from %s: %w", info.ID, base, err)
+		}
+		ev, err := VerifyEvidence(body, f.vkey)
+		if err != nil {
+			m.log.Warn("peer served evidence that does not verify", "peer", base, "id", info.ID, "err", err)
+			continue
+		}
+		ev.Sources = [2]string{"peer " + base + ": " + ev.Sources[0], "peer " + base + ": " + ev.Sources[1]}
+		if err := m.recordEvidence(ctx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
