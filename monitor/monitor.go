@@ -359,10 +359,14 @@ func (m *Monitor) StateDigest(origin string) ([32]byte, error) {
 func (m *Monitor) Alerts(ctx context.Context) ([]Alert, error) { return m.store.alerts(ctx) }
 
 // Evidence returns the stored split-view evidence bundles.
-func (m *Monitor) Evidence(ctx context.Context) ([]EvidenceInfo, error) { return m.store.evidenceList(ctx) }
+func (m *Monitor) Evidence(ctx context.Context) ([]EvidenceInfo, error) {
+	return m.store.evidenceList(ctx)
+}
 
 // EvidenceBundle returns the stored evidence bundle id.
-func (m *Monitor) EvidenceBundle(ctx context.Context, id string) ([]byte, error) { return m.store.evidence(ctx, id) }
+func (m *Monitor) EvidenceBundle(ctx context.Context, id string) ([]byte, error) {
+	return m.store.evidence(ctx, id)
+}
 
 // Report is the outcome of Once.
 type Report struct {
