@@ -52,7 +52,7 @@ func Evaluate(st *State, e *schema.Entry, idx uint64) Decision {
 		}
 		return reject(RulePrev, "prev does not match issuer %s's latest entry (index %d, leaf hash %x); fetch it and sign again", e.Issuer, is.LastIndex, is.LastLeafHash)
 	}
-	if err := e.Submission().Verify(signer); err != nil {
+	if err := e.VerifySignature(signer); err != nil {
 		return reject(RuleSignature, "%v", err)
 	}
 	if is != nil && e.Time < is.LastTime {

@@ -179,6 +179,16 @@ type Entry struct {
 	Prev   []byte          `json:"prev"`
 	Body   json.RawMessage `json:"body"`
 	Sig    []byte          `json:"sig"`
+
+	// parsed caches ParsedBody's result for the Kind and Body it was
+	// computed from.
+	parsed *parsedBody
+}
+
+type parsedBody struct {
+	kind Kind
+	raw  []byte
+	v    any
 }
 
 // NewEntry makes the entry that records sub at log time timeMillis.
@@ -216,8 +226,40 @@ func (e *Entry) Marshal() ([]byte, error) {
 	return b, nil
 }
 
-// ParsedBody returns the typed body of e (see ParseBody).
-func (e *Entry) ParsedBody() (any, error) { return ParseBody(e.Kind, e.Body) }
+// ParsedBody returns the typed body of e (see ParseBody). The result is
+// remembered (as long as Kind and Body do not change) and shared between
+// calls: do not modify it.
+func (e *Entry) ParsedBody() (any, error) {
+	if p := e.parsed; p != nil && p.kind == e.Kind && bytes.Equal(p.raw, e.Body) {
+		return p.v, nil
+	}
+	v, err := ParseBody(e.Kind, e.Body)
+	if err != nil {
+		return nil, err
+	}
+	e.parsed = &parsedBody{kind: e.Kind, raw: bytes.Clone(e.Body), v: v}
+	return v, nil
+}
+
+// VerifySignature checks e's issuer signature against the account key pub.
+// It is Submission().Verify(pub) without parsing the body again.
+func (e *Entry) VerifySignature(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("account key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	if _, err := e.ParsedBody(); err != nil {
+		return err
+	}
+	st := Statement{Kind: e.Kind, Issuer: e.Issuer, Prev: e.Prev, Body: e.Body}
+	b, err := canonicalJSON(&st)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(pub, append([]byte(statementContext), b...), e.Sig) {
+		return fmt.Errorf("bad signature: %s statement for %q does not verify under the account key", e.Kind, e.Issuer)
+	}
+	return nil
+}
 
 // ParseEntry parses a leaf strictly and checks that it is canonical.
 func ParseEntry(b []byte) (*Entry, error) {
@@ -250,7 +292,7 @@ func ParseEntry(b []byte) (*Entry, error) {
 	if err := emptyIsNull("sig", e.Sig); err != nil {
 		return nil, err
 	}
-	if _, err := ParseBody(e.Kind, e.Body); err != nil {
+	if _, err := e.ParsedBody(); err != nil {
 		return nil, err
 	}
 	re, err := e.Marshal()

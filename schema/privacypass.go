@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/cloudflare/circl/oprf"
 )
 
 // Privacy Pass token types (RFC 9578).
@@ -115,9 +113,11 @@ func (k TokenKey) Decode() ([]byte, error) {
 		if len(b) != p384CompressedSize {
 			return nil, fmt.Errorf("token-type 1 key is %d bytes, want %d (compressed P-384 point)", len(b), p384CompressedSize)
 		}
-		var pk oprf.PublicKey
-		if err := pk.UnmarshalBinary(oprf.SuiteP384, b); err != nil {
-			return nil, fmt.Errorf("token-type 1 key: invalid P-384 point: %w", err)
+		if b[0] != 0x02 && b[0] != 0x03 {
+			return nil, fmt.Errorf("token-type 1 key is not a compressed P-384 point (first byte 0x%02x, want 0x02 or 0x03)", b[0])
+		}
+		if _, err := p384Point(b); err != nil {
+			return nil, fmt.Errorf("token-type 1 key: %w", err)
 		}
 	case TokenTypeBlindRSA:
 		if err := validateRSAPSSSPKI(b); err != nil {

@@ -222,6 +222,16 @@ func validateP384Point(b []byte) ([]byte, error) {
 	if len(b) != p384UncompressedSize || b[0] != 0x04 {
 		return nil, fmt.Errorf("not an uncompressed P-384 point (want %d bytes starting 0x04)", p384UncompressedSize)
 	}
+	return p384Point(b)
+}
+
+// p384Point validates an encoded P-384 point (compressed or uncompressed)
+// with circl's OPRF key decoding, which refuses off-curve points and the
+// identity, and returns its compressed form.
+func p384Point(b []byte) ([]byte, error) {
+	if c, ok := cachedPoint(b); ok {
+		return c, nil
+	}
 	var pk oprf.PublicKey
 	if err := pk.UnmarshalBinary(oprf.SuiteP384, b); err != nil {
 		return nil, fmt.Errorf("invalid P-384 point: %w", err)
@@ -230,6 +240,7 @@ func validateP384Point(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't compress P-384 point: %w", err)
 	}
+	cachePoint(b, c)
 	return c, nil
 }
 
