@@ -283,8 +283,16 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) hashReader(ctx context.Context) tlog.HashReader {
-	return tiles.HashReader(func(t tlog.Tile) ([]byte, error) { return s.readTile(ctx, t) })
+// hashReader reads hashes of the tree of the given size. It always reads
+// each tile at its width in that tree (full, except on the right edge), so
+// that the cache holds one version of each tile.
+func (s *Server) hashReader(ctx context.Context, size uint64) tlog.HashReader {
+	return tiles.HashReader(func(t tlog.Tile) ([]byte, error) {
+		if w, ok := tiles.TileAt(t.L, t.N, int64(size)); ok && w.W >= t.W {
+			t = w
+		}
+		return s.readTile(ctx, t)
+	})
 }
 
 func parseUint(q url.Values, name string) (uint64, bool, error) {
@@ -356,7 +364,7 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return errorf(http.StatusBadRequest, "missing parameter index or hash")
 	}
-	p, err := tlog.ProveRecord(int64(size), int64(idx), s.hashReader(ctx))
+	p, err := tlog.ProveRecord(int64(size), int64(idx), s.hashReader(ctx, size))
 	if err != nil {
 		return fmt.Errorf("couldn't prove inclusion of %d in %d: %w", idx, size, err)
 	}
@@ -394,7 +402,7 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request) error {
 	}
 	var p tlog.TreeProof
 	if old > 0 {
-		if p, err = tlog.ProveTree(int64(nw), int64(old), s.hashReader(ctx)); err != nil {
+		if p, err = tlog.ProveTree(int64(nw), int64(old), s.hashReader(ctx, nw)); err != nil {
 			return fmt.Errorf("couldn't prove consistency of %d with %d: %w", old, nw, err)
 		}
 	}

@@ -1,0 +1,223 @@
+package sequencer_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/log/testissuer"
+	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/schema"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+func benchConfig(b *testing.B, be storage.Backend) sequencer.Config {
+	skey, vkey, _ := checkpoint.GenerateKey("keycommit.example/log/bench")
+	s, _ := note.NewSigner(skey)
+	v, _ := note.NewVerifier(vkey)
+	return sequencer.Config{Backend: be, Signer: s, Verifier: v}
+}
+
+// registrations returns n self-signed registrations of distinct issuers.
+func registrations(b *testing.B, n int) []*schema.Submission {
+	subs := make([]*schema.Submission, n)
+	for i := range subs {
+		subs[i] = testissuer.Numbered(b, i).Register(b)
+	}
+	return subs
+}
+
+// BenchmarkSequencerSQLite measures durable sequencing throughput: many
+// concurrent submitters, every entry admitted by the full policy
+// (signature checked), persisted with fsync and answered with a proof.
+func BenchmarkSequencerSQLite(b *testing.B) {
+	ctx := context.Background()
+	store, err := sqlitestore.Create(ctx, filepath.Join(b.TempDir(), "log.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	cfg := benchConfig(b, store)
+	if _, err := sequencer.Init(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	seq, err := sequencer.New(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer seq.Close()
+	subs := registrations(b, b.N)
+	b.ResetTimer()
+	runSubmitters(b, 512, subs, func(s *schema.Submission) error { _, err := seq.Submit(ctx, s); return err })
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+}
+
+func runSubmitters(b *testing.B, workers int, subs []*schema.Submission, submit func(*schema.Submission) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(subs)) {
+					return
+				}
+				if err := submit(subs[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// BenchmarkRawSQLiteInsertBaseline is the baseline for
+// BenchmarkSequencerSQLite: batched inserts of entry-sized rows into one
+// table, 4096 per transaction, with the same durability (WAL,
+// synchronous=FULL) and no policy, hashing or signing.
+func BenchmarkRawSQLiteInsertBaseline(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "raw.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_journal_mode=WAL&_synchronous=FULL&_txlock=immediate")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	row := []byte(strings.Repeat("x", 400))
+	b.ResetTimer()
+	for i := 0; i < b.N; {
+		tx, err := db.Begin()
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, _ := tx.Prepare(`INSERT INTO entries (idx, data) VALUES (?, ?)`)
+		for j := 0; j < 4096 && i < b.N; j, i = j+1, i+1 {
+			if _, err := st.Exec(i, row); err != nil {
+				b.Fatal(err)
+			}
+		}
+		st.Close()
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkResidentMemory1M builds a log of 1,000,000 entries in SQLite
+// (10,000 issuers, each a registration and 99 renewals), starts a
+// sequencer on it (which replays every entry into the policy state) and
+// reports the process's resident size. It takes minutes: it runs only with
+// KEYCOMMIT_BENCH_1M=1.
+func BenchmarkResidentMemory1M(b *testing.B) {
+	if os.Getenv("KEYCOMMIT_BENCH_1M") != "1" {
+		b.Skip("set KEYCOMMIT_BENCH_1M=1 to build a 1,000,000-entry log")
+	}
+	const total, issuers = 1_000_000, 10_000
+	ctx := context.Background()
+	store, err := sqlitestore.Create(ctx, filepath.Join(b.TempDir(), "log.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	cfg := benchConfig(b, store)
+	if _, err := sequencer.Init(ctx, cfg); err != nil {
+		b.Fatal(err)
+	}
+	// Append pre-made entries straight to storage, with real tiles and
+	// checkpoints (Apply does not check signatures; the sequencer's
+	// replay only applies).
+	app, err := tiles.NewAppender(1, func(t tlog.Tile) ([]byte, error) { return store.Tile(ctx, t.L, t.N) })
+	if err != nil {
+		b.Fatal(err)
+	}
+	keys := make([]ed25519.PublicKey, issuers)
+	for i := range keys {
+		keys[i] = testissuer.Numbered(b, i).Key.Public().(ed25519.PublicKey)
+	}
+	prev := make([][]byte, issuers)
+	sig := make([]byte, 64)
+	for start := uint64(1); start < total; {
+		var batch []storage.Entry
+		var hs []tlog.Hash
+		for ; start+uint64(len(batch)) < total && len(batch) < 8192; {
+			i := int(start+uint64(len(batch))) % issuers
+			body, _ := schema.CanonicalizeBody(schema.KindRegistration, &schema.Registration{Contact: "mailto:ops@example.com", AccountKey: keys[i]})
+			e := &schema.Entry{V: schema.Version, Kind: schema.KindRegistration, Time: 1772366400000, Issuer: "https://issuer" + strconv.Itoa(i) + ".example", Prev: prev[i], Body: body, Sig: sig}
+			d, err := e.Marshal()
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := tiles.LeafHash(d)
+			prev[i] = append([]byte(nil), h[:]...)
+			batch = append(batch, storage.Entry{Data: d, LeafHash: h, Issuer: e.Issuer})
+			hs = append(hs, h)
+		}
+		u, err := app.Append(hs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cp, _ := checkpoint.Sign(checkpoint.Checkpoint{Origin: cfg.Signer.Name(), Size: uint64(u.Size), Hash: u.Root}, cfg.Signer)
+		if err := store.Append(ctx, &storage.Batch{Start: start, Entries: batch, Tiles: u.Tiles, Checkpoint: cp}); err != nil {
+			b.Fatal(err)
+		}
+		start += uint64(len(batch))
+	}
+	app, keys, prev = nil, nil, nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	b.ResetTimer()
+	seq, err := sequencer.New(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	runtime.GC()
+	debug.FreeOSMemory()
+	size, _ := seq.Checkpoint()
+	if size != total {
+		b.Fatalf("size %d", size)
+	}
+	b.ReportMetric(rssMiB(b), "MiB-RSS")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MiB-heap")
+	seq.Close()
+}
+
+func rssMiB(b *testing.B) float64 {
+	s, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skip("no /proc/self/status")
+	}
+	for _, l := range strings.Split(string(s), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "VmRSS:")), "%f", &kb)
+			return kb / 1024
+		}
+	}
+	return 0
+}
