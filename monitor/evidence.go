@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -39,12 +40,14 @@ type Evidence struct {
 	Found  time.Time `json:"found"`
 }
 
-// ID returns the evidence's identifier: the hex SHA-256 of the two signed
-// checkpoints (bodies and signatures), independent of who found it.
+// ID returns the evidence's identifier: the hex SHA-256 of the two
+// checkpoint bodies (without signatures), so that every monitor that finds
+// the same split view names it the same way.
 func (e *Evidence) ID() string {
 	h := sha256.New()
 	for _, c := range e.Checkpoints {
-		fmt.Fprintf(h, "%d\n%s", len(c), c)
+		body, _, _ := strings.Cut(c, "\n\n")
+		fmt.Fprintf(h, "%d\n%s", len(body), body)
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
@@ -52,7 +55,7 @@ func (e *Evidence) ID() string {
 // newEvidence builds evidence from two checkpoints (in any order) and,
 // when their sizes differ, a full consistency proof between them.
 func newEvidence(vkey string, a, b *Checkpoint, srcA, srcB string, proof []tlog.Hash, reason string, now time.Time) *Evidence {
-	if a.Size > b.Size {
+	if a.Size > b.Size || a.Size == b.Size && bytes.Compare(a.Note, b.Note) > 0 {
 		a, b, srcA, srcB = b, a, srcB, srcA
 	}
 	e := &Evidence{Type: EvidenceType, Origin: a.Origin, VKey: vkey,
@@ -103,6 +106,9 @@ func VerifyEvidence(data []byte, vkey string) (*Evidence, error) {
 	case a.Size > b.Size:
 		return nil, errors.New("evidence lists the larger checkpoint first")
 	case a.Size == b.Size:
+		if bytes.Compare([]byte(e.Checkpoints[0]), []byte(e.Checkpoints[1])) > 0 {
+			return nil, errors.New("evidence lists checkpoints of equal size out of order")
+		}
 		if a.Root == b.Root {
 			return nil, fmt.Errorf("%w: both checkpoints have size %d and root %s", ErrNotSplitView, a.Size, a.Root)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/keycommit/keycommit/monitor/logdouble"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 )
 
 var genesis = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -162,4 +163,13 @@ func stateDigest(t testing.TB, g *logdouble.Gen) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256Sum(b)
+}
+
+func mustVerifier(t testing.TB, vkey string) note.Verifier {
+	t.Helper()
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
