@@ -398,7 +398,7 @@ func TestKeyFormats(t *testing.T) {
 	if s.KeyHash() != v.KeyHash() || s.Name() != v.Name() {
 		t.Fatalf("signer %s/%08x and verifier %s/%08x disagree", s.Name(), s.KeyHash(), v.Name(), v.KeyHash())
 	}
-	parts := strings.Split(vkey, "+")
+	parts := strings.SplitN(vkey, "+", 3)
 	raw, _ := base64.StdEncoding.DecodeString(parts[2])
 	if len(parts) != 3 || parts[1] != fmt.Sprintf("%08x", v.KeyHash()) || len(raw) != 33 || raw[0] != 0x04 {
 		t.Fatalf("vkey %q is not name+hex(keyID)+base64(0x04||key)", vkey)
@@ -409,7 +409,7 @@ func TestKeyFormats(t *testing.T) {
 		}
 	}
 	// A key ID that does not match the key is refused.
-	p := strings.Split(skey, "+")
+	p := strings.SplitN(skey, "+", 5)
 	p[3] = "00000000"
 	if _, _, err := witness.NewSigner(strings.Join(p, "+")); err == nil {
 		t.Error("NewSigner accepted a wrong key ID")

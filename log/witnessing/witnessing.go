@@ -1,0 +1,446 @@
+// Package witnessing is the log side of C2SP tlog-witness: after the log
+// signs a checkpoint, it asks every witness of a k-of-n policy (the
+// Sigsum/Tessera/C2SP tlog-policy text format) for a cosignature, in
+// parallel, and returns the checkpoint with the cosignatures it got appended
+// after the log's own signature, and whether the quorum is met.
+//
+// It remembers, per witness, the size of the latest checkpoint the witness
+// cosigned for this log (starting at 0), sends the consistency proof from
+// that size, and on 409 reads the witness's size from the response and
+// retries once from there. Every witness call has a timeout, so a slow or
+// dead witness costs at most Config.Timeout; once the quorum is met, the call
+// waits at most Config.Grace for stragglers.
+package witnessing
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	flog "github.com/transparency-dev/formats/log"
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/keycommit/keycommit/witness/quorum"
+)
+
+// ProveFunc returns the RFC 6962 consistency proof between two sizes of the
+// log's tree (oldSize < newSize, oldSize > 0).
+type ProveFunc func(ctx context.Context, oldSize, newSize uint64) ([][]byte, error)
+
+// Config configures a Collector.
+type Config struct {
+	// Policy is the witness policy text. Every witness in it needs a URL:
+	// its tlog-witness submission prefix (add-checkpoint is appended).
+	Policy []byte
+	// Prove builds consistency proofs. Required.
+	Prove ProveFunc
+	// Client makes the HTTP requests. Nil means a client with keep-alive
+	// connections and no overall timeout (each call has its own).
+	Client *http.Client
+	// Timeout bounds each witness's part of a call, 409 retry included.
+	// Zero means 10s.
+	Timeout time.Duration
+	// Grace is how long a call still waits for other witnesses once the
+	// quorum is met. Zero means 1s; negative means return at once.
+	Grace time.Duration
+	// Logger receives operational logs; nil discards them.
+	Logger *slog.Logger
+	// Metrics, if set, receives per-witness Prometheus collectors.
+	Metrics prometheus.Registerer
+}
+
+// ErrQuorumNotMet is wrapped by Witness's error when the cosignatures
+// collected do not meet the policy's quorum.
+var ErrQuorumNotMet = errors.New("witness quorum not met")
+
+// maxResponse bounds a witness's response body.
+const maxResponse = 64 << 10
+
+// Collector collects cosignatures for one log. It is safe for concurrent use;
+// calls for the same witness are serialised so that its size is tracked.
+type Collector struct {
+	policy    *quorum.Policy
+	witnesses []*witnessClient
+	prove     ProveFunc
+	client    *http.Client
+	timeout   time.Duration
+	grace     time.Duration
+	logger    *slog.Logger
+	m         *metrics
+}
+
+type witnessClient struct {
+	w        quorum.Witness
+	url      string
+	verifier note.Verifier
+	lock     chan struct{} // one-slot semaphore: one call at a time
+	size     uint64        // witness's latest cosigned size as we know it; guarded by lock
+}
+
+// New parses the policy and prepares the witness clients.
+func New(cfg Config) (*Collector, error) {
+	p, err := quorum.Parse(cfg.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse witness policy: %w", err)
+	}
+	if cfg.Prove == nil {
+		return nil, errors.New("witnessing: Config.Prove is required")
+	}
+	c := &Collector{
+		policy:  p,
+		prove:   cfg.Prove,
+		client:  cfg.Client,
+		timeout: cfg.Timeout,
+		grace:   cfg.Grace,
+		logger:  cfg.Logger,
+	}
+	if c.client == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 4
+		c.client = &http.Client{Transport: tr}
+	}
+	if c.timeout <= 0 {
+		c.timeout = 10 * time.Second
+	}
+	if c.grace == 0 {
+		c.grace = time.Second
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	for _, w := range p.Witnesses() {
+		if w.URL == "" {
+			return nil, fmt.Errorf("witness %q in the policy has no URL", w.Name)
+		}
+		v, err := fnote.NewVerifierForCosignatureV1(w.VKey)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't use key of witness %q: %w", w.Name, err)
+		}
+		c.witnesses = append(c.witnesses, &witnessClient{
+			w:        w,
+			url:      strings.TrimSuffix(w.URL, "/") + "/add-checkpoint",
+			verifier: v,
+			lock:     make(chan struct{}, 1),
+		})
+	}
+	if c.m, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Policy returns the parsed policy.
+func (c *Collector) Policy() *quorum.Policy { return c.policy }
+
+// Result is the outcome of one collection.
+type Result struct {
+	// Checkpoint is the signed checkpoint with the cosignatures obtained
+	// appended after the signatures it already had.
+	Checkpoint []byte
+	// QuorumMet reports whether the cosignatures meet the policy.
+	QuorumMet bool
+	// Cosigned lists the witnesses (policy names) whose cosignature was
+	// obtained and verified in this call, in policy order.
+	Cosigned []string
+	// Errors holds, per witness that did not cosign, why.
+	Errors map[string]error
+}
+
+// Witness has exactly the shape of the log's witnessing hook:
+//
+//	func(ctx context.Context, signedCheckpoint []byte) (cosigned []byte, err error)
+//
+// It returns the checkpoint with the cosignatures obtained. If the quorum is
+// not met it still returns that checkpoint, with an error wrapping
+// ErrQuorumNotMet, so the caller chooses whether to publish it.
+func (c *Collector) Witness(ctx context.Context, signedCheckpoint []byte) ([]byte, error) {
+	res, err := c.Collect(ctx, signedCheckpoint)
+	if err != nil {
+		return nil, err
+	}
+	if !res.QuorumMet {
+		var errs []string
+		for _, w := range c.witnesses {
+			if e, ok := res.Errors[w.w.Name]; ok {
+				errs = append(errs, fmt.Sprintf("%s: %v", w.w.Name, e))
+			}
+		}
+		return res.Checkpoint, fmt.Errorf("%w: quorum %q, cosigned by %v; failures: %s",
+			ErrQuorumNotMet, c.policy.Quorum(), res.Cosigned, strings.Join(errs, "; "))
+	}
+	return res.Checkpoint, nil
+}
+
+// Collect asks every witness in parallel to cosign signedCheckpoint. It
+// returns an error only if signedCheckpoint is not a checkpoint note; witness
+// failures are in Result.Errors.
+func (c *Collector) Collect(ctx context.Context, signedCheckpoint []byte) (*Result, error) {
+	text, sigLines, err := splitNote(signedCheckpoint)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
+	}
+	var cp flog.Checkpoint
+	if _, err := cp.Unmarshal(text); err != nil {
+		return nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	proofs := &proofCache{prove: c.prove, size: cp.Size, m: map[uint64]*proofFuture{}}
+
+	type outcome struct {
+		i    int
+		line []byte
+		err  error
+	}
+	results := make(chan outcome, len(c.witnesses))
+	for i, wc := range c.witnesses {
+		go func() {
+			line, err := c.witnessOne(ctx, wc, signedCheckpoint, text, cp.Size, proofs)
+			results <- outcome{i, line, err}
+		}()
+	}
+
+	lines := make([][]byte, len(c.witnesses))
+	errs := map[string]error{}
+	cosigned := map[string]bool{}
+	var graceC <-chan time.Time
+	pending := len(c.witnesses)
+	met := c.policy.Satisfied(cosigned)
+collect:
+	for pending > 0 {
+		select {
+		case o := <-results:
+			pending--
+			name := c.witnesses[o.i].w.Name
+			if o.err != nil {
+				errs[name] = o.err
+				continue
+			}
+			lines[o.i] = o.line
+			cosigned[name] = true
+			if !met && c.policy.Satisfied(cosigned) {
+				met = true
+				if c.grace < 0 {
+					break collect
+				}
+				graceC = time.After(c.grace)
+			}
+		case <-graceC:
+			break collect
+		}
+	}
+	// Witnesses still running are cancelled; they keep their size record
+	// consistent under their own lock, and the next call resynchronises
+	// through 409 if needed.
+	cancel()
+	for _, wc := range c.witnesses {
+		if _, ok := cosigned[wc.w.Name]; !ok {
+			if _, ok := errs[wc.w.Name]; !ok {
+				errs[wc.w.Name] = errors.New("no answer before the quorum was met and the grace period ended")
+			}
+		}
+	}
+
+	res := &Result{QuorumMet: met, Errors: errs}
+	var out bytes.Buffer
+	out.Write(text)
+	out.WriteByte('\n')
+	for _, l := range sigLines {
+		out.Write(l)
+		out.WriteByte('\n')
+	}
+	have := map[string]bool{}
+	for _, l := range sigLines {
+		have[string(l)] = true
+	}
+	for i, wc := range c.witnesses {
+		if lines[i] == nil {
+			continue
+		}
+		res.Cosigned = append(res.Cosigned, wc.w.Name)
+		if !have[string(bytes.TrimSuffix(lines[i], []byte("\n")))] {
+			out.Write(lines[i])
+		}
+	}
+	res.Checkpoint = out.Bytes()
+	result := "met"
+	if !met {
+		result = "not_met"
+	}
+	c.m.collections.WithLabelValues(result).Inc()
+	c.m.collectSeconds.Observe(time.Since(start).Seconds())
+	if !met {
+		c.logger.Warn("witness quorum not met", "size", cp.Size, "cosigned", res.Cosigned, "errors", fmt.Sprint(errs))
+	}
+	return res, nil
+}
+
+// witnessOne runs add-checkpoint against one witness, retrying once on 409.
+func (c *Collector) witnessOne(ctx context.Context, wc *witnessClient, signed, text []byte, size uint64, proofs *proofCache) ([]byte, error) {
+	select {
+	case wc.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the previous call to this witness: %w", ctx.Err())
+	}
+	defer func() { <-wc.lock }()
+
+	old := wc.size
+	for attempt := 0; ; attempt++ {
+		if old > size {
+			return nil, fmt.Errorf("witness has cosigned size %d, larger than this checkpoint's %d", old, size)
+		}
+		var pf [][]byte
+		if old > 0 && old < size {
+			var err error
+			if pf, err = proofs.get(ctx, old); err != nil {
+				return nil, fmt.Errorf("couldn't build consistency proof %d -> %d: %w", old, size, err)
+			}
+		}
+		status, ctype, body, err := c.post(ctx, wc, old, pf, signed)
+		if err != nil {
+			return nil, err
+		}
+		switch status {
+		case http.StatusOK:
+			line, err := cosignatureLine(text, body, wc.verifier)
+			if err != nil {
+				return nil, fmt.Errorf("witness answered 200 but %w", err)
+			}
+			wc.size = size
+			c.m.size.WithLabelValues(wc.w.Name).Set(float64(size))
+			c.m.cosignatures.WithLabelValues(wc.w.Name).Inc()
+			return line, nil
+		case http.StatusConflict:
+			if ctype != "text/x.tlog.size" {
+				return nil, fmt.Errorf("witness answered 409 without a size (Content-Type %q): %s", ctype, snippet(body))
+			}
+			n, err := strconv.ParseUint(strings.TrimSuffix(string(body), "\n"), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("witness answered 409 with a bad size %q", snippet(body))
+			}
+			if n > size {
+				// The witness has seen a larger tree than this
+				// checkpoint: either an older checkpoint is being
+				// witnessed late or the log lost state.
+				wc.size = n
+				return nil, fmt.Errorf("witness has cosigned size %d, larger than this checkpoint's %d", n, size)
+			}
+			if attempt > 0 {
+				return nil, fmt.Errorf("witness answered 409 twice (size %d, then %d)", old, n)
+			}
+			c.logger.Info("witness size differs from ours; retrying from its size", "witness", wc.w.Name, "ours", old, "theirs", n)
+			wc.size, old = n, n
+		default:
+			return nil, fmt.Errorf("witness answered %d: %s", status, snippet(body))
+		}
+	}
+}
+
+func (c *Collector) post(ctx context.Context, wc *witnessClient, old uint64, pf [][]byte, signed []byte) (status int, ctype string, body []byte, err error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "old %d\n", old)
+	for _, h := range pf {
+		b.WriteString(base64.StdEncoding.EncodeToString(h))
+		b.WriteByte('\n')
+	}
+	b.WriteByte('\n')
+	b.Write(signed)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wc.url, &b)
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("couldn't make request to %s: %w", wc.url, err)
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	start := time.Now()
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.m.requests.WithLabelValues(wc.w.Name, "error").Inc()
+		return 0, "", nil, fmt.Errorf("couldn't reach witness at %s: %w", wc.url, err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	c.m.requests.WithLabelValues(wc.w.Name, strconv.Itoa(resp.StatusCode)).Inc()
+	c.m.requestSeconds.WithLabelValues(wc.w.Name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		return 0, "", nil, fmt.Errorf("couldn't read answer from witness at %s: %w", wc.url, err)
+	}
+	if len(body) > maxResponse {
+		return 0, "", nil, fmt.Errorf("witness at %s answered more than %d bytes", wc.url, maxResponse)
+	}
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body, nil
+}
+
+// cosignatureLine picks the witness's verified signature line out of its
+// response (which may contain lines for other keys, to be ignored).
+func cosignatureLine(text, body []byte, v note.Verifier) ([]byte, error) {
+	msg := make([]byte, 0, len(text)+1+len(body))
+	msg = append(append(append(msg, text...), '\n'), body...)
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		return nil, fmt.Errorf("its cosignature does not verify: %w", err)
+	}
+	s := n.Sigs[0]
+	return []byte("\u2014 " + s.Name + " " + s.Base64 + "\n"), nil
+}
+
+// splitNote separates a signed note into its text (with final newline) and
+// signature lines (without newlines).
+func splitNote(msg []byte) (text []byte, sigs [][]byte, err error) {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 || len(msg) == i+2 || msg[len(msg)-1] != '\n' {
+		return nil, nil, errors.New("not a signed note")
+	}
+	text = msg[:i+1]
+	for _, l := range bytes.Split(msg[i+2:len(msg)-1], []byte("\n")) {
+		if !bytes.HasPrefix(l, []byte("\u2014 ")) {
+			return nil, nil, fmt.Errorf("not a signed note: bad signature line %q", snippet(l))
+		}
+		sigs = append(sigs, l)
+	}
+	return text, sigs, nil
+}
+
+func snippet(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// proofCache shares consistency proofs between witnesses at the same size.
+type proofCache struct {
+	prove ProveFunc
+	size  uint64
+	mu    sync.Mutex
+	m     map[uint64]*proofFuture
+}
+
+type proofFuture struct {
+	once  sync.Once
+	proof [][]byte
+	err   error
+}
+
+func (pc *proofCache) get(ctx context.Context, old uint64) ([][]byte, error) {
+	pc.mu.Lock()
+	f, ok := pc.m[old]
+	if !ok {
+		f = &proofFuture{}
+		pc.m[old] = f
+	}
+	pc.mu.Unlock()
+	f.once.Do(func() { f.proof, f.err = pc.prove(ctx, old, pc.size) })
+	return f.proof, f.err
+}
