@@ -83,10 +83,10 @@ type Config struct {
 	// tests). It must hold nothing, or a prefix of this tree. Required.
 	Cache storage.Backend
 	// Signer is the log key, used to sign checkpoints over leaves other
-	// frontends appended. Required.
+	// frontends appended (and, at Open, over leaves the cache lacks).
+	// Without it the store only serves what this frontend appended and
+	// refuses to follow.
 	Signer note.Signer
-	// Verifier is the log key's verifier. Required.
-	Verifier note.Verifier
 	// PollInterval is how often the store asks Trillian for its root while
 	// it waits for leaves to be integrated (default 5ms).
 	PollInterval time.Duration
@@ -105,14 +105,16 @@ type Config struct {
 
 // Store is a storage.Backend over a Trillian tree.
 type Store struct {
-	cfg    Config
-	log    *slog.Logger
-	origin string
-	m      *metrics
+	cfg Config
+	log *slog.Logger
+	m   *metrics
 
 	// mu serializes writers to the cache: Append and Sync. It guards st,
 	// app and lastRoot.
-	mu       sync.Mutex
+	mu sync.Mutex
+	// st is the policy state after the cache's entries, or nil when the
+	// cache holds bytes that are not keycommit entries (the storage
+	// contract lets a writer store any bytes; such a store cannot follow).
 	st       *policy.State
 	app      *tiles.Appender
 	lastRoot tlog.Hash // root of the cache's tree (the last checkpoint signed or stored)
@@ -153,11 +155,8 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 // prefix of the tree, brings it up to date with Trillian (see Sync), and
 // starts the background follower.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.Client == nil || cfg.TreeID == 0 || cfg.Cache == nil || cfg.Signer == nil || cfg.Verifier == nil {
-		return nil, errors.New("trillianstore config needs a Client, a TreeID, a Cache, a Signer and a Verifier")
-	}
-	if cfg.Signer.Name() != cfg.Verifier.Name() || cfg.Signer.KeyHash() != cfg.Verifier.KeyHash() {
-		return nil, errors.New("trillianstore config: Signer and Verifier are not the same key")
+	if cfg.Client == nil || cfg.TreeID == 0 || cfg.Cache == nil {
+		return nil, errors.New("trillianstore config needs a Client, a TreeID and a Cache")
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 5 * time.Millisecond
@@ -175,7 +174,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, origin: cfg.Signer.Name(), m: m,
+	s := &Store{cfg: cfg, log: cfg.Logger, m: m,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -191,32 +190,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// load rebuilds the policy state and the tree edge from the cache.
+// load rebuilds the policy state and the tree edge from the cache. The
+// cache is checked against Trillian by the Sync that follows.
 func (s *Store) load(ctx context.Context) error {
 	c := s.cfg.Cache
-	st := policy.NewState()
-	size, cp, err := c.Checkpoint(ctx)
+	size, _, err := c.Checkpoint(ctx)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		size = 0
 	case err != nil:
 		return fmt.Errorf("couldn't read the cached checkpoint: %w", err)
 	}
-	var root tlog.Hash
-	if size > 0 {
-		ck, _, err := checkpoint.Open(cp, s.cfg.Verifier)
-		if err != nil {
-			return fmt.Errorf("cached checkpoint: %w", err)
-		}
-		if ck.Size != size {
-			return fmt.Errorf("cached checkpoint has size %d, the cache says %d", ck.Size, size)
-		}
-		root = ck.Hash
-	} else {
-		root = tlog.Hash(rfc6962.DefaultHasher.EmptyRoot())
-	}
+	st := policy.NewState()
 	const chunk = 1024
-	for start := uint64(0); start < size; start += chunk {
+	for start := uint64(0); start < size && st != nil; start += chunk {
 		end := min(start+chunk, size)
 		es, err := c.Entries(ctx, start, end)
 		if err != nil {
@@ -224,7 +211,9 @@ func (s *Store) load(ctx context.Context) error {
 		}
 		for i, data := range es {
 			if err := applyEntry(st, data, start+uint64(i)); err != nil {
-				return err
+				s.log.Warn("the cache holds an entry the policy can't replay; this store can't follow other frontends", "err", err)
+				st = nil
+				break
 			}
 		}
 	}
@@ -232,12 +221,9 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("couldn't load the edge of the cached tree: %w", err)
 	}
-	got, err := app.Root()
+	root, err := app.Root()
 	if err != nil {
 		return fmt.Errorf("couldn't compute the root of the cached tree: %w", err)
-	}
-	if size > 0 && got != root {
-		return fmt.Errorf("cached tiles give root %x for size %d, the cached checkpoint says %x", got[:], size, root[:])
 	}
 	s.mu.Lock()
 	s.st, s.app, s.lastRoot = st, app, root
@@ -285,10 +271,11 @@ func (s *Store) follow() {
 // IdentityHash returns the Trillian leaf identity hash of an entry at
 // index idx: for an issuer statement SHA-256 of a label, the issuer and
 // prev, so that two statements extending the same issuer history collide;
-// for a log-written entry SHA-256 of a label and the index.
+// for a log-written entry (or e == nil, bytes that are not an entry)
+// SHA-256 of a label and the index.
 func IdentityHash(e *schema.Entry, idx uint64) []byte {
 	h := sha256.New()
-	if e.Kind.IssuerSigned() {
+	if e != nil && e.Kind.IssuerSigned() {
 		h.Write([]byte("keycommit/leaf-identity/v1/statement\n"))
 		h.Write([]byte(e.Issuer))
 		h.Write([]byte{0})
@@ -379,6 +366,12 @@ func (s *Store) syncLocked(ctx context.Context) error {
 	if err := s.checkConsistent(ctx, size, s.lastRoot, r); err != nil {
 		return err
 	}
+	if s.cfg.Signer == nil {
+		return fmt.Errorf("Trillian tree %d has %d leaves beyond this frontend's %d, and it has no log key to sign them", s.cfg.TreeID, r.Size-size, size)
+	}
+	if s.st == nil {
+		return fmt.Errorf("can't follow Trillian tree %d: the cache holds bytes that are not keycommit entries", s.cfg.TreeID)
+	}
 	for size < r.Size {
 		n := min(r.Size-size, uint64(s.cfg.FetchBatch))
 		resp, err := s.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: s.cfg.TreeID, StartIndex: int64(size), Count: int64(n)})
@@ -426,7 +419,16 @@ func (s *Store) syncLocked(ctx context.Context) error {
 			}
 			entries = append(entries, storage.Entry{Data: l.LeafValue, LeafHash: leaf, Issuer: e.Issuer})
 		}
-		if err := s.appendLocked(ctx, size, entries, keySet, nil); err != nil {
+		u, err := s.extend(size, entries)
+		if err != nil {
+			s.reload(ctx)
+			return err
+		}
+		signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: s.cfg.Signer.Name(), Size: uint64(u.Size), Hash: u.Root}, s.cfg.Signer)
+		if err == nil {
+			err = s.store(ctx, &storage.Batch{Start: size, Entries: entries, Tiles: u.Tiles, Checkpoint: signed, KeySet: keySet}, u)
+		}
+		if err != nil {
 			s.reload(ctx)
 			return err
 		}
@@ -449,26 +451,23 @@ func (s *Store) reload(ctx context.Context) {
 	}
 }
 
-// appendLocked extends the tree edge by entries, signs a checkpoint of the
-// new size unless signed is given, and stores the batch in the cache.
-func (s *Store) appendLocked(ctx context.Context, start uint64, entries []storage.Entry, keySet *storage.KeySet, signed []byte) error {
+// extend appends entries to the tree edge (start must be its size).
+func (s *Store) extend(start uint64, entries []storage.Entry) (*tiles.Update, error) {
 	hashes := make([]tlog.Hash, len(entries))
 	for i, e := range entries {
 		hashes[i] = e.LeafHash
 	}
 	u, err := s.app.Append(hashes)
 	if err != nil {
-		return fmt.Errorf("couldn't compute tiles for [%d, %d): %w", start, start+uint64(len(entries)), err)
+		return nil, fmt.Errorf("couldn't compute tiles for [%d, %d): %w", start, start+uint64(len(entries)), err)
 	}
-	if signed == nil {
-		signed, err = checkpoint.Sign(checkpoint.Checkpoint{Origin: s.origin, Size: uint64(u.Size), Hash: u.Root}, s.cfg.Signer)
-		if err != nil {
-			return err
-		}
-	}
-	b := &storage.Batch{Start: start, Entries: entries, Tiles: u.Tiles, Checkpoint: signed, KeySet: keySet}
+	return u, nil
+}
+
+// store writes b, whose tree edge is already extended to u, to the cache.
+func (s *Store) store(ctx context.Context, b *storage.Batch, u *tiles.Update) error {
 	if err := s.cfg.Cache.Append(ctx, b); err != nil {
-		return fmt.Errorf("couldn't store entries [%d, %d) in the cache: %w", start, b.Size(), err)
+		return fmt.Errorf("couldn't store entries [%d, %d) in the cache: %w", b.Start, b.Size(), err)
 	}
 	s.lastRoot = u.Root
 	s.m.size.Set(float64(u.Size))
@@ -485,13 +484,6 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
 	if len(b.Entries) == 0 {
 		return errors.New("empty batch")
 	}
-	c, _, err := checkpoint.Open(b.Checkpoint, s.cfg.Verifier)
-	if err != nil {
-		return fmt.Errorf("batch checkpoint: %w", err)
-	}
-	if c.Size != b.Size() {
-		return fmt.Errorf("batch checkpoint has size %d, the batch ends at %d", c.Size, b.Size())
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size := uint64(s.app.Size())
@@ -506,14 +498,12 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
 	}
 	parsed := make([]*schema.Entry, len(b.Entries))
 	for i, e := range b.Entries {
-		pe, err := schema.ParseEntry(e.Data)
-		if err != nil {
-			return fmt.Errorf("entry %d of the batch: %w", b.Start+uint64(i), err)
-		}
 		if tiles.LeafHash(e.Data) != e.LeafHash {
 			return fmt.Errorf("entry %d of the batch has a wrong leaf hash", b.Start+uint64(i))
 		}
-		parsed[i] = pe
+		// Not an entry (the storage contract allows any bytes): stored
+		// with an index identity, and this store stops following.
+		parsed[i], _ = schema.ParseEntry(e.Data)
 	}
 
 	// Step 1: claim the indexes one by one.
@@ -545,7 +535,8 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
 		s.m.claims.Inc()
 	}
 
-	// Step 2: wait for integration and check Trillian's root.
+	// Step 2: wait for integration and check Trillian's root against the
+	// root of our tree with the batch (and the batch's tiles against ours).
 	t0 := time.Now()
 	if err := s.waitIntegrated(ctx, b.Size()); err != nil {
 		return err
@@ -555,23 +546,54 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
 	if err != nil {
 		return err
 	}
-	if err := s.checkConsistent(ctx, b.Size(), c.Hash, r); err != nil {
-		return fmt.Errorf("Trillian disagrees with the batch's checkpoint: %w", err)
+	u, err := s.extend(b.Start, b.Entries)
+	if err != nil {
+		s.reload(ctx)
+		return err
+	}
+	if err := checkTiles(b.Tiles, u.Tiles); err != nil {
+		s.reload(ctx)
+		return err
+	}
+	if err := s.checkConsistent(ctx, b.Size(), u.Root, r); err != nil {
+		s.reload(ctx)
+		return fmt.Errorf("Trillian disagrees with the batch: %w", err)
 	}
 
 	// Step 3: the cache.
-	if err := s.appendLocked(ctx, b.Start, b.Entries, b.KeySet, b.Checkpoint); err != nil {
+	if err := s.store(ctx, b, u); err != nil {
+		s.reload(ctx)
 		return err
 	}
-	if s.lastRoot != c.Hash {
-		// Cannot happen when the sequencer computed the tiles right.
-		s.reload(ctx)
-		return fmt.Errorf("batch checkpoint root %x differs from the root %x computed from its entries", c.Hash[:], s.lastRoot[:])
+	if s.st != nil {
+		for i, e := range b.Entries {
+			if parsed[i] == nil {
+				s.st = nil
+				break
+			}
+			if err := s.st.Apply(parsed[i], b.Start+uint64(i), e.LeafHash); err != nil {
+				s.log.Warn("couldn't apply an appended entry; this store can't follow other frontends", "index", b.Start+uint64(i), "err", err)
+				s.st = nil
+				break
+			}
+		}
 	}
-	for i, e := range b.Entries {
-		if err := s.st.Apply(parsed[i], b.Start+uint64(i), e.LeafHash); err != nil {
-			s.reload(ctx)
-			return fmt.Errorf("couldn't apply entry %d: %w", b.Start+uint64(i), err)
+	return nil
+}
+
+// checkTiles checks that the tiles a batch carries are the ones computed
+// from its entries.
+func checkTiles(given []tiles.Tile, computed []tiles.Tile) error {
+	if len(given) == 0 {
+		return nil
+	}
+	want := map[[2]int64][]byte{}
+	for _, t := range computed {
+		want[[2]int64{int64(t.L), t.N}] = t.Data
+	}
+	for _, t := range given {
+		if w, ok := want[[2]int64{int64(t.L), t.N}]; !ok || !bytes.Equal(w, t.Data) {
+			return fmt.Errorf("the batch's tile %s differs from the one computed from its entries", tiles.Path(t.Tile))
 		}
 	}
 	return nil

@@ -56,7 +56,7 @@ type frontend struct {
 func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *trillianstore.Store {
 	t.Helper()
 	st, err := trillianstore.Open(context.Background(), trillianstore.Config{
-		Client: env.Log, TreeID: tree, Cache: storage.NewMemory(), Signer: k.signer, Verifier: k.verifier,
+		Client: env.Log, TreeID: tree, Cache: storage.NewMemory(), Signer: k.signer,
 		FollowInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
