@@ -191,6 +191,9 @@ func Sign(c Checkpoint, s note.Signer) ([]byte, error) {
 // signature; UnverifiedSigs hold others, such as witness cosignatures).
 // The checkpoint's origin must be the key's name.
 func Open(signed []byte, v note.Verifier) (Checkpoint, *note.Note, error) {
+	if err := checkSignatureEncoding(signed); err != nil {
+		return Checkpoint{}, nil, err
+	}
 	n, err := note.Open(signed, note.VerifierList(v))
 	if err != nil {
 		return Checkpoint{}, nil, fmt.Errorf("couldn't verify checkpoint signature by %s: %w", v.Name(), err)
@@ -212,4 +215,25 @@ func NewVerifier(vkey string) (note.Verifier, error) {
 		return nil, fmt.Errorf("couldn't parse log verifier key %q: %w", vkey, err)
 	}
 	return v, nil
+}
+
+// checkSignatureEncoding rejects signature lines whose base64 is not
+// canonical (non-zero padding bits), which note.Open tolerates, so that
+// every checkpoint has exactly one accepted encoding.
+func checkSignatureEncoding(signed []byte) error {
+	i := bytes.LastIndex(signed, []byte("\n\n"))
+	if i < 0 {
+		return errors.New("malformed checkpoint note: no signature block")
+	}
+	sigs := strings.TrimSuffix(string(signed[i+2:]), "\n")
+	for _, line := range strings.Split(sigs, "\n") {
+		j := strings.LastIndexByte(line, ' ')
+		if j < 0 {
+			return fmt.Errorf("malformed checkpoint signature line %q", line)
+		}
+		if _, err := base64.StdEncoding.Strict().DecodeString(line[j+1:]); err != nil {
+			return fmt.Errorf("checkpoint signature line is not canonical base64: %v", err)
+		}
+	}
+	return nil
 }

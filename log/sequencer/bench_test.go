@@ -162,7 +162,7 @@ func BenchmarkResidentMemory1M(b *testing.B) {
 	for start := uint64(1); start < total; {
 		var batch []storage.Entry
 		var hs []tlog.Hash
-		for ; start+uint64(len(batch)) < total && len(batch) < 8192; {
+		for start+uint64(len(batch)) < total && len(batch) < 8192 {
 			i := int(start+uint64(len(batch))) % issuers
 			body, _ := schema.CanonicalizeBody(schema.KindRegistration, &schema.Registration{Contact: "mailto:ops@example.com", AccountKey: keys[i]})
 			e := &schema.Entry{V: schema.Version, Kind: schema.KindRegistration, Time: 1772366400000, Issuer: "https://issuer" + strconv.Itoa(i) + ".example", Prev: prev[i], Body: body, Sig: sig}
