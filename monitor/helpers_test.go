@@ -27,9 +27,19 @@ type testLog struct {
 	url     string
 	gen     *logdouble.Gen
 	bundles atomic.Int64 // entry bundle requests served
+	close   func()
 }
 
 func newTestLog(t testing.TB, origin string) *testLog {
+	t.Helper()
+	tl := newTestLogUnclean(t, origin)
+	t.Cleanup(tl.close)
+	return tl
+}
+
+// newTestLogUnclean is newTestLog for a log shared between tests: its
+// server is never closed.
+func newTestLogUnclean(t testing.TB, origin string) *testLog {
 	t.Helper()
 	l, vkey, err := logdouble.NewWithKey(origin)
 	if err != nil {
@@ -42,8 +52,8 @@ func newTestLog(t testing.TB, origin string) *testLog {
 		}
 		l.ServeHTTP(w, r)
 	}))
-	t.Cleanup(srv.Close)
 	tl.url = srv.URL
+	tl.close = srv.Close
 	return tl
 }
 

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/keycommit/keycommit/monitor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func init() { rootCmd.AddCommand(newMonitorCmd()) }
+
+func newMonitorCmd() *cobra.Command {
+	var (
+		logs, vkeys, peers, witnesses, watches []string
+		once                                   bool
+		data, listen, webhook, level           string
+		poll, gossip                           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "monitor --log URL --log-vkey VKEY [--once] [--data DIR]",
+		Short: "Follow logs, replay every policy decision, gossip checkpoints and raise alerts",
+		Long: `monitor follows one or more keycommit logs through their C2SP tlog-tiles read
+path, verifies every checkpoint, proves every entry's inclusion, replays the
+policy on every entry in order and recomputes every snapshot. Alerts are JSON
+lines on stdout (and POSTed to --webhook). With --listen it serves gossip:
+the latest verified checkpoint per log at /<hex sha256(origin)>/checkpoint,
+POST /v1/checkpoint, split-view evidence at /v1/evidence, POST /watch, and
+Prometheus metrics at /metrics.
+
+With --once it verifies every log up to its current checkpoint, pulls once
+from peers and witnesses, and exits: 0 if everything checked out, 2 if it
+raised an alert or holds split-view evidence for a followed log, 1 if it
+could not check everything.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(logs) == 0 || len(logs) != len(vkeys) {
+				return fmt.Errorf("give each --log URL with its --log-vkey VKEY (got %d logs and %d keys)", len(logs), len(vkeys))
+			}
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if data == "" {
+				tmp, err := os.MkdirTemp("", "keycommit-monitor-")
+				if err != nil {
+					return fmt.Errorf("couldn't make a temporary data directory: %w", err)
+				}
+				defer os.RemoveAll(tmp)
+				data = tmp
+				logger.Warn("no --data directory: the monitor's state is not kept after it exits", "dir", tmp)
+			}
+			reg := prometheus.NewRegistry()
+			cfg := monitor.Config{DataDir: data, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
+				AlertOut: cmd.OutOrStdout(), Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip}
+			for i := range logs {
+				cfg.Logs = append(cfg.Logs, monitor.LogConfig{URL: logs[i], VKey: vkeys[i]})
+			}
+			m, err := monitor.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			if listen != "" {
+				srv, err := monitorServe(listen, m, reg, logger)
+				if err != nil {
+					return err
+				}
+				defer func() {
+					sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					srv.Shutdown(sctx)
+				}()
+			}
+			if once {
+				rep, err := m.Once(ctx)
+				if err != nil {
+					return err
+				}
+				b, _ := json.Marshal(rep)
+				logger.Info("monitor report", "ok", rep.OK(), "alerts", rep.Alerts, "evidence", rep.Evidence, "errors", len(rep.Errors), "report", string(b))
+				switch {
+				case rep.Alerts > 0 || rep.Evidence > 0:
+					return &exitError{code: 2, err: fmt.Errorf("%d alerts raised, %d split-view evidence bundles on record", rep.Alerts, rep.Evidence)}
+				case len(rep.Errors) > 0:
+					return &exitError{code: 1, err: fmt.Errorf("couldn't check everything: %s", rep.Errors[0])}
+				}
+				return nil
+			}
+			err = m.Run(ctx)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&logs, "log", nil, "URL prefix of a log's tlog-tiles read path (repeatable; pair each with --log-vkey)")
+	f.StringArrayVar(&vkeys, "log-vkey", nil, "the log's C2SP verifier key (repeatable, in the order of --log)")
+	f.BoolVar(&once, "once", false, "verify up to the current checkpoints, gossip once, and exit (0 only if everything checked out)")
+	f.StringVar(&data, "data", "", "directory for the monitor's state (default: a temporary directory, removed on exit)")
+	f.StringVar(&listen, "listen", "", "address to serve gossip, evidence, watches and metrics on")
+	f.StringArrayVar(&peers, "peer", nil, "URL of a peer monitor to gossip with (repeatable)")
+	f.StringArrayVar(&witnesses, "witness", nil, "URL of a witness whose cosigned checkpoints to pull (repeatable)")
+	f.StringArrayVar(&watches, "watch", nil, "issuer origin whose key changes raise an alert (repeatable)")
+	f.StringVar(&webhook, "webhook", "", "URL to POST every alert to, as JSON")
+	f.DurationVar(&poll, "poll", 10*time.Second, "pause between checks of each log")
+	f.DurationVar(&gossip, "gossip", 30*time.Second, "pause between pulls from peers and witnesses")
+	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.AddCommand(newMonitorCheckEvidenceCmd())
+	return cmd
+}
+
+// monitorServe serves the monitor's gossip handler and metrics on addr.
+func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, logger *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	logger.Info("monitor listening", "url", "http://"+ln.Addr().String())
+	return srv, nil
+}
+
+func newMonitorCheckEvidenceCmd() *cobra.Command {
+	var vkey string
+	cmd := &cobra.Command{
+		Use:   "check-evidence FILE --log-vkey VKEY",
+		Short: "Check a split-view evidence bundle offline against the log's verifier key",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("couldn't read evidence: %w", err)
+			}
+			ev, err := monitor.VerifyEvidence(b, vkey)
+			if err != nil {
+				return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "valid split-view evidence %s for log %s: %s\n", ev.ID(), ev.Origin, ev.Reason)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&vkey, "log-vkey", "", "the log's C2SP verifier key (required)")
+	cmd.MarkFlagRequired("log-vkey")
+	return cmd
+}

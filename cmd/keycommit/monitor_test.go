@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keycommit/keycommit/monitor"
+	"github.com/keycommit/keycommit/monitor/logdouble"
+)
+
+var (
+	monitorBinOnce sync.Once
+	monitorBin     string
+	monitorBinErr  error
+)
+
+func monitorBinary(t *testing.T) string {
+	t.Helper()
+	monitorBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "keycommit-monitor-bin-")
+		if err != nil {
+			monitorBinErr = err
+			return
+		}
+		monitorBin = filepath.Join(dir, "keycommit")
+		if out, err := exec.Command("go", "build", "-o", monitorBin, ".").CombinedOutput(); err != nil {
+			monitorBinErr = errors.New(string(out))
+		}
+	})
+	if monitorBinErr != nil {
+		t.Fatalf("couldn't build keycommit: %v", monitorBinErr)
+	}
+	return monitorBin
+}
+
+func exitCodeOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// TestMonitorOnceBinary runs `keycommit monitor --once` against a log
+// double: exit 0 on an honest log, then exit 2 with a JSON alert line
+// naming the index and the rule once the log admits a bad snapshot; a
+// second run over the same --data resumes and raises nothing new.
+func TestMonitorOnceBinary(t *testing.T) {
+	bin := monitorBinary(t)
+	l, vkey, err := logdouble.NewWithKey("example.com/cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l)
+	defer srv.Close()
+	g := logdouble.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 3)
+	for _, o := range []string{"https://a.example", "https://b.example"} {
+		if _, err := g.Register(o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Commit(o, 1, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := g.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	run := func() (int, []monitor.Alert, string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--once", "--data", data)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		code := exitCodeOf(cmd.Run())
+		var alerts []monitor.Alert
+		sc := bufio.NewScanner(&stdout)
+		for sc.Scan() {
+			var a monitor.Alert
+			if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+				t.Fatalf("stdout line %q is not a JSON alert: %v", sc.Text(), err)
+			}
+			alerts = append(alerts, a)
+		}
+		return code, alerts, stderr.String()
+	}
+	if code, alerts, stderr := run(); code != 0 || len(alerts) != 0 {
+		t.Fatalf("honest log: exit %d, alerts %+v\n%s", code, alerts, stderr)
+	}
+	bad, err := g.SnapshotEntry("https://b.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := g.Force(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, alerts, stderr := run()
+	if code != 2 || len(alerts) != 1 || alerts[0].Index == nil || *alerts[0].Index != int64(idx) || alerts[0].Rule != "snapshot" {
+		t.Fatalf("bad snapshot at %d: exit %d, alerts %+v\n%s", idx, code, alerts, stderr)
+	}
+	if !strings.Contains(stderr, "monitor report") {
+		t.Errorf("no report line on stderr:\n%s", stderr)
+	}
+	if code, alerts, stderr := run(); code != 0 || len(alerts) != 0 {
+		t.Fatalf("third run over the same data: exit %d, alerts %+v\n%s", code, alerts, stderr)
+	}
+}
+
+// TestMonitorCheckEvidenceBinary checks evidence offline with the binary.
+func TestMonitorCheckEvidenceBinary(t *testing.T) {
+	bin := monitorBinary(t)
+	dir := filepath.Join("..", "..", "testdata", "monitor", "evidence")
+	vk, err := os.ReadFile(filepath.Join(dir, "vkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vkey := strings.TrimSpace(string(vk))
+	for file, want := range map[string]int{"proof.json": 0, "same-size.json": 0, "bad-proof.json": 1, "consistent.json": 1, "bad-signature.json": 1} {
+		out, err := exec.Command(bin, "monitor", "check-evidence", filepath.Join(dir, file), "--log-vkey", vkey).CombinedOutput()
+		if code := exitCodeOf(err); code != want {
+			t.Errorf("check-evidence %s: exit %d, want %d\n%s", file, code, want, out)
+		}
+	}
+	_, otherVKey, _ := logdouble.NewKey("example.com/split")
+	if err := exec.Command(bin, "monitor", "check-evidence", filepath.Join(dir, "proof.json"), "--log-vkey", otherVKey).Run(); exitCodeOf(err) != 1 {
+		t.Errorf("check-evidence under another key: exit %d, want 1", exitCodeOf(err))
+	}
+}
