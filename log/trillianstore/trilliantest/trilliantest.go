@@ -16,7 +16,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -30,9 +29,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/trillian"
+	"github.com/keycommit/keycommit/log/trillianstore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Version is the Trillian release the harness runs.
@@ -422,33 +421,5 @@ func (e *Env) Logs() string {
 // CreateTree creates and initializes a PREORDERED_LOG tree (the kind the
 // keycommit backend uses) and returns its ID.
 func (e *Env) CreateTree(ctx context.Context) (int64, error) {
-	return CreateTree(ctx, e.Admin, e.Log, "keycommit test")
-}
-
-// CreateTree creates an active PREORDERED_LOG tree through the admin API,
-// initializes it with InitLog, and waits until its empty root is readable.
-func CreateTree(ctx context.Context, admin trillian.TrillianAdminClient, lc trillian.TrillianLogClient, name string) (int64, error) {
-	tree, err := admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
-		TreeState:       trillian.TreeState_ACTIVE,
-		TreeType:        trillian.TreeType_PREORDERED_LOG,
-		DisplayName:     name,
-		MaxRootDuration: durationpb.New(0),
-	}})
-	if err != nil {
-		return 0, fmt.Errorf("couldn't create a Trillian tree: %w", err)
-	}
-	if _, err := lc.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil {
-		return 0, fmt.Errorf("couldn't initialize Trillian tree %d: %w", tree.TreeId, err)
-	}
-	for {
-		_, err := lc.GetLatestSignedLogRoot(ctx, &trillian.GetLatestSignedLogRootRequest{LogId: tree.TreeId})
-		if err == nil {
-			return tree.TreeId, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, errors.Join(fmt.Errorf("tree %d has no root yet", tree.TreeId), err, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return trillianstore.CreateTree(ctx, e.Admin, e.Log, "keycommit test")
 }

@@ -1,0 +1,456 @@
+package main
+
+// The Trillian storage backend's command-line side: --storage trillian for
+// `log init` and `log serve` (added to the log core's commands from here,
+// so that log.go stays the SQLite path), and `log migrate`.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/trillian"
+	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/trillianstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Files of a Trillian frontend's data directory (beside log.key, log.vkey).
+const (
+	trillianCacheFile  = "trillian-cache.db" // the frontend's local cache
+	trillianConfigFile = "trillian.json"     // Trillian address and tree ID
+)
+
+// trillianTarget is DIR/trillian.json.
+type trillianTarget struct {
+	Addr   string `json:"trillian"`
+	TreeID int64  `json:"tree_id"`
+}
+
+func init() {
+	var logCmd *cobra.Command
+	for _, c := range rootCmd.Commands() {
+		if c.Name() == "log" {
+			logCmd = c
+		}
+	}
+	if logCmd == nil {
+		panic("keycommit: log_trillian.go needs the log command group")
+	}
+	for _, c := range logCmd.Commands() {
+		switch c.Name() {
+		case "init":
+			addTrillianInit(c)
+		case "serve":
+			addTrillianServe(c)
+		}
+	}
+	logCmd.AddCommand(newLogMigrateCmd())
+}
+
+type trillianFlags struct {
+	storage string
+	addr    string
+	treeID  int64
+}
+
+func (f *trillianFlags) add(cmd *cobra.Command, treeHelp string) {
+	cmd.Flags().StringVar(&f.storage, "storage", "sqlite", "storage backend: sqlite (one machine) or trillian (Trillian log server on MySQL/MariaDB)")
+	cmd.Flags().StringVar(&f.addr, "trillian", "", "with --storage trillian: the Trillian log server's gRPC address, e.g. 127.0.0.1:8090")
+	cmd.Flags().Int64Var(&f.treeID, "tree-id", 0, treeHelp)
+}
+
+func (f *trillianFlags) trillian() (bool, error) {
+	switch f.storage {
+	case "sqlite", "":
+		if f.addr != "" || f.treeID != 0 {
+			return false, errors.New("--trillian and --tree-id need --storage trillian")
+		}
+		return false, nil
+	case "trillian":
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown --storage %q (want sqlite or trillian)", f.storage)
+}
+
+func addTrillianInit(cmd *cobra.Command) {
+	var f trillianFlags
+	f.add(cmd, "with --storage trillian: use this existing, empty PREORDERED_LOG tree instead of creating one")
+	orig := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		on, err := f.trillian()
+		if err != nil || !on {
+			if err != nil {
+				return err
+			}
+			return orig(cmd, args)
+		}
+		dir, _ := cmd.Flags().GetString("data")
+		origin, _ := cmd.Flags().GetString("origin")
+		vkey, tree, err := initTrillianLog(cmd.Context(), dir, origin, f.addr, f.treeID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "log %s initialized in %s on Trillian tree %d at %s\n%s\n", origin, dir, tree, f.addr, vkey)
+		return nil
+	}
+}
+
+// initTrillianLog creates the log key in dir, a Trillian tree (unless
+// treeID names an empty one), and writes entry 0 to the tree.
+func initTrillianLog(ctx context.Context, dir, origin, addr string, treeID int64) (string, int64, error) {
+	if addr == "" {
+		return "", 0, errors.New("--storage trillian needs --trillian ADDR")
+	}
+	if err := checkpoint.CheckOrigin(origin); err != nil {
+		return "", 0, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, fmt.Errorf("couldn't create data directory: %w", err)
+	}
+	for _, f := range []string{checkpoint.PrivateKeyFile, checkpoint.PublicKeyFile, logDBFile, trillianCacheFile, trillianConfigFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
+			return "", 0, fmt.Errorf("refusing to initialize a log in %s: %s already exists", dir, f)
+		}
+	}
+	conn, err := trillianstore.Dial(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	defer conn.Close()
+	admin, lc := trillian.NewTrillianAdminClient(conn), trillian.NewTrillianLogClient(conn)
+	if treeID == 0 {
+		if treeID, err = trillianstore.CreateTree(ctx, admin, lc, "keycommit "+origin); err != nil {
+			return "", 0, err
+		}
+	} else {
+		if err := trillianstore.CheckTree(ctx, admin, treeID); err != nil {
+			return "", 0, err
+		}
+		if r, err := trillianstore.LatestRoot(ctx, lc, treeID); err != nil {
+			return "", 0, err
+		} else if r.Size != 0 {
+			return "", 0, fmt.Errorf("refusing to initialize a log in Trillian tree %d: it has %d leaves", treeID, r.Size)
+		}
+	}
+	skey, vkey, err := checkpoint.GenerateKey(origin)
+	if err != nil {
+		return "", 0, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return "", 0, err
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		return "", 0, err
+	}
+	cache, err := sqlitestore.Create(ctx, filepath.Join(dir, trillianCacheFile))
+	if err != nil {
+		return "", 0, err
+	}
+	store, err := trillianstore.Open(ctx, trillianstore.Config{Client: lc, TreeID: treeID, Cache: cache, Signer: signer, FollowInterval: -1})
+	if err != nil {
+		cache.Close()
+		return "", 0, err
+	}
+	_, err = sequencer.Init(ctx, sequencer.Config{Backend: store, Signer: signer, Verifier: verifier})
+	if cerr := store.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if err := checkpoint.WriteKeyFiles(dir, skey, vkey); err != nil {
+		return "", 0, err
+	}
+	if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, TreeID: treeID}); err != nil {
+		return "", 0, err
+	}
+	return vkey, treeID, nil
+}
+
+func writeTrillianTarget(dir string, t trillianTarget) error {
+	b, err := json.MarshalIndent(t, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, trillianConfigFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("couldn't write %s: %w", trillianConfigFile, err)
+	}
+	return nil
+}
+
+// resolveTarget fills addr and tree ID from DIR/trillian.json when the
+// flags leave them out.
+func resolveTarget(dir, addr string, treeID int64) (string, int64, error) {
+	if b, err := os.ReadFile(filepath.Join(dir, trillianConfigFile)); err == nil {
+		var t trillianTarget
+		if err := json.Unmarshal(b, &t); err != nil {
+			return "", 0, fmt.Errorf("couldn't parse %s: %w", trillianConfigFile, err)
+		}
+		if addr == "" {
+			addr = t.Addr
+		}
+		if treeID == 0 {
+			treeID = t.TreeID
+		}
+	}
+	if addr == "" || treeID == 0 {
+		return "", 0, errors.New("--storage trillian needs --trillian ADDR and --tree-id ID (or DIR/trillian.json)")
+	}
+	return addr, treeID, nil
+}
+
+func addTrillianServe(cmd *cobra.Command) {
+	var f trillianFlags
+	f.add(cmd, "with --storage trillian: the log's Trillian tree")
+	var poll time.Duration
+	cmd.Flags().DurationVar(&poll, "trillian-follow", 200*time.Millisecond, "with --storage trillian: how often to pick up entries other frontends appended")
+	orig := cmd.RunE
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		on, err := f.trillian()
+		if err != nil || !on {
+			if err != nil {
+				return err
+			}
+			return orig(cmd, args)
+		}
+		dir, _ := cmd.Flags().GetString("data")
+		listen, _ := cmd.Flags().GetString("listen")
+		level, _ := cmd.Flags().GetString("log-level")
+		var lv slog.Level
+		if err := lv.UnmarshalText([]byte(level)); err != nil {
+			return fmt.Errorf("bad --log-level %q: %w", level, err)
+		}
+		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+		addr, tree, err := resolveTarget(dir, f.addr, f.treeID)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return serveTrillian(ctx, cmd, trillianServeConfig{Dir: dir, Listen: listen, Addr: addr, TreeID: tree, Follow: poll, Logger: logger})
+	}
+}
+
+// trillianServeConfig configures one Trillian frontend.
+type trillianServeConfig struct {
+	// Dir holds log.key, log.vkey and the frontend's cache.
+	Dir    string
+	Listen string
+	// Addr and TreeID name the Trillian log server and tree.
+	Addr   string
+	TreeID int64
+	// Follow is the follower's interval.
+	Follow time.Duration
+	Logger *slog.Logger
+}
+
+func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeConfig) error {
+	signer, err := checkpoint.LoadSigner(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	vkey, err := checkpoint.LoadVerifierKey(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	verifier, err := checkpoint.NewVerifier(vkey)
+	if err != nil {
+		return err
+	}
+	conn, err := trillianstore.Dial(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := trillianstore.CheckTree(ctx, trillian.NewTrillianAdminClient(conn), cfg.TreeID); err != nil {
+		return err
+	}
+	// The cache is this frontend's own: made on first start, rebuilt from
+	// Trillian if deleted.
+	cachePath := filepath.Join(cfg.Dir, trillianCacheFile)
+	var cache *sqlitestore.Store
+	if _, err := os.Stat(cachePath); err == nil {
+		cache, err = sqlitestore.Open(ctx, cachePath)
+		if err != nil {
+			return err
+		}
+	} else if cache, err = sqlitestore.Create(ctx, cachePath); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	store, err := trillianstore.Open(ctx, trillianstore.Config{
+		Client: trillian.NewTrillianLogClient(conn), TreeID: cfg.TreeID, Cache: cache, Signer: signer,
+		FollowInterval: cfg.Follow, Logger: cfg.Logger, Registerer: reg,
+	})
+	if err != nil {
+		cache.Close()
+		return err
+	}
+	defer store.Close()
+	if _, _, err := store.Checkpoint(ctx); err != nil {
+		return fmt.Errorf("Trillian tree %d holds no log (run log init --storage trillian first): %w", cfg.TreeID, err)
+	}
+	fe, err := trillianstore.NewFrontend(ctx, sequencer.Config{Backend: store, Signer: signer, Verifier: verifier, Logger: cfg.Logger, Registerer: reg}, store)
+	if err != nil {
+		return err
+	}
+	defer fe.Close()
+	h, err := server.New(server.Config{Reader: store, Log: fe, Logger: cfg.Logger, Registerer: reg, Gatherer: reg})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
+	}
+	srv := server.NewHTTPServer(cfg.Listen, h, cfg.Logger)
+	errc := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	size, _, _ := store.Checkpoint(ctx)
+	cfg.Logger.Info("log serving on Trillian", "origin", signer.Name(), "tree", cfg.TreeID, "size", size, "url", "http://"+ln.Addr().String())
+	fmt.Fprintln(cmd.OutOrStdout(), "http://"+ln.Addr().String()+"/")
+	select {
+	case err := <-errc:
+		return fmt.Errorf("log server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func newLogMigrateCmd() *cobra.Command {
+	var dir, addr, checkpoints string
+	var treeID int64
+	cmd := &cobra.Command{
+		Use:   "migrate --data DIR --trillian ADDR [--tree-id ID]",
+		Short: "Copy a SQLite log into a Trillian tree and prove the copy",
+		Long: `Copies the SQLite log in DIR (stop its log serve first) into a Trillian
+PREORDERED_LOG tree (a new one, or --tree-id: empty, or a prefix left by an
+interrupted migrate), then proves the result: the same leaves, the same root at
+every tree size, and every published checkpoint (the latest, the cosigned one,
+and those in --checkpoints) consistent with the new tree by Trillian's own
+consistency proofs. Writes DIR/trillian.json, so that
+  keycommit log serve --storage trillian --data DIR
+serves the migrated log with the same key. Prints the tree ID as the last line.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if addr == "" {
+				return errors.New("migrate needs --trillian ADDR")
+			}
+			vkey, err := checkpoint.LoadVerifierKey(dir)
+			if err != nil {
+				return err
+			}
+			verifier, err := checkpoint.NewVerifier(vkey)
+			if err != nil {
+				return err
+			}
+			var extra [][]byte
+			if checkpoints != "" {
+				b, err := os.ReadFile(checkpoints)
+				if err != nil {
+					return fmt.Errorf("couldn't read --checkpoints: %w", err)
+				}
+				extra = splitNotes(string(b))
+			}
+			src, err := sqlitestore.Open(ctx, filepath.Join(dir, logDBFile))
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			conn, err := trillianstore.Dial(addr)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			admin, lc := trillian.NewTrillianAdminClient(conn), trillian.NewTrillianLogClient(conn)
+			if treeID == 0 {
+				if treeID, err = trillianstore.CreateTree(ctx, admin, lc, "keycommit "+verifier.Name()); err != nil {
+					return err
+				}
+			} else if err := trillianstore.CheckTree(ctx, admin, treeID); err != nil {
+				return err
+			}
+			if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, TreeID: treeID}); err != nil {
+				return err
+			}
+			res, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{
+				Source: src, Verifier: verifier, Client: lc, TreeID: treeID, Checkpoints: extra,
+			})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "copied %d entries (tree size %d) into Trillian tree %d at %s\n", res.Copied, res.Size, treeID, addr)
+			fmt.Fprintf(out, "same root at all %d tree sizes; %d published checkpoints verify against Trillian's consistency proofs\n", res.SizesChecked, res.CheckpointsProved)
+			fmt.Fprintf(out, "serve it with: keycommit log serve --storage trillian --data %s\n%d\n", dir, treeID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "", "the SQLite log's data directory (required)")
+	cmd.Flags().StringVar(&addr, "trillian", "", "the Trillian log server's gRPC address (required)")
+	cmd.Flags().Int64Var(&treeID, "tree-id", 0, "an existing PREORDERED_LOG tree (default: create one)")
+	cmd.Flags().StringVar(&checkpoints, "checkpoints", "", "a file of further signed checkpoints the log published, separated by blank lines")
+	cmd.MarkFlagRequired("data")
+	return cmd
+}
+
+// splitNotes splits concatenated signed notes: each is text lines, a
+// blank line and signature lines ("— name sig"); blank lines between notes
+// are skipped.
+func splitNotes(s string) [][]byte {
+	var out [][]byte
+	var cur strings.Builder
+	inSigs := false
+	flush := func() {
+		if cur.Len() > 0 {
+			out = append(out, []byte(cur.String()))
+			cur.Reset()
+		}
+		inSigs = false
+	}
+	for _, line := range strings.Split(s, "\n") {
+		switch {
+		case inSigs && strings.HasPrefix(line, "— "):
+			cur.WriteString(line + "\n")
+		case inSigs:
+			flush()
+			if line != "" {
+				cur.WriteString(line + "\n")
+			}
+		case line == "" && cur.Len() > 0:
+			cur.WriteString("\n")
+			inSigs = true
+		case line != "":
+			cur.WriteString(line + "\n")
+		}
+	}
+	flush()
+	return out
+}
