@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -251,5 +250,4 @@ func TestWebhook(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the webhook received no alert")
 	}
-	_ = context.Background
 }

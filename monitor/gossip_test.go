@@ -1,7 +1,6 @@
 package monitor
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -177,5 +176,4 @@ func TestPostCheckpoint(t *testing.T) {
 	if code, out := post(must[[]byte](t)(lb.Checkpoint())); code != 202 {
 		t.Errorf("unverifiable larger checkpoint: %d %v, want 202", code, out)
 	}
-	_ = context.Background
 }
