@@ -1,0 +1,465 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/schema"
+	"github.com/spf13/cobra"
+)
+
+func init() { rootCmd.AddCommand(newIssuerCmd()) }
+
+// exitRefused is the exit code of an issuer command whose submission the
+// log's policy refused (as opposed to 1, any other failure).
+const exitRefused = 3
+
+func newIssuerCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "issuer",
+		Short: "Issuer tools: account keys, registration, key commitments, incident reports, status",
+		Long: `Issuer tools. Every command that talks to a log takes --log URL and --log-vkey
+VKEY (defaults from $KEYCOMMIT_LOG and $KEYCOMMIT_LOG_VKEY), verifies the log's
+signature on every checkpoint it is handed and the inclusion proof of every entry
+it submits.
+
+Exit codes: 0 success; 1 any failure; 3 the log's policy refused the submission
+(the message names the rule and the numbers).`,
+	}
+	cmd.AddCommand(newIssuerKeygenCmd(), newIssuerRegisterCmd(), newIssuerSubmitCmd(),
+		newIssuerReportCmd(), newIssuerStatusCmd(), newIssuerGenCommitmentCmd())
+	return cmd
+}
+
+// logFlags are the flags naming the log an issuer command talks to.
+type logFlags struct{ url, vkey string }
+
+func (f *logFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.url, "log", os.Getenv("KEYCOMMIT_LOG"), "log URL (default $KEYCOMMIT_LOG)")
+	cmd.Flags().StringVar(&f.vkey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "log verifier key, C2SP vkey (default $KEYCOMMIT_LOG_VKEY)")
+}
+
+func (f *logFlags) client() (*client.Client, error) {
+	if f.url == "" {
+		return nil, errors.New("no log: set --log or $KEYCOMMIT_LOG")
+	}
+	if f.vkey == "" {
+		return nil, errors.New("no log verifier key: set --log-vkey or $KEYCOMMIT_LOG_VKEY")
+	}
+	return client.New(f.url, f.vkey, &http.Client{Timeout: 60 * time.Second})
+}
+
+func newIssuerKeygenCmd() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen --out FILE",
+		Short: "Create an issuer account key (Ed25519, PKCS#8 PEM, mode 0600); prints the public key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pub, err := writeAccountKey(out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "account key written to %s\n%s\n", out, base64.StdEncoding.EncodeToString(pub))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "issuer.key", "where to write the private key (refuses to overwrite)")
+	return cmd
+}
+
+// writeAccountKey creates a new Ed25519 key in a new file at path (mode
+// 0600, never overwriting) and returns its public key.
+func writeAccountKey(path string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("refusing to overwrite existing key file %s", path)
+		}
+		return nil, fmt.Errorf("couldn't create key file: %w", err)
+	}
+	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("couldn't write key file %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// readAccountKey reads an Ed25519 private key written by writeAccountKey
+// (any PKCS#8 PEM Ed25519 key). It refuses a key file others can read.
+func readAccountKey(path string) (ed25519.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read account key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("account key file %s has mode %v; it must not be readable by others (chmod 600)", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read account key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("account key file %s is not a PEM \"PRIVATE KEY\"", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("account key file %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("account key file %s holds a %T, want an Ed25519 key", path, k)
+	}
+	return priv, nil
+}
+
+// issuerPrev returns the issuer's status and the prev for its next
+// statement: nil status and nil prev when the origin is not registered.
+func issuerPrev(ctx context.Context, c *client.Client, origin string) (*policy.IssuerStatus, []byte, error) {
+	res, err := c.Issuer(ctx, origin)
+	var he *client.HTTPError
+	if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("couldn't fetch the log's view of %s: %w", origin, err)
+	}
+	return res.Status, res.Status.LastLeafHash, nil
+}
+
+// submitFlags are the flags common to commands that sign and submit.
+type submitFlags struct {
+	logFlags
+	keyFile, origin string
+	dryRun          bool
+}
+
+func (f *submitFlags) add(cmd *cobra.Command) {
+	f.logFlags.add(cmd)
+	cmd.Flags().StringVar(&f.keyFile, "key", "issuer.key", "the issuer's account key file")
+	cmd.Flags().StringVar(&f.origin, "origin", "", "the issuer's HTTPS origin (required)")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "ask the log's policy without logging anything (POST /v1/check)")
+	cmd.MarkFlagRequired("origin")
+}
+
+// prepared is what a submitting command has gathered before it signs.
+type prepared struct {
+	c      *client.Client
+	key    ed25519.PrivateKey
+	origin string
+	status *policy.IssuerStatus
+	prev   []byte
+}
+
+func (f *submitFlags) prepare(ctx context.Context) (*prepared, error) {
+	origin, err := originArg(f.origin)
+	if err != nil {
+		return nil, err
+	}
+	key, err := readAccountKey(f.keyFile)
+	if err != nil {
+		return nil, err
+	}
+	c, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	st, prev, err := issuerPrev(ctx, c, origin)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{c: c, key: key, origin: origin, status: st, prev: prev}, nil
+}
+
+// signAndSubmit signs body as a statement of kind and submits it (or asks
+// the policy, with --dry-run), printing the outcome.
+func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *prepared, kind schema.Kind, body any) error {
+	raw, err := schema.CanonicalizeBody(kind, body)
+	if err != nil {
+		return err
+	}
+	sub, err := schema.Sign(schema.Statement{Kind: kind, Issuer: p.origin, Prev: p.prev, Body: raw}, p.key)
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		res, err := p.c.Check(ctx, sub)
+		if err != nil {
+			return err
+		}
+		if !res.Accept {
+			return &exitError{exitRefused, fmt.Errorf("the log would refuse this %s: rule %s: %s", kind, res.Rule, res.Reason)}
+		}
+		fmt.Fprintf(w, "the log would accept this %s now (dry run; nothing logged)\n", kind)
+		return nil
+	}
+	res, err := p.c.Submit(ctx, sub)
+	if err != nil {
+		if rej, ok := client.Reject(err); ok {
+			return &exitError{exitRefused, fmt.Errorf("the log refused this %s: rule %s: %s", kind, rej.Rule, rej.Reason)}
+		}
+		return err
+	}
+	fmt.Fprintf(w, "%s logged at index %d, proven in the log's checkpoint of size %d\nleaf hash %s\n",
+		kind, res.Index, res.TreeSize, base64.StdEncoding.EncodeToString(res.LeafHash))
+	return nil
+}
+
+func newIssuerRegisterCmd() *cobra.Command {
+	var f submitFlags
+	var contact, newKey string
+	cmd := &cobra.Command{
+		Use:   "register --origin ORIGIN --contact URI [--key FILE] [--new-key FILE]",
+		Short: "Register an issuer origin, renew its registration, or change its account key",
+		Long: `Registers ORIGIN with the account key in --key. If ORIGIN is already registered,
+this renews the registration (signed by --key, the key in force); with --new-key
+it also moves the account to the key in that file, which signs a proof of
+possession.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			p, err := f.prepare(ctx)
+			if err != nil {
+				return err
+			}
+			account := p.key
+			if newKey != "" {
+				if p.status == nil {
+					return fmt.Errorf("%s is not registered yet: register it with --key before changing its key", p.origin)
+				}
+				if account, err = readAccountKey(newKey); err != nil {
+					return err
+				}
+			}
+			reg := &schema.Registration{Contact: contact, AccountKey: account.Public().(ed25519.PublicKey)}
+			if newKey != "" {
+				if err := reg.ProveKeyPossession(p.origin, p.prev, account); err != nil {
+					return err
+				}
+			}
+			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindRegistration, reg)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&contact, "contact", "", "mailto: or https: URI where the issuer can be reached (required)")
+	cmd.Flags().StringVar(&newKey, "new-key", "", "move the account to the key in this file")
+	cmd.MarkFlagRequired("contact")
+	return cmd
+}
+
+func newIssuerSubmitCmd() *cobra.Command {
+	var f submitFlags
+	var commitment, emergency string
+	cmd := &cobra.Command{
+		Use:   "submit --origin ORIGIN --commitment FILE [--emergency REPORT.json]",
+		Short: "Submit a key commitment (PST key commitment or Privacy Pass issuer directory)",
+		Long: `Submits the key commitment in FILE exactly as the issuer serves it: a Private
+State Token key commitment ({"PrivateStateTokenV1VOPRF": {...}}) or an RFC 9578
+issuer directory. It is validated and canonicalized first; anything dropped or
+rewritten is reported. With --emergency, the commitment is an emergency rotation
+and REPORT.json is its preliminary incident report:
+  {"summary": "...", "discovered": <ms since epoch>, "impact": "...",
+   "root_cause": "...", "remediation": "...", "url": "https://..."}`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			raw, err := os.ReadFile(commitment)
+			if err != nil {
+				return fmt.Errorf("couldn't read commitment: %w", err)
+			}
+			kc, notes, err := schema.ParseCommitmentFile(raw)
+			for _, n := range notes {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", n)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", commitment, err)
+			}
+			if emergency != "" {
+				r, err := readIncidentReport(emergency)
+				if err != nil {
+					return err
+				}
+				kc.Emergency = r
+			}
+			ctx := cmd.Context()
+			p, err := f.prepare(ctx)
+			if err != nil {
+				return err
+			}
+			if p.status == nil {
+				return fmt.Errorf("%s is not registered with this log: run `keycommit issuer register` first", p.origin)
+			}
+			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindKeyCommitment, kc)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&commitment, "commitment", "", "the key commitment file (required)")
+	cmd.Flags().StringVar(&emergency, "emergency", "", "an emergency rotation: its preliminary incident report (JSON)")
+	cmd.MarkFlagRequired("commitment")
+	return cmd
+}
+
+func readIncidentReport(path string) (*schema.IncidentReport, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read incident report: %w", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	var r schema.IncidentReport
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("incident report %s: %w", path, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+func newIssuerReportCmd() *cobra.Command {
+	var f submitFlags
+	var report string
+	var emergencyIndex int64
+	cmd := &cobra.Command{
+		Use:   "report --origin ORIGIN --emergency-index N --report REPORT.json",
+		Short: "Log the final incident report for an earlier emergency rotation",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if emergencyIndex < 0 {
+				return errors.New("--emergency-index is required: the log index of the emergency commitment")
+			}
+			r, err := readIncidentReport(report)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			p, err := f.prepare(ctx)
+			if err != nil {
+				return err
+			}
+			if p.status == nil {
+				return fmt.Errorf("%s is not registered with this log", p.origin)
+			}
+			body := &schema.IncidentFinal{Emergency: uint64(emergencyIndex), Report: *r}
+			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindIncidentReport, body)
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&report, "report", "", "the final incident report (JSON, same fields as --emergency) (required)")
+	cmd.Flags().Int64Var(&emergencyIndex, "emergency-index", -1, "log index of the emergency commitment this report closes (required)")
+	cmd.MarkFlagRequired("report")
+	return cmd
+}
+
+func newIssuerStatusCmd() *cobra.Command {
+	var f logFlags
+	var origin string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status --origin ORIGIN",
+		Short: "Show the log's view of an issuer: registration, keys, when the next rotation is allowed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o, err := originArg(origin)
+			if err != nil {
+				return err
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.Issuer(cmd.Context(), o)
+			if err != nil {
+				return fmt.Errorf("couldn't fetch the log's view of %s: %w", o, err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printIssuerStatus(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVar(&origin, "origin", "", "the issuer's HTTPS origin (required)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the log's answer as JSON")
+	cmd.MarkFlagRequired("origin")
+	return cmd
+}
+
+// originArg normalizes an origin given on the command line, taking a bare
+// host name as https://host.
+func originArg(s string) (string, error) {
+	if s != "" && !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	return schema.NormalizeOrigin(s)
+}
+
+func fmtMs(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
+
+func printIssuerStatus(w io.Writer, res *api.Issuer) {
+	st := res.Status
+	fmt.Fprintf(w, "issuer            %s\n", st.Origin)
+	fmt.Fprintf(w, "contact           %s\n", st.Contact)
+	fmt.Fprintf(w, "account key       %s\n", base64.StdEncoding.EncodeToString(st.AccountKey))
+	lapsed := ""
+	if st.RegistrationLapsed {
+		lapsed = " (LAPSED: renew with `keycommit issuer register`)"
+	}
+	fmt.Fprintf(w, "registered        index %d, expires %s%s\n", st.Registered, fmtMs(st.RegistrationExpires), lapsed)
+	fmt.Fprintf(w, "latest entry      index %d at %s, leaf hash %s\n", st.LastIndex, fmtMs(st.LastTime), base64.StdEncoding.EncodeToString(st.LastLeafHash))
+	if st.Commitment == nil {
+		fmt.Fprintf(w, "key commitment    none yet\n")
+	} else {
+		fmt.Fprintf(w, "key commitment    index %d at %s, %d keys\n", *st.Commitment, fmtMs(st.CommitmentTime), len(st.Keys))
+		for _, v := range st.CommitmentIDs {
+			fmt.Fprintf(w, "  %s id %d (next commitment needs a larger id)\n", v.Version, v.ID)
+		}
+	}
+	switch {
+	case st.NextRotation == 0:
+		fmt.Fprintf(w, "next rotation     allowed now\n")
+	case st.NextRotation <= st.Now:
+		fmt.Fprintf(w, "next rotation     allowed now (since %s)\n", fmtMs(st.NextRotation))
+	default:
+		fmt.Fprintf(w, "next rotation     allowed from %s (normal); earlier only as an emergency with an incident report\n", fmtMs(st.NextRotation))
+	}
+	if st.OpenIncident != nil {
+		fmt.Fprintf(w, "open incident     emergency at index %d has no final report: no further emergency until `keycommit issuer report`\n", *st.OpenIncident)
+	}
+	fmt.Fprintf(w, "emergencies       %d in the last %s\n", st.EmergenciesInWindow, time.Duration(st.Params.EmergencyWindow)*time.Second)
+	fmt.Fprintf(w, "keys in window    %d added; %d more allowed now\n", st.KeysInWindow, st.KeysAllowedNow)
+	fmt.Fprintf(w, "entries           %v\n", res.Entries)
+}

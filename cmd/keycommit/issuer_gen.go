@@ -1,0 +1,123 @@
+package main
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/keycommit/keycommit/schema"
+	"github.com/spf13/cobra"
+)
+
+// pstKeyPair is one generated PST VOPRF key: the commitment's public Y and
+// the private scalar an issuance server needs.
+type pstKeyPair struct {
+	Label   string `json:"label"`
+	Y       string `json:"Y"`
+	Private string `json:"private"` // big-endian P-384 scalar, standard base64
+	Expiry  string `json:"expiry"`
+}
+
+// generatePSTCommitment makes a PrivateStateTokenV1VOPRF commitment with n
+// fresh P-384 keys labelled first..first+n-1 (the label is also the key id
+// that starts Y), expiring at expiry.
+func generatePSTCommitment(id uint32, first uint32, n int, batch int, expiry time.Time) (schema.PSTCommitment, []pstKeyPair, error) {
+	if n < 1 {
+		return nil, nil, fmt.Errorf("need at least one key, got %d", n)
+	}
+	keys := map[string]schema.PSTKey{}
+	var pairs []pstKeyPair
+	exp := strconv.FormatInt(expiry.UnixMicro(), 10)
+	for i := 0; i < n; i++ {
+		kid := first + uint32(i)
+		k, err := ecdh.P384().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		y := binary.BigEndian.AppendUint32(nil, kid)
+		y = append(y, k.PublicKey().Bytes()...)
+		label := strconv.FormatUint(uint64(kid), 10)
+		keys[label] = schema.PSTKey{Y: base64.StdEncoding.EncodeToString(y), Expiry: exp}
+		pairs = append(pairs, pstKeyPair{Label: label, Y: keys[label].Y, Private: base64.StdEncoding.EncodeToString(k.Bytes()), Expiry: exp})
+	}
+	c := schema.PSTCommitment{schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: id, BatchSize: batch, Keys: keys}}
+	if err := c.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return c, pairs, nil
+}
+
+// writeNewFile writes b to a new file at path with mode perm, refusing to
+// overwrite.
+func writeNewFile(path string, b []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("refusing to overwrite %s", path)
+		}
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+func newIssuerGenCommitmentCmd() *cobra.Command {
+	var out, keysOut string
+	var id, first uint32
+	var n, batch int
+	var lifetime time.Duration
+	cmd := &cobra.Command{
+		Use:   "gen-commitment --out FILE --keys-out FILE [--id N] [--first-key K] [--keys N]",
+		Short: "Generate fresh PST VOPRF (P-384) keys and their key commitment, for trying keycommit out",
+		Long: `Generates N fresh P-384 VOPRF key pairs and writes the PrivateStateTokenV1VOPRF
+key commitment for them to --out, and the private keys to --keys-out (mode 0600).
+A real issuer takes its commitment from its issuance server instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, pairs, err := generatePSTCommitment(id, first, n, batch, time.Now().Add(lifetime))
+			if err != nil {
+				return err
+			}
+			cb, err := json.MarshalIndent(c, "", "  ")
+			if err != nil {
+				return err
+			}
+			kb, err := json.MarshalIndent(pairs, "", "  ")
+			if err != nil {
+				return err
+			}
+			if err := writeNewFile(keysOut, append(kb, '\n'), 0o600); err != nil {
+				return fmt.Errorf("couldn't write private keys: %w", err)
+			}
+			if err := writeNewFile(out, append(cb, '\n'), 0o644); err != nil {
+				return fmt.Errorf("couldn't write commitment: %w", err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "commitment id %d with %d keys written to %s; private keys in %s\n", id, n, out, keysOut)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "commitment.json", "where to write the key commitment")
+	cmd.Flags().StringVar(&keysOut, "keys-out", "commitment-keys.json", "where to write the private keys (mode 0600)")
+	cmd.Flags().Uint32Var(&id, "id", 1, "commitment id (must increase with every commitment)")
+	cmd.Flags().Uint32Var(&first, "first-key", 1, "label and key id of the first key")
+	cmd.Flags().IntVar(&n, "keys", 2, "number of keys")
+	cmd.Flags().IntVar(&batch, "batch-size", 10, "batchsize of the commitment")
+	cmd.Flags().DurationVar(&lifetime, "lifetime", 90*24*time.Hour, "how long the keys stay valid")
+	return cmd
+}
