@@ -95,35 +95,63 @@ func evaluateFinal(is *Issuer, e *schema.Entry, f *schema.IncidentFinal) Decisio
 }
 
 func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCommitment) Decision {
-	p, t := st.params, e.Time
+	ds := commitmentProblems(st, is, e.Issuer, e.Time, c, false)
+	if len(ds) == 0 {
+		return accept()
+	}
+	return ds[0]
+}
+
+// commitmentProblems applies the commitment rules in order and returns the
+// refusals: only the first unless all is set.
+func commitmentProblems(st *State, is *Issuer, origin string, t int64, c *schema.KeyCommitment, all bool) []Decision {
+	var out []Decision
+	// add records a refusal and reports whether to stop: at the first
+	// unless all is set.
+	add := func(d Decision) bool {
+		out = append(out, d)
+		return !all
+	}
+	p := st.params
 	if t >= is.Expires {
-		return reject(RuleRegistration, "registration of %s (index %d) lapsed at %s; renew it with a registration entry first", e.Issuer, is.Registered, fmtMillis(is.Expires))
+		if add(reject(RuleRegistration, "registration of %s (index %d) lapsed at %s; renew it with a registration entry first", origin, is.Registered, fmtMillis(is.Expires))) {
+			return out
+		}
 	}
 	keys, err := c.Keys()
 	if err != nil {
-		return reject(RuleMalformed, "%v", err)
+		add(reject(RuleMalformed, "%v", err))
+		return out
 	}
 
 	// Format limits, per protocol version.
 	for _, v := range c.PST.Versions() {
 		vc := c.PST[v]
 		if vc.BatchSize < p.MinBatchSize || vc.BatchSize > p.MaxBatchSize {
-			return reject(RuleBatchSize, "%s batchsize %d is outside [%d, %d] (min_batch_size, max_batch_size)", v, vc.BatchSize, p.MinBatchSize, p.MaxBatchSize)
+			if add(reject(RuleBatchSize, "%s batchsize %d is outside [%d, %d] (min_batch_size, max_batch_size)", v, vc.BatchSize, p.MinBatchSize, p.MaxBatchSize)) {
+				return out
+			}
 		}
 		max, param := p.MaxKeysVOPRF, "max_keys_voprf"
 		if schema.IsPMB(v) {
 			max, param = p.MaxKeysPMB, "max_keys_pmb"
 		}
 		if len(vc.Keys) > max {
-			return reject(RuleKeyCount, "%s has %d keys; at most %d (%s)", v, len(vc.Keys), max, param)
+			if add(reject(RuleKeyCount, "%s has %d keys; at most %d (%s)", v, len(vc.Keys), max, param)) {
+				return out
+			}
 		}
 	}
 	if c.PrivacyPass != nil && len(c.PrivacyPass.TokenKeys) > p.MaxKeysPrivacyPass {
-		return reject(RuleKeyCount, "privacy pass directory has %d token-keys; at most %d (max_keys_privacy_pass)", len(c.PrivacyPass.TokenKeys), p.MaxKeysPrivacyPass)
+		if add(reject(RuleKeyCount, "privacy pass directory has %d token-keys; at most %d (max_keys_privacy_pass)", len(c.PrivacyPass.TokenKeys), p.MaxKeysPrivacyPass)) {
+			return out
+		}
 	}
 	for _, v := range c.PST.Versions() {
 		if prev, ok := is.IDs[v]; ok && c.PST[v].ID <= prev.ID {
-			return reject(RuleCommitmentID, "%s id %d does not increase on id %d of the commitment at index %d; use an id above %d", v, c.PST[v].ID, prev.ID, prev.Index, prev.ID)
+			if add(reject(RuleCommitmentID, "%s id %d does not increase on id %d of the commitment at index %d; use an id above %d", v, c.PST[v].ID, prev.ID, prev.Index, prev.ID)) {
+				return out
+			}
 		}
 	}
 
@@ -133,7 +161,9 @@ func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCom
 	for _, k := range keys {
 		if k.NotBefore != nil {
 			if *k.NotBefore*1000 > t+p.MaxKeyLifetime*1000 {
-				return reject(RuleExpiry, "%s key %s: not-before %s is more than max_key_lifetime (%s) after the entry time %s", k.Protocol, k.Label, fmtMillis(*k.NotBefore*1000), fmtSeconds(p.MaxKeyLifetime), fmtMillis(t))
+				if add(reject(RuleExpiry, "%s key %s: not-before %s is more than max_key_lifetime (%s) after the entry time %s", k.Protocol, k.Label, fmtMillis(*k.NotBefore*1000), fmtSeconds(p.MaxKeyLifetime), fmtMillis(t))) {
+					return out
+				}
 			}
 			continue
 		}
@@ -141,10 +171,14 @@ func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCom
 			continue
 		}
 		if k.Expiry <= nowUs {
-			return reject(RuleExpiry, "%s key %s expired at %s, not after the entry time %s; remove it", k.Protocol, k.Label, fmtMicros(k.Expiry), fmtMillis(t))
+			if add(reject(RuleExpiry, "%s key %s expired at %s, not after the entry time %s; remove it", k.Protocol, k.Label, fmtMicros(k.Expiry), fmtMillis(t))) {
+				return out
+			}
 		}
 		if k.Expiry > maxUs {
-			return reject(RuleExpiry, "%s key %s expires at %s, more than max_key_lifetime (%s) after the entry time %s; latest allowed %s", k.Protocol, k.Label, fmtMicros(k.Expiry), fmtSeconds(p.MaxKeyLifetime), fmtMillis(t), fmtMicros(maxUs))
+			if add(reject(RuleExpiry, "%s key %s expires at %s, more than max_key_lifetime (%s) after the entry time %s; latest allowed %s", k.Protocol, k.Label, fmtMicros(k.Expiry), fmtSeconds(p.MaxKeyLifetime), fmtMillis(t), fmtMicros(maxUs))) {
+				return out
+			}
 		}
 	}
 
@@ -157,10 +191,14 @@ func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCom
 			continue
 		}
 		if r := st.keys[k.ID]; r != nil {
-			if r.issuer != e.Issuer {
-				return reject(RuleKeyReuse, "%s key %s (key id %s) is already committed by %s (first at index %d)", k.Protocol, k.Label, k.ID.Short(), r.issuer, r.first)
+			if r.issuer != origin {
+				if add(reject(RuleKeyReuse, "%s key %s (key id %s) is already committed by %s (first at index %d)", k.Protocol, k.Label, k.ID.Short(), r.issuer, r.first)) {
+					return out
+				}
+			} else if add(reject(RuleRetiredKey, "%s key %s (key id %s) was first committed at index %d and retired at index %d; a retired key cannot come back", k.Protocol, k.Label, k.ID.Short(), r.first, r.retiredAt)) {
+				return out
 			}
-			return reject(RuleRetiredKey, "%s key %s (key id %s) was first committed at index %d and retired at index %d; a retired key cannot come back", k.Protocol, k.Label, k.ID.Short(), r.first, r.retiredAt)
+			continue
 		}
 		added = append(added, k)
 	}
@@ -169,26 +207,35 @@ func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCom
 	// at most max_emergencies per rolling emergency_window.
 	if em := c.Emergency; em != nil {
 		if em.Discovered > t {
-			return reject(RuleIncidentReport, "incident discovered at %s, after the entry time %s", fmtMillis(em.Discovered), fmtMillis(t))
+			if add(reject(RuleIncidentReport, "incident discovered at %s, after the entry time %s", fmtMillis(em.Discovered), fmtMillis(t))) {
+				return out
+			}
 		}
 		if le := is.LastEmergency; le != nil && !le.Finalized {
-			return reject(RuleOpenIncident, "the emergency at index %d (%s) has no final report; log an incident_report entry for index %d before another emergency", le.Index, fmtMillis(le.Time), le.Index)
+			if add(reject(RuleOpenIncident, "the emergency at index %d (%s) has no final report; log an incident_report entry for index %d before another emergency", le.Index, fmtMillis(le.Time), le.Index)) {
+				return out
+			}
 		}
 		w := p.EmergencyWindow * 1000
 		in := eventsSince(is.Emergencies, t-w)
-		if len(in) >= p.MaxEmergencies {
-			if p.MaxEmergencies == 0 {
-				return reject(RuleEmergencyRate, "emergency rotations are not allowed (max_emergencies 0)")
+		if p.MaxEmergencies == 0 {
+			if add(reject(RuleEmergencyRate, "emergency rotations are not allowed (max_emergencies 0)")) {
+				return out
 			}
+		} else if len(in) >= p.MaxEmergencies {
 			next := in[len(in)-p.MaxEmergencies].Time + w
-			return reject(RuleEmergencyRate, "%d emergencies in the last %s already (at most %d, max_emergencies per emergency_window): %s; next allowed %s",
-				len(in), fmtSeconds(p.EmergencyWindow), p.MaxEmergencies, fmtEvents(in), fmtMillis(next))
+			if add(reject(RuleEmergencyRate, "%d emergencies in the last %s already (at most %d, max_emergencies per emergency_window): %s; next allowed %s",
+				len(in), fmtSeconds(p.EmergencyWindow), p.MaxEmergencies, fmtEvents(in), fmtMillis(next))) {
+				return out
+			}
 		}
 	} else if len(added) > 0 && is.HasRotated {
 		next := is.LastRotation.Time + p.MinRotationInterval*1000
 		if t < next {
-			return reject(RuleRotation, "rotation %s after the last one at index %d (%s); next allowed %s (min_rotation_interval %s); a faster rotation must be an emergency with an incident report",
-				fmtDuration(t-is.LastRotation.Time), is.LastRotation.Index, fmtMillis(is.LastRotation.Time), fmtMillis(next), fmtSeconds(p.MinRotationInterval))
+			if add(reject(RuleRotation, "rotation %s after the last one at index %d (%s); next allowed %s (min_rotation_interval %s); a faster rotation must be an emergency with an incident report",
+				fmtDuration(t-is.LastRotation.Time), is.LastRotation.Index, fmtMillis(is.LastRotation.Time), fmtMillis(next), fmtSeconds(p.MinRotationInterval))) {
+				return out
+			}
 		}
 	}
 
@@ -200,20 +247,23 @@ func evaluateCommitment(st *State, is *Issuer, e *schema.Entry, c *schema.KeyCom
 		for _, ki := range in {
 			sum += ki.Count
 		}
-		if sum+len(added) > p.MaxKeysPerWindow {
-			if len(added) > p.MaxKeysPerWindow {
-				return reject(RuleKeyWindow, "commitment adds %d new keys; at most %d in any %s (max_keys_per_window)", len(added), p.MaxKeysPerWindow, fmtSeconds(p.KeyWindow))
+		if len(added) > p.MaxKeysPerWindow {
+			if add(reject(RuleKeyWindow, "commitment adds %d new keys; at most %d in any %s (max_keys_per_window)", len(added), p.MaxKeysPerWindow, fmtSeconds(p.KeyWindow))) {
+				return out
 			}
+		} else if sum+len(added) > p.MaxKeysPerWindow {
 			// The earliest time enough introductions have left the window.
 			need, i := sum+len(added)-p.MaxKeysPerWindow, 0
 			for ; need > 0; i++ {
 				need -= in[i].Count
 			}
-			return reject(RuleKeyWindow, "commitment adds %d new keys; with the %d added in the last %s (%s) that makes %d, above max_keys_per_window %d; next allowed %s",
-				len(added), sum, fmtSeconds(p.KeyWindow), fmtIntros(in), sum+len(added), p.MaxKeysPerWindow, fmtMillis(in[i-1].Time+w))
+			if add(reject(RuleKeyWindow, "commitment adds %d new keys; with the %d added in the last %s (%s) that makes %d, above max_keys_per_window %d; next allowed %s",
+				len(added), sum, fmtSeconds(p.KeyWindow), fmtIntros(in), sum+len(added), p.MaxKeysPerWindow, fmtMillis(in[i-1].Time+w))) {
+				return out
+			}
 		}
 	}
-	return accept()
+	return out
 }
 
 func evaluateLogEntry(st *State, e *schema.Entry, body any) Decision {

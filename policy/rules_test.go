@@ -455,3 +455,27 @@ func TestMalformed(t *testing.T) {
 		t.Errorf("the unmangled entry is refused: %v", d.Err())
 	}
 }
+
+func TestCheckCommitment(t *testing.T) {
+	h := newHarness(t)
+	base(h)
+	// A first commitment of a new issuer: fine.
+	if ds := policy.CheckCommitment(h.st, originB, voprf(1, t0, "b1"), t0); len(ds) != 0 {
+		t.Errorf("first commitment refused: %+v", ds)
+	}
+	// Several problems at once: an expired key, a key of A's, a batch size
+	// above Chrome's, a rotation too early.
+	c := pst(schema.PSTV1VOPRF, 1, 500, t0+day, key{"k1", 1, 0}, key{"z", 2, t0}, key{"new", 3, 0})
+	got := map[string]bool{}
+	for _, d := range policy.CheckCommitment(h.st, originA, c, t0+day) {
+		got[d.Rule] = true
+	}
+	for _, r := range []string{policy.RuleBatchSize, policy.RuleCommitmentID, policy.RuleExpiry, policy.RuleRotation} {
+		if !got[r] {
+			t.Errorf("CheckCommitment did not report rule %s (got %v)", r, got)
+		}
+	}
+	if ds := policy.CheckCommitment(h.st, originB, voprf(1, t0, "k1"), t0); len(ds) != 1 || ds[0].Rule != policy.RuleKeyReuse {
+		t.Errorf("another issuer's key: %+v", ds)
+	}
+}
