@@ -6,12 +6,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net/http"
 	"net/http/httptest"
-	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
@@ -110,6 +108,11 @@ type testWitness struct {
 
 func newTestWitness(t testing.TB, logs ...*testLog) *testWitness {
 	t.Helper()
+	return newTestWitnessMetrics(t, nil, logs...)
+}
+
+func newTestWitnessMetrics(t testing.TB, reg prometheus.Registerer, logs ...*testLog) *testWitness {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	if _, err := witness.InitDir(ctx, dir, "witness.test/w1"); err != nil {
@@ -124,7 +127,7 @@ func newTestWitness(t testing.TB, logs ...*testLog) *testWitness {
 			t.Fatal(err)
 		}
 	}
-	w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey})
+	w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +210,3 @@ func verifyCosigned(t testing.TB, wvkey string, l *testLog, cp, body []byte) {
 func originPath(origin string) string {
 	return "/" + witness.OriginID(origin) + "/checkpoint"
 }
-
-var _ = filepath.Join
-var _ = strings.TrimSpace
-var _ http.Handler

@@ -447,6 +447,23 @@ func (s *Store) commit(ctx context.Context, ops []*op) error {
 		return fmt.Errorf("couldn't begin state transaction: %w", err)
 	}
 	defer tx.Rollback()
+	stmts := map[string]*sql.Stmt{}
+	prepare := func(q string) (*sql.Stmt, error) {
+		if st, ok := stmts[q]; ok {
+			return st, nil
+		}
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		stmts[q] = st
+		return st, nil
+	}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
 	for _, o := range ops {
 		switch {
 		case o.update != nil:
@@ -464,7 +481,11 @@ func (s *Store) commit(ctx context.Context, ops []*op) error {
 				WHERE origin = ? AND size = ? AND root IS NULL`
 				args = args[:7]
 			}
-			res, err := tx.ExecContext(ctx, q, args...)
+			stmt, err := prepare(q)
+			if err != nil {
+				return fmt.Errorf("couldn't prepare state update: %w", err)
+			}
+			res, err := stmt.ExecContext(ctx, args...)
 			if err != nil {
 				return fmt.Errorf("couldn't store checkpoint of %q at size %d: %w", u.origin, u.newSize, err)
 			}

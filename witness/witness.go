@@ -24,10 +24,15 @@
 //
 // # State and crashes
 //
-// Per origin, requests are serialised by a mutex. Under it the witness checks
-// the request against the latest state, signs, queues a compare-and-swap
-// update (origin, old size, old root → new) and advances the in-memory state;
-// then it releases the mutex and waits. A single committer goroutine writes
+// A request is parsed and its log signature verified, and the witness signs
+// the checkpoint, outside any lock (a request whose old size is not the
+// witness's size gets 409 before any signature work, so a stale request
+// with a bad signature gets 409 rather than 403). Then, per origin, requests
+// are serialised by a mutex. Under it the witness checks the request against
+// the latest state, queues a compare-and-swap update (origin, old size, old
+// root → new) and advances the in-memory state; then it releases the mutex
+// and waits; a cosignature made for a request refused under the mutex is
+// discarded. A single committer goroutine writes
 // queued updates in batches, one SQLite transaction per batch (WAL,
 // synchronous=FULL), and only after the commit does any waiting request get
 // its cosignature. So:
@@ -281,6 +286,37 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	if st == nil {
 		return nil, fail(http.StatusNotFound, "unknown log origin %q", truncate([]byte(req.origin)))
 	}
+	// Parse the (not yet authenticated) checkpoint body, for the checks
+	// that need no signature: malformed (400), old > size (400), and old
+	// not the witness's size (409, answered without spending a signature
+	// verification on a stale request; the size is public anyway).
+	split := bytes.LastIndex(req.checkpoint, []byte("\n\n"))
+	if split < 0 {
+		return nil, fail(http.StatusBadRequest, "checkpoint is not a signed note: no signature block")
+	}
+	text := req.checkpoint[:split+1]
+	var cp flog.Checkpoint
+	if _, err := cp.Unmarshal(text); err != nil {
+		return nil, fail(http.StatusBadRequest, "signed note is not a checkpoint: %w", err)
+	}
+	switch {
+	case cp.Origin != st.origin:
+		return nil, fail(http.StatusBadRequest, "checkpoint origin %q is not %q", cp.Origin, st.origin)
+	case len(cp.Hash) != hashSize:
+		return nil, fail(http.StatusBadRequest, "checkpoint root hash is %d bytes, want %d", len(cp.Hash), hashSize)
+	case cp.Size > math.MaxInt64:
+		return nil, fail(http.StatusBadRequest, "checkpoint size %d is too large", cp.Size)
+	case req.oldSize > cp.Size:
+		return nil, fail(http.StatusBadRequest, "old size %d is larger than the checkpoint size %d", req.oldSize, cp.Size)
+	}
+	st.mu.Lock()
+	size, stale := st.size, st.stale.Load()
+	st.mu.Unlock()
+	if !stale && req.oldSize != size {
+		return nil, &Error{Status: http.StatusConflict, Size: size,
+			Err: fmt.Errorf("old size %d is not the witness's size %d for %q", req.oldSize, size, st.origin)}
+	}
+
 	n, err := note.Open(req.checkpoint, st.verifiers)
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
@@ -294,21 +330,19 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 			return nil, fail(http.StatusBadRequest, "checkpoint is not a valid signed note: %w", err)
 		}
 	}
-	var cp flog.Checkpoint
-	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
-		return nil, fail(http.StatusBadRequest, "signed note is not a checkpoint: %w", err)
-	}
-	switch {
-	case cp.Origin != st.origin:
-		return nil, fail(http.StatusBadRequest, "checkpoint origin %q is not %q", cp.Origin, st.origin)
-	case len(cp.Hash) != hashSize:
-		return nil, fail(http.StatusBadRequest, "checkpoint root hash is %d bytes, want %d", len(cp.Hash), hashSize)
-	case cp.Size > math.MaxInt64:
-		return nil, fail(http.StatusBadRequest, "checkpoint size %d is too large", cp.Size)
-	case req.oldSize > cp.Size:
-		return nil, fail(http.StatusBadRequest, "old size %d is larger than the checkpoint size %d", req.oldSize, cp.Size)
+	if n.Text != string(text) {
+		// note.Open splits the same way; this cannot happen.
+		return nil, fail(http.StatusInternalServerError, "verified note text differs from the parsed checkpoint")
 	}
 	signed := verifiedNote(n)
+	// Sign before taking the log's lock, to keep the serialised section
+	// short. The cosignature is released only if the checks under the
+	// lock pass and the new state is durable.
+	full, err := note.Sign(&note.Note{Text: n.Text}, w.signer)
+	if err != nil {
+		return nil, fail(http.StatusInternalServerError, "couldn't cosign checkpoint: %w", err)
+	}
+	cosig := full[len(n.Text)+1:]
 
 	for {
 		st.mu.Lock()
@@ -348,12 +382,6 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		}
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Err: reason}
 	}
-	full, err := note.Sign(&note.Note{Text: n.Text}, w.signer)
-	if err != nil {
-		st.mu.Unlock()
-		return nil, fail(http.StatusInternalServerError, "couldn't cosign checkpoint: %w", err)
-	}
-	cosig := full[len(n.Text)+1:]
 	o := &op{
 		update: &stateUpdate{
 			origin:   st.origin,
