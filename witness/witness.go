@@ -355,7 +355,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		}
 		break
 	}
-	// Under st.mu: check, sign, queue, advance.
+	// Under st.mu: check, queue, advance.
 	if req.oldSize != st.size {
 		size := st.size
 		st.mu.Unlock()
