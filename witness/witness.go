@@ -49,6 +49,7 @@ package witness
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -309,6 +310,15 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	case req.oldSize > cp.Size:
 		return nil, fail(http.StatusBadRequest, "old size %d is larger than the checkpoint size %d", req.oldSize, cp.Size)
 	}
+	// formats/log is lenient; tlog-checkpoint is not: the size is a
+	// decimal without leading zeros and the root is canonical base64.
+	lines := strings.SplitN(string(text), "\n", 4)
+	if _, err := parseDecimal(lines[1]); err != nil {
+		return nil, fail(http.StatusBadRequest, "checkpoint size line %q: %v", truncate([]byte(lines[1])), err)
+	}
+	if base64.StdEncoding.EncodeToString(cp.Hash) != lines[2] {
+		return nil, fail(http.StatusBadRequest, "checkpoint root hash %q is not canonical base64", truncate([]byte(lines[2])))
+	}
 	st.mu.Lock()
 	size, stale := st.size, st.stale.Load()
 	st.mu.Unlock()
@@ -412,6 +422,9 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 // and evidence to keep when there is a previously cosigned checkpoint to
 // hold it against.
 func (w *Witness) checkConsistency(st *logState, cp *flog.Checkpoint, req *addRequest, signed []byte) (*Evidence, error) {
+	if cp.Size == 0 && !bytes.Equal(cp.Hash, rfc6962.DefaultHasher.EmptyRoot()) {
+		return nil, errors.New("checkpoint of size 0 does not have the empty tree's root")
+	}
 	if st.root == nil {
 		// Never cosigned: any checkpoint is consistent with the empty
 		// view, and the proof from size 0 must be empty.

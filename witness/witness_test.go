@@ -86,6 +86,8 @@ func TestResponseCodes(t *testing.T) {
 		{name: "not a signed note", body: []byte("old 37\n\n" + l.text(37)), wantStatus: 400},
 		{name: "checkpoint without size", body: requestBody(37, nil, mustSign(t, l, l.origin+"\n")), wantStatus: 400},
 		{name: "checkpoint with short root", body: requestBody(37, nil, mustSign(t, l, l.origin+"\n37\nAAAA\n")), wantStatus: 400},
+		{name: "checkpoint size with leading zero", body: requestBody(37, nil, mustSign(t, l, strings.Replace(l.text(37), "\n37\n", "\n037\n", 1))), wantStatus: 400},
+		{name: "checkpoint root not canonical base64", body: requestBody(37, nil, mustSign(t, l, nonCanonicalRoot(l.text(37)))), wantStatus: 400},
 	}
 	for _, s := range steps {
 		r := tw.post(t, s.body)
@@ -134,6 +136,21 @@ func TestResponseCodes(t *testing.T) {
 	}
 }
 
+// nonCanonicalRoot sets the unused low bits of the root's last base64
+// character, which a lenient decoder ignores.
+func nonCanonicalRoot(text string) string {
+	lines := strings.SplitN(text, "\n", 4)
+	r := []byte(lines[2])
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	i := strings.IndexByte(alphabet, r[len(r)-2])
+	r[len(r)-2] = alphabet[i|1]
+	if i|1 == i {
+		r[len(r)-2] = alphabet[i&^1]
+	}
+	lines[2] = string(r)
+	return strings.Join(lines, "\n")
+}
+
 func mustSign(t *testing.T, l *testLog, text string) []byte {
 	t.Helper()
 	b, err := note.Sign(&note.Note{Text: text}, l.signer)
@@ -161,6 +178,25 @@ func splitRequest(t testing.TB, body []byte) (uint64, [][]byte, []byte) {
 		pf = append(pf, h)
 	}
 	return old, pf, cp
+}
+
+// TestEmptyTree: a size-0 checkpoint must carry the empty tree's root.
+func TestEmptyTree(t *testing.T) {
+	l := newTestLog(t, "example.com/empty", 3)
+	tw := newTestWitness(t, l)
+	bad := mustSign(t, l, l.origin+"\n0\n"+base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n")
+	if r := tw.post(t, requestBody(0, nil, bad)); r.status != 422 {
+		t.Fatalf("size 0 with a wrong root: %d %s, want 422", r.status, r.body)
+	}
+	if r := tw.add(t, l, 0, 0); r.status != 200 {
+		t.Fatalf("size 0 with the empty root: %d %s", r.status, r.body)
+	}
+	if r := tw.post(t, requestBody(0, l.proof(t, 1, 3), l.checkpoint(t, 3))); r.status != 422 {
+		t.Fatalf("non-empty proof from size 0: %d %s, want 422", r.status, r.body)
+	}
+	if r := tw.add(t, l, 0, 3); r.status != 200 {
+		t.Fatalf("growth from the empty tree: %d %s", r.status, r.body)
+	}
 }
 
 // TestUnconfiguredOriginAddedWhileServing checks that a log added to the
