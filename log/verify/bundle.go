@@ -14,9 +14,9 @@ const BundleHeader = "keycommit.bundle/v1"
 // Limits on a bundle's parts. A key set of 1,000 issuers with 6 PST keys
 // each is about 1.2 MB.
 const (
-	MaxBundleSize       = 64 << 20
-	MaxEntrySize        = 65535 // as tlog-tiles entry bundles allow
-	MaxInclusionHashes  = 63
+	MaxBundleSize        = 64 << 20
+	MaxEntrySize         = 65535 // as tlog-tiles entry bundles allow
+	MaxInclusionHashes   = 63
 	MaxConsistencyHashes = 126
 )
 

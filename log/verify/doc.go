@@ -23,7 +23,9 @@
 //   - inclusion: the entry is in the checkpoint's tree at the bundle's index;
 //   - digest: the key set hashes (SHA-256) to the snapshot's digest;
 //   - keyset: the key set is in its canonical encoding and has as many
-//     issuers as the snapshot says;
+//     issuer commitments as the snapshot says (run by Verified.KeySet, the
+//     only way to the typed keys, and by Verify when given a previous
+//     bundle);
 //   - rollback and consistency: given the previous verified bundle, the new
 //     checkpoint is not smaller, is consistent with the old one (same root
 //     at the same size, a valid consistency proof otherwise), and its

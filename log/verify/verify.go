@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keycommit/keycommit/witness/quorum"
@@ -134,14 +135,42 @@ type Verified struct {
 	Checkpoint *VerifiedCheckpoint
 	// SnapshotTime is the log's timestamp of the snapshot entry.
 	SnapshotTime time.Time
-	// KeySet is the verified key set.
-	KeySet *KeySet
+	// SnapshotIssuers is the number of issuers the snapshot records.
+	SnapshotIssuers int
 	// Previous is the checkpoint size of the previous bundle it was
 	// checked against, 0 if none.
 	Previous uint64
 	// Changes lists the issuers whose keys changed since the previous
 	// bundle (nil without one).
 	Changes []Change
+
+	keySetOnce sync.Once
+	keySet     *KeySet
+	keySetErr  error
+}
+
+// KeySet parses the verified key set bytes (Bundle.KeySet, which Verify
+// authenticated: they hash to the snapshot's digest) and runs the keyset
+// check: canonical encoding, and as many issuers as the snapshot records.
+// It is the only way to the typed keys, so keys are never used unchecked.
+// Verify leaves the parse to this method, so that a user agent pays for it
+// once, when it reads the keys; Verify with a previous bundle runs it on
+// both. Failures are *Error with CheckKeySet.
+func (v *Verified) KeySet() (*KeySet, error) {
+	v.keySetOnce.Do(func() {
+		ks, err := ParseKeySet(v.Bundle.KeySet)
+		if err != nil {
+			v.keySetErr = failErr(CheckKeySet, err)
+			return
+		}
+		// The log counts an issuer once per part (pst, privacy_pass).
+		if n := len(ks.PST) + len(ks.PrivacyPass); n != v.SnapshotIssuers {
+			v.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, v.SnapshotIssuers)
+			return
+		}
+		v.keySet = ks
+	})
+	return v.keySet, v.keySetErr
 }
 
 // Verify runs every check on a bundle. If prev is not nil (a bundle this
@@ -180,18 +209,11 @@ func (v *Verifier) verify(raw []byte, prev *Verified, fresh bool) (*Verified, er
 	if d := sha256.Sum256(b.KeySet); !bytes.Equal(d[:], snap.Body.Digest) {
 		return nil, fail(CheckDigest, "key set hashes to %x, the snapshot at index %d commits to %x", d, b.Index, snap.Body.Digest)
 	}
-	ks, err := ParseKeySet(b.KeySet)
-	if err != nil {
-		return nil, failErr(CheckKeySet, err)
-	}
-	if n := len(ks.Issuers()); n != snap.Body.Issuers {
-		return nil, fail(CheckKeySet, "key set has %d issuers, the snapshot says %d", n, snap.Body.Issuers)
-	}
 	cp, err := v.verifySignatures(b.Checkpoint, text, sigs, cp0, fresh)
 	if err != nil {
 		return nil, err
 	}
-	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), KeySet: ks}
+	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers}
 	if err := v.checkAgainstPrevious(out, prev); err != nil {
 		return nil, err
 	}
@@ -247,8 +269,19 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified) error {
 	case b.Index == pb.Index && !bytes.Equal(b.Entry, pb.Entry):
 		return fail(CheckConsistency, "snapshot at index %d differs from the previous bundle's entry at the same index", b.Index)
 	}
+	oks, err := prev.KeySet()
+	if err != nil {
+		return fmt.Errorf("previous bundle: %w", err)
+	}
+	nks, err := nv.KeySet()
+	if err != nil {
+		return err
+	}
 	nv.Previous = old.Size
-	nv.Changes = Diff(prev.KeySet, nv.KeySet)
+	nv.Changes = Diff(oks, nks)
+	if nv.Changes == nil {
+		nv.Changes = []Change{}
+	}
 	return nil
 }
 

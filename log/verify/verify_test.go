@@ -109,6 +109,18 @@ func small(t testing.TB) (*fixture, []byte) {
 	return f, f.bundle(t, 0)
 }
 
+// verifyAll runs Verify and then the key set check.
+func verifyAll(v *verify.Verifier, raw []byte, prev *verify.Verified) (*verify.Verified, error) {
+	got, err := v.Verify(raw, prev)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := got.KeySet(); err != nil {
+		return nil, err
+	}
+	return got, nil
+}
+
 func wantCheck(t *testing.T, err error, want verify.Check) {
 	t.Helper()
 	if err == nil {
@@ -145,9 +157,13 @@ func TestVerifyValid(t *testing.T) {
 			t.Errorf("cosignature %+v, want fresh at %v", c, t0)
 		}
 	}
+	vks, err := got.KeySet()
+	if err != nil {
+		t.Fatal(err)
+	}
 	want, _ := ks.Marshal()
-	gotKS, _ := got.KeySet.Marshal()
-	if !bytes.Equal(want, gotKS) || len(got.KeySet.Issuers()) != 20 {
+	gotKS, _ := vks.Marshal()
+	if !bytes.Equal(want, gotKS) || len(vks.Issuers()) != 20 {
 		t.Errorf("verified key set differs from the one committed")
 	}
 	if !got.SnapshotTime.Equal(t0.Add(-time.Hour)) {
@@ -190,7 +206,7 @@ func TestMangle(t *testing.T) {
 						return
 					}
 					m[i] = c
-					if _, err := v.Verify(m, nil); err == nil {
+					if _, err := verifyAll(v, m, nil); err == nil {
 						t.Errorf("byte %d changed from %q to %q: bundle still verifies", i, orig, c)
 					} else if verify.CheckOf(err) == "" {
 						t.Errorf("byte %d: error %v names no check", i, err)
@@ -212,7 +228,7 @@ func TestTruncate(t *testing.T) {
 	f, raw := small(t)
 	v := f.verifier(t, nil)
 	for n := 0; n < len(raw); n++ {
-		if _, err := v.Verify(raw[:n], nil); err == nil {
+		if _, err := verifyAll(v, raw[:n], nil); err == nil {
 			t.Fatalf("bundle truncated to %d of %d bytes verifies", n, len(raw))
 		}
 	}
@@ -283,7 +299,9 @@ func TestQuorum(t *testing.T) {
 		{"unknown witnesses", func(f *fixture) []*bundletest.Witness { return others }, false},
 		{"one known and unknown ones", func(f *fixture) []*bundletest.Witness { return append([]*bundletest.Witness{f.ws[2]}, others...) }, false},
 		{"two of three", func(f *fixture) []*bundletest.Witness { return f.ws[1:] }, true},
-		{"two of three and unknown ones", func(f *fixture) []*bundletest.Witness { return append([]*bundletest.Witness{f.ws[0], f.ws[2]}, others...) }, true},
+		{"two of three and unknown ones", func(f *fixture) []*bundletest.Witness {
+			return append([]*bundletest.Witness{f.ws[0], f.ws[2]}, others...)
+		}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
@@ -379,7 +397,7 @@ func TestSnapshotChecks(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = f.verifier(t, nil).Verify(raw, nil)
+			_, err = verifyAll(f.verifier(t, nil), raw, nil)
 			if tc.want == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -417,7 +435,7 @@ func TestKeySetNotCanonical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.verifier(t, nil).Verify(raw, nil)
+	_, err = verifyAll(f.verifier(t, nil), raw, nil)
 	wantCheck(t, err, verify.CheckKeySet)
 }
 

@@ -164,14 +164,8 @@ func (l *Log) AppendSnapshot(ks *schema.KeySet, t time.Time) (uint64, error) {
 		return 0, err
 	}
 	d := sha256.Sum256(b)
-	issuers := map[string]bool{}
-	for o := range ks.PST {
-		issuers[o] = true
-	}
-	for o := range ks.PrivacyPass {
-		issuers[o] = true
-	}
-	e, err := schema.NewLogEntry(schema.KindSnapshot, t.UnixMilli(), schema.Snapshot{Issuers: len(issuers), Digest: d[:]})
+	// As the sequencer counts: one per issuer commitment in each part.
+	e, err := schema.NewLogEntry(schema.KindSnapshot, t.UnixMilli(), schema.Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Digest: d[:]})
 	if err != nil {
 		return 0, err
 	}
