@@ -33,6 +33,7 @@ type follower struct {
 	position int64
 	stuck    string // why following stopped (a split view), or ""
 
+	obsMu     sync.Mutex // one observe at a time: the anchor only moves forward, along one history
 	runMu     sync.Mutex // one round (and one policy state user) at a time
 	st        *policy.State
 	savedPos  int64
@@ -152,6 +153,8 @@ func (r observeResult) String() string {
 // inconsistent one is stored as split-view evidence; one whose
 // consistency cannot be established yet is kept for later.
 func (f *follower) observe(ctx context.Context, cp *Checkpoint, source string) (observeResult, string, error) {
+	f.obsMu.Lock()
+	defer f.obsMu.Unlock()
 	fromLog := strings.HasPrefix(source, "log ")
 	anchor := f.getAnchor()
 	if anchor == nil {

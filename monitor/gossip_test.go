@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +177,67 @@ func TestPostCheckpoint(t *testing.T) {
 	if code, out := post(must[[]byte](t)(lb.Checkpoint())); code != 202 {
 		t.Errorf("unverifiable larger checkpoint: %d %v, want 202", code, out)
 	}
+}
+
+// TestConcurrentGossip: checkpoints of one history posted concurrently, of
+// sizes below and above what the monitor verified, while it follows the
+// log, are all consistent, and the anchor ends at the largest.
+func TestConcurrentGossip(t *testing.T) {
+	l := newTestLog(t, "example.com/concurrent")
+	origins := populate(t, l.gen, 4)
+	m := newTestMonitor(t, "", nil, l)
+	m.once(t)
+	for i := range 600 {
+		l.gen.Advance(time.Second)
+		must[uint64](t)(l.gen.Commit(origins[i%4], 0, 3))
+	}
+	srv := httptestServer(t, m.Handler())
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cp, err := l.CheckpointAt(int64(1 + (i*97)%int(l.Size())))
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp, err := http.Post(srv+"/v1/checkpoint", "text/plain", strings.NewReader(string(cp)))
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- resp.Status + " " + string(b)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if rep, err := m.Once(t.Context()); err != nil || !rep.OK() {
+			errs <- "round while gossiping: " + errString(err)
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if rep := m.once(t); !rep.OK() || rep.Logs[0].VerifiedSize != l.Size() {
+		t.Fatalf("final round: %+v", rep)
+	}
+	if as := m.out.alerts(t); len(as) != 0 {
+		t.Errorf("alerts: %+v", as)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "report not OK"
+	}
+	return err.Error()
 }
