@@ -102,4 +102,3 @@ func TestWitnessPull(t *testing.T) {
 		t.Errorf("evidence does not verify: %v", err)
 	}
 }
-
