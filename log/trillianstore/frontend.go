@@ -34,7 +34,7 @@ type Frontend struct {
 	store *Store
 	cur   atomic.Pointer[sequencer.Sequencer]
 	mu    sync.Mutex // serializes refreshes
-	// MaxRetries bounds the re-runs of one submission (default 32).
+	// MaxRetries bounds the re-runs of one submission (default 100).
 	MaxRetries int
 }
 
@@ -50,7 +50,7 @@ func NewFrontend(ctx context.Context, cfg sequencer.Config, store *Store) (*Fron
 	if err != nil {
 		return nil, err
 	}
-	f := &Frontend{cfg: cfg, store: store, MaxRetries: 32}
+	f := &Frontend{cfg: cfg, store: store, MaxRetries: 100}
 	if cfg.Registerer != nil {
 		// A replacement sequencer cannot register its metrics again.
 		f.cfg.Registerer = nil

@@ -24,12 +24,14 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 
 // CreateTree creates an active PREORDERED_LOG tree through the admin API
 // (the kind this backend needs: keycommit assigns the indexes), initializes
-// it with InitLog, and waits until its empty root is readable.
-func CreateTree(ctx context.Context, admin trillian.TrillianAdminClient, lc trillian.TrillianLogClient, name string) (int64, error) {
+// it with InitLog, and waits until its empty root is readable. The
+// description names the log (Trillian keeps display names to 20 bytes).
+func CreateTree(ctx context.Context, admin trillian.TrillianAdminClient, lc trillian.TrillianLogClient, description string) (int64, error) {
 	tree, err := admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:   trillian.TreeState_ACTIVE,
 		TreeType:    trillian.TreeType_PREORDERED_LOG,
-		DisplayName: name,
+		DisplayName: "keycommit",
+		Description: description,
 		// No roots without new leaves: keycommit signs its own checkpoints.
 		MaxRootDuration: durationpb.New(0),
 	}})

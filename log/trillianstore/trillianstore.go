@@ -53,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -525,6 +526,9 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
 			}
 			serr := s.waitIntegrated(ctx, wait)
 			if serr == nil {
+				serr = s.waitSettled(ctx)
+			}
+			if serr == nil {
 				serr = s.syncLocked(ctx)
 			}
 			if serr != nil {
@@ -625,6 +629,33 @@ func (s *Store) claim(ctx context.Context, idx uint64, data, identity []byte) (o
 		return false, strings.Contains(st.Message, "LeafIndex"), nil
 	default:
 		return false, false, fmt.Errorf("Trillian refused leaf %d: %s (code %d)", idx, st.Message, st.Code)
+	}
+}
+
+// waitSettled waits, after a conflict, until Trillian's tree stops
+// growing for a moment (with jitter), so that the retry does not run into
+// the middle of the winning frontend's batch, whose leaves it cannot see
+// before they are integrated.
+func (s *Store) waitSettled(ctx context.Context) error {
+	last, err := s.LatestRoot(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		d := 4*s.cfg.PollInterval + time.Duration(rand.Int64N(int64(4*s.cfg.PollInterval)))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+		r, err := s.LatestRoot(ctx)
+		if err != nil {
+			return err
+		}
+		if r.Size == last.Size {
+			return nil
+		}
+		last = r
 	}
 }
 

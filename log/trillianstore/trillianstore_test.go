@@ -3,6 +3,8 @@ package trillianstore_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +59,7 @@ func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *trill
 	t.Helper()
 	st, err := trillianstore.Open(context.Background(), trillianstore.Config{
 		Client: env.Log, TreeID: tree, Cache: storage.NewMemory(), Signer: k.signer,
-		FollowInterval: 20 * time.Millisecond,
+		FollowInterval: 20 * time.Millisecond, Logger: testLogger(t),
 	})
 	if err != nil {
 		t.Fatalf("couldn't open the Trillian store: %v\n%s", err, env.Logs())
@@ -422,4 +424,16 @@ func TestSignerKilledDuringBurst(t *testing.T) {
 		}
 	}
 	replayAll(t, env, tree, k)
+}
+
+// testLogger logs warnings and errors to the test log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
