@@ -107,6 +107,10 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		old = n
 	}
 	note, err := h.src.Checkpoint(r.Context())
+	if errors.Is(err, ErrNotFound) {
+		h.error(w, BundlePath, http.StatusNotFound, "the log has no checkpoint yet")
+		return
+	}
 	if err != nil {
 		h.log.Error("couldn't read the checkpoint for a keys bundle", "err", err)
 		h.error(w, BundlePath, http.StatusServiceUnavailable, "couldn't read the checkpoint")
@@ -115,6 +119,16 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 	var c *cached
 	if old == 0 {
 		c, err = h.latest(r, note)
+		if errors.Is(err, ErrSnapshotPending) {
+			// Keep serving the last bundle until the new snapshot is
+			// cosigned.
+			h.mu.Lock()
+			c = h.cache
+			h.mu.Unlock()
+			if c != nil {
+				err = nil
+			}
+		}
 	} else {
 		var raw []byte
 		if raw, err = BuildFor(r.Context(), h.src, note, old); err == nil {
@@ -124,6 +138,11 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			h.error(w, BundlePath, http.StatusNotFound, "the log has no snapshot yet")
+			return
+		}
+		if errors.Is(err, ErrSnapshotPending) {
+			w.Header().Set("Retry-After", "1")
+			h.error(w, BundlePath, http.StatusServiceUnavailable, "the latest snapshot is not cosigned yet; retry shortly")
 			return
 		}
 		h.log.Error("couldn't build the keys bundle", "err", err)

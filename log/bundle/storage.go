@@ -1,0 +1,137 @@
+package bundle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/log/tiles"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ErrSnapshotPending is returned (wrapped) by LatestSnapshot when the
+// latest snapshot is not yet in the checkpoint asked about (typically: it
+// is in the latest signed checkpoint, whose cosignatures are still being
+// collected) and the key set of the snapshot before it is no longer
+// stored. The Handler then keeps serving the bundle it built last.
+var ErrSnapshotPending = errors.New("the latest snapshot is not in that checkpoint yet")
+
+// StorageSource is a Source over a log storage.Reader: the cosigned
+// checkpoint (the log-signed one while none is stored), the stored key set,
+// entries, and proofs computed from the stored tiles.
+type StorageSource struct {
+	r storage.Reader
+}
+
+// NewStorageSource returns a Source reading r.
+func NewStorageSource(r storage.Reader) *StorageSource { return &StorageSource{r: r} }
+
+var _ Source = (*StorageSource)(nil)
+
+// Checkpoint implements Source: the latest cosigned checkpoint, or the
+// latest signed one if there is no cosigned one (a verifier then refuses
+// the bundle for want of cosignatures, naming the quorum check).
+func (s *StorageSource) Checkpoint(ctx context.Context) ([]byte, error) {
+	_, note, err := s.r.Cosigned(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		_, note, err = s.r.Checkpoint(ctx)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("the log has no checkpoint: %w", ErrNotFound)
+	}
+	return note, err
+}
+
+// LatestSnapshot implements Source with the stored key set.
+func (s *StorageSource) LatestSnapshot(ctx context.Context, treeSize uint64) (uint64, []byte, []byte, error) {
+	ks, err := s.r.KeySet(ctx)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, nil, nil, fmt.Errorf("no snapshot logged yet: %w", ErrNotFound)
+	}
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if ks.Index >= treeSize {
+		return 0, nil, nil, fmt.Errorf("snapshot at index %d, tree size %d: %w", ks.Index, treeSize, ErrSnapshotPending)
+	}
+	es, err := s.r.Entries(ctx, ks.Index, ks.Index+1)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("couldn't read snapshot entry %d: %w", ks.Index, err)
+	}
+	return ks.Index, es[0], ks.Data, nil
+}
+
+// LatestCommitment implements Source: the issuer's latest key_commitment
+// entry below treeSize.
+func (s *StorageSource) LatestCommitment(ctx context.Context, issuer string, treeSize uint64) (uint64, []byte, error) {
+	idx, err := s.r.IssuerEntries(ctx, issuer)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i := len(idx) - 1; i >= 0; i-- {
+		if idx[i] >= treeSize {
+			continue
+		}
+		es, err := s.r.Entries(ctx, idx[i], idx[i]+1)
+		if err != nil {
+			return 0, nil, fmt.Errorf("couldn't read entry %d: %w", idx[i], err)
+		}
+		var e struct {
+			Kind string `json:"kind"`
+		}
+		if err := json.NewDecoder(bytes.NewReader(es[0])).Decode(&e); err != nil {
+			return 0, nil, fmt.Errorf("couldn't read the kind of entry %d: %w", idx[i], err)
+		}
+		if e.Kind == "key_commitment" {
+			return idx[i], es[0], nil
+		}
+	}
+	return 0, nil, fmt.Errorf("no key commitment of %q below size %d: %w", issuer, treeSize, ErrNotFound)
+}
+
+// hashReader reads the hashes of the tree of the given size from stored
+// tiles, each read at its width in that tree.
+func (s *StorageSource) hashReader(ctx context.Context, size uint64) tlog.HashReader {
+	return tiles.HashReader(func(t tlog.Tile) ([]byte, error) {
+		if w, ok := tiles.TileAt(t.L, t.N, int64(size)); ok && w.W >= t.W {
+			t = w
+		}
+		d, err := s.r.Tile(ctx, t.L, t.N)
+		if err != nil {
+			return nil, err
+		}
+		if len(d) < t.W*tlog.HashSize {
+			return nil, fmt.Errorf("tile %s is short: %w", tiles.Path(t), storage.ErrNotFound)
+		}
+		return d[:t.W*tlog.HashSize], nil
+	})
+}
+
+// InclusionProof implements Source.
+func (s *StorageSource) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
+	p, err := tlog.ProveRecord(int64(treeSize), int64(index), s.hashReader(ctx, treeSize))
+	if err != nil {
+		return nil, err
+	}
+	return hashesOf(p), nil
+}
+
+// ConsistencyProof implements Source.
+func (s *StorageSource) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
+	p, err := tlog.ProveTree(int64(newSize), int64(oldSize), s.hashReader(ctx, newSize))
+	if err != nil {
+		return nil, err
+	}
+	return hashesOf(p), nil
+}
+
+func hashesOf(p []tlog.Hash) [][]byte {
+	out := make([][]byte, len(p))
+	for i := range p {
+		out[i] = append([]byte(nil), p[i][:]...)
+	}
+	return out
+}
