@@ -215,4 +215,3 @@ func FuzzParseTLogProof(f *testing.F) {
 		}
 	})
 }
-
