@@ -116,10 +116,15 @@ type logServeConfig struct {
 	Dir string
 	// Listen is the address to listen on (port 0 picks one).
 	Listen string
+	// Listener, if set, is used instead of listening on Listen.
+	Listener net.Listener
 	// ClockOffset shifts the log's clock (tests only).
 	ClockOffset time.Duration
 	// Witness is the optional witness hook (see sequencer.Config).
 	Witness func(ctx context.Context, signed []byte) ([]byte, error)
+	// WitnessPolicy, if set and Witness is nil, is a witness policy file
+	// (Sigsum/Tessera format) naming the witnesses to ask for cosignatures.
+	WitnessPolicy string
 	Logger  *slog.Logger
 }
 
@@ -169,6 +174,12 @@ func startLog(ctx context.Context, cfg logServeConfig) (*runningLog, error) {
 		clock = func() time.Time { return time.Now().Add(off) }
 		logger.Warn("log clock is shifted (unsafe, for tests only)", "offset", off.String())
 	}
+	if cfg.Witness == nil && cfg.WitnessPolicy != "" {
+		if cfg.Witness, err = witnessHook(cfg.WitnessPolicy, store, logger, reg); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	seq, err := sequencer.New(ctx, sequencer.Config{
 		Backend: store, Signer: signer, Verifier: verifier, Clock: clock,
 		Witness: cfg.Witness, Logger: logger, Registerer: reg,
@@ -183,13 +194,15 @@ func startLog(ctx context.Context, cfg logServeConfig) (*runningLog, error) {
 		store.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		seq.Close()
-		store.Close()
-		return nil, fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			seq.Close()
+			store.Close()
+			return nil, fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
+		}
 	}
-	srv := server.NewHTTPServer(cfg.Listen, h, logger)
+	srv := server.NewHTTPServer(ln.Addr().String(), h, logger)
 	r := &runningLog{URL: "http://" + ln.Addr().String(), VKey: vkey, Seq: seq, errc: make(chan error, 1)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -247,6 +260,7 @@ func newLogServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.Dir, "data", "", "log data directory made by log init (required)")
 	cmd.Flags().StringVar(&cfg.Listen, "listen", "127.0.0.1:7370", "address to listen on")
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().StringVar(&cfg.WitnessPolicy, "witness-policy", "", "witness policy file (Sigsum/Tessera format; witnesses need URLs): cosignatures are collected for every checkpoint and served at /checkpoint")
 	cmd.Flags().DurationVar(&cfg.ClockOffset, "unsafe-clock-offset", 0, "TESTS ONLY: shift the log's clock by this duration")
 	cmd.Flags().MarkHidden("unsafe-clock-offset")
 	cmd.MarkFlagRequired("data")

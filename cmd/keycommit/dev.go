@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/monitor"
+	"github.com/keycommit/keycommit/schema"
+	"github.com/keycommit/keycommit/witness"
+	"github.com/keycommit/keycommit/witness/quorum"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+)
+
+func init() { rootCmd.AddCommand(newDevCmd()) }
+
+// The dev deployment's fixed names.
+const (
+	devLogOrigin    = "localhost/keycommit-dev/log"
+	devIssuer       = "https://demo-issuer.example"
+	devWitnesses    = 3
+	devQuorum       = 2
+	devJSONFile     = "dev.json"
+	devPolicyFile   = "witness-policy.txt"
+	devIssuerKey    = "issuer.key"
+	devIssuerKeys   = "issuer-commitment-keys.json"
+	devAlertsFile   = "monitor-alerts.jsonl"
+	devCosignWait   = 30 * time.Second
+	devListenHost   = "127.0.0.1"
+	devDefaultPorts = 7370
+)
+
+// devConfig configures runDev.
+type devConfig struct {
+	// Dir holds every component's state. An existing deployment in Dir is
+	// started again, not replaced.
+	Dir string
+	// BasePort is the log's port; witnesses take the next three, the
+	// monitor the one after. Zero picks free ports.
+	BasePort int
+	// Logger receives the components' logs.
+	Logger *slog.Logger
+	// Out receives the human-readable summary.
+	Out io.Writer
+	// AlertOut receives the monitor's alerts (JSON lines) besides
+	// Dir/monitor-alerts.jsonl.
+	AlertOut io.Writer
+}
+
+// devInfo is Dir/dev.json: what scripts and tests need to use the
+// deployment.
+type devInfo struct {
+	LogURL        string         `json:"log_url"`
+	LogVKey       string         `json:"log_vkey"`
+	LogOrigin     string         `json:"log_origin"`
+	Witnesses     []devWitness   `json:"witnesses"`
+	WitnessPolicy string         `json:"witness_policy"`
+	MonitorURL    string         `json:"monitor_url"`
+	Issuer        devIssuerState `json:"issuer"`
+}
+
+type devWitness struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	VKey string `json:"vkey"`
+}
+
+type devIssuerState struct {
+	Origin  string `json:"origin"`
+	KeyFile string `json:"key_file"`
+}
+
+func newDevCmd() *cobra.Command {
+	var cfg devConfig
+	var level string
+	cmd := &cobra.Command{
+		Use:   "dev [--data DIR]",
+		Short: "Run a complete local deployment: log, three witnesses (2-of-3), a monitor, a demo issuer",
+		Long: `dev starts, on loopback, a complete keycommit deployment with its state under
+DIR: the log (embedded SQLite), three witnesses whose 2-of-3 cosignatures the log
+collects for every checkpoint, and a monitor that follows the log, replays every
+policy decision and watches the demo issuer. The first time, it registers a demo
+issuer and submits its first key commitment so the log is not empty. It writes
+DIR/dev.json (URLs and keys) and DIR/witness-policy.txt once everything is
+listening, prints the commands to try next, and runs until interrupted. Run it
+again with the same DIR to pick up where it stopped.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var lv slog.Level
+			if err := lv.UnmarshalText([]byte(level)); err != nil {
+				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			cfg.Out, cfg.AlertOut = cmd.OutOrStdout(), cmd.OutOrStdout()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runDev(ctx, cfg)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Dir, "data", "keycommit-dev", "directory for the deployment's state (reused if it exists)")
+	cmd.Flags().IntVar(&cfg.BasePort, "base-port", devDefaultPorts, "the log's port on 127.0.0.1; witnesses use the next three, the monitor the one after; 0 picks free ports")
+	cmd.Flags().StringVar(&level, "log-level", "warn", "log level of the components: debug, info, warn, error")
+	return cmd
+}
+
+// devAddr returns the listen address of component i (0 log, 1-3
+// witnesses, 4 monitor).
+func (c *devConfig) devAddr(i int) string {
+	if c.BasePort == 0 {
+		return net.JoinHostPort(devListenHost, "0")
+	}
+	return net.JoinHostPort(devListenHost, strconv.Itoa(c.BasePort+i))
+}
+
+// runDev runs the deployment until ctx is done.
+func runDev(ctx context.Context, cfg devConfig) (err error) {
+	logger := cfg.Logger
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("couldn't create %s: %w", cfg.Dir, err)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	// dev.json describes a running deployment: remove a stale one first.
+	os.Remove(filepath.Join(dir, devJSONFile))
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+
+	// 1. The log's key and database.
+	logDir := filepath.Join(dir, "log")
+	if _, err := os.Stat(filepath.Join(logDir, logDBFile)); errors.Is(err, os.ErrNotExist) {
+		if _, err := initLog(ctx, logDir, devLogOrigin, time.Now); err != nil {
+			return fmt.Errorf("couldn't create the dev log: %w", err)
+		}
+		fmt.Fprintf(cfg.Out, "created a new log in %s\n", logDir)
+	}
+	logVKey, err := os.ReadFile(filepath.Join(logDir, "log.vkey"))
+	if err != nil {
+		return fmt.Errorf("couldn't read the log's verifier key: %w", err)
+	}
+	vkey := strings.TrimSpace(string(logVKey))
+
+	// 2. The witnesses, each trusting the log.
+	info := &devInfo{LogVKey: vkey, LogOrigin: devLogOrigin, WitnessPolicy: filepath.Join(dir, devPolicyFile)}
+	for i := 1; i <= devWitnesses; i++ {
+		w, stop, err := startDevWitness(ctx, filepath.Join(dir, fmt.Sprintf("witness-%d", i)), fmt.Sprintf("witness-%d.localhost", i), cfg.devAddr(i), vkey, logger)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, stop)
+		info.Witnesses = append(info.Witnesses, *w)
+	}
+
+	// 3. The witness policy, then the log, which asks the witnesses for
+	// cosignatures on every checkpoint it publishes.
+	ln, err := net.Listen("tcp", cfg.devAddr(0))
+	if err != nil {
+		return fmt.Errorf("couldn't listen for the log on %s: %w", cfg.devAddr(0), err)
+	}
+	info.LogURL = "http://" + ln.Addr().String()
+	policy := devWitnessPolicy(info)
+	if _, err := quorum.Parse([]byte(policy)); err != nil {
+		ln.Close()
+		return fmt.Errorf("the dev witness policy is invalid: %w", err)
+	}
+	if err := writeFileAtomic(info.WitnessPolicy, []byte(policy), 0o644); err != nil {
+		ln.Close()
+		return err
+	}
+	lg, err := startLog(ctx, logServeConfig{Dir: logDir, Listener: ln, WitnessPolicy: info.WitnessPolicy, Logger: logger.With("component", "log")})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		lg.Shutdown(sctx)
+	})
+
+	// 4. The demo issuer: registered, with a first key commitment.
+	c, err := client.New(info.LogURL, vkey, &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	info.Issuer = devIssuerState{Origin: devIssuer, KeyFile: filepath.Join(dir, devIssuerKey)}
+	if err := devSeedIssuer(ctx, c, dir, info.Issuer, cfg.Out); err != nil {
+		return err
+	}
+
+	// 5. The monitor, following the log and watching the demo issuer.
+	mon, monURL, stopMon, err := startDevMonitor(ctx, dir, cfg, info, logger.With("component", "monitor"))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopMon)
+	info.MonitorURL = monURL
+
+	// 6. Wait for the witnesses' quorum on the log's latest checkpoint, so
+	// that a verifier run now succeeds.
+	if err := waitCosigned(ctx, c, policy); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(info, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, devJSONFile), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	printDevSummary(cfg.Out, dir, info)
+
+	monErr := make(chan error, 1)
+	go func() { monErr <- mon.Run(ctx) }()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(cfg.Out, "shutting down")
+		<-monErr
+		return nil
+	case err := <-lg.Done():
+		return fmt.Errorf("log server stopped: %w", err)
+	case err := <-monErr:
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("monitor stopped: %w", err)
+	}
+}
+
+// startDevWitness creates (once) and serves a witness that trusts the log.
+func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logger *slog.Logger) (*devWitness, func(), error) {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := witness.InitDir(ctx, dir, name); err != nil {
+			return nil, nil, fmt.Errorf("couldn't create witness %s: %w", name, err)
+		}
+	}
+	d, err := witness.OpenDir(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := d.Store.AddLog(ctx, devLogOrigin, logVKey); err != nil && !errors.Is(err, witness.ErrLogKeyExists) {
+		d.Close()
+		return nil, nil, err
+	}
+	reg := prometheus.NewRegistry()
+	w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey, Logger: logger.With("component", name), Metrics: reg})
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", w.Handler())
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		w.Close()
+		d.Close()
+		return nil, nil, fmt.Errorf("couldn't listen for witness %s on %s: %w", name, addr, err)
+	}
+	srv := server.NewHTTPServer(addr, mux, logger)
+	go srv.Serve(ln)
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		w.Close()
+		d.Close()
+	}
+	return &devWitness{Name: strings.TrimSuffix(name, ".localhost"), URL: "http://" + ln.Addr().String(), VKey: d.VKey}, stop, nil
+}
+
+// devWitnessPolicy is the deployment's policy: the log and a 2-of-3 group
+// of the witnesses.
+func devWitnessPolicy(info *devInfo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# keycommit dev: the log and a %d-of-%d group of witnesses.\n", devQuorum, len(info.Witnesses))
+	fmt.Fprintf(&b, "log %s %s\n", info.LogVKey, info.LogURL)
+	var names []string
+	for _, w := range info.Witnesses {
+		fmt.Fprintf(&b, "witness %s %s %s\n", w.Name, w.VKey, w.URL)
+		names = append(names, w.Name)
+	}
+	fmt.Fprintf(&b, "group dev-witnesses %d %s\nquorum dev-witnesses\n", devQuorum, strings.Join(names, " "))
+	return b.String()
+}
+
+// devSeedIssuer registers the demo issuer and submits its first key
+// commitment, unless the log already has them.
+func devSeedIssuer(ctx context.Context, c *client.Client, dir string, is devIssuerState, out io.Writer) error {
+	if _, err := os.Stat(is.KeyFile); errors.Is(err, os.ErrNotExist) {
+		if _, err := writeAccountKey(is.KeyFile); err != nil {
+			return err
+		}
+	}
+	key, err := readAccountKey(is.KeyFile)
+	if err != nil {
+		return err
+	}
+	st, prev, err := issuerPrev(ctx, c, is.Origin)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		reg := &schema.Registration{Contact: "mailto:keys@demo-issuer.example", AccountKey: key.Public().(ed25519.PublicKey)}
+		res, err := devSubmit(ctx, c, key, is.Origin, nil, schema.KindRegistration, reg)
+		if err != nil {
+			return fmt.Errorf("couldn't register the demo issuer: %w", err)
+		}
+		prev = res.LeafHash
+		fmt.Fprintf(out, "registered demo issuer %s at index %d\n", is.Origin, res.Index)
+	}
+	if st != nil && st.Commitment != nil {
+		return nil
+	}
+	pst, pairs, err := generatePSTCommitment(1, 1, 2, 10, time.Now().Add(90*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	kb, err := json.MarshalIndent(pairs, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, devIssuerKeys), append(kb, '\n'), 0o600); err != nil {
+		return err
+	}
+	res, err := devSubmit(ctx, c, key, is.Origin, prev, schema.KindKeyCommitment, &schema.KeyCommitment{PST: pst})
+	if err != nil {
+		return fmt.Errorf("couldn't submit the demo issuer's key commitment: %w", err)
+	}
+	fmt.Fprintf(out, "submitted the demo issuer's first key commitment at index %d\n", res.Index)
+	return nil
+}
+
+func devSubmit(ctx context.Context, c *client.Client, key ed25519.PrivateKey, origin string, prev []byte, kind schema.Kind, body any) (*client.Submitted, error) {
+	raw, err := schema.CanonicalizeBody(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := schema.Sign(schema.Statement{Kind: kind, Issuer: origin, Prev: prev, Body: raw}, key)
+	if err != nil {
+		return nil, err
+	}
+	return c.Submit(ctx, sub)
+}
+
+// startDevMonitor creates the monitor and serves its gossip endpoint.
+func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devInfo, logger *slog.Logger) (*monitor.Monitor, string, func(), error) {
+	alerts, err := os.OpenFile(filepath.Join(dir, devAlertsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("couldn't open the monitor's alert file: %w", err)
+	}
+	var alertOut io.Writer = alerts
+	if cfg.AlertOut != nil {
+		alertOut = io.MultiWriter(alerts, cfg.AlertOut)
+	}
+	var ws []string
+	for _, w := range info.Witnesses {
+		ws = append(ws, w.URL)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := monitor.New(ctx, monitor.Config{
+		DataDir: filepath.Join(dir, "monitor"), Logs: []monitor.LogConfig{{URL: info.LogURL, VKey: info.LogVKey}},
+		Witnesses: ws, Watch: []string{info.Issuer.Origin}, AlertOut: alertOut, Logger: logger, Registerer: reg,
+		PollInterval: 2 * time.Second, GossipInterval: 5 * time.Second,
+	})
+	if err != nil {
+		alerts.Close()
+		return nil, "", nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.devAddr(4))
+	if err != nil {
+		m.Close()
+		alerts.Close()
+		return nil, "", nil, fmt.Errorf("couldn't listen for the monitor on %s: %w", cfg.devAddr(4), err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", m.Handler())
+	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
+	go srv.Serve(ln)
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		m.Close()
+		alerts.Close()
+	}
+	return m, "http://" + ln.Addr().String(), stop, nil
+}
+
+// waitCosigned waits until the log serves a checkpoint that meets the
+// witness policy's quorum.
+func waitCosigned(ctx context.Context, c *client.Client, policy string) error {
+	pol, err := quorum.Parse([]byte(policy))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, devCosignWait)
+	defer cancel()
+	var last error
+	for {
+		_, raw, err := c.Checkpoint(ctx)
+		if err == nil {
+			if _, err = pol.Verify(raw); err == nil {
+				return nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the log's checkpoint did not get its witnesses' cosignatures within %v: %v", devCosignWait, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func printDevSummary(w io.Writer, dir string, info *devInfo) {
+	fmt.Fprintf(w, "\nkeycommit dev is running (state in %s; details in %s)\n\n", dir, filepath.Join(dir, devJSONFile))
+	fmt.Fprintf(w, "  log      %s   (origin %s)\n", info.LogURL, info.LogOrigin)
+	for _, wt := range info.Witnesses {
+		fmt.Fprintf(w, "  witness  %s   (%s)\n", wt.URL, wt.Name)
+	}
+	fmt.Fprintf(w, "  monitor  %s\n", info.MonitorURL)
+	fmt.Fprintf(w, "  log vkey %s\n\n", info.LogVKey)
+	fmt.Fprintf(w, "Try next, in another terminal:\n\n")
+	fmt.Fprintf(w, "  curl %s/checkpoint\n", info.LogURL)
+	fmt.Fprintf(w, "  keycommit issuer status --log %s --log-vkey %s --origin %s\n", info.LogURL, info.LogVKey, info.Issuer.Origin)
+	fmt.Fprintf(w, "  keycommit monitor --once --log %s --log-vkey %s\n", info.LogURL, info.LogVKey)
+	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
+}
+
+// writeFileAtomic writes b to path through a temporary file and a rename,
+// so readers never see a half-written file.
+func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	if err := writeNewFile(tmp, b, perm); err != nil {
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("couldn't write %s: %w", path, err)
+	}
+	return nil
+}
