@@ -125,7 +125,7 @@ type logServeConfig struct {
 	// WitnessPolicy, if set and Witness is nil, is a witness policy file
 	// (Sigsum/Tessera format) naming the witnesses to ask for cosignatures.
 	WitnessPolicy string
-	Logger  *slog.Logger
+	Logger        *slog.Logger
 }
 
 // runningLog is a log being served.
