@@ -128,7 +128,8 @@ type VerifiedCheckpoint struct {
 
 // Verified is a bundle that passed every check.
 type Verified struct {
-	// Raw is the bundle, byte for byte (save it to check the next one).
+	// Raw is the bundle, byte for byte (save Stored() to check the next
+	// one).
 	Raw    []byte
 	Bundle *Bundle
 	// Checkpoint is the verified checkpoint.
@@ -147,6 +148,19 @@ type Verified struct {
 	keySetOnce sync.Once
 	keySet     *KeySet
 	keySetErr  error
+}
+
+// Stored returns the bundle to save for the next Verify (load it with
+// VerifyStored): the verified bundle without its consistency proof, which
+// served its purpose and could not be checked again without the bundle
+// before it.
+func (v *Verified) Stored() ([]byte, error) {
+	if v.Bundle.Consistency == nil {
+		return v.Raw, nil
+	}
+	b := *v.Bundle
+	b.Consistency = nil
+	return b.Marshal()
 }
 
 // KeySet parses the verified key set bytes (Bundle.KeySet, which Verify

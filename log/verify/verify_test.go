@@ -524,6 +524,26 @@ func TestPrevious(t *testing.T) {
 			t.Errorf("changes %v between identical bundles", got.Changes)
 		}
 	})
+	t.Run("stored form", func(t *testing.T) {
+		next, err := v.Verify(f.bundle(t, oldSize), prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.VerifyStored(next.Raw); verify.CheckOf(err) != verify.CheckConsistency {
+			t.Errorf("VerifyStored of a bundle with a proof: %v, want a consistency failure", err)
+		}
+		stored, err := next.Stored()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := v.VerifyStored(stored)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.Bundle.Consistency != nil || back.Checkpoint.Size != next.Checkpoint.Size {
+			t.Errorf("stored bundle differs")
+		}
+	})
 	t.Run("rollback", func(t *testing.T) {
 		next, err := v.Verify(f.bundle(t, oldSize), prev)
 		if err != nil {

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keycommit/keycommit/log/bundle"
+	"github.com/keycommit/keycommit/log/bundle/bundletest"
+)
+
+// runBin runs the binary and returns its stdout, stderr and exit code.
+func runBin(t *testing.T, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), errb.String(), 0
+	case errors.As(err, &ee):
+		return out.String(), errb.String(), ee.ExitCode()
+	default:
+		t.Fatalf("running %v: %v", args, err)
+		return "", "", -1
+	}
+}
+
+// TestVerifyCommand runs `keycommit verify` (the real binary) on a bundle
+// of 1,000 issuers with 6 keys each, then on a newer bundle served over
+// HTTP against the saved one, and on failing bundles.
+func TestVerifyCommand(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	now := time.Now()
+	l := bundletest.NewLog("keycommit.example/log/cli")
+	ws := []*bundletest.Witness{bundletest.NewWitness("w1.example"), bundletest.NewWitness("w2.example"), bundletest.NewWitness("w3.example")}
+	policy := filepath.Join(dir, "witness-policy.txt")
+	if err := os.WriteFile(policy, []byte(bundletest.Policy(l.VKey, 2, ws...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := bundletest.KeySet(1000, 6, now.Add(60*24*time.Hour), "cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100; i++ {
+		l.Append([]byte(fmt.Sprint("entry ", i)))
+	}
+	if _, err := l.AppendSnapshot(ks, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Publish(now, ws[0], ws[2]); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := l.Bundle(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "keys.bundle")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(dir, "saved.bundle")
+	args := []string{"verify", "--bundle", file, "--log-vkey", l.VKey, "--witness-policy", policy}
+
+	out, errOut, code := runBin(t, bin, append(args, "--save", saved)...)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "1000 PST and 0 Privacy Pass issuers") || !strings.Contains(out, "w1 at") || !strings.Contains(out, "w3 at") {
+		t.Errorf("unexpected report:\n%s", out)
+	}
+	if b, err := os.ReadFile(saved); err != nil || !bytes.Equal(b, raw) {
+		t.Fatalf("--save did not keep the bundle: %v", err)
+	}
+
+	// The log moves on: one issuer rotates, one is added; the bundle is
+	// served over HTTP and fetched with ?old=<saved size>.
+	ks.PST["https://issuer-7.example"] = ks.PST["https://issuer-8.example"]
+	ks2, _ := bundletest.KeySet(1, 6, now.Add(60*24*time.Hour), "cli-new")
+	ks.PST["https://new-issuer.example"] = ks2.PST["https://issuer-0.example"]
+	for i := 0; i < 37; i++ {
+		l.Append([]byte(fmt.Sprint("more ", i)))
+	}
+	if _, err := l.AppendSnapshot(ks, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Publish(now, ws[1], ws[2]); err != nil {
+		t.Fatal(err)
+	}
+	h, err := bundle.NewHandler(bundle.Config{Source: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	url := srv.URL + bundle.BundlePath
+	urlArgs := []string{"verify", "--bundle", url, "--log-vkey", l.VKey, "--witness-policy", policy, "--previous", saved}
+	out, errOut, code = runBin(t, bin, urlArgs...)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"consistent with the previous bundle (tree size 101", "changed: https://issuer-7.example pst changed", "changed: https://new-issuer.example pst added"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "changed: ") != 2 {
+		t.Errorf("want exactly 2 changes:\n%s", out)
+	}
+
+	// Failures: exit 2, and stderr names the check.
+	tampered := filepath.Join(dir, "tampered.bundle")
+	bad := bytes.Replace(raw, []byte("issuer-5.example"), []byte("issuer-X.example"), 1)
+	os.WriteFile(tampered, bad, 0o644)
+	stalePolicy := append([]string{}, args...)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		code  int
+		check string
+	}{
+		{"tampered key set", []string{"verify", "--bundle", tampered, "--log-vkey", l.VKey, "--witness-policy", policy}, 2, "digest"},
+		{"stale", append(stalePolicy, "--max-age", "1ns"), 2, "freshness"},
+		{"rollback", []string{"verify", "--bundle", file, "--log-vkey", l.VKey, "--witness-policy", policy, "--previous", mustSaveURL(t, bin, urlArgs, dir)}, 2, "rollback"},
+		{"missing flag", []string{"verify", "--bundle", file, "--witness-policy", policy}, 1, "--log-vkey"},
+		{"missing file", []string{"verify", "--bundle", filepath.Join(dir, "nope"), "--log-vkey", l.VKey, "--witness-policy", policy}, 1, "couldn't read the bundle"},
+		{"wrong log key", []string{"verify", "--bundle", file, "--log-vkey", bundletest.NewLog("keycommit.example/log/cli").VKey + "x", "--witness-policy", policy}, 1, "log"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errOut, code := runBin(t, bin, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.check) {
+				t.Errorf("exit %d stderr %q, want exit %d naming %q (stdout %q)", code, errOut, tc.code, tc.check, out)
+			}
+		})
+	}
+}
+
+// mustSaveURL verifies the served bundle with --save and returns the
+// saved file.
+func mustSaveURL(t *testing.T, bin string, args []string, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "newer.bundle")
+	if out, errOut, code := runBin(t, bin, append(args, "--save", p)...); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	return p
+}
