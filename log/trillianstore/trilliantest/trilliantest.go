@@ -3,12 +3,12 @@
 // the Trillian backend.
 //
 // MariaDB must listen on 127.0.0.1:3306 with a root user that has an empty
-// password (scripts/trillian/setup.sh and .ci/services.sh provide it). When
+// password (.ci/trillian-setup.sh and .ci/services.sh provide it). When
 // it is unreachable a test is skipped with a message, except with CI=true,
 // where it fails. The two Trillian binaries are taken from
 // $KEYCOMMIT_TRILLIAN_BIN (default $HOME/.cache/keycommit/trillian-v1.8.0/bin)
 // and built there from the Go module proxy when missing, as
-// scripts/trillian/setup.sh does.
+// .ci/trillian-setup.sh does.
 package trilliantest
 
 import (
@@ -120,7 +120,7 @@ func RequireMariaDB(t testing.TB) *sql.DB {
 	t.Helper()
 	db, err := openRoot()
 	if err != nil {
-		msg := fmt.Sprintf("MariaDB is not reachable at %s (%v); start it with scripts/trillian/setup.sh --mariadb", RootDSN(), err)
+		msg := fmt.Sprintf("MariaDB is not reachable at %s (%v); start it with .ci/trillian-setup.sh --mariadb", RootDSN(), err)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

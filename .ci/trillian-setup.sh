@@ -11,7 +11,7 @@
 #   3. With --database NAME: creates database NAME (refusing an existing one
 #      unless --recreate) and loads Trillian's MySQL schema into it.
 #
-# Usage: scripts/trillian/setup.sh [--mariadb] [--no-build] [--database NAME [--recreate]]
+# Usage: .ci/trillian-setup.sh [--mariadb] [--no-build] [--database NAME [--recreate]]
 # Prints, as its last line, the directory holding the two binaries.
 set -euo pipefail
 
@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
     --database) database="$2"; shift ;;
     --recreate) recreate=true ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument $1" >&2; exit 2 ;;
+    *) echo "trillian-setup.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
@@ -42,16 +42,22 @@ mariadb_up() { mysqladmin --protocol=tcp -h"$MYSQL_HOST" -P"$MYSQL_PORT" -uroot 
 
 if $want_mariadb && ! mariadb_up; then
   if [ ! -x /usr/sbin/mariadbd ]; then
-    echo "setup.sh: installing MariaDB from Debian's packages" >&2
+    echo "trillian-setup.sh: installing MariaDB from Debian's packages" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq mariadb-server mariadb-client >/dev/null
   fi
-  echo "setup.sh: starting MariaDB" >&2
+  echo "trillian-setup.sh: starting MariaDB" >&2
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   for _ in $(seq 1 60); do mariadb_up && break; sleep 1; done
-  mariadb_up || { echo "setup.sh: MariaDB did not come up on $MYSQL_HOST:$MYSQL_PORT" >&2; exit 1; }
+  mariadb_up || { echo "trillian-setup.sh: MariaDB did not come up on $MYSQL_HOST:$MYSQL_PORT" >&2; exit 1; }
+fi
+# A fresh Debian install lets root in only through the unix socket: allow
+# root over TCP with an empty password, as the tests expect.
+if $want_mariadb && ! mysql_root -e "SELECT 1" >/dev/null 2>&1; then
+  echo "trillian-setup.sh: allowing root over TCP with an empty password" >&2
+  mysql -uroot -e "ALTER USER 'root'@'localhost' IDENTIFIED VIA mysql_native_password USING PASSWORD(''); FLUSH PRIVILEGES;"
 fi
 
 # Trillian's module directory (downloaded through the module proxy if the
@@ -66,24 +72,24 @@ trillian_dir() {
 }
 
 if [ -n "$database" ]; then
-  mariadb_up || { echo "setup.sh: MariaDB is not reachable at $MYSQL_HOST:$MYSQL_PORT (run with --mariadb to start it)" >&2; exit 1; }
-  case "$database" in *[!A-Za-z0-9_]*) echo "setup.sh: database name must be [A-Za-z0-9_]+" >&2; exit 2 ;; esac
+  mariadb_up || { echo "trillian-setup.sh: MariaDB is not reachable at $MYSQL_HOST:$MYSQL_PORT (run with --mariadb to start it)" >&2; exit 1; }
+  case "$database" in *[!A-Za-z0-9_]*) echo "trillian-setup.sh: database name must be [A-Za-z0-9_]+" >&2; exit 2 ;; esac
   if [ -n "$(mysql_root -N -e "SHOW DATABASES LIKE '$database'")" ]; then
     if $recreate; then
       mysql_root -e "DROP DATABASE \`$database\`"
     else
-      echo "setup.sh: database $database exists; refusing to load the schema over it (use --recreate to drop it)" >&2
+      echo "trillian-setup.sh: database $database exists; refusing to load the schema over it (use --recreate to drop it)" >&2
       exit 1
     fi
   fi
   schema="$(trillian_dir)/storage/mysql/schema/storage.sql"
   mysql_root -e "CREATE DATABASE \`$database\`"
   mysql_root "$database" < "$schema"
-  echo "setup.sh: created database $database with Trillian $TRILLIAN_VERSION's schema" >&2
+  echo "trillian-setup.sh: created database $database with Trillian $TRILLIAN_VERSION's schema" >&2
 fi
 
 if $build && { [ ! -x "$BIN_DIR/trillian_log_server" ] || [ ! -x "$BIN_DIR/trillian_log_signer" ]; }; then
-  echo "setup.sh: building trillian_log_server and trillian_log_signer $TRILLIAN_VERSION into $BIN_DIR (a few minutes the first time)" >&2
+  echo "trillian-setup.sh: building trillian_log_server and trillian_log_signer $TRILLIAN_VERSION into $BIN_DIR (a few minutes the first time)" >&2
   mkdir -p "$BIN_DIR"
   # Outside any module, so Trillian's own go.mod pins its dependencies.
   (cd /tmp && GOFLAGS= GOBIN="$BIN_DIR" go install \
