@@ -451,3 +451,99 @@ func TestKeyFormats(t *testing.T) {
 		t.Error("NewSigner accepted a wrong key ID")
 	}
 }
+
+// TestMangledRequests changes and truncates every byte of valid requests
+// (growth with a proof, and a same-size resubmission) and checks that no
+// variant is cosigned unless it means exactly the same thing: same old size,
+// proof and checkpoint text, with a valid log signature.
+func TestMangledRequests(t *testing.T) {
+	ctx := context.Background()
+	l := newTestLog(t, "example.com/mangle", 8)
+	lv, _ := note.NewVerifier(l.vkey)
+	fresh := func() *witness.Witness {
+		tw := newTestWitness(t, l)
+		if _, err := tw.w.AddCheckpoint(ctx, requestBody(0, nil, l.checkpoint(t, 5))); err != nil {
+			t.Fatal(err)
+		}
+		return tw.w
+	}
+	growth := requestBody(5, l.proof(t, 5, 8), l.checkpoint(t, 8))
+	same := requestBody(5, nil, l.checkpoint(t, 5))
+	equivalent := func(orig, m []byte) bool {
+		o1, p1, c1 := splitRequestLenient(orig)
+		o2, p2, c2 := splitRequestLenient(m)
+		n1, err1 := note.Open(c1, note.VerifierList(lv))
+		n2, err2 := note.Open(c2, note.VerifierList(lv))
+		return err1 == nil && err2 == nil && o1 == o2 && p1 == p2 && n1.Text == n2.Text
+	}
+	w := fresh()
+	for _, orig := range [][]byte{growth, same} {
+		try := func(desc string, m []byte) {
+			_, err := w.AddCheckpoint(ctx, m)
+			if err != nil {
+				return
+			}
+			if !equivalent(orig, m) {
+				t.Errorf("%s: cosigned a different request:\n%q", desc, m)
+			}
+			w = fresh() // a cosigned growth request moved the state
+		}
+		for i := range orig {
+			m := bytes.Clone(orig)
+			m[i] ^= 0x01
+			try(fmt.Sprintf("flip byte %d", i), m)
+			m[i] ^= 0x21
+			try(fmt.Sprintf("change byte %d", i), m)
+			try(fmt.Sprintf("truncate at %d", i), orig[:i])
+			try(fmt.Sprintf("delete byte %d", i), append(bytes.Clone(orig[:i]), orig[i+1:]...))
+		}
+		try("trailing garbage", append(bytes.Clone(orig), "x"...))
+	}
+}
+
+// splitRequestLenient splits a request into old line, proof lines and note
+// without validating anything.
+func splitRequestLenient(b []byte) (string, string, []byte) {
+	head, cp, _ := bytes.Cut(b, []byte("\n\n"))
+	old, proof, _ := bytes.Cut(head, []byte("\n"))
+	return string(old), string(proof), cp
+}
+
+// FuzzAddCheckpoint feeds arbitrary bodies to a witness at size 5: it must
+// never panic, answer only with the protocol's codes, and never cosign a
+// checkpoint other than the log's.
+func FuzzAddCheckpoint(f *testing.F) {
+	ctx := context.Background()
+	l := newTestLog(f, "example.com/fuzz", 8)
+	tw := newTestWitness(f, l)
+	if _, err := tw.w.AddCheckpoint(ctx, requestBody(0, nil, l.checkpoint(f, 5))); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(requestBody(5, nil, l.checkpoint(f, 5)))
+	f.Add(requestBody(5, l.proof(f, 5, 8), l.checkpoint(f, 8)))
+	f.Add(requestBody(0, nil, l.checkpoint(f, 3)))
+	lv, _ := note.NewVerifier(l.vkey)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		cosig, err := tw.w.AddCheckpoint(ctx, body)
+		if err != nil {
+			var e *witness.Error
+			if !asError(err, &e) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			switch e.Status {
+			case 400, 403, 404, 409, 422:
+			default:
+				t.Fatalf("status %d: %v", e.Status, err)
+			}
+			return
+		}
+		_, _, cp := splitRequestLenient(body)
+		n, err := note.Open(cp, note.VerifierList(lv))
+		if err != nil || n.Text != l.text(5) && n.Text != l.text(8) {
+			t.Fatalf("cosigned %q (%v)", cp, err)
+		}
+		if len(cosig) == 0 {
+			t.Fatal("empty cosignature")
+		}
+	})
+}
