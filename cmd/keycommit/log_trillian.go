@@ -246,7 +246,8 @@ func addTrillianServe(cmd *cobra.Command) {
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return serveTrillian(ctx, cmd, trillianServeConfig{Dir: dir, Listen: listen, Addr: addr, TreeID: tree, Follow: poll, Logger: logger})
+		policy, _ := cmd.Flags().GetString("witness-policy")
+		return serveTrillian(ctx, cmd, trillianServeConfig{Dir: dir, Listen: listen, Addr: addr, TreeID: tree, Follow: poll, WitnessPolicy: policy, Logger: logger})
 	}
 }
 
@@ -260,6 +261,9 @@ type trillianServeConfig struct {
 	TreeID int64
 	// Follow is the follower's interval.
 	Follow time.Duration
+	// WitnessPolicy, if set, names the witnesses to collect cosignatures
+	// from (see logServeConfig.WitnessPolicy).
+	WitnessPolicy string
 	Logger *slog.Logger
 }
 
@@ -310,7 +314,13 @@ func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeCon
 	if _, _, err := store.Checkpoint(ctx); err != nil {
 		return fmt.Errorf("Trillian tree %d holds no log (run log init --storage trillian first): %w", cfg.TreeID, err)
 	}
-	fe, err := trillianstore.NewFrontend(ctx, sequencer.Config{Backend: store, Signer: signer, Verifier: verifier, Logger: cfg.Logger, Registerer: reg}, store)
+	var hook func(context.Context, []byte) ([]byte, error)
+	if cfg.WitnessPolicy != "" {
+		if hook, err = witnessHook(cfg.WitnessPolicy, store, cfg.Logger, reg); err != nil {
+			return err
+		}
+	}
+	fe, err := trillianstore.NewFrontend(ctx, sequencer.Config{Backend: store, Signer: signer, Verifier: verifier, Witness: hook, Logger: cfg.Logger, Registerer: reg}, store)
 	if err != nil {
 		return err
 	}
