@@ -264,7 +264,7 @@ type trillianServeConfig struct {
 	// WitnessPolicy, if set, names the witnesses to collect cosignatures
 	// from (see logServeConfig.WitnessPolicy).
 	WitnessPolicy string
-	Logger *slog.Logger
+	Logger        *slog.Logger
 }
 
 func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeConfig) error {
