@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -253,26 +254,29 @@ collect:
 		}
 	}
 
+	// The log's own lines first, as given, except older cosignatures by
+	// witnesses that just cosigned again; then the new cosignatures in
+	// policy order.
 	res := &Result{QuorumMet: met, Errors: errs}
+	replaced := map[string]bool{} // "name keyID" of witnesses with a new line
+	for i, wc := range c.witnesses {
+		if lines[i] != nil {
+			res.Cosigned = append(res.Cosigned, wc.w.Name)
+			replaced[fmt.Sprintf("%s %08x", wc.w.KeyName, wc.w.KeyID)] = true
+		}
+	}
 	var out bytes.Buffer
 	out.Write(text)
 	out.WriteByte('\n')
 	for _, l := range sigLines {
+		if id, ok := lineKey(l); ok && replaced[id] {
+			continue
+		}
 		out.Write(l)
 		out.WriteByte('\n')
 	}
-	have := map[string]bool{}
-	for _, l := range sigLines {
-		have[string(l)] = true
-	}
-	for i, wc := range c.witnesses {
-		if lines[i] == nil {
-			continue
-		}
-		res.Cosigned = append(res.Cosigned, wc.w.Name)
-		if !have[string(bytes.TrimSuffix(lines[i], []byte("\n")))] {
-			out.Write(lines[i])
-		}
+	for i := range c.witnesses {
+		out.Write(lines[i])
 	}
 	res.Checkpoint = out.Bytes()
 	result := "met"
@@ -409,6 +413,16 @@ func splitNote(msg []byte) (text []byte, sigs [][]byte, err error) {
 		sigs = append(sigs, l)
 	}
 	return text, sigs, nil
+}
+
+// lineKey returns "name keyID" of a signature line.
+func lineKey(line []byte) (string, bool) {
+	name, b64, ok := strings.Cut(strings.TrimPrefix(string(line), "\u2014 "), " ")
+	sig, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil || len(sig) < 4 {
+		return "", false
+	}
+	return fmt.Sprintf("%s %08x", name, binary.BigEndian.Uint32(sig)), true
 }
 
 func snippet(b []byte) string {
