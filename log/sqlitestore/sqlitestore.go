@@ -27,6 +27,13 @@ CREATE TABLE issuer_entries (issuer TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY
 CREATE TABLE tiles (level INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (level, n)) WITHOUT ROWID;
 CREATE TABLE checkpoints (name TEXT PRIMARY KEY, size INTEGER NOT NULL, note BLOB NOT NULL);
 CREATE TABLE key_set (id INTEGER PRIMARY KEY CHECK (id = 0), idx INTEGER NOT NULL, data BLOB NOT NULL);
+` + policyStateTable
+
+// policyStateTable holds the latest policy state snapshot. It was added
+// after schemaVersion 1 without changing it: Open creates it in a
+// database that lacks it, and older code ignores it.
+const policyStateTable = `
+CREATE TABLE IF NOT EXISTS policy_state (id INTEGER PRIMARY KEY CHECK (id = 0), size INTEGER NOT NULL, data BLOB NOT NULL);
 `
 
 // Store is a SQLite log backend.
@@ -34,7 +41,10 @@ type Store struct {
 	db *sql.DB
 }
 
-var _ storage.Backend = (*Store)(nil)
+var (
+	_ storage.Backend           = (*Store)(nil)
+	_ storage.PolicyStateReader = (*Store)(nil)
+)
 
 func dsn(path, mode string) string {
 	q := url.Values{}
@@ -98,6 +108,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("log database %s has schema %q, want %q", path, v, schemaVersion)
 	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("couldn't upgrade log database %s: %w", path, err)
+	}
 	return newStore(db), nil
 }
 
@@ -132,34 +146,8 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) (err error) {
 	if b.Start != size {
 		return fmt.Errorf("couldn't append at %d to a log of %d entries: %w", b.Start, size, storage.ErrConflict)
 	}
-	insEntry, err := tx.PrepareContext(ctx, `INSERT INTO entries (idx, data) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("couldn't prepare entry insert: %w", err)
-	}
-	defer insEntry.Close()
-	insLeaf, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO leaf_hashes (hash, idx) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("couldn't prepare leaf hash insert: %w", err)
-	}
-	defer insLeaf.Close()
-	insIssuer, err := tx.PrepareContext(ctx, `INSERT INTO issuer_entries (issuer, idx) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("couldn't prepare issuer index insert: %w", err)
-	}
-	defer insIssuer.Close()
-	for i, e := range b.Entries {
-		idx := int64(b.Start) + int64(i)
-		if _, err := insEntry.ExecContext(ctx, idx, e.Data); err != nil {
-			return fmt.Errorf("couldn't store entry %d: %w", idx, err)
-		}
-		if _, err := insLeaf.ExecContext(ctx, e.LeafHash[:], idx); err != nil {
-			return fmt.Errorf("couldn't store leaf hash of entry %d: %w", idx, err)
-		}
-		if e.Issuer != "" {
-			if _, err := insIssuer.ExecContext(ctx, e.Issuer, idx); err != nil {
-				return fmt.Errorf("couldn't index entry %d by issuer: %w", idx, err)
-			}
-		}
+	if err := insertEntries(ctx, tx, b); err != nil {
+		return err
 	}
 	for _, t := range b.Tiles {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO tiles (level, n, data) VALUES (?, ?, ?)
@@ -176,6 +164,15 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) (err error) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO key_set (id, idx, data) VALUES (0, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, data = excluded.data`, int64(b.KeySet.Index), b.KeySet.Data); err != nil {
 			return fmt.Errorf("couldn't store key set: %w", err)
+		}
+	}
+	if ps := b.PolicyState; ps != nil {
+		if ps.Size != b.Size() {
+			return fmt.Errorf("couldn't append: policy state of size %d stored with a batch ending at %d", ps.Size, b.Size())
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_state (id, size, data) VALUES (0, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET size = excluded.size, data = excluded.data`, int64(ps.Size), ps.Data); err != nil {
+			return fmt.Errorf("couldn't store policy state: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -308,4 +305,35 @@ func (s *Store) KeySet(ctx context.Context) (*storage.KeySet, error) {
 		return nil, fmt.Errorf("couldn't read key set: %w", err)
 	}
 	return &storage.KeySet{Index: uint64(idx), Data: d}, nil
+}
+
+// migrate brings a database of schemaVersion up to date with additive
+// changes: it creates the policy_state table if it is missing (and writes
+// nothing otherwise).
+func migrate(ctx context.Context, db *sql.DB) error {
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'policy_state'`).Scan(&n); err != nil {
+		return fmt.Errorf("couldn't list tables: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, policyStateTable); err != nil {
+		return fmt.Errorf("couldn't create table policy_state: %w", err)
+	}
+	return nil
+}
+
+// PolicyState implements storage.PolicyStateReader.
+func (s *Store) PolicyState(ctx context.Context) (*storage.PolicyState, error) {
+	var size int64
+	var d []byte
+	err := s.db.QueryRowContext(ctx, `SELECT size, data FROM policy_state WHERE id = 0`).Scan(&size, &d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("no policy state: %w", storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read policy state: %w", err)
+	}
+	return &storage.PolicyState{Size: uint64(size), Data: d}, nil
 }

@@ -2,12 +2,14 @@ package sqlitestore
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/storage/storagetest"
+	"github.com/keycommit/keycommit/log/tiles"
 )
 
 func TestSuite(t *testing.T) {
@@ -66,5 +68,37 @@ func TestCreateOpenRefusals(t *testing.T) {
 	}
 	if _, err := Open(ctx, other); err == nil {
 		t.Fatal("opened a file that is not a log database")
+	}
+}
+
+// TestOpenAddsPolicyStateTable opens a database made before the
+// policy_state table existed: Open adds it, and the store works.
+func TestOpenAddsPolicyStateTable(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "log.db")
+	s, err := Create(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `DROP TABLE policy_state`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.PolicyState(ctx); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("PolicyState of an upgraded database: %v, want ErrNotFound", err)
+	}
+	d := []byte(`{"entry":0}`)
+	b := &storage.Batch{Entries: []storage.Entry{{Data: d, LeafHash: tiles.LeafHash(d)}}, Checkpoint: []byte("checkpoint 1"),
+		PolicyState: &storage.PolicyState{Size: 1, Data: []byte("state")}}
+	if err := s.Append(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := s.PolicyState(ctx); err != nil || ps.Size != 1 || string(ps.Data) != "state" {
+		t.Fatalf("PolicyState = %+v, %v", ps, err)
 	}
 }

@@ -22,9 +22,13 @@ type Memory struct {
 	cosSize  uint64
 	cosigned []byte
 	keySet   *KeySet
+	policy   *PolicyState
 }
 
-var _ Backend = (*Memory)(nil)
+var (
+	_ Backend           = (*Memory)(nil)
+	_ PolicyStateReader = (*Memory)(nil)
+)
 
 // NewMemory returns an empty in-memory backend.
 func NewMemory() *Memory {
@@ -40,6 +44,9 @@ func (m *Memory) Append(ctx context.Context, b *Batch) error {
 	defer m.mu.Unlock()
 	if b.Start != uint64(len(m.entries)) {
 		return fmt.Errorf("couldn't append at %d to a log of %d entries: %w", b.Start, len(m.entries), ErrConflict)
+	}
+	if ps := b.PolicyState; ps != nil && ps.Size != b.Size() {
+		return fmt.Errorf("couldn't append: policy state of size %d stored with a batch ending at %d", ps.Size, b.Size())
 	}
 	for i, e := range b.Entries {
 		idx := b.Start + uint64(i)
@@ -61,7 +68,20 @@ func (m *Memory) Append(ctx context.Context, b *Batch) error {
 	if b.KeySet != nil {
 		m.keySet = &KeySet{Index: b.KeySet.Index, Data: bytes.Clone(b.KeySet.Data)}
 	}
+	if b.PolicyState != nil {
+		m.policy = &PolicyState{Size: b.PolicyState.Size, Data: bytes.Clone(b.PolicyState.Data)}
+	}
 	return nil
+}
+
+// PolicyState implements PolicyStateReader.
+func (m *Memory) PolicyState(ctx context.Context) (*PolicyState, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.policy == nil {
+		return nil, fmt.Errorf("no policy state: %w", ErrNotFound)
+	}
+	return m.policy, nil
 }
 
 // SetCosigned implements Writer.

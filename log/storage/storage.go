@@ -57,6 +57,11 @@ type Batch struct {
 	Checkpoint []byte
 	// KeySet, when not nil, replaces the stored key set.
 	KeySet *KeySet
+	// PolicyState, when not nil, is the sequencer's policy state after
+	// this batch (PolicyState.Size == Size()); a backend that implements
+	// PolicyStateReader stores it with the batch, replacing the one
+	// stored before. Other backends ignore it.
+	PolicyState *PolicyState
 }
 
 // Size returns the tree size after b.

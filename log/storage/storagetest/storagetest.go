@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, h) })
 	t.Run("Lookups", func(t *testing.T) { testLookups(t, h) })
 	t.Run("Restart", func(t *testing.T) { testRestart(t, h) })
+	t.Run("PolicyState", func(t *testing.T) { testPolicyState(t, h) })
 }
 
 func newBackend(t *testing.T, h Harness) storage.Backend {
