@@ -156,7 +156,7 @@ func TestVectors(t *testing.T) {
 	for name, want := range files {
 		got, err := os.ReadFile(filepath.Join(vectorDir, name))
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("testdata/bundle/%s differs from the generator's output (%v); run go test ./log/verify -run TestVectors -update", name, err)
+			t.Errorf("testdata/bundle/%s differs from the generator's output (%v); run go test ./log/verify -run TestVectors -args -update", name, err)
 		}
 	}
 
