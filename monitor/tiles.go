@@ -36,7 +36,7 @@ type tileClient struct {
 	cache map[tlog.Tile][]byte // authenticated hash tiles (see tileReader.SaveTiles)
 }
 
-const tileCacheSize = 4096
+const tileCacheSize = 1024 // at most 8 MiB
 
 func newTileClient(base string, hc *http.Client) *tileClient {
 	return &tileClient{base: strings.TrimSuffix(base, "/"), hc: hc, cache: map[tlog.Tile][]byte{}}
@@ -58,7 +58,7 @@ func httpGet(ctx context.Context, hc *http.Client, url string, limit int64) ([]b
 		return nil, fmt.Errorf("couldn't GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	b, err := readBody(resp, limit)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read %s: %w", url, err)
 	}
@@ -72,6 +72,23 @@ func httpGet(ctx context.Context, hc *http.Client, url string, limit int64) ([]b
 		return nil, fmt.Errorf("GET %s: response over the limit of %d bytes", url, limit)
 	}
 	return b, nil
+}
+
+// readBody reads at most limit+1 bytes of resp's body, in one allocation
+// when the length is announced.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n <= limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		// The body must end where it said it would.
+		if k, _ := resp.Body.Read(make([]byte, 1)); k != 0 {
+			return nil, fmt.Errorf("body longer than its Content-Length %d", n)
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit+1))
 }
 
 // tilePath returns the C2SP path of t; t.L == -1 is an entry bundle.

@@ -282,7 +282,11 @@ func (l *Log) tileData(t tlog.Tile) ([]byte, error) {
 		if start+int64(t.W) > n {
 			return nil, fmt.Errorf("entry bundle %d of width %d is beyond the log's %d entries", t.N, t.W, n)
 		}
-		var b []byte
+		size := 0
+		for i := start; i < start+int64(t.W); i++ {
+			size += 2 + len(l.entries[i])
+		}
+		b := make([]byte, 0, size)
 		for i := start; i < start+int64(t.W); i++ {
 			b = binary.BigEndian.AppendUint16(b, uint16(len(l.entries[i])))
 			b = append(b, l.entries[i]...)
