@@ -28,7 +28,23 @@ import (
 type Store struct {
 	db   *sql.DB
 	path string
+
+	// Statements of the commit path, prepared once (database/sql keeps
+	// them prepared per connection).
+	updateStmt, updateFirstStmt, evidenceStmt *sql.Stmt
 }
+
+const (
+	// Compare-and-swap: the row must still hold the state the update was
+	// checked against.
+	updateSQL = `UPDATE logs SET size = ?, root = ?, note = ?, cosignature = ?, updated_at = ?
+		WHERE origin = ? AND size = ? AND root = ?`
+	updateFirstSQL = `UPDATE logs SET size = ?, root = ?, note = ?, cosignature = ?, updated_at = ?
+		WHERE origin = ? AND size = ? AND root IS NULL`
+	evidenceSQL = `INSERT INTO evidence (origin, kind, proven, cosigned_note, cosigned_size,
+		conflicting_note, conflicting_size, conflicting_hash, old_size, proof, implied_old_root, observed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
+)
 
 // ErrNotInitialised is returned by OpenStore when the database file does not
 // exist: the witness refuses to create state implicitly.
@@ -136,11 +152,26 @@ func openStore(ctx context.Context, path string, create bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("couldn't put witness database %s in WAL mode (got %q): %v", path, mode, err)
 	}
-	return &Store{db: db, path: path}, nil
+	s := &Store{db: db, path: path}
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{{&s.updateStmt, updateSQL}, {&s.updateFirstStmt, updateFirstSQL}, {&s.evidenceStmt, evidenceSQL}} {
+		if *p.dst, err = db.PrepareContext(ctx, p.sql); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("couldn't prepare statement on witness database %s: %w", path, err)
+		}
+	}
+	return s, nil
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.updateStmt, s.updateFirstStmt, s.evidenceStmt} {
+		st.Close()
+	}
+	return s.db.Close()
+}
 
 // Identity returns the witness name and cosignature vkey recorded at init.
 func (s *Store) Identity(ctx context.Context) (name, vkey string, err error) {
@@ -447,23 +478,6 @@ func (s *Store) commit(ctx context.Context, ops []*op) error {
 		return fmt.Errorf("couldn't begin state transaction: %w", err)
 	}
 	defer tx.Rollback()
-	stmts := map[string]*sql.Stmt{}
-	prepare := func(q string) (*sql.Stmt, error) {
-		if st, ok := stmts[q]; ok {
-			return st, nil
-		}
-		st, err := tx.PrepareContext(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		stmts[q] = st
-		return st, nil
-	}
-	defer func() {
-		for _, st := range stmts {
-			st.Close()
-		}
-	}()
 	for _, o := range ops {
 		switch {
 		case o.update != nil:
@@ -473,19 +487,13 @@ func (s *Store) commit(ctx context.Context, ops []*op) error {
 			}
 			// Compare-and-swap: the row must still hold the state this
 			// update was checked against.
-			q := `UPDATE logs SET size = ?, root = ?, note = ?, cosignature = ?, updated_at = ?
-				WHERE origin = ? AND size = ? AND root = ?`
+			stmt := s.updateStmt
 			args := []any{int64(u.newSize), u.newRoot, u.note, u.cosig, u.at, u.origin, int64(u.prevSize), u.prevRoot}
 			if u.prevRoot == nil {
-				q = `UPDATE logs SET size = ?, root = ?, note = ?, cosignature = ?, updated_at = ?
-				WHERE origin = ? AND size = ? AND root IS NULL`
+				stmt = s.updateFirstStmt
 				args = args[:7]
 			}
-			stmt, err := prepare(q)
-			if err != nil {
-				return fmt.Errorf("couldn't prepare state update: %w", err)
-			}
-			res, err := stmt.ExecContext(ctx, args...)
+			res, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 			if err != nil {
 				return fmt.Errorf("couldn't store checkpoint of %q at size %d: %w", u.origin, u.newSize, err)
 			}
@@ -499,9 +507,7 @@ func (s *Store) commit(ctx context.Context, ops []*op) error {
 			if e.Proven {
 				proven = 1
 			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO evidence (origin, kind, proven, cosigned_note, cosigned_size,
-				conflicting_note, conflicting_size, conflicting_hash, old_size, proof, implied_old_root, observed_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			_, err := tx.StmtContext(ctx, s.evidenceStmt).ExecContext(ctx,
 				e.Origin, e.Kind, proven, []byte(e.CosignedCheckpoint), int64(e.CosignedSize),
 				[]byte(e.ConflictingCheckpoint), int64(e.ConflictingSize), hex.EncodeToString(h[:]),
 				int64(e.OldSize), encodeProofLines(e.Proof), e.ImpliedOldRoot, e.ObservedAt.Unix())
