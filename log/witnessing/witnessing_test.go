@@ -401,3 +401,17 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 	checkCosigned(t, pol, l, last, cosigned, 2)
 }
+
+// TestQuorumNone: a policy without witnesses returns the checkpoint as is.
+func TestQuorumNone(t *testing.T) {
+	l := newTestLog(t, "example.com/log")
+	c, err := witnessing.New(witnessing.Config{Policy: []byte("log " + l.vkey + "\nquorum none\n"), Prove: l.prove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := mustSequence(t, l, 2)
+	out, err := c.Witness(context.Background(), signed)
+	if err != nil || !bytes.Equal(out, signed) {
+		t.Fatalf("Witness = %q, %v; want the checkpoint unchanged", out, err)
+	}
+}
