@@ -152,6 +152,12 @@ func openStore(ctx context.Context, path string, create bool) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("couldn't put witness database %s in WAL mode (got %q): %v", path, mode, err)
 	}
+	// Every pooled connection runs the DSN pragmas; check one.
+	var syncMode int
+	if err := db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&syncMode); err != nil || syncMode != 2 {
+		db.Close()
+		return nil, fmt.Errorf("couldn't set synchronous=FULL on witness database %s (got %d): %v", path, syncMode, err)
+	}
 	s := &Store{db: db, path: path}
 	for _, p := range []struct {
 		dst **sql.Stmt
