@@ -3,14 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,4 +142,119 @@ func TestMonitorCheckEvidenceBinary(t *testing.T) {
 	if err := exec.Command(bin, "monitor", "check-evidence", filepath.Join(dir, "proof.json"), "--log-vkey", otherVKey).Run(); exitCodeOf(err) != 1 {
 		t.Errorf("check-evidence under another key: exit %d, want 1", exitCodeOf(err))
 	}
+}
+
+// TestMonitorKillResume kills `keycommit monitor` with SIGKILL while it
+// catches up on 100,000 entries, after it saved progress, and checks that
+// `keycommit monitor --once` over the same --data resumes from the saved
+// position (fetching only the rest) and ends verified.
+func TestMonitorKillResume(t *testing.T) {
+	bin := monitorBinary(t)
+	n := int64(100_000)
+	if testing.Short() {
+		n = 70_000
+	}
+	l, vkey, err := logdouble.NewWithKey("example.com/kill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := logdouble.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 5)
+	if _, err := g.Register("https://a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Commit("https://a.example", 2, 2); err != nil {
+		t.Fatal(err)
+	}
+	p := g.State.Params()
+	for i := 0; l.Size() < n; i++ {
+		if i%1000 == 0 {
+			_, err = g.Snapshot()
+		} else {
+			p.MaxEmergencies = 2 + i%2
+			_, err = g.Params(p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Bundles beyond 80% of the log hang until the test ends, so the
+	// monitor is killed in the middle of catching up, after its save at
+	// 65,536 entries.
+	var bundles atomic.Int64
+	var hang atomic.Bool
+	hang.Store(true)
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unhang := func() { hang.Store(false); releaseOnce.Do(func() { close(release) }) }
+	defer unhang()
+	hangFrom := n * 8 / 10 / 256
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
+			bundles.Add(1)
+			if tl, err := logdouble.ParsePath(strings.TrimPrefix(r.URL.Path, "/")); err == nil && tl.N >= hangFrom && hang.Load() {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+				return
+			}
+		}
+		l.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	data := t.TempDir()
+	cmd := exec.Command(bin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--data", data, "--poll", "1h")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	saved := int64(0)
+	for deadline := time.Now().Add(5 * time.Minute); saved == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the monitor saved no progress:\n%s", stderr.String())
+		}
+		saved = savedPosition(t, filepath.Join(data, "monitor.db"))
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if saved >= n {
+		t.Fatalf("saved position %d: the monitor was not interrupted", saved)
+	}
+	unhang()
+	before := bundles.Load()
+	out, err := exec.Command(bin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--data", data, "--once").CombinedOutput()
+	if code := exitCodeOf(err); code != 0 {
+		t.Fatalf("resumed --once: exit %d\n%s", code, out)
+	}
+	fetched := bundles.Load() - before
+	total := (n + 255) / 256
+	if want := total - saved/256; fetched != want {
+		t.Errorf("resumed run fetched %d bundles, want %d (saved position %d of %d)", fetched, want, saved, n)
+	}
+	if got := savedPosition(t, filepath.Join(data, "monitor.db")); got != n {
+		t.Errorf("position after the resumed run %d, want %d", got, n)
+	}
+}
+
+// savedPosition reads the replay position from a monitor database (0 if
+// none yet).
+func savedPosition(t *testing.T, path string) int64 {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		return 0
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var pos int64
+	if err := db.QueryRow(`SELECT position FROM logs`).Scan(&pos); err != nil {
+		return 0
+	}
+	return pos
 }
