@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/keycommit/keycommit/witness"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -100,5 +101,49 @@ func TestWitnessPull(t *testing.T) {
 	}
 	if _, err := VerifyEvidence(must[[]byte](t)(m.EvidenceBundle(t.Context(), as[0].Evidence)), vkey); err != nil {
 		t.Errorf("evidence does not verify: %v", err)
+	}
+}
+
+// TestRealWitness: the project's witness cosigns the log's checkpoint; the
+// monitor pulls it from the witness's monitoring path and serves the
+// checkpoint with the witness's cosignature, which still verifies.
+func TestRealWitness(t *testing.T) {
+	l := newTestLog(t, "example.com/witnessed")
+	populate(t, l.gen, 3)
+	ctx := t.Context()
+	dir := t.TempDir()
+	if _, err := witness.InitDir(ctx, dir, "witness.test/w1"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := witness.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Store.AddLog(ctx, l.Origin(), l.vkey); err != nil {
+		t.Fatal(err)
+	}
+	w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	wurl := httptestServer(t, w.Handler())
+	cp := must[[]byte](t)(l.Checkpoint())
+	if _, err := w.AddCheckpoint(ctx, append([]byte("old 0\n\n"), cp...)); err != nil {
+		t.Fatal(err)
+	}
+	m := newTestMonitor(t, "", func(c *Config) { c.Witnesses = []string{wurl} }, l)
+	if rep := m.once(t); !rep.OK() {
+		t.Fatalf("report: %+v %+v", rep, m.out.alerts(t))
+	}
+	served := httpGetBody(t, httptestServer(t, m.Handler())+"/"+originID(l.Origin())+"/checkpoint")
+	wv, err := fnote.NewVerifierForCosignatureV1(d.VKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open(served, note.VerifierList(wv, mustVerifier(t, l.vkey)))
+	if err != nil || len(n.Sigs) != 2 {
+		t.Fatalf("served checkpoint should carry the log's signature and the witness's cosignature: %v\n%s", err, served)
 	}
 }
