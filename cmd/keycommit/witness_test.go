@@ -25,9 +25,13 @@ import (
 	"github.com/keycommit/keycommit/witness"
 )
 
-// witBuild builds the real keycommit binary into a temporary directory.
+// witBuild returns the real keycommit binary: the one TestMain built into a
+// temporary directory, or a fresh build into t.TempDir().
 func witBuild(t *testing.T) string {
 	t.Helper()
+	if keycommitBin != "" {
+		return keycommitBin
+	}
 	bin := filepath.Join(t.TempDir(), "keycommit")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
