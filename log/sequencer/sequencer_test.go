@@ -2,6 +2,7 @@ package sequencer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sync"
@@ -466,4 +467,140 @@ func TestWitnessHook(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// blocking fails or passes Append of the batch it is armed for, after
+// holding it until released, so that later batches queue up behind it.
+type blocking struct {
+	storage.Backend
+	armed   atomic.Bool
+	held    chan struct{} // closed when the armed Append is holding
+	release chan error    // the armed Append's outcome
+	once    sync.Once
+}
+
+func (f *blocking) Append(ctx context.Context, b *storage.Batch) error {
+	if f.armed.CompareAndSwap(true, false) {
+		f.once.Do(func() { close(f.held) })
+		err := <-f.release
+		if err == nil {
+			return f.Backend.Append(ctx, b)
+		}
+		if err.Error() == "after" {
+			if err := f.Backend.Append(ctx, b); err != nil {
+				return err
+			}
+			return errors.New("injected failure after persist")
+		}
+		return err
+	}
+	return f.Backend.Append(ctx, b)
+}
+
+// TestSequenceErrorsPipelined fails the persisting of a batch while the
+// next batch is already admitted behind it: both batches' submitters get
+// errors, the later batch is never written, and the sequencer rebuilds
+// its state from storage.
+func TestSequenceErrorsPipelined(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		fail    error
+		durable bool
+	}{
+		{"before persist", errors.New("injected failure before persist"), false},
+		{"after persist", errors.New("after"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := storage.NewMemory()
+			f := &blocking{Backend: mem, held: make(chan struct{}), release: make(chan error, 1)}
+			l := newLog(t, f)
+			ctx := context.Background()
+			a, b := testissuer.New(t, "https://a.example"), testissuer.New(t, "https://b.example")
+			sizeBefore, _ := l.seq.Checkpoint()
+
+			f.armed.Store(true)
+			errA, errB := make(chan error, 1), make(chan error, 1)
+			subA, subB := a.Register(t), b.Register(t)
+			go func() { _, err := l.seq.Submit(ctx, subA); errA <- err }()
+			<-f.held // a's batch is being persisted
+			go func() { _, err := l.seq.Submit(ctx, subB); errB <- err }()
+			for { // b's batch is admitted (visible to Issuer) behind it
+				if _, ok := l.seq.Issuer(b.Origin); ok {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			f.release <- tc.fail
+			if err := <-errA; err == nil {
+				t.Fatal("a's Submit succeeded although storage failed")
+			}
+			if err := <-errB; err == nil {
+				t.Fatal("b's Submit succeeded although the batch before it failed")
+			}
+			stored, _, _ := mem.Checkpoint(ctx)
+			want := sizeBefore
+			if tc.durable {
+				want++
+			}
+			if stored != want {
+				t.Fatalf("stored size %d, want %d (b's batch must not be written)", stored, want)
+			}
+			// Rebuilt from storage: b registers again at the next index,
+			// and a's retry is decided against what is durable.
+			r := submit(t, l, b, b.Register(t))
+			if r.Index != stored {
+				t.Fatalf("b's retry at %d, want %d", r.Index, stored)
+			}
+			_, err := l.seq.Submit(ctx, subA)
+			var re *policy.RejectError
+			if tc.durable {
+				if !errors.As(err, &re) || re.Rule != policy.RulePrev {
+					t.Fatalf("retry of a durable registration: %v, want a prev refusal", err)
+				}
+			} else if err != nil {
+				t.Fatalf("retry after a failed append: %v", err)
+			}
+		})
+	}
+}
+
+// TestPreparedKeyNotInForce: a submission pre-verified under a key that
+// is not the account key in force when it is sequenced gets its
+// signature checked against the key in force, and is refused.
+func TestPreparedKeyNotInForce(t *testing.T) {
+	l := newLog(t, storage.NewMemory())
+	a := testissuer.New(t, "https://a.example")
+	submit(t, l, a, a.Register(t))
+	// A statement for a signed with another key, which did sign it: it
+	// was "verified", but under a key that is not a's.
+	other := testissuer.New(t, a.Origin)
+	other.Prev = a.Prev
+	sub := other.Commit(t, 1, t0)
+	otherKey := other.Key.Public().(ed25519.PublicKey)
+	if err := sub.Verify(otherKey); err != nil {
+		t.Fatal(err)
+	}
+	p := l.seq.Prepare(sub)
+	if p.key != nil {
+		t.Fatalf("Prepare verified a signature under %x, not the key in force", p.key)
+	}
+	p.key = otherKey // as if a's key had changed since Prepare
+	_, err := l.seq.SubmitPrepared(context.Background(), p)
+	var re *policy.RejectError
+	if !errors.As(err, &re) || re.Rule != policy.RuleSignature {
+		t.Fatalf("SubmitPrepared with a pre-verified key not in force: %v, want a signature refusal", err)
+	}
+	if _, err := l.seq.SubmitPrepared(context.Background(), p); err == nil {
+		t.Fatal("a Prepared was submitted twice")
+	}
+	// Prepared by the key in force, it is logged.
+	good := l.seq.Prepare(a.Commit(t, 1, t0))
+	if good.key == nil {
+		t.Fatal("Prepare didn't verify a signature by the key in force")
+	}
+	r, err := l.seq.SubmitPrepared(context.Background(), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyResult(t, l.cfg.Verifier, r)
 }
