@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS policy_state (id INTEGER PRIMARY KEY CHECK (id = 0), 
 
 // Store is a SQLite log backend.
 type Store struct {
-	db *sql.DB
+	db  *sql.DB
+	cps cpCache
 }
 
 var (
@@ -122,7 +123,10 @@ func newStore(db *sql.DB) *Store {
 }
 
 // Close implements storage.Backend.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.cps.close()
+	return s.db.Close()
+}
 
 // Append implements storage.Writer: one IMMEDIATE transaction, committed
 // with the WAL fsynced (synchronous=FULL).
@@ -193,16 +197,7 @@ func (s *Store) SetCosigned(ctx context.Context, size uint64, note []byte) error
 }
 
 func (s *Store) checkpoint(ctx context.Context, name string) (uint64, []byte, error) {
-	var size int64
-	var note []byte
-	err := s.db.QueryRowContext(ctx, `SELECT size, note FROM checkpoints WHERE name = ?`, name).Scan(&size, &note)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil, fmt.Errorf("no %s checkpoint: %w", name, storage.ErrNotFound)
-	}
-	if err != nil {
-		return 0, nil, fmt.Errorf("couldn't read %s checkpoint: %w", name, err)
-	}
-	return uint64(size), note, nil
+	return s.cps.get(ctx, s.db, name)
 }
 
 // Checkpoint implements storage.Reader.

@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/storage/storagetest"
 	"github.com/keycommit/keycommit/log/tiles"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 func TestSuite(t *testing.T) {
@@ -100,5 +102,51 @@ func TestOpenAddsPolicyStateTable(t *testing.T) {
 	}
 	if ps, err := s.PolicyState(ctx); err != nil || ps.Size != 1 || string(ps.Data) != "state" {
 		t.Fatalf("PolicyState = %+v, %v", ps, err)
+	}
+}
+
+// TestCheckpointSeenAcrossStores: a checkpoint appended through one Store
+// is seen at once by another Store open on the same file (as by another
+// process): the in-memory checkpoint is refreshed when the database
+// changes.
+func TestCheckpointSeenAcrossStores(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "log.db")
+	w, err := Create(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r, err := Open(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, _, err := r.Checkpoint(ctx); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Checkpoint of an empty log: %v", err)
+	}
+	app, _ := tiles.NewAppender(0, nil)
+	for i := 0; i < 5; i++ {
+		d := []byte(fmt.Sprintf(`{"entry":%d}`, i))
+		u, _ := app.Append([]tlog.Hash{tiles.LeafHash(d)})
+		cp := []byte(fmt.Sprintf("checkpoint %d", i+1))
+		if err := w.Append(ctx, &storage.Batch{Start: uint64(i), Entries: []storage.Entry{{Data: d, LeafHash: tiles.LeafHash(d)}}, Tiles: u.Tiles, Checkpoint: cp}); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*Store{r, w} {
+			if n, got, err := s.Checkpoint(ctx); err != nil || n != uint64(i+1) || string(got) != string(cp) {
+				t.Fatalf("after append %d: Checkpoint = %d, %q, %v", i, n, got, err)
+			}
+		}
+		if i == 2 {
+			if err := w.SetCosigned(ctx, 3, []byte("cosigned 3")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i >= 2 {
+			if n, got, err := r.Cosigned(ctx); err != nil || n != 3 || string(got) != "cosigned 3" {
+				t.Fatalf("Cosigned = %d, %q, %v", n, got, err)
+			}
+		}
 	}
 }
