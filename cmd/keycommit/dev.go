@@ -445,6 +445,7 @@ func printDevSummary(w io.Writer, dir string, info *devInfo) {
 	fmt.Fprintf(w, "  log vkey %s\n\n", info.LogVKey)
 	fmt.Fprintf(w, "Try next, in another terminal:\n\n")
 	fmt.Fprintf(w, "  curl %s/checkpoint\n", info.LogURL)
+	fmt.Fprintf(w, "  keycommit verify --bundle %s/v1/keys.bundle --log-vkey %s --witness-policy %s\n", info.LogURL, info.LogVKey, info.WitnessPolicy)
 	fmt.Fprintf(w, "  keycommit issuer status --log %s --log-vkey %s --origin %s\n", info.LogURL, info.LogVKey, info.Issuer.Origin)
 	fmt.Fprintf(w, "  keycommit monitor --once --log %s --log-vkey %s\n", info.LogURL, info.LogVKey)
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")

@@ -122,7 +122,8 @@ func TestDev(t *testing.T) {
 	if err != nil || st.Status.Commitment == nil {
 		t.Fatalf("demo issuer has no commitment: %v", err)
 	}
-	// The printed commands work as printed.
+	// The printed commands work as printed, among them a one-line verify.
+	verified := false
 	for _, line := range strings.Split(out.String(), "\n") {
 		if !strings.HasPrefix(line, "  keycommit ") {
 			continue
@@ -131,7 +132,12 @@ func TestDev(t *testing.T) {
 		args := strings.Fields(line)[1:]
 		if o, err := exec.Command(keycommitBin, args...).CombinedOutput(); err != nil {
 			t.Errorf("printed command %q failed: %v\n%s", line, err, o)
+		} else if args[0] == "verify" {
+			verified = true
 		}
+	}
+	if !verified {
+		t.Errorf("keycommit dev printed no keycommit verify command that succeeds:\n%s", out)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

@@ -189,6 +189,10 @@ func startLog(ctx context.Context, cfg logServeConfig) (*runningLog, error) {
 		return nil, err
 	}
 	h, err := server.New(server.Config{Reader: store, Log: seq, Logger: logger, Registerer: reg, Gatherer: reg})
+	var handler http.Handler
+	if err == nil {
+		handler, err = withBundles(h, store, logger, reg)
+	}
 	if err != nil {
 		seq.Close()
 		store.Close()
@@ -202,7 +206,7 @@ func startLog(ctx context.Context, cfg logServeConfig) (*runningLog, error) {
 			return nil, fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
 		}
 	}
-	srv := server.NewHTTPServer(ln.Addr().String(), h, logger)
+	srv := server.NewHTTPServer(ln.Addr().String(), handler, logger)
 	r := &runningLog{URL: "http://" + ln.Addr().String(), VKey: vkey, Seq: seq, errc: make(chan error, 1)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

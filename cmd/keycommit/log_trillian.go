@@ -329,11 +329,15 @@ func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeCon
 	if err != nil {
 		return err
 	}
+	handler, err := withBundles(h, store, cfg.Logger, reg)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
 	}
-	srv := server.NewHTTPServer(cfg.Listen, h, cfg.Logger)
+	srv := server.NewHTTPServer(cfg.Listen, handler, cfg.Logger)
 	errc := make(chan error, 1)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

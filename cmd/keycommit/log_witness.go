@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+
+	"github.com/keycommit/keycommit/log/bundle"
 
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
@@ -42,4 +45,17 @@ func witnessHook(path string, r storage.Reader, logger *slog.Logger, reg prometh
 		return nil, fmt.Errorf("witness policy %s: %w", path, err)
 	}
 	return c.Witness, nil
+}
+
+// withBundles puts the user-agent endpoints (GET /v1/keys.bundle and GET
+// /v1/issuer-proof, see log/bundle) in front of the log's handler h.
+func withBundles(h http.Handler, r storage.Reader, logger *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
+	bh, err := bundle.NewHandler(bundle.Config{Source: bundle.NewStorageSource(r), Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't set up the bundle endpoints: %w", err)
+	}
+	mux := http.NewServeMux()
+	bh.Register(mux)
+	mux.Handle("/", h)
+	return mux, nil
 }
