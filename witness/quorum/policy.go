@@ -430,7 +430,7 @@ func splitNote(msg []byte) (text []byte, sigs []signatureLine, err error) {
 			return nil, nil, fmt.Errorf("malformed note: signature line %q does not start with an em dash and a space", line)
 		}
 		name, b64, _ := strings.Cut(string(line[len(sigPrefix):]), " ")
-		raw, err := base64.StdEncoding.DecodeString(b64)
+		raw, err := base64.StdEncoding.Strict().DecodeString(b64)
 		if err != nil || b64 == "" || !validKeyName(name) || len(raw) < 5 {
 			return nil, nil, fmt.Errorf("malformed note: bad signature line %q", line)
 		}

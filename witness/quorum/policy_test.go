@@ -379,3 +379,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNonCanonicalBase64Refused: a signature line whose base64 differs
+// from the canonical encoding only in its padding bits decodes to the same
+// bytes under lenient decoding; it must be refused, so that every accepted
+// note has one encoding.
+func TestNonCanonicalBase64Refused(t *testing.T) {
+	f := newFixture(t)
+	n := f.note("a", "c")
+	if _, err := f.policy.Verify(n); err != nil {
+		t.Fatalf("canonical note: %v", err)
+	}
+	// The last line is a cosignature: 76 bytes, so its base64 ends in "=="
+	// and the character before carries four zero padding bits.
+	lines := strings.Split(strings.TrimSuffix(string(n), "\n"), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasSuffix(last, "==") {
+		t.Fatalf("unexpected signature line %q", last)
+	}
+	i := len(last) - 3
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	c := strings.IndexByte(alphabet, last[i])
+	lines[len(lines)-1] = last[:i] + string(alphabet[c|1]) + last[i+1:]
+	if lines[len(lines)-1] == last {
+		lines[len(lines)-1] = last[:i] + string(alphabet[c^2]) + last[i+1:]
+	}
+	mangled := []byte(strings.Join(lines, "\n") + "\n")
+	if _, err := f.policy.Check(mangled); err == nil {
+		t.Errorf("a cosignature line with non-zero padding bits was accepted:\n%s", mangled)
+	}
+}
