@@ -63,6 +63,9 @@ type Config struct {
 	// to 16 MiB each for bundles of large entries) are cached in memory
 	// (default 4096).
 	TileCacheSize int
+	// TreeCacheSize is how many hash tiles are kept with the hashes of
+	// their subtrees for serving proofs (16 KiB each; default 2048).
+	TreeCacheSize int
 }
 
 // Server is an http.Handler.
@@ -71,6 +74,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	cache   *lru.Cache[tlog.Tile, []byte]
+	trees   *lru.Cache[tlog.Tile, *tileTree]
 	metrics *metrics
 }
 
@@ -88,7 +92,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TileCacheSize <= 0 {
 		cfg.TileCacheSize = 4096
 	}
+	if cfg.TreeCacheSize <= 0 {
+		cfg.TreeCacheSize = 2048
+	}
 	c, err := lru.New[tlog.Tile, []byte](cfg.TileCacheSize)
+	if err != nil {
+		return nil, err
+	}
+	trees, err := lru.New[tlog.Tile, *tileTree](cfg.TreeCacheSize)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +107,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, metrics: m}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, trees: trees, metrics: m}
 	s.handle("GET "+api.PathCheckpoint, "checkpoint", s.checkpoint)
 	s.handle("GET /tile/", "tile", s.tile)
 	s.handle("GET "+api.PathInclusionProof, "inclusion", s.inclusion)
@@ -285,14 +296,9 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 
 // hashReader reads hashes of the tree of the given size. It always reads
 // each tile at its width in that tree (full, except on the right edge), so
-// that the cache holds one version of each tile.
+// that the caches hold one version of each tile.
 func (s *Server) hashReader(ctx context.Context, size uint64) tlog.HashReader {
-	return tiles.HashReader(func(t tlog.Tile) ([]byte, error) {
-		if w, ok := tiles.TileAt(t.L, t.N, int64(size)); ok && w.W >= t.W {
-			t = w
-		}
-		return s.readTile(ctx, t)
-	})
+	return treeHashReader{s: s, ctx: ctx, size: int64(size)}
 }
 
 func parseUint(q url.Values, name string) (uint64, bool, error) {
@@ -356,11 +362,12 @@ func (s *Server) inclusion(w http.ResponseWriter, r *http.Request) error {
 		if idx >= size {
 			return errorf(http.StatusNotFound, "index %d is not in the tree of size %d", idx, size)
 		}
-		es, err := s.cfg.Reader.Entries(ctx, idx, idx+1)
+		// The leaf hash is in the level-0 tile the proof reads anyway.
+		hs, err := s.hashReader(ctx, size).ReadHashes([]int64{tlog.StoredHashIndex(0, int64(idx))})
 		if err != nil {
-			return err
+			return fmt.Errorf("couldn't read the leaf hash of entry %d: %w", idx, err)
 		}
-		leaf = tiles.LeafHash(es[0])
+		leaf = hs[0]
 	default:
 		return errorf(http.StatusBadRequest, "missing parameter index or hash")
 	}

@@ -4,6 +4,7 @@
 package sqlitestore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -180,8 +181,10 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) (err error) {
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		s.cps.invalidate() // it may have committed
 		return fmt.Errorf("couldn't commit append of entries [%d, %d): %w", b.Start, b.Size(), err)
 	}
+	s.cps.appended(b.Size(), bytes.Clone(b.Checkpoint))
 	return nil
 }
 
@@ -190,6 +193,7 @@ func (s *Store) SetCosigned(ctx context.Context, size uint64, note []byte) error
 	_, err := s.db.ExecContext(ctx, `INSERT INTO checkpoints (name, size, note) VALUES ('cosigned', ?, ?)
 		ON CONFLICT (name) DO UPDATE SET size = excluded.size, note = excluded.note WHERE excluded.size >= checkpoints.size`,
 		int64(size), note)
+	s.cps.invalidate() // whether or not it replaced the stored one
 	if err != nil {
 		return fmt.Errorf("couldn't store cosigned checkpoint: %w", err)
 	}
