@@ -124,7 +124,7 @@ func BenchmarkCatchUpTree(b *testing.B) {
 			l := treeLog(b, n)
 			floor := leafHashRate(l)
 			m := newTestMonitor(b, "", nil, l)
-			m.cfg.BatchBundles = 16
+			m.cfg.BatchBundles = 8
 			f := m.followers[0]
 			root, err := l.RootAt(l.Size())
 			if err != nil {
@@ -228,7 +228,7 @@ func BenchmarkCatchUpReplay(b *testing.B) {
 			start := time.Now()
 			for range b.N {
 				m := newTestMonitor(b, "", nil, l)
-				m.cfg.BatchBundles = 16
+				m.cfg.BatchBundles = 8
 				rep, err := m.Once(context.Background())
 				if err != nil || len(rep.Errors) != 0 || rep.Logs[0].VerifiedSize != l.Size() {
 					b.Fatalf("catch-up failed: %v %+v", err, rep)

@@ -93,7 +93,7 @@ type Config struct {
 	// catching up (default 5 s).
 	ProgressInterval time.Duration
 	// BatchBundles is the number of entry bundles verified together
-	// (default 16); FetchWorkers the number fetched and parsed in parallel
+	// (default 8); FetchWorkers the number fetched and parsed in parallel
 	// (default 4). Memory use is bounded by about three batches.
 	BatchBundles, FetchWorkers int
 	// Now returns the current time (default time.Now); only alert and
@@ -212,7 +212,7 @@ func setDefaults(c *Config) {
 		c.ProgressInterval = 5 * time.Second
 	}
 	if c.BatchBundles <= 0 {
-		c.BatchBundles = 16
+		c.BatchBundles = 8
 	}
 	if c.FetchWorkers <= 0 {
 		c.FetchWorkers = 4
