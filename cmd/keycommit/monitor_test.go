@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -257,4 +260,93 @@ func savedPosition(t *testing.T, path string) int64 {
 		return 0
 	}
 	return pos
+}
+
+// TestMonitorListenBinary runs `keycommit monitor --listen 127.0.0.1:0`:
+// it serves the verified checkpoint at the witness monitoring path,
+// accepts watches and serves metrics, and exits cleanly on SIGTERM.
+func TestMonitorListenBinary(t *testing.T) {
+	bin := monitorBinary(t)
+	l, vkey, err := logdouble.NewWithKey("example.com/listen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := logdouble.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 4)
+	if _, err := g.Register("https://a.example"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l)
+	defer srv.Close()
+	cmd := exec.Command(bin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--poll", "100ms")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var base string
+	for base == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("monitor exited before listening")
+			}
+			if _, u, found := strings.Cut(line, "url=http://"); found && strings.Contains(line, "monitor listening") {
+				base = "http://" + strings.Fields(u)[0]
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no listening line")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	cpURL := base + "/" + fmt.Sprintf("%x", sha256.Sum256([]byte(l.Origin()))) + "/checkpoint"
+	var body []byte
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(cpURL)
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint never served: %v %s", err, body)
+		}
+	}
+	want, _ := l.Checkpoint()
+	if !bytes.Equal(body, want) {
+		t.Errorf("served checkpoint\n%s\nwant\n%s", body, want)
+	}
+	resp, err := http.Post(base+"/watch", "application/json", strings.NewReader(`{"origin":"https://a.example"}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST /watch: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	resp, err = http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), `keycommit_monitor_verified_size{log="example.com/listen"} 1`) {
+		t.Errorf("metrics lack the verified size:\n%s", m)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("monitor did not exit cleanly on SIGTERM: %v", err)
+	}
 }
