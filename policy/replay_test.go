@@ -15,9 +15,12 @@ import (
 // bytes alone: every admitted entry is admitted again and every refused
 // attempt is refused again, by the same rule.
 func TestReplay(t *testing.T) {
+	// 10,000 entries normally; 2,000 under -short or the race detector
+	// (run `go test -run TestReplay ./policy` for the full log).
 	n := 10000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 2000
+		t.Logf("replaying %d entries (-short or -race); without them the log has 10,000", n)
 	}
 	l, err := gen.Generate(gen.Config{Seed: 1, Entries: n, Issuers: 40})
 	if err != nil {

@@ -220,9 +220,13 @@ func (g *generator) step(is *issuer) error {
 	case is.commitment == nil:
 		return g.rotate(is, false)
 	}
-	switch r := g.rng.IntN(100); {
+	r := g.rng.IntN(100)
+	if r >= 50 && r < 72 && g.rng.IntN(3) != 0 {
+		return nil // keep deliberately bad attempts to about a third of the entries
+	}
+	switch {
 	case r < 25:
-		if is.hasRotated && t < is.lastRot+g.params.MinRotationInterval*1000 && g.rng.IntN(5) != 0 {
+		if is.hasRotated && t < is.lastRot+g.params.MinRotationInterval*1000 && g.rng.IntN(10) != 0 {
 			return nil // most issuers wait for their next rotation
 		}
 		return g.rotate(is, false)
