@@ -10,10 +10,15 @@
 // the one in force when the entry is evaluated (policy.EvaluatePreverified)
 // and checks it again otherwise.
 //
-// Batches go through a two-stage pipeline: the sequencing goroutine
-// evaluates and assembles batch N+1 (step 1) while the persisting
-// goroutine makes batch N durable (steps 2 and 3). Batches are persisted
-// and answered strictly in order.
+// Batches go through a pipeline: the sequencing goroutine admits
+// submissions into batch N+1 as they arrive (step 1) while the persisting
+// goroutine makes batch N durable and publishes it (steps 2 and 3), and
+// an answering goroutine computes the inclusion proofs of batch N-1 and
+// answers its submitters. Batch N+1 is finished and handed over when the
+// persisting goroutine is idle, so it takes everything that arrived in
+// the meantime. Batches are persisted, published and answered strictly
+// in order, and no submitter is answered before its batch, and every
+// batch before it, is durable and published.
 //
 // Commit order of one batch, and where a crash can land:
 //
@@ -301,7 +306,7 @@ func Init(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.persistStaged(ctx, st)
+	s.persistStaged(ctx, st)()
 	o := <-p.done
 	return o.res, o.err
 }
@@ -791,13 +796,25 @@ func (s *Sequencer) finish(b *builder) bool {
 }
 
 // persistLoop is the persisting goroutine: steps 2 and 3, one batch at a
-// time, in order. It tells the sequencing goroutine when it is idle.
+// time, in order. It tells the sequencing goroutine when it is idle, and
+// leaves computing proofs and answering to a goroutine of its own, in
+// order, so that the next batch is persisted meanwhile.
 func (s *Sequencer) persistLoop() {
 	defer s.wg.Done()
+	answers := make(chan func(), 1)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		for answer := range answers {
+			answer()
+		}
+	}()
 	for st := range s.persist {
-		s.persistStaged(context.Background(), st)
+		answers <- s.persistStaged(context.Background(), st)
 		s.ready <- struct{}{}
 	}
+	close(answers)
+	<-answered
 }
 
 // stage finishes step 1 for the admitted entries of b: the snapshot
@@ -890,29 +907,28 @@ func (s *Sequencer) snapshotEntry(now int64) (*schema.Entry, []byte, error) {
 	return e, ksData, nil
 }
 
-// persistStaged runs steps 2-4 for st: persist, publish, answer.
-func (s *Sequencer) persistStaged(ctx context.Context, st *staged) {
-	defer func() {
-		for _, p := range st.ps { // never leave a submitter waiting
-			p.answer(outcome{err: errors.New("internal error: submission was not answered")})
-		}
-	}()
-	fail := func(err error) {
-		for _, p := range st.ps {
-			p.answer(outcome{err: err})
+// persistStaged runs steps 2 and 3 for st (persist, publish) and returns
+// the rest (answer every submitter of st, hand the checkpoint to the
+// witness hook), for the caller to run after it, in batch order.
+func (s *Sequencer) persistStaged(ctx context.Context, st *staged) func() {
+	fail := func(err error) func() {
+		return func() {
+			for _, p := range st.ps {
+				p.answer(outcome{err: err})
+			}
 		}
 	}
 	if s.failed.Load() == st.gen {
 		// A batch before this one failed to persist; this one was staged
 		// on top of it and must not be written.
-		fail(fmt.Errorf("batch dropped after an earlier batch failed: %w", *s.failedErr.Load()))
-		return
+		return fail(fmt.Errorf("batch dropped after an earlier batch failed: %w", *s.failedErr.Load()))
 	}
 	if st.b == nil { // nothing to append: every submission was refused
-		for _, p := range st.ps {
-			p.answer(outcome{err: p.rejected})
+		return func() {
+			for _, p := range st.ps {
+				p.answer(outcome{err: p.rejected})
+			}
 		}
-		return
 	}
 	b := st.b
 	size := b.Size()
@@ -924,8 +940,7 @@ func (s *Sequencer) persistStaged(ctx context.Context, st *staged) {
 		s.log.Error("couldn't persist batch", "err", err, "submissions", len(st.ps))
 		s.failedErr.Store(&err)
 		s.failed.Store(st.gen)
-		fail(err)
-		return
+		return fail(err)
 	}
 
 	// Step 3: publish, then answer.
@@ -934,6 +949,19 @@ func (s *Sequencer) persistStaged(ctx context.Context, st *staged) {
 	s.mu.Unlock()
 	s.metrics.treeSize.Set(float64(size))
 	s.metrics.appended.Add(float64(len(b.Entries)))
+	return func() { s.answer(ctx, st) }
+}
+
+// answer answers every submitter of st, which is durable and published,
+// with its proof (or its refusal), and hands the checkpoint to the
+// witness hook.
+func (s *Sequencer) answer(ctx context.Context, st *staged) {
+	defer func() {
+		for _, p := range st.ps { // never leave a submitter waiting
+			p.answer(outcome{err: errors.New("internal error: submission was not answered")})
+		}
+	}()
+	size := st.b.Size()
 	pr := newProver(st.u, st.edge, func(t tlog.Tile) ([]byte, error) { return s.cfg.Backend.Tile(ctx, t.L, t.N) })
 	for _, p := range st.ps {
 		if p.rejected != nil {
