@@ -728,6 +728,11 @@ func (s *Sequencer) admit(b *builder, ps []*pending) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, p := range ps {
+		if i > 0 && i%256 == 0 {
+			// Let Prepare, Check and Status in between.
+			s.mu.Unlock()
+			s.mu.Lock()
+		}
 		b.ps = append(b.ps, p)
 		if err := p.ctx.Err(); err != nil {
 			p.rejected = err
