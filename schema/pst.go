@@ -243,12 +243,3 @@ func p384Point(b []byte) ([]byte, error) {
 	cachePoint(b, c)
 	return c, nil
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
