@@ -34,7 +34,6 @@ type cpCache struct {
 	conn    *sql.Conn
 	version *sql.Stmt
 	read    *sql.Stmt
-	v       int64
 }
 
 // cpView is an immutable view of the checkpoints table.
