@@ -21,8 +21,12 @@ build:
 dev: build
 	$(BIN)/keycommit dev --data .dev
 
+# Every test with the race detector; then, without it, the tests that
+# scale themselves down under -race (the 10,000-entry policy replay and the
+# every-byte mangling of commitments) at full size.
 test:
 	$(GO) test $(TEST_FLAGS) ./...
+	$(GO) test -count=1 -timeout 20m -run 'TestReplay|TestMangle' ./policy ./schema
 
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
