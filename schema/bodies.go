@@ -129,20 +129,9 @@ func ParseKeySet(b []byte) (*KeySet, error) {
 // (*Registration, *KeyCommitment, *IncidentFinal, *PolicyParams or
 // *Snapshot).
 func ParseBody(k Kind, raw []byte) (any, error) {
-	var v interface{ validate() error }
-	switch k {
-	case KindRegistration:
-		v = new(Registration)
-	case KindKeyCommitment:
-		v = new(KeyCommitment)
-	case KindIncidentReport:
-		v = new(IncidentFinal)
-	case KindPolicyParams:
-		v = new(PolicyParams)
-	case KindSnapshot:
-		v = new(Snapshot)
-	default:
-		return nil, fmt.Errorf("unknown entry kind %q", k)
+	v, err := newBody(k)
+	if err != nil {
+		return nil, err
 	}
 	if err := strictUnmarshal(raw, v); err != nil {
 		return nil, fmt.Errorf("malformed %s body: %w", k, err)
@@ -160,6 +149,23 @@ func ParseBody(k Kind, raw []byte) (any, error) {
 	return v, nil
 }
 
+// newBody returns a new zero value of the body type of kind k.
+func newBody(k Kind) (interface{ validate() error }, error) {
+	switch k {
+	case KindRegistration:
+		return new(Registration), nil
+	case KindKeyCommitment:
+		return new(KeyCommitment), nil
+	case KindIncidentReport:
+		return new(IncidentFinal), nil
+	case KindPolicyParams:
+		return new(PolicyParams), nil
+	case KindSnapshot:
+		return new(Snapshot), nil
+	}
+	return nil, fmt.Errorf("unknown entry kind %q", k)
+}
+
 // CanonicalizeBody re-encodes body (any JSON encoding of a body of kind k,
 // or a Go value of its type) canonically, for clients about to sign.
 func CanonicalizeBody(k Kind, body any) ([]byte, error) {
@@ -173,18 +179,14 @@ func CanonicalizeBody(k Kind, body any) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// Decode leniently into the typed value (accepting any whitespace and
-	// member order), then encode canonically and validate.
-	var v any
-	switch k {
-	case KindRegistration:
-		v = new(Registration)
-	case KindKeyCommitment:
-		v = new(KeyCommitment)
-	case KindIncidentReport:
-		v = new(IncidentFinal)
-	default:
+	// Decode into the typed value (accepting any whitespace and member
+	// order), then encode canonically and validate.
+	if !k.IssuerSigned() {
 		return nil, fmt.Errorf("entry kind %q is not submitted by issuers", k)
+	}
+	v, err := newBody(k)
+	if err != nil {
+		return nil, err
 	}
 	if err := strictUnmarshal(raw, v); err != nil {
 		return nil, fmt.Errorf("malformed %s body: %w", k, err)
