@@ -24,10 +24,10 @@ func buildBinary(t *testing.T) string {
 	return keycommitBin
 }
 
-// startServe runs `log serve` and returns the process and its URL.
-func startServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
+// startServe runs `log serve` (with extra flags) and returns the process and its URL.
+func startServe(t *testing.T, bin, dir string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "log", "serve", "--data", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"log", "serve", "--data", dir, "--listen", "127.0.0.1:0"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -25,29 +25,9 @@ import (
 	"github.com/keycommit/keycommit/monitor/logdouble"
 )
 
-var (
-	monitorBinOnce sync.Once
-	monitorBin     string
-	monitorBinErr  error
-)
-
 func monitorBinary(t *testing.T) string {
 	t.Helper()
-	monitorBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "keycommit-monitor-bin-")
-		if err != nil {
-			monitorBinErr = err
-			return
-		}
-		monitorBin = filepath.Join(dir, "keycommit")
-		if out, err := exec.Command("go", "build", "-o", monitorBin, ".").CombinedOutput(); err != nil {
-			monitorBinErr = errors.New(string(out))
-		}
-	})
-	if monitorBinErr != nil {
-		t.Fatalf("couldn't build keycommit: %v", monitorBinErr)
-	}
-	return monitorBin
+	return keycommitBin
 }
 
 func exitCodeOf(err error) int {

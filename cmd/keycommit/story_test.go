@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,23 +19,8 @@ type storyLog struct {
 
 func serveShifted(t *testing.T, dir string, offset time.Duration) *storyLog {
 	t.Helper()
-	cmd := exec.Command(keycommitBin, "log", "serve", "--data", dir, "--listen", "127.0.0.1:0",
-		"--log-level", "warn", "--unsafe-clock-offset", offset.String())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("log serve printed no URL: %v\n%s", err, stderr.String())
-	}
-	return &storyLog{cmd: cmd, url: strings.TrimSuffix(strings.TrimSpace(line), "/")}
+	cmd, url := startServe(t, keycommitBin, dir, "--log-level", "warn", "--unsafe-clock-offset", offset.String())
+	return &storyLog{cmd: cmd, url: strings.TrimSuffix(url, "/")}
 }
 
 func (l *storyLog) stop(t *testing.T) {
