@@ -312,7 +312,7 @@ func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeCon
 	}
 	defer store.Close()
 	if _, _, err := store.Checkpoint(ctx); err != nil {
-		return fmt.Errorf("Trillian tree %d holds no log (run log init --storage trillian first): %w", cfg.TreeID, err)
+		return fmt.Errorf("the Trillian tree %d holds no log (run log init --storage trillian first): %w", cfg.TreeID, err)
 	}
 	var hook func(context.Context, []byte) ([]byte, error)
 	if cfg.WitnessPolicy != "" {

@@ -220,17 +220,6 @@ func (r tileReader) ReadTiles(ts []tlog.Tile) ([][]byte, error) {
 
 func (r tileReader) SaveTiles([]tlog.Tile, [][]byte) {}
 
-func toHashes(bs [][]byte) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(bs))
-	for i, b := range bs {
-		if len(b) != tlog.HashSize {
-			return nil, fmt.Errorf("proof hash %d is %d bytes, want %d", i, len(b), tlog.HashSize)
-		}
-		copy(out[i][:], b)
-	}
-	return out, nil
-}
-
 // VerifyInclusion checks that leafHash is at index in the tree of cp.
 func VerifyInclusion(cp checkpoint.Checkpoint, index uint64, leafHash []byte, p [][]byte) error {
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, leafHash, p, cp.Hash[:]); err != nil {

@@ -120,7 +120,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		return nil, err
 	}
 	if r.Size > n {
-		return nil, fmt.Errorf("Trillian tree %d has %d leaves, more than the source's %d", cfg.TreeID, r.Size, n)
+		return nil, fmt.Errorf("the Trillian tree %d has %d leaves, more than the source's %d", cfg.TreeID, r.Size, n)
 	}
 	if r.Size > 0 {
 		root, err := tlog.TreeHash(int64(r.Size), srcHR)
@@ -128,7 +128,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 			return nil, err
 		}
 		if root != r.Hash {
-			return nil, fmt.Errorf("Trillian tree %d (size %d) is not a prefix of the source log", cfg.TreeID, r.Size)
+			return nil, fmt.Errorf("the Trillian tree %d (size %d) is not a prefix of the source log", cfg.TreeID, r.Size)
 		}
 		log.Info("resuming migration", "tree", cfg.TreeID, "from", r.Size, "to", n)
 	}
@@ -157,7 +157,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		}
 		for i, q := range resp.Results {
 			if st := q.GetStatus(); st != nil && st.Code != int32(codes.OK) {
-				return nil, fmt.Errorf("Trillian refused leaf %d: %s (is something else writing to tree %d?)", start+uint64(i), st.Message, cfg.TreeID)
+				return nil, fmt.Errorf("the Trillian log server refused leaf %d: %s (is something else writing to tree %d?)", start+uint64(i), st.Message, cfg.TreeID)
 			}
 		}
 		res.Copied += end - start
@@ -178,7 +178,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		}
 	}
 	if r.Size != n {
-		return nil, fmt.Errorf("Trillian tree %d grew to %d during the migration of %d entries", cfg.TreeID, r.Size, n)
+		return nil, fmt.Errorf("the Trillian tree %d grew to %d during the migration of %d entries", cfg.TreeID, r.Size, n)
 	}
 	res.Root = r.Hash
 
@@ -194,7 +194,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 			return nil, fmt.Errorf("couldn't read back leaves from %d: %w", start, err)
 		}
 		if len(resp.Leaves) == 0 {
-			return nil, fmt.Errorf("Trillian returned no leaves from %d", start)
+			return nil, fmt.Errorf("the Trillian log server returned no leaves from %d", start)
 		}
 		es, err := src.Entries(ctx, start, start+uint64(len(resp.Leaves)))
 		if err != nil {
@@ -203,7 +203,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		for i, l := range resp.Leaves {
 			idx := start + uint64(i)
 			if uint64(l.LeafIndex) != idx || !bytes.Equal(l.LeafValue, es[i]) {
-				return nil, fmt.Errorf("Trillian's leaf %d differs from the source's entry", idx)
+				return nil, fmt.Errorf("the Trillian log's leaf %d differs from the source's entry", idx)
 			}
 			u, err := app.Append([]tlog.Hash{tiles.LeafHash(l.LeafValue)})
 			if err != nil {
@@ -221,7 +221,7 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		start += uint64(len(resp.Leaves))
 	}
 	if got, _ := app.Root(); got != r.Hash {
-		return nil, fmt.Errorf("Trillian's root %x at %d is not the root %x of its leaves", r.Hash[:], n, got[:])
+		return nil, fmt.Errorf("the Trillian log's root %x at %d is not the root %x of its leaves", r.Hash[:], n, got[:])
 	}
 
 	// Prove every published checkpoint with Trillian's consistency proofs.

@@ -61,10 +61,10 @@ func CheckTree(ctx context.Context, admin trillian.TrillianAdminClient, id int64
 		return fmt.Errorf("couldn't get Trillian tree %d: %w", id, err)
 	}
 	if t.TreeType != trillian.TreeType_PREORDERED_LOG {
-		return fmt.Errorf("Trillian tree %d is a %v; keycommit needs a PREORDERED_LOG tree", id, t.TreeType)
+		return fmt.Errorf("the Trillian tree %d is a %v; keycommit needs a PREORDERED_LOG tree", id, t.TreeType)
 	}
 	if t.TreeState != trillian.TreeState_ACTIVE {
-		return fmt.Errorf("Trillian tree %d is %v, not ACTIVE", id, t.TreeState)
+		return fmt.Errorf("the Trillian tree %d is %v, not ACTIVE", id, t.TreeState)
 	}
 	return nil
 }

@@ -320,7 +320,7 @@ func LatestRoot(ctx context.Context, c trillian.TrillianLogClient, id int64) (Ro
 func (s *Store) checkConsistent(ctx context.Context, size1 uint64, root1 tlog.Hash, r Root) error {
 	if size1 == r.Size {
 		if root1 != r.Hash {
-			return fmt.Errorf("Trillian's root at size %d is %x, we have %x", size1, r.Hash[:], root1[:])
+			return fmt.Errorf("the Trillian log's root at size %d is %x, we have %x", size1, r.Hash[:], root1[:])
 		}
 		return nil
 	}
@@ -333,7 +333,7 @@ func (s *Store) checkConsistent(ctx context.Context, size1 uint64, root1 tlog.Ha
 		return fmt.Errorf("couldn't get Trillian's consistency proof %d→%d: %w", size1, r.Size, err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size1, r.Size, resp.GetProof().GetHashes(), root1[:], r.Hash[:]); err != nil {
-		return fmt.Errorf("Trillian's tree of size %d is not consistent with ours of size %d: %w", r.Size, size1, err)
+		return fmt.Errorf("the Trillian log's tree of size %d is not consistent with ours of size %d: %w", r.Size, size1, err)
 	}
 	return nil
 }
@@ -356,11 +356,11 @@ func (s *Store) syncLocked(ctx context.Context) error {
 	}
 	size := uint64(s.app.Size())
 	if r.Size < size {
-		return fmt.Errorf("Trillian tree %d has %d leaves, fewer than the %d this frontend has seen", s.cfg.TreeID, r.Size, size)
+		return fmt.Errorf("the Trillian tree %d has %d leaves, fewer than the %d this frontend has seen", s.cfg.TreeID, r.Size, size)
 	}
 	if r.Size == size {
 		if r.Hash != s.lastRoot {
-			return fmt.Errorf("Trillian's root at size %d is %x, ours is %x", size, r.Hash[:], s.lastRoot[:])
+			return fmt.Errorf("the Trillian log's root at size %d is %x, ours is %x", size, r.Hash[:], s.lastRoot[:])
 		}
 		return nil
 	}
@@ -368,7 +368,7 @@ func (s *Store) syncLocked(ctx context.Context) error {
 		return err
 	}
 	if s.cfg.Signer == nil {
-		return fmt.Errorf("Trillian tree %d has %d leaves beyond this frontend's %d, and it has no log key to sign them", s.cfg.TreeID, r.Size-size, size)
+		return fmt.Errorf("the Trillian tree %d has %d leaves beyond this frontend's %d, and it has no log key to sign them", s.cfg.TreeID, r.Size-size, size)
 	}
 	if s.st == nil {
 		return fmt.Errorf("can't follow Trillian tree %d: the cache holds bytes that are not keycommit entries", s.cfg.TreeID)
@@ -380,7 +380,7 @@ func (s *Store) syncLocked(ctx context.Context) error {
 			return fmt.Errorf("couldn't get leaves [%d, %d) from Trillian: %w", size, size+n, err)
 		}
 		if len(resp.Leaves) == 0 {
-			return fmt.Errorf("Trillian returned no leaves from %d in a tree of %d", size, r.Size)
+			return fmt.Errorf("the Trillian log server returned no leaves from %d in a tree of %d", size, r.Size)
 		}
 		// Trillian may cap the count; take what it gave.
 		entries := make([]storage.Entry, 0, len(resp.Leaves))
@@ -389,11 +389,11 @@ func (s *Store) syncLocked(ctx context.Context) error {
 		for i, l := range resp.Leaves {
 			idx := size + uint64(i)
 			if uint64(l.LeafIndex) != idx {
-				return fmt.Errorf("Trillian returned leaf %d where %d was asked for", l.LeafIndex, idx)
+				return fmt.Errorf("the Trillian log server returned leaf %d where %d was asked for", l.LeafIndex, idx)
 			}
 			leaf := tiles.LeafHash(l.LeafValue)
 			if !bytes.Equal(l.MerkleLeafHash, leaf[:]) {
-				return fmt.Errorf("Trillian's leaf hash for entry %d is %x, the entry hashes to %x", idx, l.MerkleLeafHash, leaf[:])
+				return fmt.Errorf("the Trillian log's leaf hash for entry %d is %x, the entry hashes to %x", idx, l.MerkleLeafHash, leaf[:])
 			}
 			e, err := schema.ParseEntry(l.LeafValue)
 			if err != nil {
@@ -561,7 +561,7 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
 	}
 	if err := s.checkConsistent(ctx, b.Size(), u.Root, r); err != nil {
 		s.reload(ctx)
-		return fmt.Errorf("Trillian disagrees with the batch: %w", err)
+		return fmt.Errorf("the Trillian log server disagrees with the batch: %w", err)
 	}
 
 	// Step 3: the cache.
@@ -618,7 +618,7 @@ func (s *Store) claim(ctx context.Context, idx uint64, data, identity []byte) (o
 		return false, false, err
 	}
 	if len(resp.Results) != 1 {
-		return false, false, fmt.Errorf("Trillian answered %d results for one leaf", len(resp.Results))
+		return false, false, fmt.Errorf("the Trillian log server answered %d results for one leaf", len(resp.Results))
 	}
 	st := resp.Results[0].GetStatus()
 	switch {
@@ -628,7 +628,7 @@ func (s *Store) claim(ctx context.Context, idx uint64, data, identity []byte) (o
 		s.log.Debug("leaf claim refused", "index", idx, "reason", st.Message)
 		return false, strings.Contains(st.Message, "LeafIndex"), nil
 	default:
-		return false, false, fmt.Errorf("Trillian refused leaf %d: %s (code %d)", idx, st.Message, st.Code)
+		return false, false, fmt.Errorf("the Trillian log server refused leaf %d: %s (code %d)", idx, st.Message, st.Code)
 	}
 }
 
