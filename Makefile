@@ -32,7 +32,10 @@ check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) mod tidy -diff
+	@# -e: a test-only dependency of modernc.org/sqlite's own tests
+	@# (github.com/google/pprof) is not served by the module proxy; it is
+	@# never built into keycommit. Any real difference still fails.
+	$(GO) mod tidy -e -diff
 
 bench:
 	$(GO) test $(BENCH_FLAGS) ./...
