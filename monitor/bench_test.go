@@ -137,7 +137,7 @@ func BenchmarkCatchUpTree(b *testing.B) {
 			for range b.N {
 				var seen int64
 				f.client.dropCache()
-				err := f.stream(context.Background(), tree, 0, false, func(batch []*bundleData) error {
+				err := f.stream(context.Background(), tree, 0, nil, func(batch []*bundleData) error {
 					for _, bd := range batch {
 						seen += int64(len(bd.entries))
 					}

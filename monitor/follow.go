@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ type follower struct {
 	obsMu     sync.Mutex // one observe at a time: the anchor only moves forward, along one history
 	runMu     sync.Mutex // one round (and one policy state user) at a time
 	st        *policy.State
+	keys      *accountKeys // the account keys in st, for the fetch workers
 	savedPos  int64
 	savedTime time.Time
 }
@@ -361,6 +363,9 @@ type bundleData struct {
 	leaves  []tlog.Hash
 	parsed  []*schema.Entry
 	perrs   []error
+	// verified[j] is the key entry j's signature verified under (see
+	// preverify), or nil.
+	verified []ed25519.PublicKey
 }
 
 // fetchError marks failures to read from the log, as opposed to data
@@ -372,9 +377,10 @@ func (e *fetchError) Unwrap() error { return e.err }
 
 // stream fetches the entry bundles that cover [from, tree.N), proves every
 // entry's inclusion in tree, and calls fn with each verified batch of
-// bundles, in order. With parse, entries are also parsed (in parallel).
-// At most two batches are in memory besides the one fn holds.
-func (f *follower) stream(ctx context.Context, tree tlog.Tree, from int64, parse bool, fn func([]*bundleData) error) error {
+// bundles, in order. With keys, entries are also parsed and their
+// signatures checked speculatively against keys (see preverify), in
+// parallel. At most two batches are in memory besides the one fn holds.
+func (f *follower) stream(ctx context.Context, tree tlog.Tree, from int64, keys *accountKeys, fn func([]*bundleData) error) error {
 	if from >= tree.N {
 		return nil
 	}
@@ -391,7 +397,7 @@ func (f *follower) stream(ctx context.Context, tree tlog.Tree, from int64, parse
 		defer close(ch)
 		for b0 := first; b0 <= last; b0 += int64(per) {
 			b1 := min(b0+int64(per)-1, last)
-			batch, err := f.fetchBatch(ctx, tree, b0, b1, parse)
+			batch, err := f.fetchBatch(ctx, tree, b0, b1, keys)
 			select {
 			case ch <- result{batch, err}:
 			case <-ctx.Done():
@@ -413,7 +419,7 @@ func (f *follower) stream(ctx context.Context, tree tlog.Tree, from int64, parse
 	return ctx.Err()
 }
 
-func (f *follower) fetchBatch(ctx context.Context, tree tlog.Tree, b0, b1 int64, parse bool) ([]*bundleData, error) {
+func (f *follower) fetchBatch(ctx context.Context, tree tlog.Tree, b0, b1 int64, keys *accountKeys) ([]*bundleData, error) {
 	batch := make([]*bundleData, b1-b0+1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.m.cfg.FetchWorkers)
@@ -429,10 +435,14 @@ func (f *follower) fetchBatch(ctx context.Context, tree tlog.Tree, b0, b1 int64,
 			for j, e := range entries {
 				bd.leaves[j] = tlog.RecordHash(e)
 			}
-			if parse {
+			if keys != nil {
 				bd.parsed, bd.perrs = make([]*schema.Entry, w), make([]error, w)
+				bd.verified = make([]ed25519.PublicKey, w)
 				for j, e := range entries {
 					bd.parsed[j], bd.perrs[j] = schema.ParseEntry(e)
+					if bd.perrs[j] == nil {
+						bd.verified[j] = preverify(keys, bd.parsed[j])
+					}
 				}
 			}
 			batch[i] = bd
@@ -539,11 +549,14 @@ func (f *follower) catchUp(ctx context.Context) error {
 		}
 		return nil
 	}
-	r := &replayer{origin: f.origin, st: f.st, now: f.m.now,
+	if f.keys == nil {
+		f.keys = newAccountKeys(f.st)
+	}
+	r := &replayer{origin: f.origin, st: f.st, now: f.m.now, keys: f.keys,
 		watched: func(issuer string, idx int64) bool { return f.m.watched(f.origin, issuer, idx) }}
 	start, startTime := pos, time.Now()
 	lastLog := startTime
-	err := f.stream(ctx, anchor.tree(), pos, true, func(batch []*bundleData) error {
+	err := f.stream(ctx, anchor.tree(), pos, f.keys, func(batch []*bundleData) error {
 		before := pos
 		for _, bd := range batch {
 			for j := range bd.entries {
@@ -551,7 +564,7 @@ func (f *follower) catchUp(ctx context.Context) error {
 				if idx < pos {
 					continue
 				}
-				if err := r.entry(idx, bd.leaves[j], bd.parsed[j], bd.perrs[j]); err != nil {
+				if err := r.entry(idx, bd.leaves[j], bd.parsed[j], bd.perrs[j], bd.verified[j]); err != nil {
 					return err
 				}
 				pos = idx + 1

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"sort"
@@ -18,6 +19,7 @@ import (
 type replayer struct {
 	origin  string
 	st      *policy.State
+	keys    *accountKeys // updated with every account key st takes on
 	watched func(issuer string, idx int64) bool
 	now     func() time.Time
 	alerts  []Alert
@@ -56,9 +58,10 @@ func kindOfRule(rule string) string {
 	return KindPolicy
 }
 
-// entry replays entry idx: raw is its bytes, leaf its leaf hash, and e,
-// perr the result of schema.ParseEntry(raw).
-func (r *replayer) entry(idx int64, leaf tlog.Hash, e *schema.Entry, perr error) error {
+// entry replays entry idx: raw is its bytes, leaf its leaf hash, e, perr
+// the result of schema.ParseEntry(raw), and verified the key e's
+// signature was already checked under, or nil (see preverify).
+func (r *replayer) entry(idx int64, leaf tlog.Hash, e *schema.Entry, perr error, verified ed25519.PublicKey) error {
 	if int64(r.st.Size()) != idx {
 		return fmt.Errorf("replaying entry %d on a policy state of %d entries", idx, r.st.Size())
 	}
@@ -71,29 +74,38 @@ func (r *replayer) entry(idx int64, leaf tlog.Hash, e *schema.Entry, perr error)
 			Message: fmt.Sprintf("the log admitted entry %d, which is not a valid canonical entry: %v", idx, perr)})
 		return r.skip(idx)
 	}
+	watched := e.Kind.IssuerSigned() && r.watched != nil && r.watched(e.Issuer, idx)
 	var before *policy.Issuer
 	if e.Kind.IssuerSigned() {
-		if is, ok := r.st.Issuer(e.Issuer); ok {
-			if e.Time < is.LastTime {
-				r.raise(Alert{Kind: KindTimestamp, Index: index(idx), Rule: policy.RuleTime, Issuer: e.Issuer,
-					Message: fmt.Sprintf("entry %d of %s has log time %s, before that issuer's entry %d at %s",
-						idx, e.Issuer, fmtMillis(e.Time), is.LastIndex, fmtMillis(is.LastTime))})
+		if lastIdx, lastTime, ok := r.st.LastEntry(e.Issuer); ok && e.Time < lastTime {
+			r.raise(Alert{Kind: KindTimestamp, Index: index(idx), Rule: policy.RuleTime, Issuer: e.Issuer,
+				Message: fmt.Sprintf("entry %d of %s has log time %s, before that issuer's entry %d at %s",
+					idx, e.Issuer, fmtMillis(e.Time), lastIdx, fmtMillis(lastTime))})
+		}
+		if watched {
+			if is, ok := r.st.Issuer(e.Issuer); ok {
+				before = &is
 			}
-			before = &is
 		}
 	}
-	if e.Kind == schema.KindSnapshot {
+	d := policy.EvaluatePreverified(r.st, e, uint64(idx), verified)
+	if e.Kind == schema.KindSnapshot && !d.Accept {
+		// Evaluate accepts a snapshot only if it is the key set of the
+		// entries before it; otherwise say which issuers that key set
+		// holds (the policy's own refusal then adds nothing).
 		r.checkSnapshot(idx, e)
 	}
-	if d := policy.Evaluate(r.st, e, uint64(idx)); !d.Accept {
+	if !d.Accept {
 		r.raise(Alert{Kind: kindOfRule(d.Rule), Index: index(idx), Rule: d.Rule, Issuer: e.Issuer,
 			Message: fmt.Sprintf("the log admitted entry %d (%s) but the policy refuses it: %s", idx, e.Kind, d.Reason)})
 	}
-	watched := e.Kind.IssuerSigned() && r.watched != nil && r.watched(e.Issuer, idx)
 	if err := r.st.Apply(e, uint64(idx), leaf); err != nil {
 		r.raise(Alert{Kind: KindPolicy, Index: index(idx), Rule: "apply", Issuer: e.Issuer,
 			Message: fmt.Sprintf("the log admitted entry %d (%s), which cannot be applied to the state before it: %v", idx, e.Kind, err)})
 		return r.skip(idx)
+	}
+	if e.Kind == schema.KindRegistration && r.keys != nil {
+		r.keys.set(e.Issuer, r.st.AccountKey(e.Issuer))
 	}
 	if watched {
 		r.checkWatch(idx, e, before)
