@@ -204,13 +204,50 @@ func commitmentLog(b *testing.B, n int) *testLog {
 	return l
 }
 
+var realLogs sync.Map
+
+// realisticLog returns a log of n entries shaped like a production one:
+// 500 issuers registered, then mostly key commitments (re-commitments:
+// min_rotation_interval allows no rotation within this log's time),
+// registration renewals, a snapshot every 100
+// entries and a policy parameters entry every 5,000.
+func realisticLog(b *testing.B, n int) *testLog {
+	if v, ok := realLogs.Load(n); ok {
+		return v.(*testLog)
+	}
+	l := newTestLogUnclean(b, "example.com/bench-realistic")
+	origins := populate(b, l.gen, 500)
+	p := policy.DefaultParams()
+	for i := 0; l.Size() < int64(n); i++ {
+		l.gen.Advance(30 * time.Second)
+		o := origins[i%len(origins)]
+		var err error
+		switch {
+		case i%5000 == 4999:
+			_, err = l.gen.Params(p)
+		case i%100 == 99:
+			_, err = l.gen.Snapshot()
+		case i%50 == 7:
+			_, err = l.gen.Register(o)
+		default:
+			_, err = l.gen.Commit(o, 0, 3)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	realLogs.Store(n, l)
+	return l
+}
+
 // BenchmarkCatchUpReplay measures a full catch-up (tree verification,
 // parsing, policy replay, snapshots, SQLite saves) by a fresh monitor,
 // beside the policy floor measured in the same run on the same entries.
-// Two logs: the restart test's mix (mostly policy parameter and snapshot
-// entries, a key commitment every 1,000) and one of nearly only key
-// commitments, whose replay is bound by policy.Evaluate (an Ed25519
-// signature check and P-384 point validation per entry).
+// Three logs: the restart test's mix (mostly policy parameter and
+// snapshot entries, a key commitment every 1,000), one of nearly only key
+// commitments, whose replay is bound by the Ed25519 signature check of
+// every entry (done on the fetch workers, in parallel), and a
+// production-like one (see realisticLog).
 func BenchmarkCatchUpReplay(b *testing.B) {
 	n := benchEntries()
 	for _, tc := range []struct {
@@ -219,6 +256,7 @@ func BenchmarkCatchUpReplay(b *testing.B) {
 	}{
 		{fmt.Sprintf("mixed-%d", n), func() *testLog { l, _ := getBigLog(b, n); return l }},
 		{fmt.Sprintf("commitments-%d", n/10), func() *testLog { return commitmentLog(b, n/10) }},
+		{fmt.Sprintf("realistic-%d", n/10), func() *testLog { return realisticLog(b, n/10) }},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			l := tc.log()
