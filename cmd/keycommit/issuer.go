@@ -162,7 +162,7 @@ func issuerPrev(ctx context.Context, c *client.Client, origin string) (*policy.I
 type submitFlags struct {
 	logFlags
 	keyFile, origin string
-	dryRun          bool
+	dryRun, asJSON  bool
 }
 
 func (f *submitFlags) add(cmd *cobra.Command) {
@@ -170,6 +170,7 @@ func (f *submitFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.keyFile, "key", "issuer.key", "the issuer's account key file")
 	cmd.Flags().StringVar(&f.origin, "origin", "", "the issuer's HTTPS origin (required)")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "ask the log's policy without logging anything (POST /v1/check)")
+	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the log's answer (index, leaf hash, entry, inclusion proof, checkpoint) as JSON")
 	cmd.MarkFlagRequired("origin")
 }
 
@@ -230,6 +231,11 @@ func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *prepare
 			return &exitError{exitRefused, fmt.Errorf("the log refused this %s: rule %s: %s", kind, rej.Rule, rej.Reason)}
 		}
 		return err
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(&res.SubmitResult)
 	}
 	fmt.Fprintf(w, "%s logged at index %d, proven in the log's checkpoint of size %d\nleaf hash %s\n",
 		kind, res.Index, res.TreeSize, base64.StdEncoding.EncodeToString(res.LeafHash))
