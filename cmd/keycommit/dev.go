@@ -103,11 +103,11 @@ listening, prints the commands to try next, and runs until interrupted. Run it
 again with the same DIR to pick up where it stopped.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var lv slog.Level
-			if err := lv.UnmarshalText([]byte(level)); err != nil {
-				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			logger, err := newLogger(cmd.ErrOrStderr(), level)
+			if err != nil {
+				return err
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lv}))
+			cfg.Logger = logger
 			cfg.Out, cfg.AlertOut = cmd.OutOrStdout(), cmd.OutOrStdout()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()

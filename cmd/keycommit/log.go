@@ -234,11 +234,11 @@ func newLogServeCmd() *cobra.Command {
 		Short: "Serve the log: C2SP tlog-tiles read path, JSON API, submissions",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var lv slog.Level
-			if err := lv.UnmarshalText([]byte(level)); err != nil {
-				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			logger, err := newLogger(os.Stderr, level)
+			if err != nil {
+				return err
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			cfg.Logger = logger
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			r, err := startLog(ctx, cfg)

@@ -235,11 +235,10 @@ func addTrillianServe(cmd *cobra.Command) {
 		dir, _ := cmd.Flags().GetString("data")
 		listen, _ := cmd.Flags().GetString("listen")
 		level, _ := cmd.Flags().GetString("log-level")
-		var lv slog.Level
-		if err := lv.UnmarshalText([]byte(level)); err != nil {
-			return fmt.Errorf("bad --log-level %q: %w", level, err)
+		logger, err := newLogger(os.Stderr, level)
+		if err != nil {
+			return err
 		}
-		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 		addr, tree, err := resolveTarget(dir, f.addr, f.treeID)
 		if err != nil {
 			return err

@@ -9,6 +9,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -42,4 +44,14 @@ func exitCode(err error) int {
 		return e.code
 	}
 	return 1
+}
+
+// newLogger returns a text logger writing to w at the level named by
+// level (debug, info, warn or error), the value of a --log-level flag.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv})), nil
 }

@@ -48,11 +48,10 @@ could not check everything.`,
 			if len(logs) == 0 || len(logs) != len(vkeys) {
 				return fmt.Errorf("give each --log URL with its --log-vkey VKEY (got %d logs and %d keys)", len(logs), len(vkeys))
 			}
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(level)); err != nil {
-				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			logger, err := newLogger(cmd.ErrOrStderr(), level)
+			if err != nil {
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if data == "" {

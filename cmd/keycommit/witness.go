@@ -130,11 +130,10 @@ func newWitnessServeCmd() *cobra.Command {
 			"shut it down gracefully.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(level)); err != nil {
-				return fmt.Errorf("bad --log-level %q: %w", level, err)
+			logger, err := newLogger(cmd.ErrOrStderr(), level)
+			if err != nil {
+				return err
 			}
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
