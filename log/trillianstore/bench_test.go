@@ -69,20 +69,7 @@ func registrations(b *testing.B, n int) []*schema.Submission {
 func BenchmarkSubmit(b *testing.B) {
 	b.Run("backend=sqlite", func(b *testing.B) {
 		k := newKey(b)
-		src, err := sqlitestore.Create(context.Background(), filepath.Join(b.TempDir(), "log.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer src.Close()
-		cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier}
-		if _, err := sequencer.Init(context.Background(), cfg); err != nil {
-			b.Fatal(err)
-		}
-		seq, err := sequencer.New(context.Background(), cfg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer seq.Close()
+		_, seq := sqliteSequencer(b, k)
 		runSubmissions(b, registrations(b, b.N), []submitter{seq})
 	})
 	for _, n := range []int{1, 2} {
@@ -110,20 +97,8 @@ func BenchmarkInclusionProof(b *testing.B) {
 			var submit submitter
 			switch backend {
 			case "sqlite":
-				src, err := sqlitestore.Create(context.Background(), filepath.Join(b.TempDir(), "log.db"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer src.Close()
-				cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier}
-				if _, err := sequencer.Init(context.Background(), cfg); err != nil {
-					b.Fatal(err)
-				}
-				seq, err := sequencer.New(context.Background(), cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer seq.Close()
+				src, seq := sqliteSequencer(b, k)
+				var err error
 				if h, err = server.New(server.Config{Reader: src, Log: seq}); err != nil {
 					b.Fatal(err)
 				}
@@ -217,4 +192,25 @@ func BenchmarkClaim(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "leaves/s")
 		})
 	}
+}
+
+// sqliteSequencer initializes a SQLite log in a temporary directory and
+// starts its sequencer; both are closed when the benchmark ends.
+func sqliteSequencer(b *testing.B, k logKey) (*sqlitestore.Store, *sequencer.Sequencer) {
+	b.Helper()
+	src, err := sqlitestore.Create(context.Background(), filepath.Join(b.TempDir(), "log.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { src.Close() })
+	cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier}
+	if _, err := sequencer.Init(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
+	seq, err := sequencer.New(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { seq.Close() })
+	return src, seq
 }
