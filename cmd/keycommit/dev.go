@@ -29,8 +29,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { rootCmd.AddCommand(newDevCmd()) }
-
 // The dev deployment's fixed names.
 const (
 	devLogOrigin    = "localhost/keycommit-dev/log"

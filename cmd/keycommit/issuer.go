@@ -23,8 +23,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { rootCmd.AddCommand(newIssuerCmd()) }
-
 // exitRefused is the exit code of an issuer command whose submission the
 // log's policy refused (as opposed to 1, any other failure).
 const exitRefused = 3

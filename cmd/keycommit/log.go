@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,24 +16,22 @@ import (
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 )
-
-func init() { rootCmd.AddCommand(newLogCmd()) }
 
 // logDBFile is the log's SQLite database inside its data directory.
 const logDBFile = "log.db"
 
 func newLogCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "log", Short: "Run the key commitment log"}
-	cmd.AddCommand(newLogInitCmd(), newLogServeCmd())
+	cmd.AddCommand(newLogInitCmd(), newLogServeCmd(), newLogMigrateCmd())
 	return cmd
 }
 
 func newLogInitCmd() *cobra.Command {
 	var dir, origin string
+	var st storageFlags
 	cmd := &cobra.Command{
 		Use:   "init --data DIR --origin ORIGIN",
 		Short: "Create a new log: its Ed25519 key and its database (refuses to overwrite)",
@@ -44,6 +40,16 @@ records the default policy parameters. Prints the log's verifier key (C2SP vkey)
 as the last line.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if on, err := st.trillian(); err != nil {
+				return err
+			} else if on {
+				vkey, tree, err := initTrillianLog(cmd.Context(), dir, origin, st.addr, st.treeID)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "log %s initialized in %s on Trillian tree %d at %s\n%s\n", origin, dir, tree, st.addr, vkey)
+				return nil
+			}
 			vkey, err := initLog(cmd.Context(), dir, origin, time.Now)
 			if err != nil {
 				return err
@@ -54,6 +60,7 @@ as the last line.`,
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "log data directory (required; created if missing)")
 	cmd.Flags().StringVar(&origin, "origin", "", "checkpoint origin line and key name, e.g. keycommit.example/log/2026 (required)")
+	st.add(cmd, "with --storage trillian: use this existing, empty PREORDERED_LOG tree instead of creating one")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("origin")
 	return cmd
@@ -110,14 +117,21 @@ func initLog(ctx context.Context, dir, origin string, clock func() time.Time) (s
 	return vkey, nil
 }
 
-// logServeConfig configures serveLog.
+// logServeConfig is what log serve's flags say: which backend holds the
+// log and how to serve it.
 type logServeConfig struct {
-	// Dir is the log's data directory (made by initLog).
+	// Dir is the log's data directory (made by log init): log.key,
+	// log.vkey, and log.db or the Trillian frontend's files.
 	Dir string
 	// Listen is the address to listen on (port 0 picks one).
 	Listen string
 	// Listener, if set, is used instead of listening on Listen.
 	Listener net.Listener
+	// Storage names the backend (see storageFlags).
+	Storage storageFlags
+	// Follow is how often a Trillian frontend picks up entries other
+	// frontends appended.
+	Follow time.Duration
 	// ClockOffset shifts the log's clock (tests only).
 	ClockOffset time.Duration
 	// Witness is the optional witness hook (see sequencer.Config).
@@ -128,102 +142,28 @@ type logServeConfig struct {
 	Logger        *slog.Logger
 }
 
-// runningLog is a log being served.
-type runningLog struct {
-	URL  string
-	VKey string
-	Seq  *sequencer.Sequencer
-	stop func(context.Context) error
-	errc chan error
-}
-
-// Shutdown stops serving, finishes the batch in progress and closes the
-// database.
-func (r *runningLog) Shutdown(ctx context.Context) error { return r.stop(ctx) }
-
-// Done returns a channel that receives the error if the server stops on
-// its own.
-func (r *runningLog) Done() <-chan error { return r.errc }
-
-// startLog opens the log in cfg.Dir and serves it on cfg.Listen.
-func startLog(ctx context.Context, cfg logServeConfig) (*runningLog, error) {
-	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// startLog opens the log's backend in cfg.Dir and serves it through the
+// server library.
+func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) {
+	sc := server.StartConfig{
+		Dir: cfg.Dir, Listen: cfg.Listen, Listener: cfg.Listener, ClockOffset: cfg.ClockOffset,
+		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, Logger: cfg.Logger,
+		Registry: prometheus.NewRegistry(),
 	}
-	signer, err := checkpoint.LoadSigner(cfg.Dir)
+	on, err := cfg.Storage.trillian()
 	if err != nil {
 		return nil, err
 	}
-	vkey, err := checkpoint.LoadVerifierKey(cfg.Dir)
+	if on {
+		err = openTrillianBackend(ctx, &sc, cfg)
+	} else {
+		sc.Backend, err = sqlitestore.Open(ctx, filepath.Join(cfg.Dir, logDBFile))
+		sc.LogAttrs = []any{"storage", "sqlite"}
+	}
 	if err != nil {
 		return nil, err
 	}
-	verifier, err := checkpoint.NewVerifier(vkey)
-	if err != nil {
-		return nil, err
-	}
-	store, err := sqlitestore.Open(ctx, filepath.Join(cfg.Dir, logDBFile))
-	if err != nil {
-		return nil, err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	clock := time.Now
-	if off := cfg.ClockOffset; off != 0 {
-		clock = func() time.Time { return time.Now().Add(off) }
-		logger.Warn("log clock is shifted (unsafe, for tests only)", "offset", off.String())
-	}
-	if cfg.Witness == nil && cfg.WitnessPolicy != "" {
-		if cfg.Witness, err = witnessHook(cfg.WitnessPolicy, store, logger, reg); err != nil {
-			store.Close()
-			return nil, err
-		}
-	}
-	seq, err := sequencer.New(ctx, sequencer.Config{
-		Backend: store, Signer: signer, Verifier: verifier, Clock: clock,
-		Witness: cfg.Witness, Logger: logger, Registerer: reg,
-	})
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	h, err := server.New(server.Config{Reader: store, Log: seq, Logger: logger, Registerer: reg, Gatherer: reg})
-	var handler http.Handler
-	if err == nil {
-		handler, err = withBundles(h, store, logger, reg)
-	}
-	if err != nil {
-		seq.Close()
-		store.Close()
-		return nil, err
-	}
-	ln := cfg.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			seq.Close()
-			store.Close()
-			return nil, fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
-		}
-	}
-	srv := server.NewHTTPServer(ln.Addr().String(), handler, logger)
-	r := &runningLog{URL: "http://" + ln.Addr().String(), VKey: vkey, Seq: seq, errc: make(chan error, 1)}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			r.errc <- err
-		}
-	}()
-	r.stop = func(ctx context.Context) error {
-		err := srv.Shutdown(ctx)
-		seq.Close()
-		if cerr := store.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
-	size, _ := seq.Checkpoint()
-	logger.Info("log serving", "origin", signer.Name(), "size", size, "url", r.URL)
-	return r, nil
+	return server.Start(ctx, sc)
 }
 
 func newLogServeCmd() *cobra.Command {
@@ -246,19 +186,7 @@ func newLogServeCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), r.URL+"/")
-			select {
-			case err := <-r.Done():
-				r.Shutdown(context.Background())
-				return fmt.Errorf("log server stopped: %w", err)
-			case <-ctx.Done():
-			}
-			cfg.Logger.Info("log shutting down")
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := r.Shutdown(sctx); err != nil {
-				return fmt.Errorf("couldn't shut down the log cleanly: %w", err)
-			}
-			return nil
+			return r.Wait(ctx)
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Dir, "data", "", "log data directory made by log init (required)")
@@ -267,6 +195,8 @@ func newLogServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.WitnessPolicy, "witness-policy", "", "witness policy file (Sigsum/Tessera format; witnesses need URLs): cosignatures are collected for every checkpoint and served at /checkpoint")
 	cmd.Flags().DurationVar(&cfg.ClockOffset, "unsafe-clock-offset", 0, "TESTS ONLY: shift the log's clock by this duration")
 	cmd.Flags().MarkHidden("unsafe-clock-offset")
+	cfg.Storage.add(cmd, "with --storage trillian: the log's Trillian tree")
+	cmd.Flags().DurationVar(&cfg.Follow, "trillian-follow", 200*time.Millisecond, "with --storage trillian: how often to pick up entries other frontends appended")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

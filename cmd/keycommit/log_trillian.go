@@ -1,23 +1,17 @@
 package main
 
-// The Trillian storage backend's command-line side: --storage trillian for
-// `log init` and `log serve` (added to the log core's commands from here,
-// so that log.go stays the SQLite path), and `log migrate`.
+// The Trillian storage backend's command-line side: the --storage flags
+// of `log init` and `log serve`, what they do with --storage trillian, and
+// `log migrate`.
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/google/trillian"
 	"github.com/keycommit/keycommit/log/checkpoint"
@@ -25,8 +19,6 @@ import (
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/trillianstore"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -43,40 +35,21 @@ type trillianTarget struct {
 	TreeID int64  `json:"tree_id"`
 }
 
-func init() {
-	var logCmd *cobra.Command
-	for _, c := range rootCmd.Commands() {
-		if c.Name() == "log" {
-			logCmd = c
-		}
-	}
-	if logCmd == nil {
-		panic("keycommit: log_trillian.go needs the log command group")
-	}
-	for _, c := range logCmd.Commands() {
-		switch c.Name() {
-		case "init":
-			addTrillianInit(c)
-		case "serve":
-			addTrillianServe(c)
-		}
-	}
-	logCmd.AddCommand(newLogMigrateCmd())
-}
-
-type trillianFlags struct {
+// storageFlags name a log's backend: --storage sqlite (the default) or
+// trillian with its server and tree.
+type storageFlags struct {
 	storage string
 	addr    string
 	treeID  int64
 }
 
-func (f *trillianFlags) add(cmd *cobra.Command, treeHelp string) {
+func (f *storageFlags) add(cmd *cobra.Command, treeHelp string) {
 	cmd.Flags().StringVar(&f.storage, "storage", "sqlite", "storage backend: sqlite (one machine) or trillian (Trillian log server on MySQL/MariaDB)")
 	cmd.Flags().StringVar(&f.addr, "trillian", "", "with --storage trillian: the Trillian log server's gRPC address, e.g. 127.0.0.1:8090")
 	cmd.Flags().Int64Var(&f.treeID, "tree-id", 0, treeHelp)
 }
 
-func (f *trillianFlags) trillian() (bool, error) {
+func (f *storageFlags) trillian() (bool, error) {
 	switch f.storage {
 	case "sqlite", "":
 		if f.addr != "" || f.treeID != 0 {
@@ -87,29 +60,6 @@ func (f *trillianFlags) trillian() (bool, error) {
 		return true, nil
 	}
 	return false, fmt.Errorf("unknown --storage %q (want sqlite or trillian)", f.storage)
-}
-
-func addTrillianInit(cmd *cobra.Command) {
-	var f trillianFlags
-	f.add(cmd, "with --storage trillian: use this existing, empty PREORDERED_LOG tree instead of creating one")
-	orig := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		on, err := f.trillian()
-		if err != nil || !on {
-			if err != nil {
-				return err
-			}
-			return orig(cmd, args)
-		}
-		dir, _ := cmd.Flags().GetString("data")
-		origin, _ := cmd.Flags().GetString("origin")
-		vkey, tree, err := initTrillianLog(cmd.Context(), dir, origin, f.addr, f.treeID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "log %s initialized in %s on Trillian tree %d at %s\n%s\n", origin, dir, tree, f.addr, vkey)
-		return nil
-	}
 }
 
 // initTrillianLog creates the log key in dir, a Trillian tree (unless
@@ -218,73 +168,28 @@ func resolveTarget(dir, addr string, treeID int64) (string, int64, error) {
 	return addr, treeID, nil
 }
 
-func addTrillianServe(cmd *cobra.Command) {
-	var f trillianFlags
-	f.add(cmd, "with --storage trillian: the log's Trillian tree")
-	var poll time.Duration
-	cmd.Flags().DurationVar(&poll, "trillian-follow", 200*time.Millisecond, "with --storage trillian: how often to pick up entries other frontends appended")
-	orig := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		on, err := f.trillian()
-		if err != nil || !on {
-			if err != nil {
-				return err
+// openTrillianBackend opens this frontend's view of the Trillian tree
+// into sc: the store over its local cache, and the frontend as the log's
+// writing side.
+func openTrillianBackend(ctx context.Context, sc *server.StartConfig, cfg logServeConfig) (err error) {
+	addr, tree, err := resolveTarget(cfg.Dir, cfg.Storage.addr, cfg.Storage.treeID)
+	if err != nil {
+		return err
+	}
+	conn, err := trillianstore.Dial(addr)
+	if err != nil {
+		return err
+	}
+	var store *trillianstore.Store
+	defer func() {
+		if err != nil {
+			if store != nil {
+				store.Close()
 			}
-			return orig(cmd, args)
+			conn.Close()
 		}
-		dir, _ := cmd.Flags().GetString("data")
-		listen, _ := cmd.Flags().GetString("listen")
-		level, _ := cmd.Flags().GetString("log-level")
-		logger, err := newLogger(os.Stderr, level)
-		if err != nil {
-			return err
-		}
-		addr, tree, err := resolveTarget(dir, f.addr, f.treeID)
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		policy, _ := cmd.Flags().GetString("witness-policy")
-		return serveTrillian(ctx, cmd, trillianServeConfig{Dir: dir, Listen: listen, Addr: addr, TreeID: tree, Follow: poll, WitnessPolicy: policy, Logger: logger})
-	}
-}
-
-// trillianServeConfig configures one Trillian frontend.
-type trillianServeConfig struct {
-	// Dir holds log.key, log.vkey and the frontend's cache.
-	Dir    string
-	Listen string
-	// Addr and TreeID name the Trillian log server and tree.
-	Addr   string
-	TreeID int64
-	// Follow is the follower's interval.
-	Follow time.Duration
-	// WitnessPolicy, if set, names the witnesses to collect cosignatures
-	// from (see logServeConfig.WitnessPolicy).
-	WitnessPolicy string
-	Logger        *slog.Logger
-}
-
-func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeConfig) error {
-	signer, err := checkpoint.LoadSigner(cfg.Dir)
-	if err != nil {
-		return err
-	}
-	vkey, err := checkpoint.LoadVerifierKey(cfg.Dir)
-	if err != nil {
-		return err
-	}
-	verifier, err := checkpoint.NewVerifier(vkey)
-	if err != nil {
-		return err
-	}
-	conn, err := trillianstore.Dial(cfg.Addr)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := trillianstore.CheckTree(ctx, trillian.NewTrillianAdminClient(conn), cfg.TreeID); err != nil {
+	}()
+	if err := trillianstore.CheckTree(ctx, trillian.NewTrillianAdminClient(conn), tree); err != nil {
 		return err
 	}
 	// The cache is this frontend's own: made on first start, rebuilt from
@@ -299,61 +204,37 @@ func serveTrillian(ctx context.Context, cmd *cobra.Command, cfg trillianServeCon
 	} else if cache, err = sqlitestore.Create(ctx, cachePath); err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	store, err := trillianstore.Open(ctx, trillianstore.Config{
-		Client: trillian.NewTrillianLogClient(conn), TreeID: cfg.TreeID, Cache: cache, Signer: signer,
-		FollowInterval: cfg.Follow, Logger: cfg.Logger, Registerer: reg,
+	// The signer is needed here for the store's own checkpoints; the
+	// server loads it again from the same file.
+	signer, err := checkpoint.LoadSigner(cfg.Dir)
+	if err != nil {
+		cache.Close()
+		return err
+	}
+	store, err = trillianstore.Open(ctx, trillianstore.Config{
+		Client: trillian.NewTrillianLogClient(conn), TreeID: tree, Cache: cache, Signer: signer,
+		FollowInterval: cfg.Follow, Logger: cfg.Logger, Registerer: sc.Registry,
 	})
 	if err != nil {
 		cache.Close()
 		return err
 	}
-	defer store.Close()
 	if _, _, err := store.Checkpoint(ctx); err != nil {
-		return fmt.Errorf("the Trillian tree %d holds no log (run log init --storage trillian first): %w", cfg.TreeID, err)
+		return fmt.Errorf("the Trillian tree %d holds no log (run log init --storage trillian first): %w", tree, err)
 	}
-	var hook func(context.Context, []byte) ([]byte, error)
-	if cfg.WitnessPolicy != "" {
-		if hook, err = witnessHook(cfg.WitnessPolicy, store, cfg.Logger, reg); err != nil {
-			return err
+	sc.Backend = store
+	sc.Close = func() error {
+		err := store.Close()
+		if cerr := conn.Close(); err == nil {
+			err = cerr
 		}
-	}
-	fe, err := trillianstore.NewFrontend(ctx, sequencer.Config{Backend: store, Signer: signer, Verifier: verifier, Witness: hook, Logger: cfg.Logger, Registerer: reg}, store)
-	if err != nil {
 		return err
 	}
-	defer fe.Close()
-	h, err := server.New(server.Config{Reader: store, Log: fe, Logger: cfg.Logger, Registerer: reg, Gatherer: reg})
-	if err != nil {
-		return err
+	sc.NewLog = func(ctx context.Context, c sequencer.Config) (server.WritingLog, error) {
+		return trillianstore.NewFrontend(ctx, c, store)
 	}
-	handler, err := withBundles(h, store, cfg.Logger, reg)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
-	}
-	srv := server.NewHTTPServer(cfg.Listen, handler, cfg.Logger)
-	errc := make(chan error, 1)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
-	size, _, _ := store.Checkpoint(ctx)
-	cfg.Logger.Info("log serving on Trillian", "origin", signer.Name(), "tree", cfg.TreeID, "size", size, "url", "http://"+ln.Addr().String())
-	fmt.Fprintln(cmd.OutOrStdout(), "http://"+ln.Addr().String()+"/")
-	select {
-	case err := <-errc:
-		return fmt.Errorf("log server stopped: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	sc.LogAttrs = []any{"storage", "trillian", "tree", tree}
+	return nil
 }
 
 func newLogMigrateCmd() *cobra.Command {

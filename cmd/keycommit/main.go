@@ -16,15 +16,22 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var rootCmd = &cobra.Command{
-	Use:           "keycommit",
-	Short:         "A transparency log for privacy-token issuer keys",
-	SilenceUsage:  true,
-	SilenceErrors: true,
+// newRootCmd builds the command tree: every group is constructed here,
+// explicitly, and builds its own subcommands.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "keycommit",
+		Short:         "A transparency log for privacy-token issuer keys",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newLogCmd(), newWitnessCmd(), newMonitorCmd(), newIssuerCmd(),
+		newPolicyCmd(), newVerifyCmd(), newDevCmd())
+	return root
 }
 
 func main() {
-	if err := rootCmd.Execute(); err != nil {
+	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "keycommit:", err)
 		os.Exit(exitCode(err))
 	}

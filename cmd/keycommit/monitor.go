@@ -19,8 +19,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { rootCmd.AddCommand(newMonitorCmd()) }
-
 func newMonitorCmd() *cobra.Command {
 	var (
 		logs, vkeys, peers, witnesses, watches []string

@@ -16,8 +16,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func init() { rootCmd.AddCommand(newVerifyCmd()) }
-
 // Exit codes of keycommit verify (documented in its help and docs/bundle.md).
 const (
 	exitVerifyOK     = 0 // every check passed

@@ -22,8 +22,6 @@ import (
 	"github.com/keycommit/keycommit/witness"
 )
 
-func init() { rootCmd.AddCommand(newWitnessCmd()) }
-
 func newWitnessCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "witness",

@@ -1,10 +1,11 @@
 // Package logtest starts a complete keycommit log for tests: a sequencer
-// and its HTTP server on a loopback httptest server, over any storage
-// backend, with a settable clock.
+// and its HTTP server (every route log/server mounts) on a loopback
+// httptest server, over any storage backend, with a settable clock.
 package logtest
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -54,6 +55,8 @@ type Log struct {
 	Registry *prometheus.Registry
 	// Config is the sequencer's configuration (for Restart).
 	Config sequencer.Config
+
+	opts Options
 }
 
 // Options tweak Start.
@@ -62,6 +65,8 @@ type Options struct {
 	Witness func(ctx context.Context, signed []byte) ([]byte, error)
 	// MaxBodyBytes is passed to the server.
 	MaxBodyBytes int64
+	// Mount is passed to the server (extra handlers, e.g. "/").
+	Mount map[string]http.Handler
 }
 
 // Start initializes a log on the empty backend b and serves it. It is
@@ -82,12 +87,12 @@ func Start(tb testing.TB, b storage.Backend, opts *Options) *Log {
 	if _, err := sequencer.Init(context.Background(), cfg); err != nil {
 		tb.Fatalf("logtest: Init: %v", err)
 	}
-	l := &Log{Backend: b, Clock: clock, VKey: vkey, Signer: s, Verifier: v, Config: cfg}
-	l.start(tb, opts.MaxBodyBytes)
+	l := &Log{Backend: b, Clock: clock, VKey: vkey, Signer: s, Verifier: v, Config: cfg, opts: *opts}
+	l.start(tb)
 	return l
 }
 
-func (l *Log) start(tb testing.TB, maxBody int64) {
+func (l *Log) start(tb testing.TB) {
 	tb.Helper()
 	l.Registry = prometheus.NewRegistry()
 	cfg := l.Config
@@ -96,7 +101,7 @@ func (l *Log) start(tb testing.TB, maxBody int64) {
 	if err != nil {
 		tb.Fatalf("logtest: sequencer.New: %v", err)
 	}
-	srv, err := server.New(server.Config{Reader: l.Backend, Log: seq, Registerer: l.Registry, Gatherer: l.Registry, MaxBodyBytes: maxBody})
+	srv, err := server.New(server.Config{Reader: l.Backend, Log: seq, Registerer: l.Registry, Gatherer: l.Registry, MaxBodyBytes: l.opts.MaxBodyBytes, Mount: l.opts.Mount})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -117,5 +122,6 @@ func (l *Log) Restart(tb testing.TB, b storage.Backend) {
 	l.Seq.Close()
 	l.Backend = b
 	l.Config.Backend = b
-	l.start(tb, 0)
+	l.opts.MaxBodyBytes = 0
+	l.start(tb)
 }

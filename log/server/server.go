@@ -1,7 +1,13 @@
-// Package server is the log's HTTP front: the C2SP tlog-tiles read path
-// (GET /checkpoint, /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]),
-// JSON convenience endpoints (proofs, entries, issuers, key set, policy),
-// submission and dry-run checks, and Prometheus metrics.
+// Package server is the log's HTTP front, the one place its routes are
+// mounted for every backend: the C2SP tlog-tiles read path (GET
+// /checkpoint, /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]), JSON
+// convenience endpoints (proofs, entries, issuers, key set, policy),
+// submission and dry-run checks, the user agents' keys bundle and issuer
+// proofs (log/bundle), Prometheus metrics, and any extra handlers the
+// caller mounts (Config.Mount, e.g. a web explorer at /).
+//
+// New builds the handler; Start opens a log's writing side over a backend
+// the caller opened (SQLite, Trillian, ...) and serves it on a listener.
 //
 // Bad input gets a 4xx with a JSON body naming the problem (see
 // api.Error) and changes nothing.
@@ -18,12 +24,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/bundle"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
@@ -66,6 +74,11 @@ type Config struct {
 	// TreeCacheSize is how many hash tiles are kept with the hashes of
 	// their subtrees for serving proofs (16 KiB each; default 2048).
 	TreeCacheSize int
+	// Mount holds extra handlers by http.ServeMux pattern, e.g. "/" for a
+	// web explorer or "GET /debug/x". A "/" handler takes the place of the
+	// JSON 404 answered for unknown paths; a pattern that conflicts with
+	// one of the log's routes is an error.
+	Mount map[string]http.Handler
 }
 
 // Server is an http.Handler.
@@ -118,13 +131,45 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET "+api.PathPolicy, "policy", s.policy)
 	s.handle("POST "+api.PathSubmit, "submit", s.submit)
 	s.handle("POST "+api.PathCheck, "check", s.check)
+	bh, err := bundle.NewHandler(bundle.Config{Source: bundle.NewStorageSource(cfg.Reader), Logger: cfg.Logger, Registerer: cfg.Registerer})
+	if err != nil {
+		return nil, fmt.Errorf("couldn't set up the bundle endpoints: %w", err)
+	}
+	bh.Register(s.mux)
 	if cfg.Gatherer != nil {
 		s.mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	if _, ok := cfg.Mount["/"]; !ok {
+		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		})
+	}
+	patterns := make([]string, 0, len(cfg.Mount))
+	for p := range cfg.Mount {
+		patterns = append(patterns, p)
+	}
+	sort.Strings(patterns)
+	for _, p := range patterns {
+		if err := mount(s.mux, p, cfg.Mount[p]); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// mount registers h at pattern, turning ServeMux's panic on a bad or
+// conflicting pattern into an error.
+func mount(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	if h == nil {
+		return fmt.Errorf("server config: Mount[%q] is nil", pattern)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("server config: can't mount %q: %v", pattern, r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

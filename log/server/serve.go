@@ -1,0 +1,238 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/log/witnessing"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// WritingLog is the writing side Start runs over the backend: a
+// *sequencer.Sequencer, or a frontend sharing a backend with others
+// (trillianstore.Frontend).
+type WritingLog interface {
+	Log
+	Close() error
+}
+
+var _ WritingLog = (*sequencer.Sequencer)(nil)
+
+// StartConfig configures Start: one log process over any backend.
+type StartConfig struct {
+	// Dir holds the log's key files, log.key and log.vkey (see
+	// log/checkpoint). Required.
+	Dir string
+	// Backend is the log's storage, opened by the caller and holding an
+	// initialized log. Required. Start owns it from then on: it is closed
+	// (by Close) on Shutdown, or before Start returns an error.
+	Backend storage.Backend
+	// Close releases the backend and whatever the caller opened with it
+	// (e.g. a gRPC connection); nil means Backend.Close.
+	Close func() error
+	// NewLog starts the writing side over Backend from the sequencer
+	// configuration Start builds; nil means sequencer.New.
+	NewLog func(ctx context.Context, cfg sequencer.Config) (WritingLog, error)
+	// Listen is the address to listen on (port 0 picks one), unless
+	// Listener is set, which is used instead.
+	Listen   string
+	Listener net.Listener
+	// ClockOffset shifts the log's clock (tests only).
+	ClockOffset time.Duration
+	// Witness is the optional witness hook (see sequencer.Config).
+	Witness func(ctx context.Context, signed []byte) ([]byte, error)
+	// WitnessPolicy, if set and Witness is nil, is a witness policy file
+	// (Sigsum/Tessera format) naming the witnesses to ask for
+	// cosignatures on every checkpoint.
+	WitnessPolicy string
+	// Registry receives every metric of the process (the backend's may
+	// already be there) and is served at /metrics; nil means a new one.
+	// Start adds the Go and process collectors.
+	Registry *prometheus.Registry
+	// Mount holds extra handlers (see Config.Mount).
+	Mount map[string]http.Handler
+	// Logger receives the log's logs (default: discard). LogAttrs are
+	// added to the "log serving" line (e.g. the backend's name).
+	Logger   *slog.Logger
+	LogAttrs []any
+}
+
+// Running is a log being served.
+type Running struct {
+	// URL is the base URL it is served at (http://host:port).
+	URL string
+	// VKey is the log's verifier key.
+	VKey string
+	// Log is the writing side.
+	Log WritingLog
+
+	srv    *http.Server
+	logger *slog.Logger
+	close  func() error
+	errc   chan error
+}
+
+// Start opens the writing side of the log in cfg.Backend, with the key in
+// cfg.Dir, and serves every route (New) on cfg.Listen.
+func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("server start config needs a Backend")
+	}
+	closeBackend := cfg.Close
+	if closeBackend == nil {
+		closeBackend = cfg.Backend.Close
+	}
+	var wlog WritingLog
+	defer func() {
+		if err != nil {
+			if wlog != nil {
+				wlog.Close()
+			}
+			closeBackend()
+		}
+	}()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	signer, err := checkpoint.LoadSigner(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	vkey, err := checkpoint.LoadVerifierKey(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	verifier, err := checkpoint.NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	clock := time.Now
+	if off := cfg.ClockOffset; off != 0 {
+		clock = func() time.Time { return time.Now().Add(off) }
+		logger.Warn("log clock is shifted (unsafe, for tests only)", "offset", off.String())
+	}
+	hook := cfg.Witness
+	if hook == nil && cfg.WitnessPolicy != "" {
+		if hook, err = WitnessHook(cfg.WitnessPolicy, cfg.Backend, logger, reg); err != nil {
+			return nil, err
+		}
+	}
+	newLog := cfg.NewLog
+	if newLog == nil {
+		newLog = func(ctx context.Context, c sequencer.Config) (WritingLog, error) { return sequencer.New(ctx, c) }
+	}
+	wlog, err = newLog(ctx, sequencer.Config{
+		Backend: cfg.Backend, Signer: signer, Verifier: verifier, Clock: clock,
+		Witness: hook, Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h, err := New(Config{Reader: cfg.Backend, Log: wlog, Logger: logger, Registerer: reg, Gatherer: reg, Mount: cfg.Mount})
+	if err != nil {
+		return nil, err
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	r := &Running{
+		URL: "http://" + ln.Addr().String(), VKey: vkey, Log: wlog,
+		srv: NewHTTPServer(ln.Addr().String(), h, logger), logger: logger, errc: make(chan error, 1),
+	}
+	r.close = func() error {
+		wlog.Close()
+		return closeBackend()
+	}
+	go func() {
+		if err := r.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.errc <- err
+		}
+	}()
+	size, _, _ := cfg.Backend.Checkpoint(ctx)
+	logger.Info("log serving", append([]any{"origin", signer.Name(), "size", size, "url", r.URL}, cfg.LogAttrs...)...)
+	return r, nil
+}
+
+// Shutdown stops serving, finishes the batch in progress and closes the
+// backend.
+func (r *Running) Shutdown(ctx context.Context) error {
+	err := r.srv.Shutdown(ctx)
+	if cerr := r.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Done returns a channel that receives the error if the server stops on
+// its own.
+func (r *Running) Done() <-chan error { return r.errc }
+
+// Wait serves until ctx is done, then shuts down (allowing in-flight
+// requests 10 seconds), or until the server stops on its own.
+func (r *Running) Wait(ctx context.Context) error {
+	select {
+	case err := <-r.errc:
+		r.Shutdown(context.Background())
+		return fmt.Errorf("log server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	r.logger.Info("log shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Shutdown(sctx); err != nil {
+		return fmt.Errorf("couldn't shut down the log cleanly: %w", err)
+	}
+	return nil
+}
+
+// WitnessHook reads the witness policy file at path and returns the hook
+// that collects cosignatures from its witnesses for every checkpoint the
+// log publishes, proving consistency from the tiles in r.
+func WitnessHook(path string, r storage.Reader, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context, []byte) ([]byte, error), error) {
+	pol, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read witness policy: %w", err)
+	}
+	c, err := witnessing.New(witnessing.Config{Policy: pol, Prove: storeProver(r), Logger: logger, Metrics: reg})
+	if err != nil {
+		return nil, fmt.Errorf("witness policy %s: %w", path, err)
+	}
+	return c.Witness, nil
+}
+
+// storeProver proves consistency between two sizes of the tree stored in r.
+func storeProver(r storage.Reader) witnessing.ProveFunc {
+	return func(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
+		hr := tiles.HashReader(func(t tlog.Tile) ([]byte, error) { return r.Tile(ctx, t.L, t.N) })
+		p, err := tlog.ProveTree(int64(newSize), int64(oldSize), hr)
+		if err != nil {
+			return nil, fmt.Errorf("couldn't prove consistency of %d with %d: %w", oldSize, newSize, err)
+		}
+		out := make([][]byte, len(p))
+		for i := range p {
+			out[i] = p[i][:]
+		}
+		return out, nil
+	}
+}
