@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/monitor"
 	"github.com/keycommit/keycommit/schema"
@@ -307,25 +308,25 @@ func devWitnessPolicy(info *devInfo) string {
 // commitment, unless the log already has them.
 func devSeedIssuer(ctx context.Context, c *client.Client, dir string, is devIssuerState, out io.Writer) error {
 	if _, err := os.Stat(is.KeyFile); errors.Is(err, os.ErrNotExist) {
-		if _, err := writeAccountKey(is.KeyFile); err != nil {
+		if _, err := issuer.WriteKeyFile(is.KeyFile); err != nil {
 			return err
 		}
 	}
-	key, err := readAccountKey(is.KeyFile)
+	key, err := issuer.ReadKeyFile(is.KeyFile)
 	if err != nil {
 		return err
 	}
-	st, prev, err := issuerPrev(ctx, c, is.Origin)
+	demo, err := issuer.Open(ctx, c, is.Origin, key)
 	if err != nil {
 		return err
 	}
+	st := demo.Status
 	if st == nil {
 		reg := &schema.Registration{Contact: "mailto:keys@demo-issuer.example", AccountKey: key.Public().(ed25519.PublicKey)}
-		res, err := devSubmit(ctx, c, key, is.Origin, nil, schema.KindRegistration, reg)
+		res, err := demo.Submit(ctx, schema.KindRegistration, reg)
 		if err != nil {
 			return fmt.Errorf("couldn't register the demo issuer: %w", err)
 		}
-		prev = res.LeafHash
 		fmt.Fprintf(out, "registered demo issuer %s at index %d\n", is.Origin, res.Index)
 	}
 	if st != nil && st.Commitment != nil {
@@ -342,24 +343,12 @@ func devSeedIssuer(ctx context.Context, c *client.Client, dir string, is devIssu
 	if err := writeFileAtomic(filepath.Join(dir, devIssuerKeys), append(kb, '\n'), 0o600); err != nil {
 		return err
 	}
-	res, err := devSubmit(ctx, c, key, is.Origin, prev, schema.KindKeyCommitment, &schema.KeyCommitment{PST: pst})
+	res, err := demo.Submit(ctx, schema.KindKeyCommitment, &schema.KeyCommitment{PST: pst})
 	if err != nil {
 		return fmt.Errorf("couldn't submit the demo issuer's key commitment: %w", err)
 	}
 	fmt.Fprintf(out, "submitted the demo issuer's first key commitment at index %d\n", res.Index)
 	return nil
-}
-
-func devSubmit(ctx context.Context, c *client.Client, key ed25519.PrivateKey, origin string, prev []byte, kind schema.Kind, body any) (*client.Submitted, error) {
-	raw, err := schema.CanonicalizeBody(kind, body)
-	if err != nil {
-		return nil, err
-	}
-	sub, err := schema.Sign(schema.Statement{Kind: kind, Issuer: origin, Prev: prev, Body: raw}, key)
-	if err != nil {
-		return nil, err
-	}
-	return c.Submit(ctx, sub)
 }
 
 // startDevMonitor creates the monitor and serves its gossip endpoint.

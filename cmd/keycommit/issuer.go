@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +15,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/client"
-	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
 )
@@ -69,7 +66,7 @@ func newIssuerKeygenCmd() *cobra.Command {
 		Short: "Create an issuer account key (Ed25519, PKCS#8 PEM, mode 0600); prints the public key",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pub, err := writeAccountKey(out)
+			pub, err := issuer.WriteKeyFile(out)
 			if err != nil {
 				return err
 			}
@@ -79,81 +76,6 @@ func newIssuerKeygenCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&out, "out", "issuer.key", "where to write the private key (refuses to overwrite)")
 	return cmd
-}
-
-// writeAccountKey creates a new Ed25519 key in a new file at path (mode
-// 0600, never overwriting) and returns its public key.
-func writeAccountKey(path string) (ed25519.PublicKey, error) {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("refusing to overwrite existing key file %s", path)
-		}
-		return nil, fmt.Errorf("couldn't create key file: %w", err)
-	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("couldn't write key file %s: %w", path, err)
-	}
-	return pub, nil
-}
-
-// readAccountKey reads an Ed25519 private key written by writeAccountKey
-// (any PKCS#8 PEM Ed25519 key). It refuses a key file others can read.
-func readAccountKey(path string) (ed25519.PrivateKey, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read account key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("account key file %s has mode %v; it must not be readable by others (chmod 600)", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read account key: %w", err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("account key file %s is not a PEM \"PRIVATE KEY\"", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("account key file %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("account key file %s holds a %T, want an Ed25519 key", path, k)
-	}
-	return priv, nil
-}
-
-// issuerPrev returns the issuer's status and the prev for its next
-// statement: nil status and nil prev when the origin is not registered.
-func issuerPrev(ctx context.Context, c *client.Client, origin string) (*policy.IssuerStatus, []byte, error) {
-	res, err := c.Issuer(ctx, origin)
-	var he *client.HTTPError
-	if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("couldn't fetch the log's view of %s: %w", origin, err)
-	}
-	return res.Status, res.Status.LastLeafHash, nil
 }
 
 // submitFlags are the flags common to commands that sign and submit.
@@ -172,21 +94,14 @@ func (f *submitFlags) add(cmd *cobra.Command) {
 	cmd.MarkFlagRequired("origin")
 }
 
-// prepared is what a submitting command has gathered before it signs.
-type prepared struct {
-	c      *client.Client
-	key    ed25519.PrivateKey
-	origin string
-	status *policy.IssuerStatus
-	prev   []byte
-}
-
-func (f *submitFlags) prepare(ctx context.Context) (*prepared, error) {
+// prepare reads the account key and fetches the issuer's status and prev
+// from the log.
+func (f *submitFlags) prepare(ctx context.Context) (*issuer.Issuer, error) {
 	origin, err := originArg(f.origin)
 	if err != nil {
 		return nil, err
 	}
-	key, err := readAccountKey(f.keyFile)
+	key, err := issuer.ReadKeyFile(f.keyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -194,26 +109,14 @@ func (f *submitFlags) prepare(ctx context.Context) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, prev, err := issuerPrev(ctx, c, origin)
-	if err != nil {
-		return nil, err
-	}
-	return &prepared{c: c, key: key, origin: origin, status: st, prev: prev}, nil
+	return issuer.Open(ctx, c, origin, key)
 }
 
 // signAndSubmit signs body as a statement of kind and submits it (or asks
 // the policy, with --dry-run), printing the outcome.
-func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *prepared, kind schema.Kind, body any) error {
-	raw, err := schema.CanonicalizeBody(kind, body)
-	if err != nil {
-		return err
-	}
-	sub, err := schema.Sign(schema.Statement{Kind: kind, Issuer: p.origin, Prev: p.prev, Body: raw}, p.key)
-	if err != nil {
-		return err
-	}
+func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *issuer.Issuer, kind schema.Kind, body any) error {
 	if f.dryRun {
-		res, err := p.c.Check(ctx, sub)
+		res, err := p.Check(ctx, kind, body)
 		if err != nil {
 			return err
 		}
@@ -223,7 +126,7 @@ func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *prepare
 		fmt.Fprintf(w, "the log would accept this %s now (dry run; nothing logged)\n", kind)
 		return nil
 	}
-	res, err := p.c.Submit(ctx, sub)
+	res, err := p.Submit(ctx, kind, body)
 	if err != nil {
 		if rej, ok := client.Reject(err); ok {
 			return &exitError{exitRefused, fmt.Errorf("the log refused this %s: rule %s: %s", kind, rej.Rule, rej.Reason)}
@@ -257,18 +160,18 @@ possession.`,
 			if err != nil {
 				return err
 			}
-			account := p.key
+			account := p.Key
 			if newKey != "" {
-				if p.status == nil {
-					return fmt.Errorf("%s is not registered yet: register it with --key before changing its key", p.origin)
+				if p.Status == nil {
+					return fmt.Errorf("%s is not registered yet: register it with --key before changing its key", p.Origin)
 				}
-				if account, err = readAccountKey(newKey); err != nil {
+				if account, err = issuer.ReadKeyFile(newKey); err != nil {
 					return err
 				}
 			}
 			reg := &schema.Registration{Contact: contact, AccountKey: account.Public().(ed25519.PublicKey)}
 			if newKey != "" {
-				if err := reg.ProveKeyPossession(p.origin, p.prev, account); err != nil {
+				if err := reg.ProveKeyPossession(p.Origin, p.Prev, account); err != nil {
 					return err
 				}
 			}
@@ -320,8 +223,8 @@ and REPORT.json is its preliminary incident report:
 			if err != nil {
 				return err
 			}
-			if p.status == nil {
-				return fmt.Errorf("%s is not registered with this log: run `keycommit issuer register` first", p.origin)
+			if p.Status == nil {
+				return fmt.Errorf("%s is not registered with this log: run `keycommit issuer register` first", p.Origin)
 			}
 			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindKeyCommitment, kc)
 		},
@@ -371,8 +274,8 @@ func newIssuerReportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p.status == nil {
-				return fmt.Errorf("%s is not registered with this log", p.origin)
+			if p.Status == nil {
+				return fmt.Errorf("%s is not registered with this log", p.Origin)
 			}
 			body := &schema.IncidentFinal{Emergency: uint64(emergencyIndex), Report: *r}
 			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindIncidentReport, body)

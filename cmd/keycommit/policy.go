@@ -12,6 +12,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
@@ -182,19 +183,15 @@ func reportProblems(w io.Writer, ds []policy.Decision, ok string) error {
 // checkWithLog signs the commitment with the issuer's account key and asks
 // the log's policy (POST /v1/check); nothing is logged.
 func checkWithLog(ctx context.Context, w io.Writer, c *client.Client, keyFile, origin string, kc *schema.KeyCommitment, what string) error {
-	key, err := readAccountKey(keyFile)
+	key, err := issuer.ReadKeyFile(keyFile)
 	if err != nil {
 		return err
 	}
-	_, prev, err := issuerPrev(ctx, c, origin)
+	is, err := issuer.Open(ctx, c, origin, key)
 	if err != nil {
 		return err
 	}
-	body, err := schema.CanonicalizeBody(schema.KindKeyCommitment, kc)
-	if err != nil {
-		return err
-	}
-	sub, err := schema.Sign(schema.Statement{Kind: schema.KindKeyCommitment, Issuer: origin, Prev: prev, Body: body}, key)
+	sub, err := is.Sign(schema.KindKeyCommitment, kc)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,8 @@
 // Ed25519 account key that registers its origin, submits PST key
 // commitments with valid P-384 keys, and tracks its prev leaf hash.
 //
-// It is for tests only (its helpers fail the test on error).
+// It is for tests only (its helpers fail the test on error); statements
+// are signed as the CLI signs them, by log/issuer.
 package testissuer
 
 import (
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/schema"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -51,11 +53,7 @@ func Numbered(tb testing.TB, i int) *Issuer {
 // signed by the issuer's account key with the issuer's current Prev.
 func (is *Issuer) Sign(tb testing.TB, kind schema.Kind, body any) *schema.Submission {
 	tb.Helper()
-	b, err := schema.CanonicalizeBody(kind, body)
-	if err != nil {
-		tb.Fatalf("testissuer: couldn't canonicalize %s body: %v", kind, err)
-	}
-	sub, err := schema.Sign(schema.Statement{Kind: kind, Issuer: is.Origin, Prev: is.Prev, Body: b}, is.Key)
+	sub, err := issuer.Sign(is.Key, is.Origin, is.Prev, kind, body)
 	if err != nil {
 		tb.Fatalf("testissuer: couldn't sign %s: %v", kind, err)
 	}

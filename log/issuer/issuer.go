@@ -1,0 +1,171 @@
+// Package issuer is an issuer's side of the log, shared by the keycommit
+// CLI and tests: its Ed25519 account key file, the statements it signs
+// (kind, origin, prev, canonical body), the tracking of prev (the leaf
+// hash of its latest logged entry, learnt from the log and advanced by
+// each accepted submission), and submissions whose answer is verified
+// (log/client checks the returned entry against the submission, the
+// checkpoint's signature under the log key and the inclusion proof).
+package issuer
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/schema"
+)
+
+// Sign returns the submission of a statement of kind with body (a Go
+// value or JSON bytes, canonicalized first) by origin after prev, signed
+// by key.
+func Sign(key ed25519.PrivateKey, origin string, prev []byte, kind schema.Kind, body any) (*schema.Submission, error) {
+	raw, err := schema.CanonicalizeBody(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	return schema.Sign(schema.Statement{Kind: kind, Issuer: origin, Prev: prev, Body: raw}, key)
+}
+
+// Issuer is an issuer talking to one log.
+type Issuer struct {
+	// Client talks to the log and verifies its answers.
+	Client *client.Client
+	// Origin is the issuer's normalized HTTPS origin.
+	Origin string
+	// Key is the account key that signs.
+	Key ed25519.PrivateKey
+	// Status is the log's view of the issuer when Open (or Refresh) ran,
+	// nil if it was not registered.
+	Status *policy.IssuerStatus
+	// Prev is the leaf hash of the issuer's latest logged entry (nil
+	// before it registers): the prev of its next statement.
+	Prev []byte
+}
+
+// Open returns the issuer origin with account key key on the log of c,
+// with its status and prev fetched from the log.
+func Open(ctx context.Context, c *client.Client, origin string, key ed25519.PrivateKey) (*Issuer, error) {
+	is := &Issuer{Client: c, Origin: origin, Key: key}
+	if err := is.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return is, nil
+}
+
+// Refresh fetches the log's view of the issuer again: Status, and Prev
+// from its latest entry.
+func (is *Issuer) Refresh(ctx context.Context) error {
+	res, err := is.Client.Issuer(ctx, is.Origin)
+	var he *client.HTTPError
+	if errors.As(err, &he) && he.StatusCode == http.StatusNotFound {
+		is.Status, is.Prev = nil, nil
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("couldn't fetch the log's view of %s: %w", is.Origin, err)
+	}
+	is.Status, is.Prev = res.Status, res.Status.LastLeafHash
+	return nil
+}
+
+// Sign returns the issuer's statement of kind with body after Prev.
+func (is *Issuer) Sign(kind schema.Kind, body any) (*schema.Submission, error) {
+	return Sign(is.Key, is.Origin, is.Prev, kind, body)
+}
+
+// Submit signs and submits a statement of kind with body. The log's
+// answer is verified (see client.Submit); once it is, Prev becomes the
+// new entry's leaf hash. A policy refusal is returned as is (see
+// client.Reject).
+func (is *Issuer) Submit(ctx context.Context, kind schema.Kind, body any) (*client.Submitted, error) {
+	sub, err := is.Sign(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	res, err := is.Client.Submit(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	is.Prev = append([]byte(nil), res.LeafHash...)
+	return res, nil
+}
+
+// Check signs a statement of kind with body and asks the log's policy
+// about it (POST /v1/check); nothing is logged and Prev is unchanged.
+func (is *Issuer) Check(ctx context.Context, kind schema.Kind, body any) (*api.CheckResult, error) {
+	sub, err := is.Sign(kind, body)
+	if err != nil {
+		return nil, err
+	}
+	return is.Client.Check(ctx, sub)
+}
+
+// WriteKeyFile creates a new Ed25519 account key in a new file at path
+// (PKCS#8 PEM, mode 0600, never overwriting) and returns its public key.
+func WriteKeyFile(path string) (ed25519.PublicKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("refusing to overwrite existing key file %s", path)
+		}
+		return nil, fmt.Errorf("couldn't create key file: %w", err)
+	}
+	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("couldn't write key file %s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// ReadKeyFile reads an Ed25519 account key written by WriteKeyFile (any
+// PKCS#8 PEM Ed25519 key). It refuses a key file others can read.
+func ReadKeyFile(path string) (ed25519.PrivateKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read account key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("account key file %s has mode %v; it must not be readable by others (chmod 600)", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read account key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("account key file %s is not a PEM \"PRIVATE KEY\"", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("account key file %s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("account key file %s holds a %T, want an Ed25519 key", path, k)
+	}
+	return priv, nil
+}

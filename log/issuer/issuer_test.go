@@ -1,0 +1,147 @@
+package issuer_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer"
+	"github.com/keycommit/keycommit/log/logtest"
+	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/testissuer"
+	"github.com/keycommit/keycommit/schema"
+)
+
+func startLog(t *testing.T) *logtest.Log {
+	t.Helper()
+	store, err := sqlitestore.Create(t.Context(), filepath.Join(t.TempDir(), "log.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return logtest.Start(t, store, nil)
+}
+
+// TestPrevTracking: an unregistered issuer has no status and no prev;
+// each accepted submission makes its leaf hash the next prev, which is
+// what the log reports on a fresh Open.
+func TestPrevTracking(t *testing.T) {
+	l := startLog(t)
+	ctx := t.Context()
+	ti := testissuer.New(t, "https://prev.example")
+	is, err := issuer.Open(ctx, l.Client, ti.Origin, ti.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is.Status != nil || is.Prev != nil {
+		t.Fatalf("unregistered issuer: status %v prev %x", is.Status, is.Prev)
+	}
+	res, err := is.Submit(ctx, schema.KindRegistration, &schema.Registration{Contact: ti.Contact, AccountKey: ti.Key.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(is.Prev, res.LeafHash) {
+		t.Fatalf("prev %x after registering, want leaf hash %x", is.Prev, res.LeafHash)
+	}
+	res, err = is.Submit(ctx, schema.KindKeyCommitment, &schema.KeyCommitment{PST: testissuer.Commitment(t, 1, 2, l.Clock.Now().AddDate(0, 0, 30))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := issuer.Open(ctx, l.Client, ti.Origin, ti.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Status == nil || !bytes.Equal(again.Prev, res.LeafHash) || !bytes.Equal(is.Prev, res.LeafHash) {
+		t.Fatalf("after the commitment: opened prev %x, tracked prev %x, want %x", again.Prev, is.Prev, res.LeafHash)
+	}
+	// The CLI's statements and the tests' are signed the same way.
+	ti.Prev = is.Prev
+	a, err := is.Sign(schema.KindRegistration, &schema.Registration{Contact: ti.Contact, AccountKey: ti.Key.Public().(ed25519.PublicKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := ti.Register(t); !bytes.Equal(a.Body, b.Body) || !bytes.Equal(a.Sig, b.Sig) || !bytes.Equal(a.Prev, b.Prev) {
+		t.Fatal("issuer.Sign and testissuer sign the same statement differently")
+	}
+}
+
+// TestSubmitVerifiesTheLogsAnswer: an answer signed by a key other than
+// the log's is an error, and prev does not move.
+func TestSubmitVerifiesTheLogsAnswer(t *testing.T) {
+	l := startLog(t)
+	_, otherVKey, err := checkpoint.GenerateKey(logtest.Origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(l.URL, otherVKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti := testissuer.New(t, "https://verify.example")
+	is, err := issuer.Open(t.Context(), c, ti.Origin, ti.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Submit(t.Context(), schema.KindRegistration, &schema.Registration{Contact: ti.Contact, AccountKey: ti.Key.Public().(ed25519.PublicKey)}); err == nil {
+		t.Fatal("Submit accepted a checkpoint not signed by the log's key")
+	}
+	if is.Prev != nil {
+		t.Fatalf("prev moved to %x on an unverified answer", is.Prev)
+	}
+}
+
+// TestSubmitRefusal: a policy refusal comes back as client.Reject sees it,
+// and prev does not move.
+func TestSubmitRefusal(t *testing.T) {
+	l := startLog(t)
+	ti := testissuer.New(t, "https://refused.example")
+	is, err := issuer.Open(t.Context(), l.Client, ti.Origin, ti.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = is.Submit(t.Context(), schema.KindKeyCommitment, &schema.KeyCommitment{PST: testissuer.Commitment(t, 1, 1, l.Clock.Now().AddDate(0, 0, 30))})
+	if _, ok := client.Reject(err); !ok {
+		t.Fatalf("commitment before registering: err = %v, want a policy refusal", err)
+	}
+	if is.Prev != nil {
+		t.Fatalf("prev moved to %x on a refusal", is.Prev)
+	}
+}
+
+// TestKeyFile: keys are written 0600 and never over an existing file, and
+// a key file others can read is refused.
+func TestKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "issuer.key")
+	pub, err := issuer.WriteKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v, want 0600", fi.Mode().Perm())
+	}
+	k, err := issuer.ReadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.Public().(ed25519.PublicKey).Equal(pub) {
+		t.Error("read key is not the written one")
+	}
+	if _, err := issuer.WriteKeyFile(path); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
+		t.Errorf("second write: err = %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := issuer.ReadKeyFile(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable key: err = %v", err)
+	}
+}
