@@ -1,0 +1,138 @@
+package explorer_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/testissuer"
+)
+
+func TestPages(t *testing.T) {
+	d := startDeployment(t, "keycommit.example/log/explorer")
+	is := testissuer.New(t, "https://issuer.example")
+	em := d.history(t, is, report("key exposed in a backup"))
+	other := testissuer.New(t, "https://other.example")
+	other.Contact = "mailto:keys@other.example"
+	d.submit(t, other, other.Register(t))
+
+	res, home := get(t, d.URL+"/")
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Fatalf("home: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	for _, w := range []string{"keycommit.example/log/explorer", `href="/checkpoint"`, `href="/issuers"`, "Minimum rotation interval", "Emergencies in 2026"} {
+		mustContain(t, home, w)
+	}
+	if res.Header.Get("ETag") == "" || !strings.Contains(res.Header.Get("Cache-Control"), "max-age") || res.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("home headers: %v", res.Header)
+	}
+	// A conditional request with the ETag is answered 304.
+	req, _ := http.NewRequest("GET", d.URL+"/", nil)
+	req.Header.Set("If-None-Match", res.Header.Get("ETag"))
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusNotModified {
+		t.Errorf("conditional GET: %d, want 304", r2.StatusCode)
+	}
+
+	_, list := get(t, d.URL+"/issuers")
+	mustContain(t, list, `href="/issuers/issuer.example"`)
+	mustContain(t, list, `href="/issuers/other.example"`)
+	_, found := get(t, d.URL+"/issuers?q=OTHER")
+	mustContain(t, found, "other.example")
+	if strings.Contains(found, `href="/issuers/issuer.example"`) {
+		t.Error("search for OTHER lists issuer.example")
+	}
+	res, js := get(t, d.URL+"/issuers?q=other&format=json")
+	if res.Header.Get("Content-Type") != "application/json" || !strings.Contains(js, `"Origin":"https://other.example"`) {
+		t.Errorf("issuer list JSON twin: %s %s", res.Header.Get("Content-Type"), js)
+	}
+
+	_, ip := get(t, d.URL+"/issuers/issuer.example")
+	st, _ := d.Seq.Status("https://issuer.example")
+	for _, w := range []string{"mailto:ops@example.com", "<svg", `class="em"`, `class="window"`, "emergency rotation",
+		"key exposed in a backup", "final: key exposed in a backup", "61.0", "10.0",
+		`href="/v1/issuers/issuer.example"`, fmt.Sprintf(`href="/v1/proof/inclusion?index=%d"`, em),
+		strings.TrimSuffix(fmtMs(st.NextRotation), " UTC")} {
+		mustContain(t, ip, w)
+	}
+
+	_, ep := get(t, d.URL+fmt.Sprintf("/entries/%d", em))
+	mustContain(t, ep, "Verified: this entry is in the tree")
+	mustContain(t, ep, fmt.Sprintf(`href="/v1/proof/inclusion?index=%d"`, em))
+	var ents api.Entries
+	_, ej := get(t, d.URL+fmt.Sprintf("/v1/entries?start=%d&end=%d", em, em+1))
+	if err := json.Unmarshal([]byte(ej), &ents); err != nil {
+		t.Fatal(err)
+	}
+	mustContain(t, ep, fmt.Sprintf("%x", ents.Entries[0].LeafHash))
+
+	_, el := get(t, d.URL+"/entries?start=0")
+	mustContain(t, el, `href="/entries/0"`)
+	res, _ = get(t, d.URL+"/entries?index=3")
+	if res.Request.URL.Path != "/entries/3" {
+		t.Errorf("go-to form landed on %s", res.Request.URL)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	d := startDeployment(t, "keycommit.example/log/bad")
+	for path, code := range map[string]int{
+		"/entries/x":                             400,
+		"/entries/-1":                            400,
+		"/entries/999":                           404,
+		"/entries?start=abc":                     400,
+		"/issuers/not%20an%20origin":             400,
+		"/issuers/unknown.example":               404,
+		"/issuers?q=" + strings.Repeat("a", 201): 400,
+		"/issuers?q=%01":                         400,
+		"/issuers?page=x":                        400,
+		"/nothing-here":                          404,
+	} {
+		res, body := get(t, d.URL+path)
+		if res.StatusCode != code {
+			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, code)
+		}
+		if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || !strings.Contains(body, `role="alert"`) {
+			t.Errorf("GET %s: not an HTML error page: %s", path, body)
+		}
+	}
+}
+
+// TestMarkupIsText: an issuer's contact, incident report text and the
+// log's origin that contain markup are shown as text, never as markup.
+func TestMarkupIsText(t *testing.T) {
+	const xss = `<script>alert(1)</script>`
+	d := startDeployment(t, "keycommit.example/"+xss+`<img/src=x/onerror=alert(2)>`)
+	is := testissuer.New(t, "https://issuer.example")
+	is.Contact = "mailto:" + xss + "@issuer.example"
+	rep := report(xss + `<b onmouseover="alert(3)">bold</b>`)
+	rep.Impact = `"><svg/onload=alert(4)>`
+	em := d.history(t, is, rep)
+	pages := []string{"/", "/issuers", "/issuers?q=" + "%3Cscript%3E", "/issuers/issuer.example", fmt.Sprintf("/entries/%d", em), fmt.Sprintf("/entries/%d", em+1), "/entries"}
+	for _, p := range pages {
+		res, body := get(t, d.URL+p)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s: %d: %s", p, res.StatusCode, body)
+		}
+		for _, bad := range []string{"<script>alert", "<img/src=x", "<b onmouseover", "<svg/onload"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("GET %s: markup %q is served as markup", p, bad)
+			}
+		}
+	}
+	_, home := get(t, d.URL+"/")
+	mustContain(t, home, "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img/src=x/onerror=alert(2)&gt;")
+	_, ip := get(t, d.URL+"/issuers/issuer.example")
+	mustContain(t, ip, "mailto:&lt;script&gt;alert(1)&lt;/script&gt;@issuer.example")
+	mustContain(t, ip, "&lt;b onmouseover=&#34;alert(3)&#34;&gt;bold&lt;/b&gt;")
+	mustContain(t, ip, "&#34;&gt;&lt;svg/onload=alert(4)&gt;")
+	_, search := get(t, d.URL+"/issuers?q=%3Cscript%3E")
+	mustContain(t, search, `value="&lt;script&gt;"`)
+}

@@ -1,0 +1,27 @@
+package explorer
+
+import (
+	"html/template"
+	"time"
+)
+
+var funcs = template.FuncMap{
+	"date": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"ms": func(ms int64) string {
+		if ms <= 0 {
+			return "—"
+		}
+		return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"days":       func(s int64) int64 { return s / 86400 },
+	"issuerPath": IssuerPath,
+	"short":      func(s string, n int) string { return truncate(s, n) },
+	"add":        func(a, b int) int { return a + b },
+	"inc":        func(i uint64) uint64 { return i + 1 },
+	"dec":        func(i uint64) uint64 { return i - 1 },
+}
