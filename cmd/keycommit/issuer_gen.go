@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
 )
@@ -57,22 +58,9 @@ func generatePSTCommitment(id uint32, first uint32, n int, batch int, expiry tim
 // writeNewFile writes b to a new file at path with mode perm, refusing to
 // overwrite.
 func writeNewFile(path string, b []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("refusing to overwrite %s", path)
-		}
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	err := issuer.WriteNewFile(path, b, perm)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("refusing to overwrite %s", path)
 	}
 	return err
 }

@@ -120,14 +120,30 @@ func WriteKeyFile(path string) (ed25519.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("refusing to overwrite existing key file %s", path)
-		}
+	err = WriteNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	var pe *os.PathError
+	switch {
+	case err == nil:
+		return pub, nil
+	case errors.Is(err, os.ErrExist):
+		return nil, fmt.Errorf("refusing to overwrite existing key file %s", path)
+	case errors.As(err, &pe) && pe.Op == "open":
 		return nil, fmt.Errorf("couldn't create key file: %w", err)
 	}
-	err = pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	return nil, fmt.Errorf("couldn't write key file %s: %w", path, err)
+}
+
+// WriteNewFile writes b to a new file at path with mode perm and syncs
+// it, for the issuer's secrets (account keys, private token keys). It
+// never overwrites: for an existing path errors.Is(err, os.ErrExist). A
+// failure to create the file is os.OpenFile's *os.PathError (Op "open");
+// after a later failure the file is removed.
+func WriteNewFile(path string, b []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -136,9 +152,8 @@ func WriteKeyFile(path string) (ed25519.PublicKey, error) {
 	}
 	if err != nil {
 		os.Remove(path)
-		return nil, fmt.Errorf("couldn't write key file %s: %w", path, err)
 	}
-	return pub, nil
+	return err
 }
 
 // ReadKeyFile reads an Ed25519 account key written by WriteKeyFile (any
