@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -139,7 +140,10 @@ type logServeConfig struct {
 	// WitnessPolicy, if set and Witness is nil, is a witness policy file
 	// (Sigsum/Tessera format) naming the witnesses to ask for cosignatures.
 	WitnessPolicy string
-	Logger        *slog.Logger
+	// Extra mounts handlers beside the log's routes, given the running log
+	// (see server.StartConfig.Extra), e.g. the web explorer at /.
+	Extra  func(server.Mounting) (map[string]http.Handler, error)
+	Logger *slog.Logger
 }
 
 // startLog opens the log's backend in cfg.Dir and serves it through the
@@ -147,7 +151,7 @@ type logServeConfig struct {
 func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) {
 	sc := server.StartConfig{
 		Dir: cfg.Dir, Listen: cfg.Listen, Listener: cfg.Listener, ClockOffset: cfg.ClockOffset,
-		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, Logger: cfg.Logger,
+		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, Extra: cfg.Extra, Logger: cfg.Logger,
 		Registry: prometheus.NewRegistry(),
 	}
 	on, err := cfg.Storage.trillian()

@@ -17,6 +17,7 @@ import (
 	"github.com/keycommit/keycommit/log/witnessing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -61,12 +62,31 @@ type StartConfig struct {
 	// already be there) and is served at /metrics; nil means a new one.
 	// Start adds the Go and process collectors.
 	Registry *prometheus.Registry
-	// Mount holds extra handlers (see Config.Mount).
-	Mount map[string]http.Handler
+	// Extra, if set, returns handlers to mount beside the log's routes
+	// (see Config.Mount), given the running log: e.g. a web explorer at
+	// "/" that reads the backend and asks the log's policy.
+	Extra func(Mounting) (map[string]http.Handler, error)
 	// Logger receives the log's logs (default: discard). LogAttrs are
 	// added to the "log serving" line (e.g. the backend's name).
 	Logger   *slog.Logger
 	LogAttrs []any
+}
+
+// Mounting is what a StartConfig.Extra hook is given: the parts of the
+// log extra handlers read.
+type Mounting struct {
+	// Backend is the log's storage (read only, for handlers).
+	Backend storage.Backend
+	// Log is the writing side; its Status and Params answer policy
+	// questions.
+	Log WritingLog
+	// Verifier is the log's checkpoint key.
+	Verifier note.Verifier
+	// WitnessPolicy is the witness policy file (StartConfig.WitnessPolicy),
+	// if any.
+	WitnessPolicy string
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
 }
 
 // Running is a log being served.
@@ -146,7 +166,14 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := New(Config{Reader: cfg.Backend, Log: wlog, Logger: logger, Registerer: reg, Gatherer: reg, Mount: cfg.Mount})
+	var extra map[string]http.Handler
+	if cfg.Extra != nil {
+		extra, err = cfg.Extra(Mounting{Backend: cfg.Backend, Log: wlog, Verifier: verifier, WitnessPolicy: cfg.WitnessPolicy, Logger: logger, Registry: reg})
+		if err != nil {
+			return nil, err
+		}
+	}
+	h, err := New(Config{Reader: cfg.Backend, Log: wlog, Logger: logger, Registerer: reg, Gatherer: reg, Mount: extra})
 	if err != nil {
 		return nil, err
 	}
