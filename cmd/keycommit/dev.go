@@ -332,7 +332,7 @@ func devSeedIssuer(ctx context.Context, c *client.Client, dir string, is devIssu
 	if st != nil && st.Commitment != nil {
 		return nil
 	}
-	pst, pairs, err := generatePSTCommitment(1, 1, 2, 10, time.Now().Add(90*24*time.Hour))
+	pst, pairs, err := issuer.NewPSTCommitment(1, 1, 2, 10, time.Now().Add(90*24*time.Hour))
 	if err != nil {
 		return err
 	}

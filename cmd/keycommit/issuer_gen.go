@@ -1,59 +1,15 @@
 package main
 
 import (
-	"crypto/ecdh"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/keycommit/keycommit/log/issuer"
-	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
 )
-
-// pstKeyPair is one generated PST VOPRF key: the commitment's public Y and
-// the private scalar an issuance server needs.
-type pstKeyPair struct {
-	Label   string `json:"label"`
-	Y       string `json:"Y"`
-	Private string `json:"private"` // big-endian P-384 scalar, standard base64
-	Expiry  string `json:"expiry"`
-}
-
-// generatePSTCommitment makes a PrivateStateTokenV1VOPRF commitment with n
-// fresh P-384 keys labelled first..first+n-1 (the label is also the key id
-// that starts Y), expiring at expiry.
-func generatePSTCommitment(id uint32, first uint32, n int, batch int, expiry time.Time) (schema.PSTCommitment, []pstKeyPair, error) {
-	if n < 1 {
-		return nil, nil, fmt.Errorf("need at least one key, got %d", n)
-	}
-	keys := map[string]schema.PSTKey{}
-	var pairs []pstKeyPair
-	exp := strconv.FormatInt(expiry.UnixMicro(), 10)
-	for i := 0; i < n; i++ {
-		kid := first + uint32(i)
-		k, err := ecdh.P384().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		y := binary.BigEndian.AppendUint32(nil, kid)
-		y = append(y, k.PublicKey().Bytes()...)
-		label := strconv.FormatUint(uint64(kid), 10)
-		keys[label] = schema.PSTKey{Y: base64.StdEncoding.EncodeToString(y), Expiry: exp}
-		pairs = append(pairs, pstKeyPair{Label: label, Y: keys[label].Y, Private: base64.StdEncoding.EncodeToString(k.Bytes()), Expiry: exp})
-	}
-	c := schema.PSTCommitment{schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: id, BatchSize: batch, Keys: keys}}
-	if err := c.Validate(); err != nil {
-		return nil, nil, err
-	}
-	return c, pairs, nil
-}
 
 // writeNewFile writes b to a new file at path with mode perm, refusing to
 // overwrite.
@@ -78,7 +34,7 @@ key commitment for them to --out, and the private keys to --keys-out (mode 0600)
 A real issuer takes its commitment from its issuance server instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, pairs, err := generatePSTCommitment(id, first, n, batch, time.Now().Add(lifetime))
+			c, pairs, err := issuer.NewPSTCommitment(id, first, n, batch, time.Now().Add(lifetime))
 			if err != nil {
 				return err
 			}

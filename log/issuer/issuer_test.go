@@ -2,11 +2,16 @@ package issuer_test
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
@@ -143,5 +148,35 @@ func TestKeyFile(t *testing.T) {
 	}
 	if _, err := issuer.ReadKeyFile(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("world-readable key: err = %v", err)
+	}
+}
+
+// TestNewPSTCommitment: the generated commitment validates, labels its
+// keys first.., and each key pair's private scalar is Y's point.
+func TestNewPSTCommitment(t *testing.T) {
+	c, pairs, err := issuer.NewPSTCommitment(7, 3, 2, 10, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := c[schema.PSTV1VOPRF].Keys
+	if len(pairs) != 2 || len(keys) != 2 || c[schema.PSTV1VOPRF].ID != 7 {
+		t.Fatalf("got %d pairs, %d keys, commitment %+v", len(pairs), len(keys), c)
+	}
+	for i, p := range pairs {
+		if want := strconv.Itoa(3 + i); p.Label != want || keys[want].Y != p.Y {
+			t.Errorf("pair %d: label %s Y %s, commitment key %s: %+v", i, p.Label, p.Y, want, keys[want])
+		}
+		y, _ := base64.StdEncoding.DecodeString(p.Y)
+		d, _ := base64.StdEncoding.DecodeString(p.Private)
+		k, err := ecdh.P384().NewPrivateKey(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if binary.BigEndian.Uint32(y) != uint32(3+i) || !bytes.Equal(y[4:], k.PublicKey().Bytes()) {
+			t.Errorf("pair %d: Y is not its key id and private key's point", i)
+		}
+	}
+	if _, _, err := issuer.NewPSTCommitment(1, 1, 0, 10, time.Now()); err == nil {
+		t.Error("no keys: no error")
 	}
 }

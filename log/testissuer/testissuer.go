@@ -7,11 +7,8 @@
 package testissuer
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
 	"strconv"
 	"testing"
 	"time"
@@ -96,11 +93,9 @@ func Commitment(tb testing.TB, id uint32, n int, expiry time.Time) schema.PSTCom
 // big-endian id followed by an uncompressed P-384 point.
 func PSTKey(tb testing.TB, id uint32) string {
 	tb.Helper()
-	k, err := ecdh.P384().GenerateKey(rand.Reader)
+	y, _, err := issuer.NewPSTKey(id)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	y := binary.BigEndian.AppendUint32(nil, id)
-	y = append(y, k.PublicKey().Bytes()...)
-	return base64.StdEncoding.EncodeToString(y)
+	return y
 }
