@@ -167,6 +167,9 @@ func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) 
 	if err != nil {
 		return nil, err
 	}
+	if sc.Extra == nil {
+		sc.Extra = explorerExtra
+	}
 	return server.Start(ctx, sc)
 }
 

@@ -28,8 +28,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
@@ -133,7 +135,16 @@ func New(cfg Config) (*Explorer, error) {
 	e.handle("GET /entries", e.entries)
 	e.handle("GET /entries/{index}", e.entry)
 	e.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		e.fail(w, r, errorf(http.StatusNotFound, "there is no page at %s", r.URL.Path))
+		if strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/tile/") {
+			// Mounted at / of the log's server: the API's unknown paths
+			// still answer as the API does.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(&api.Error{Error: fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path)})
+			return
+		}
+		e.fail(w, r, errorf(http.StatusNotFound, "no such endpoint: %s %s (and no explorer page there)", r.Method, r.URL.Path))
 	})
 	return e, nil
 }

@@ -51,27 +51,18 @@ func startDeployment(t testing.TB, origin string) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiSrv, err := server.New(server.Config{Reader: b, Log: seq})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ex, err := explorer.New(explorer.Config{Log: b, Verifier: v, Policy: seq, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(mount(apiSrv, ex))
+	// Mounted at / of the log's server, as `keycommit log serve` does.
+	srv, err := server.New(server.Config{Reader: b, Log: seq, Mount: map[string]http.Handler{"/": ex}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); seq.Close() })
 	return &deployment{URL: hs.URL, Backend: b, Seq: seq, Clock: clock, Origin: origin, Exp: ex}
-}
-
-// mount serves the API's paths from api and everything else from ex.
-func mount(api, ex http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	for _, p := range []string{"/checkpoint", "/tile/", "/v1/", "/metrics"} {
-		mux.Handle(p, api)
-	}
-	mux.Handle("/", ex)
-	return mux
 }
 
 func (d *deployment) submit(t testing.TB, is *testissuer.Issuer, sub *schema.Submission) uint64 {
