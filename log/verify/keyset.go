@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -59,23 +58,7 @@ type TokenKey struct {
 // schema.KeySet.Marshal produces), so it has exactly one meaning for every
 // parser, duplicate members included.
 func ParseKeySet(b []byte) (*KeySet, error) {
-	var k KeySet
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&k); err != nil {
-		return nil, fmt.Errorf("malformed key set: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("malformed key set: trailing data")
-	}
-	re, err := k.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Equal(re, b) {
-		return nil, errors.New("key set is not in its canonical encoding")
-	}
-	return &k, nil
+	return parseKeySetFast(b, nil)
 }
 
 // Marshal returns the canonical encoding of k: compact JSON, members in
