@@ -16,7 +16,6 @@ import (
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -149,28 +148,28 @@ type logServeConfig struct {
 // startLog opens the log's backend in cfg.Dir and serves it through the
 // server library.
 func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) {
-	sc := server.StartConfig{
-		Dir: cfg.Dir, Listen: cfg.Listen, Listener: cfg.Listener, ClockOffset: cfg.ClockOffset,
-		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, Extra: cfg.Extra, Logger: cfg.Logger,
-		Registry: prometheus.NewRegistry(),
-	}
 	on, err := cfg.Storage.trillian()
 	if err != nil {
 		return nil, err
 	}
+	open := func(ctx context.Context, _ server.Opening) (*server.Opened, error) {
+		store, err := sqlitestore.Open(ctx, filepath.Join(cfg.Dir, logDBFile))
+		if err != nil {
+			return nil, err
+		}
+		return &server.Opened{Backend: store, LogAttrs: []any{"storage", "sqlite"}}, nil
+	}
 	if on {
-		err = openTrillianBackend(ctx, &sc, cfg)
-	} else {
-		sc.Backend, err = sqlitestore.Open(ctx, filepath.Join(cfg.Dir, logDBFile))
-		sc.LogAttrs = []any{"storage", "sqlite"}
+		open = openTrillian(cfg)
 	}
-	if err != nil {
-		return nil, err
+	extra := cfg.Extra
+	if extra == nil {
+		extra = explorerExtra
 	}
-	if sc.Extra == nil {
-		sc.Extra = explorerExtra
-	}
-	return server.Start(ctx, sc)
+	return server.Start(ctx, server.StartConfig{
+		Dir: cfg.Dir, Open: open, Listen: cfg.Listen, Listener: cfg.Listener, ClockOffset: cfg.ClockOffset,
+		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, Extra: extra, Logger: cfg.Logger,
+	})
 }
 
 func newLogServeCmd() *cobra.Command {

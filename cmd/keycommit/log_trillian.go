@@ -168,73 +168,69 @@ func resolveTarget(dir, addr string, treeID int64) (string, int64, error) {
 	return addr, treeID, nil
 }
 
-// openTrillianBackend opens this frontend's view of the Trillian tree
-// into sc: the store over its local cache, and the frontend as the log's
+// openTrillian returns the opener of this frontend's view of the Trillian
+// tree: the store over its local cache, and the frontend as the log's
 // writing side.
-func openTrillianBackend(ctx context.Context, sc *server.StartConfig, cfg logServeConfig) (err error) {
-	addr, tree, err := resolveTarget(cfg.Dir, cfg.Storage.addr, cfg.Storage.treeID)
-	if err != nil {
-		return err
-	}
-	conn, err := trillianstore.Dial(addr)
-	if err != nil {
-		return err
-	}
-	var store *trillianstore.Store
-	defer func() {
+func openTrillian(cfg logServeConfig) func(context.Context, server.Opening) (*server.Opened, error) {
+	return func(ctx context.Context, o server.Opening) (_ *server.Opened, err error) {
+		addr, tree, err := resolveTarget(cfg.Dir, cfg.Storage.addr, cfg.Storage.treeID)
 		if err != nil {
-			if store != nil {
-				store.Close()
+			return nil, err
+		}
+		conn, err := trillianstore.Dial(addr)
+		if err != nil {
+			return nil, err
+		}
+		var store *trillianstore.Store
+		defer func() {
+			if err != nil {
+				if store != nil {
+					store.Close()
+				}
+				conn.Close()
 			}
-			conn.Close()
+		}()
+		if err := trillianstore.CheckTree(ctx, trillian.NewTrillianAdminClient(conn), tree); err != nil {
+			return nil, err
 		}
-	}()
-	if err := trillianstore.CheckTree(ctx, trillian.NewTrillianAdminClient(conn), tree); err != nil {
-		return err
-	}
-	// The cache is this frontend's own: made on first start, rebuilt from
-	// Trillian if deleted.
-	cachePath := filepath.Join(cfg.Dir, trillianCacheFile)
-	var cache *sqlitestore.Store
-	if _, err := os.Stat(cachePath); err == nil {
-		cache, err = sqlitestore.Open(ctx, cachePath)
+		// The cache is this frontend's own: made on first start, rebuilt
+		// from Trillian if deleted.
+		cachePath := filepath.Join(cfg.Dir, trillianCacheFile)
+		var cache *sqlitestore.Store
+		if _, err := os.Stat(cachePath); err == nil {
+			cache, err = sqlitestore.Open(ctx, cachePath)
+			if err != nil {
+				return nil, err
+			}
+		} else if cache, err = sqlitestore.Create(ctx, cachePath); err != nil {
+			return nil, err
+		}
+		store, err = trillianstore.Open(ctx, trillianstore.Config{
+			Client: trillian.NewTrillianLogClient(conn), TreeID: tree, Cache: cache, Signer: o.Signer,
+			FollowInterval: cfg.Follow, Logger: o.Logger, Registerer: o.Registry,
+		})
 		if err != nil {
-			return err
+			cache.Close()
+			return nil, err
 		}
-	} else if cache, err = sqlitestore.Create(ctx, cachePath); err != nil {
-		return err
-	}
-	// The signer is needed here for the store's own checkpoints; the
-	// server loads it again from the same file.
-	signer, err := checkpoint.LoadSigner(cfg.Dir)
-	if err != nil {
-		cache.Close()
-		return err
-	}
-	store, err = trillianstore.Open(ctx, trillianstore.Config{
-		Client: trillian.NewTrillianLogClient(conn), TreeID: tree, Cache: cache, Signer: signer,
-		FollowInterval: cfg.Follow, Logger: cfg.Logger, Registerer: sc.Registry,
-	})
-	if err != nil {
-		cache.Close()
-		return err
-	}
-	if _, _, err := store.Checkpoint(ctx); err != nil {
-		return fmt.Errorf("the Trillian tree %d holds no log (run log init --storage trillian first): %w", tree, err)
-	}
-	sc.Backend = store
-	sc.Close = func() error {
-		err := store.Close()
-		if cerr := conn.Close(); err == nil {
-			err = cerr
+		if _, _, err := store.Checkpoint(ctx); err != nil {
+			return nil, fmt.Errorf("the Trillian tree %d holds no log (run log init --storage trillian first): %w", tree, err)
 		}
-		return err
+		return &server.Opened{
+			Backend: store,
+			Close: func() error {
+				err := store.Close()
+				if cerr := conn.Close(); err == nil {
+					err = cerr
+				}
+				return err
+			},
+			NewLog: func(ctx context.Context, c sequencer.Config) (server.WritingLog, error) {
+				return trillianstore.NewFrontend(ctx, c, store)
+			},
+			LogAttrs: []any{"storage", "trillian", "tree", tree},
+		}, nil
 	}
-	sc.NewLog = func(ctx context.Context, c sequencer.Config) (server.WritingLog, error) {
-		return trillianstore.NewFrontend(ctx, c, store)
-	}
-	sc.LogAttrs = []any{"storage", "trillian", "tree", tree}
-	return nil
 }
 
 func newLogMigrateCmd() *cobra.Command {

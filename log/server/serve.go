@@ -36,16 +36,10 @@ type StartConfig struct {
 	// Dir holds the log's key files, log.key and log.vkey (see
 	// log/checkpoint). Required.
 	Dir string
-	// Backend is the log's storage, opened by the caller and holding an
-	// initialized log. Required. Start owns it from then on: it is closed
-	// (by Close) on Shutdown, or before Start returns an error.
-	Backend storage.Backend
-	// Close releases the backend and whatever the caller opened with it
-	// (e.g. a gRPC connection); nil means Backend.Close.
-	Close func() error
-	// NewLog starts the writing side over Backend from the sequencer
-	// configuration Start builds; nil means sequencer.New.
-	NewLog func(ctx context.Context, cfg sequencer.Config) (WritingLog, error)
+	// Open opens the log's storage, holding an initialized log, once the
+	// key is loaded. Required. Start owns what it returns: it is closed on
+	// Shutdown, or before Start returns an error.
+	Open func(ctx context.Context, o Opening) (*Opened, error)
 	// Listen is the address to listen on (port 0 picks one), unless
 	// Listener is set, which is used instead.
 	Listen   string
@@ -66,9 +60,31 @@ type StartConfig struct {
 	// (see Config.Mount), given the running log: e.g. a web explorer at
 	// "/" that reads the backend and asks the log's policy.
 	Extra func(Mounting) (map[string]http.Handler, error)
-	// Logger receives the log's logs (default: discard). LogAttrs are
-	// added to the "log serving" line (e.g. the backend's name).
+	// Logger receives the log's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Opening is what StartConfig.Open is given.
+type Opening struct {
+	// Signer is the log's key (a backend may sign its own checkpoints).
+	Signer note.Signer
+	// Registry receives the backend's metrics.
+	Registry *prometheus.Registry
 	Logger   *slog.Logger
+}
+
+// Opened is a backend StartConfig.Open opened.
+type Opened struct {
+	// Backend is the log's storage. Required.
+	Backend storage.Backend
+	// Close releases the backend and whatever was opened with it (e.g. a
+	// gRPC connection); nil means Backend.Close.
+	Close func() error
+	// NewLog starts the writing side over Backend from the sequencer
+	// configuration Start builds; nil means sequencer.New.
+	NewLog func(ctx context.Context, cfg sequencer.Config) (WritingLog, error)
+	// LogAttrs are added to the "log serving" line (e.g. the backend's
+	// name).
 	LogAttrs []any
 }
 
@@ -104,25 +120,12 @@ type Running struct {
 	errc   chan error
 }
 
-// Start opens the writing side of the log in cfg.Backend, with the key in
+// Start opens the writing side of the log in backend, with the key in
 // cfg.Dir, and serves every route (New) on cfg.Listen.
 func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
-	if cfg.Backend == nil {
-		return nil, errors.New("server start config needs a Backend")
+	if cfg.Open == nil {
+		return nil, errors.New("server start config needs Open")
 	}
-	closeBackend := cfg.Close
-	if closeBackend == nil {
-		closeBackend = cfg.Backend.Close
-	}
-	var wlog WritingLog
-	defer func() {
-		if err != nil {
-			if wlog != nil {
-				wlog.Close()
-			}
-			closeBackend()
-		}
-	}()
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -144,6 +147,27 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 		reg = prometheus.NewRegistry()
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opened, err := cfg.Open(ctx, Opening{Signer: signer, Registry: reg, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if opened == nil || opened.Backend == nil {
+		return nil, errors.New("server start config: Open returned no Backend")
+	}
+	backend := opened.Backend
+	closeBackend := opened.Close
+	if closeBackend == nil {
+		closeBackend = backend.Close
+	}
+	var wlog WritingLog
+	defer func() {
+		if err != nil {
+			if wlog != nil {
+				wlog.Close()
+			}
+			closeBackend()
+		}
+	}()
 	clock := time.Now
 	if off := cfg.ClockOffset; off != 0 {
 		clock = func() time.Time { return time.Now().Add(off) }
@@ -151,16 +175,16 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 	}
 	hook := cfg.Witness
 	if hook == nil && cfg.WitnessPolicy != "" {
-		if hook, err = WitnessHook(cfg.WitnessPolicy, cfg.Backend, logger, reg); err != nil {
+		if hook, err = WitnessHook(cfg.WitnessPolicy, backend, logger, reg); err != nil {
 			return nil, err
 		}
 	}
-	newLog := cfg.NewLog
+	newLog := opened.NewLog
 	if newLog == nil {
 		newLog = func(ctx context.Context, c sequencer.Config) (WritingLog, error) { return sequencer.New(ctx, c) }
 	}
 	wlog, err = newLog(ctx, sequencer.Config{
-		Backend: cfg.Backend, Signer: signer, Verifier: verifier, Clock: clock,
+		Backend: backend, Signer: signer, Verifier: verifier, Clock: clock,
 		Witness: hook, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
@@ -168,12 +192,12 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 	}
 	var extra map[string]http.Handler
 	if cfg.Extra != nil {
-		extra, err = cfg.Extra(Mounting{Backend: cfg.Backend, Log: wlog, Verifier: verifier, WitnessPolicy: cfg.WitnessPolicy, Logger: logger, Registry: reg})
+		extra, err = cfg.Extra(Mounting{Backend: backend, Log: wlog, Verifier: verifier, WitnessPolicy: cfg.WitnessPolicy, Logger: logger, Registry: reg})
 		if err != nil {
 			return nil, err
 		}
 	}
-	h, err := New(Config{Reader: cfg.Backend, Log: wlog, Logger: logger, Registerer: reg, Gatherer: reg, Mount: extra})
+	h, err := New(Config{Reader: backend, Log: wlog, Logger: logger, Registerer: reg, Gatherer: reg, Mount: extra})
 	if err != nil {
 		return nil, err
 	}
@@ -196,8 +220,8 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 			r.errc <- err
 		}
 	}()
-	size, _, _ := cfg.Backend.Checkpoint(ctx)
-	logger.Info("log serving", append([]any{"origin", signer.Name(), "size", size, "url", r.URL}, cfg.LogAttrs...)...)
+	size, _, _ := backend.Checkpoint(ctx)
+	logger.Info("log serving", append([]any{"origin", signer.Name(), "size", size, "url", r.URL}, opened.LogAttrs...)...)
 	return r, nil
 }
 

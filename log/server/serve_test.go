@@ -40,6 +40,17 @@ func newLogDir(t *testing.T) (string, *sqlitestore.Store) {
 	return dir, store
 }
 
+// opener opens store, after checking it is given the log's key and a
+// registry, as a backend does.
+func opener(store *sqlitestore.Store, close func() error) func(context.Context, server.Opening) (*server.Opened, error) {
+	return func(_ context.Context, o server.Opening) (*server.Opened, error) {
+		if o.Signer == nil || o.Signer.Name() != "keycommit.example/log/start" || o.Registry == nil {
+			return nil, errors.New("Open was not given the log's key and registry")
+		}
+		return &server.Opened{Backend: store, Close: close}, nil
+	}
+}
+
 // TestStartExtra: Start serves the log's routes and the handlers its
 // Extra hook returns, which are given the running log (here its policy
 // parameters and key); Shutdown closes the backend.
@@ -47,7 +58,7 @@ func TestStartExtra(t *testing.T) {
 	dir, store := newLogDir(t)
 	var m server.Mounting
 	r, err := server.Start(t.Context(), server.StartConfig{
-		Dir: dir, Backend: store, Listen: "127.0.0.1:0",
+		Dir: dir, Open: opener(store, nil), Listen: "127.0.0.1:0",
 		Extra: func(got server.Mounting) (map[string]http.Handler, error) {
 			m = got
 			return map[string]http.Handler{"/": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -84,8 +95,8 @@ func TestStartErrorClosesBackend(t *testing.T) {
 	dir, store := newLogDir(t)
 	closed := false
 	_, err := server.Start(t.Context(), server.StartConfig{
-		Dir: dir, Backend: store, Listen: "127.0.0.1:0",
-		Close: func() error { closed = true; return store.Close() },
+		Dir: dir, Listen: "127.0.0.1:0",
+		Open:  opener(store, func() error { closed = true; return store.Close() }),
 		Extra: func(server.Mounting) (map[string]http.Handler, error) { return nil, errors.New("no explorer") },
 	})
 	if err == nil || err.Error() != "no explorer" {
