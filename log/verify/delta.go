@@ -1,0 +1,374 @@
+package verify
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// DeltaHeader is the first line of a version 1 delta bundle.
+const DeltaHeader = "keycommit.delta/v1"
+
+// CheckDelta names the check that a delta applies to the bundle held.
+const CheckDelta Check = "delta"
+
+// Delta is a parsed delta bundle (docs/bundle.md): what changed since the
+// bundle a user agent holds (tree size BaseSize, key set digest
+// BaseDigest). Applied to that bundle it yields the full bundle of the
+// delta's checkpoint, which is then verified as any bundle is.
+type Delta struct {
+	BaseSize   uint64
+	BaseDigest []byte
+	// Entry is the new snapshot entry; nil if the snapshot did not change
+	// (then Changes is empty).
+	Entry []byte
+	// Changes are the members of the key set that were put or deleted,
+	// sorted by part (pst, then privacy_pass) and origin.
+	Changes     []DeltaChange
+	Consistency *ConsistencyProof
+	Index       uint64
+	Inclusion   [][]byte
+	Checkpoint  []byte
+}
+
+// DeltaChange is one issuer's member of a key set part put (added or
+// replaced) or deleted.
+type DeltaChange struct {
+	// Part is "pst" or "privacy_pass".
+	Part string
+	// Origin is the issuer origin.
+	Origin string
+	// Member is the member's canonical bytes `"<origin>":<value>`; nil
+	// for a deletion.
+	Member []byte
+}
+
+func partRank(p string) int {
+	if p == "pst" {
+		return 0
+	}
+	return 1
+}
+
+func changeLess(a, b DeltaChange) bool {
+	if a.Part != b.Part {
+		return partRank(a.Part) < partRank(b.Part)
+	}
+	return a.Origin < b.Origin
+}
+
+// Marshal encodes the delta; it refuses what ParseDelta would refuse.
+func (d *Delta) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(DeltaHeader + "\n")
+	buf.WriteString("base " + strconv.FormatUint(d.BaseSize, 10) + " " + base64.StdEncoding.EncodeToString(d.BaseDigest) + "\n")
+	if d.Entry != nil {
+		buf.WriteString("entry ")
+		buf.Write(d.Entry)
+		buf.WriteString("\n")
+	}
+	for _, c := range d.Changes {
+		if c.Member != nil {
+			buf.WriteString("put " + c.Part + " ")
+			buf.Write(c.Member)
+		} else {
+			buf.WriteString("del " + c.Part + " ")
+			buf.Write(encodeJSONString(c.Origin))
+		}
+		buf.WriteString("\n")
+	}
+	if d.Consistency != nil {
+		buf.WriteString("consistency " + strconv.FormatUint(d.Consistency.OldSize, 10) + "\n")
+		writeHashes(&buf, d.Consistency.Hashes)
+	}
+	buf.WriteString("index " + strconv.FormatUint(d.Index, 10) + "\n")
+	writeHashes(&buf, d.Inclusion)
+	buf.WriteString("\n")
+	buf.Write(d.Checkpoint)
+	out := buf.Bytes()
+	if _, err := ParseDelta(out); err != nil {
+		return nil, fmt.Errorf("couldn't encode delta: %w", err)
+	}
+	return out, nil
+}
+
+func encodeJSONString(s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// ParseDelta parses a version 1 delta bundle. It checks the format only.
+// Errors are *Error with Check CheckFormat.
+func ParseDelta(raw []byte) (*Delta, error) {
+	d, err := parseDelta(raw)
+	if err != nil {
+		return nil, failErr(CheckFormat, err)
+	}
+	return d, nil
+}
+
+func parseDelta(raw []byte) (*Delta, error) {
+	if len(raw) > MaxBundleSize {
+		return nil, fmt.Errorf("delta is %d bytes, over the limit of %d", len(raw), MaxBundleSize)
+	}
+	r := lineReader{rest: raw}
+	line, ok := r.next()
+	if !ok || string(line) != DeltaHeader {
+		return nil, fmt.Errorf("delta does not start with the line %q", DeltaHeader)
+	}
+	d := &Delta{}
+	v, err := r.field("base")
+	if err != nil {
+		return nil, err
+	}
+	sz, dg, found := bytes.Cut(v, []byte(" "))
+	if !found {
+		return nil, errors.New("base line: want <size> <digest>")
+	}
+	if d.BaseSize, err = parseDecimal(string(sz)); err != nil {
+		return nil, fmt.Errorf("base size %w", err)
+	}
+	if d.BaseSize == 0 {
+		return nil, errors.New("base size is 0")
+	}
+	if d.BaseDigest, err = decodeHash(string(dg)); err != nil {
+		return nil, fmt.Errorf("base digest: %w", err)
+	}
+	if line, ok = r.next(); !ok {
+		return nil, errors.New("delta ends after the base line")
+	}
+	if e, found := bytes.CutPrefix(line, []byte("entry ")); found {
+		if len(e) == 0 || len(e) > MaxEntrySize {
+			return nil, fmt.Errorf("entry is %d bytes, want 1 to %d", len(e), MaxEntrySize)
+		}
+		d.Entry = e
+		if line, ok = r.next(); !ok {
+			return nil, errors.New("delta ends after the entry")
+		}
+	}
+	for {
+		var put bool
+		var rest []byte
+		if rest, found = bytes.CutPrefix(line, []byte("put ")); found {
+			put = true
+		} else if rest, found = bytes.CutPrefix(line, []byte("del ")); !found {
+			break
+		}
+		if d.Entry == nil {
+			return nil, errors.New("delta changes the key set but carries no new snapshot entry")
+		}
+		part, m, _ := bytes.Cut(rest, []byte(" "))
+		c := DeltaChange{Part: string(part)}
+		if c.Part != "pst" && c.Part != "privacy_pass" {
+			return nil, fmt.Errorf("change to unknown key set part %.20q", part)
+		}
+		p := &ksParser{b: m, s: string(m)}
+		c.Origin = p.str()
+		if put {
+			p.lit(":")
+			if c.Part == "pst" {
+				p.pstCommitment()
+			} else {
+				p.issuerDirectory()
+			}
+			c.Member = m
+		}
+		if p.err == nil && p.i != len(m) {
+			p.fail("trailing data")
+		}
+		if p.err != nil {
+			return nil, fmt.Errorf("change to %s: %w", c.Part, p.err)
+		}
+		if n := len(d.Changes); n > 0 && !changeLess(d.Changes[n-1], c) {
+			return nil, fmt.Errorf("changes are not sorted by part and origin, or change %s %q twice", c.Part, c.Origin)
+		}
+		d.Changes = append(d.Changes, c)
+		if line, ok = r.next(); !ok {
+			return nil, errors.New("delta ends inside the changes")
+		}
+	}
+	// The rest reads as the tail of a bundle.
+	tail := append([]byte(BundleHeader+"\nkeyset {}\nentry {}\n"), line...)
+	tail = append(tail, '\n')
+	tail = append(tail, r.rest...)
+	b, err := parseBundle(tail)
+	if err != nil {
+		return nil, err
+	}
+	d.Consistency, d.Index, d.Inclusion, d.Checkpoint = b.Consistency, b.Index, b.Inclusion, b.Checkpoint
+	if d.Consistency != nil && d.Consistency.OldSize != d.BaseSize {
+		return nil, fmt.Errorf("consistency proof is from size %d, the base is size %d", d.Consistency.OldSize, d.BaseSize)
+	}
+	return d, nil
+}
+
+// MakeDelta returns the delta that turns the bundle base into next (both
+// parsed full bundles; next carrying the consistency proof from base's
+// checkpoint size if it is larger). The log uses it to serve deltas.
+func MakeDelta(base, next *Bundle) (*Delta, error) {
+	bcp, err := ParseCheckpoint(base.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	ncp, err := ParseCheckpoint(next.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	if ncp.Size > bcp.Size && (next.Consistency == nil || next.Consistency.OldSize != bcp.Size) {
+		return nil, fmt.Errorf("next bundle carries no consistency proof from the base's size %d", bcp.Size)
+	}
+	bd := sha256.Sum256(base.KeySet)
+	d := &Delta{BaseSize: bcp.Size, BaseDigest: bd[:], Index: next.Index, Inclusion: next.Inclusion, Checkpoint: next.Checkpoint}
+	if ncp.Size > bcp.Size {
+		d.Consistency = next.Consistency
+	}
+	if next.Index == base.Index && bytes.Equal(next.Entry, base.Entry) {
+		if !bytes.Equal(next.KeySet, base.KeySet) {
+			return nil, errors.New("same snapshot entry, different key sets")
+		}
+		return d, nil
+	}
+	d.Entry = next.Entry
+	var om, nm keySetMembers
+	if _, err := parseKeySetFast(base.KeySet, &om); err != nil {
+		return nil, fmt.Errorf("base key set: %w", err)
+	}
+	if _, err := parseKeySetFast(next.KeySet, &nm); err != nil {
+		return nil, fmt.Errorf("next key set: %w", err)
+	}
+	d.Changes = diffMembers(d.Changes, "pst", om.pst, nm.pst)
+	d.Changes = diffMembers(d.Changes, "privacy_pass", om.pp, nm.pp)
+	return d, nil
+}
+
+func diffMembers(out []DeltaChange, part string, old, new []member) []DeltaChange {
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		switch {
+		case j == len(new) || i < len(old) && old[i].origin < new[j].origin:
+			out = append(out, DeltaChange{Part: part, Origin: old[i].origin})
+			i++
+		case i == len(old) || new[j].origin < old[i].origin:
+			out = append(out, DeltaChange{Part: part, Origin: new[j].origin, Member: new[j].raw})
+			j++
+		default:
+			if !bytes.Equal(old[i].raw, new[j].raw) {
+				out = append(out, DeltaChange{Part: part, Origin: new[j].origin, Member: new[j].raw})
+			}
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// applyMembers merges changes of one part into the sorted members old.
+func applyMembers(old []member, changes []DeltaChange) ([]member, error) {
+	out := make([]member, 0, len(old)+len(changes))
+	i := 0
+	for _, c := range changes {
+		for i < len(old) && old[i].origin < c.Origin {
+			out = append(out, old[i])
+			i++
+		}
+		exists := i < len(old) && old[i].origin == c.Origin
+		if exists {
+			i++
+		}
+		if c.Member == nil {
+			if !exists {
+				return nil, fmt.Errorf("delta removes %s issuer %q, which the bundle held does not have", c.Part, c.Origin)
+			}
+			continue
+		}
+		out = append(out, member{origin: c.Origin, raw: c.Member})
+	}
+	return append(out, old[i:]...), nil
+}
+
+// Apply returns the full bundle that d turns prev (a full bundle, parsed)
+// into. It checks that d is from prev (tree size and key set digest) and
+// that every deletion removes a member prev has; the result is a bundle
+// still to be verified. Errors are *Error with CheckDelta.
+func (d *Delta) Apply(prev *Bundle, prevSize uint64) (*Bundle, error) {
+	pd := sha256.Sum256(prev.KeySet)
+	if d.BaseSize != prevSize || !bytes.Equal(d.BaseDigest, pd[:]) {
+		return nil, fail(CheckDelta, "delta is from the bundle of tree size %d with key set digest %x, but the bundle held has tree size %d and key set digest %x: fetch the full bundle",
+			d.BaseSize, d.BaseDigest, prevSize, pd)
+	}
+	b := &Bundle{KeySet: prev.KeySet, Entry: prev.Entry, Consistency: d.Consistency, Index: d.Index, Inclusion: d.Inclusion, Checkpoint: d.Checkpoint}
+	if d.Entry == nil {
+		return b, nil
+	}
+	b.Entry = d.Entry
+	if len(d.Changes) == 0 {
+		return b, nil
+	}
+	var m keySetMembers
+	if _, err := parseKeySetFast(prev.KeySet, &m); err != nil {
+		return nil, fail(CheckDelta, "the key set held does not parse: %v", err)
+	}
+	split := len(d.Changes)
+	for i, c := range d.Changes {
+		if c.Part != "pst" {
+			split = i
+			break
+		}
+	}
+	pst, err := applyMembers(m.pst, d.Changes[:split])
+	if err != nil {
+		return nil, failErr(CheckDelta, err)
+	}
+	pp, err := applyMembers(m.pp, d.Changes[split:])
+	if err != nil {
+		return nil, failErr(CheckDelta, err)
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(prev.KeySet) + 1024)
+	buf.WriteString(`{"pst":{`)
+	writeMembers(&buf, pst)
+	buf.WriteString(`},"privacy_pass":{`)
+	writeMembers(&buf, pp)
+	buf.WriteString(`}}`)
+	b.KeySet = buf.Bytes()
+	return b, nil
+}
+
+func writeMembers(buf *bytes.Buffer, ms []member) {
+	for i, m := range ms {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(m.raw)
+	}
+}
+
+// VerifyDelta applies a delta to prev, the bundle this user agent holds,
+// and verifies the result exactly as Verify verifies a full bundle against
+// prev (the digest check binds the applied key set to the new snapshot).
+// A delta from another bundle fails the delta check, naming both.
+func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
+	if prev == nil {
+		return nil, fail(CheckDelta, "a delta needs the bundle it applies to")
+	}
+	d, err := ParseDelta(raw)
+	if err != nil {
+		return nil, err
+	}
+	b, err := d.Apply(prev.Bundle, prev.Checkpoint.Size)
+	if err != nil {
+		return nil, err
+	}
+	full, err := b.Marshal()
+	if err != nil {
+		return nil, failErr(CheckDelta, err)
+	}
+	return v.Verify(full, prev)
+}
