@@ -19,15 +19,25 @@ import (
 // stored. The Handler then keeps serving the bundle it built last.
 var ErrSnapshotPending = errors.New("the latest snapshot is not in that checkpoint yet")
 
-// StorageSource is a Source over a log storage.Reader: the cosigned
+// StorageReader is what a StorageSource reads: the log core and two of
+// the indexes (issuer histories and the key set; not the leaf lookup).
+type StorageReader interface {
+	storage.LogReader
+	storage.IssuerReader
+	storage.KeySetReader
+}
+
+var _ StorageReader = storage.Reader(nil)
+
+// StorageSource is a Source over a log's storage: the cosigned
 // checkpoint (the log-signed one while none is stored), the stored key set,
 // entries, and proofs computed from the stored tiles.
 type StorageSource struct {
-	r storage.Reader
+	r StorageReader
 }
 
 // NewStorageSource returns a Source reading r.
-func NewStorageSource(r storage.Reader) *StorageSource { return &StorageSource{r: r} }
+func NewStorageSource(r StorageReader) *StorageSource { return &StorageSource{r: r} }
 
 var _ Source = (*StorageSource)(nil)
 

@@ -80,10 +80,23 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
+// Store is what a Sequencer needs of a backend: the log core, read back
+// at startup (recovery) and by the witness loop's proofs, and written with
+// every batch. The backend also stores the indexes each batch carries
+// (storage.Batch), and, if it implements storage.PolicyStateReader, the
+// policy states the sequencer hands it; the sequencer itself never reads
+// the other indexes.
+type Store interface {
+	storage.LogReader
+	storage.Writer
+}
+
+var _ Store = storage.Backend(nil)
+
 // Config configures a Sequencer.
 type Config struct {
 	// Backend stores the log. Required.
-	Backend storage.Backend
+	Backend Store
 	// Signer is the log key; its name is the log's origin. Required.
 	Signer note.Signer
 	// Verifier is the log key's verifier, used to check what the Witness

@@ -1,10 +1,43 @@
 // Package storage defines what the log's sequencer writes and what its
 // HTTP server reads, and provides an in-memory backend for tests.
 //
+// A backend has two parts, each a set of small interfaces:
+//
+//   - The transparency-log core, which every backend stores: entries
+//     (EntryReader), hash tiles (TileReader), the signed checkpoint
+//     (CheckpointReader), all appended together by an Appender, and the
+//     latest witness-cosigned checkpoint (CosignedWriter). This is the
+//     log as C2SP tlog-tiles serves it; a copy of it (log migrate) needs
+//     nothing else.
+//   - keycommit's indexes, derived from the entries: the leaf-hash lookup
+//     (LeafIndexReader), issuer histories (IssuerReader), the latest key
+//     set (KeySetReader) and, optionally, a serialised policy state
+//     (PolicyStateReader). Each is a function of the entries: a leaf hash
+//     is tiles.LeafHash of an entry's bytes, an issuer history is the
+//     indexes of the entries whose schema.Entry.Issuer is the origin, and
+//     the key set and a policy state are what policy replay of the entries
+//     gives (the key set at the last snapshot entry, whose digest it
+//     matches; the state after the entries before its size). The sequencer hands
+//     them to Append with the entries (Entry.LeafHash, Entry.Issuer,
+//     Batch.KeySet, Batch.PolicyState) so that a backend stores them in
+//     the same atomic step and never needs to parse an entry; a backend
+//     that loses them can rebuild them by reading its entries back.
+//
 // The sequencer is the only writer: it computes entries, tiles and the
-// signed checkpoint itself and hands each batch to a Writer, which makes it
-// durable in one atomic step. Backends store bytes; they never compute
-// hashes or sign. Every backend runs the suite in package storagetest.
+// signed checkpoint itself and hands each batch to an Appender, which
+// makes it durable in one atomic step. The embedded backends (Memory,
+// log/sqlitestore) store bytes; they never compute hashes or sign. The
+// Trillian backend (log/trillianstore) is the exception: it is shared by
+// several frontends, so it recomputes the tiles of leaves that other
+// frontends appended, checks them against Trillian's roots, replays them
+// through the policy and signs checkpoints over them with the log key
+// (see its package doc). Every backend runs the suite in package
+// storagetest.
+//
+// Contracts common to every interface here: methods are safe for
+// concurrent use; a read sees every Append and SetCosigned that has
+// returned nil (read-after-write), and never part of a batch; a returned
+// error wraps ErrNotFound when what was asked for is not stored.
 package storage
 
 import (
@@ -67,45 +100,94 @@ type Batch struct {
 // Size returns the tree size after b.
 func (b *Batch) Size() uint64 { return b.Start + uint64(len(b.Entries)) }
 
-// Writer is the sequencer's side of a backend. There is one writer per
-// log.
-type Writer interface {
+// Appender is the sequencer's side of the log core. There is one
+// appender per log.
+type Appender interface {
 	// Append stores b. When it returns nil, all of b is durable: it
-	// survives a crash of the process or the machine, and every Reader
-	// method sees it. When it returns an error, either all of b was
-	// stored or none of it (a Reader tells which); never part of it.
-	// Append returns ErrConflict if b.Start is not the stored size.
+	// survives a crash of the process or the machine, and every reader
+	// sees it, core and indexes alike. When it returns an error, either
+	// all of b was stored or none of it (a CheckpointReader tells which);
+	// never part of it. Append returns ErrConflict if b.Start is not the
+	// stored size.
 	Append(ctx context.Context, b *Batch) error
+}
 
+// CosignedWriter stores what the witnesses cosigned.
+type CosignedWriter interface {
 	// SetCosigned stores a witness-cosigned checkpoint of the given size,
 	// unless a cosigned checkpoint of a larger size is already stored.
+	// When it returns nil the note is durable and Cosigned returns it (or
+	// a larger one). Concurrent calls keep the largest size.
 	SetCosigned(ctx context.Context, size uint64, note []byte) error
 }
 
-// Reader is the HTTP server's side of a backend (and how the sequencer
-// recovers at startup). Its methods are safe for concurrent use and see
-// every Append that has returned.
-type Reader interface {
+// CheckpointReader reads the log's checkpoints.
+type CheckpointReader interface {
 	// Checkpoint returns the latest signed checkpoint and its size, or
-	// ErrNotFound for a log that has none.
+	// ErrNotFound for a log that has none. Every entry and tile of that
+	// size is readable once Checkpoint returns it.
 	Checkpoint(ctx context.Context) (size uint64, note []byte, err error)
 	// Cosigned returns the latest cosigned checkpoint and its size, or
-	// ErrNotFound.
+	// ErrNotFound. Its size may be below Checkpoint's (witnesses lag).
 	Cosigned(ctx context.Context) (size uint64, note []byte, err error)
+}
+
+// TileReader reads hash tiles, like tlog.TileReader but for one tile.
+type TileReader interface {
 	// Tile returns the widest stored data of hash tile n at level l, or
 	// ErrNotFound. The caller uses a prefix of it.
 	Tile(ctx context.Context, l int, n int64) ([]byte, error)
+}
+
+// EntryReader reads entries.
+type EntryReader interface {
 	// Entries returns the entries with indexes start ≤ i < end, all of
 	// them, or ErrNotFound if end is beyond the tree.
 	Entries(ctx context.Context, start, end uint64) ([][]byte, error)
+}
+
+// LogReader reads the whole log core: what tlog-tiles serves, and what a
+// copy of the log needs.
+type LogReader interface {
+	CheckpointReader
+	TileReader
+	EntryReader
+}
+
+// LeafIndexReader is the index from leaf hash to entry index.
+type LeafIndexReader interface {
 	// LeafIndex returns the (smallest) index of the entry with the given
 	// leaf hash, or ErrNotFound.
 	LeafIndex(ctx context.Context, leafHash tlog.Hash) (uint64, error)
+}
+
+// IssuerReader is the index of issuer histories.
+type IssuerReader interface {
 	// IssuerEntries returns the indexes of every entry of the issuer
 	// origin, in increasing order (empty for an unknown origin).
 	IssuerEntries(ctx context.Context, origin string) ([]uint64, error)
+}
+
+// KeySetReader reads the latest key set.
+type KeySetReader interface {
 	// KeySet returns the latest stored key set, or ErrNotFound.
 	KeySet(ctx context.Context) (*KeySet, error)
+}
+
+// Writer is everything the sequencer writes.
+type Writer interface {
+	Appender
+	CosignedWriter
+}
+
+// Reader is everything the HTTP server reads: the log core and the
+// keycommit indexes (PolicyStateReader aside, which only the sequencer
+// reads, and only if the backend has it).
+type Reader interface {
+	LogReader
+	LeafIndexReader
+	IssuerReader
+	KeySetReader
 }
 
 // Backend is a complete log store.

@@ -22,8 +22,9 @@ import (
 // MigrateConfig configures Migrate.
 type MigrateConfig struct {
 	// Source is the log to copy (a sqlitestore). No sequencer may write to
-	// it during the migration. Required.
-	Source storage.Reader
+	// it during the migration. Only its log core is read: the target's
+	// indexes are rebuilt from the entries. Required.
+	Source storage.LogReader
 	// Verifier is the log key: every checkpoint proved is verified with
 	// it. Required.
 	Verifier note.Verifier
