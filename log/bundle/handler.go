@@ -13,18 +13,21 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Paths the Handler serves.
 const (
 	BundlePath      = "/v1/keys.bundle"
+	DeltaPath       = "/v1/keys.delta"
 	IssuerProofPath = "/v1/issuer-proof"
 )
 
 // Content types of the responses.
 const (
 	BundleContentType = "application/x-keycommit-bundle"
+	DeltaContentType  = "application/x-keycommit-delta"
 	ProofContentType  = "text/plain; charset=utf-8"
 )
 
@@ -52,11 +55,26 @@ type Handler struct {
 
 	mu    sync.Mutex
 	cache *cached // for the latest checkpoint, without a consistency proof
+	// recent holds the bundles of the snapshots served before the
+	// latest, by hex key set digest (at most maxRecent), so that deltas
+	// can be served from them.
+	recent      map[string]*verify.Bundle
+	recentOrder []string
+	// deltas caches the deltas built for cache.note, by "old/base".
+	deltas map[string]*cached
 }
+
+// maxRecent bounds the snapshots deltas are served from; maxDeltas the
+// deltas cached per checkpoint.
+const (
+	maxRecent = 32
+	maxDeltas = 256
+)
 
 type cached struct {
 	note, raw, gz []byte
 	etag          string
+	bundle        *verify.Bundle // parsed raw, for the latest bundle
 }
 
 // NewHandler returns a Handler for cfg.
@@ -86,6 +104,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 // Register mounts the handler's endpoints on mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+BundlePath, h.ServeBundle)
+	mux.HandleFunc("GET "+DeltaPath, h.ServeDelta)
 	mux.HandleFunc("GET "+IssuerProofPath, h.ServeIssuerProof)
 }
 
@@ -180,8 +199,157 @@ func (h *Handler) latest(r *http.Request, note []byte) (*cached, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.cache = newCached(note, raw, true)
+	c := newCached(note, raw, true)
+	if c.bundle, err = verify.ParseBundle(raw); err != nil {
+		return nil, err
+	}
+	if old := h.cache; old != nil && !bytes.Equal(old.bundle.KeySet, c.bundle.KeySet) {
+		h.remember(old.bundle)
+	}
+	h.cache = c
+	h.deltas = map[string]*cached{}
 	return h.cache, nil
+}
+
+// remember keeps b as a base for deltas.
+func (h *Handler) remember(b *verify.Bundle) {
+	if h.recent == nil {
+		h.recent = map[string]*verify.Bundle{}
+	}
+	d := digestHex(b.KeySet)
+	if _, ok := h.recent[d]; !ok {
+		h.recentOrder = append(h.recentOrder, d)
+	}
+	h.recent[d] = b
+	if len(h.recentOrder) > maxRecent {
+		delete(h.recent, h.recentOrder[0])
+		h.recentOrder = h.recentOrder[1:]
+	}
+}
+
+func digestHex(b []byte) string {
+	d := sha256.Sum256(b)
+	return hex.EncodeToString(d[:])
+}
+
+// ServeDelta serves the delta from the bundle of tree size ?old=N whose
+// key set has the SHA-256 digest ?base=HEX to the latest bundle
+// (docs/bundle.md). 404 when the log does not hold that key set any more:
+// the user agent then fetches the full bundle.
+func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	old, err := strconv.ParseUint(q.Get("old"), 10, 64)
+	if err != nil || old == 0 {
+		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("old=%q is not a tree size (a positive decimal)", q.Get("old")))
+		return
+	}
+	base := q.Get("base")
+	if len(base) != 64 || strings.ToLower(base) != base {
+		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("base=%q is not a lower-case hex SHA-256 key set digest", base))
+		return
+	}
+	if _, err := hex.DecodeString(base); err != nil {
+		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("base=%q is not a lower-case hex SHA-256 key set digest", base))
+		return
+	}
+	note, err := h.src.Checkpoint(r.Context())
+	if errors.Is(err, ErrNotFound) {
+		h.error(w, DeltaPath, http.StatusNotFound, "the log has no checkpoint yet")
+		return
+	}
+	if err != nil {
+		h.log.Error("couldn't read the checkpoint for a delta", "err", err)
+		h.error(w, DeltaPath, http.StatusServiceUnavailable, "couldn't read the checkpoint")
+		return
+	}
+	c, err := h.latest(r, note)
+	if errors.Is(err, ErrSnapshotPending) {
+		h.mu.Lock()
+		c = h.cache
+		h.mu.Unlock()
+		if c != nil {
+			err = nil
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrSnapshotPending) {
+			h.error(w, DeltaPath, http.StatusNotFound, "the log has no cosigned snapshot yet")
+			return
+		}
+		h.log.Error("couldn't build the keys bundle for a delta", "err", err)
+		h.error(w, DeltaPath, http.StatusInternalServerError, "couldn't build the delta")
+		return
+	}
+	d, code, msg := h.delta(r, c, old, base)
+	if d == nil {
+		h.error(w, DeltaPath, code, msg)
+		return
+	}
+	w.Header().Set("Content-Type", DeltaContentType)
+	w.Header().Set("Cache-Control", h.maxAge)
+	w.Header().Set("ETag", d.etag)
+	if match := r.Header.Get("If-None-Match"); match != "" && match == d.etag {
+		h.requests.WithLabelValues(DeltaPath, "304").Inc()
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(d.raw)))
+	h.requests.WithLabelValues(DeltaPath, "200").Inc()
+	_, _ = w.Write(d.raw)
+}
+
+// delta returns the (cached) delta from (old, base) to c, or an HTTP
+// status and message.
+func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*cached, int, string) {
+	next := *c.bundle
+	cp, err := verify.ParseCheckpoint(next.Checkpoint)
+	if err != nil {
+		return nil, http.StatusInternalServerError, "couldn't parse the checkpoint"
+	}
+	if old > cp.Size {
+		return nil, http.StatusBadRequest, fmt.Sprintf("old=%d is beyond the checkpoint's tree size %d", old, cp.Size)
+	}
+	key := strconv.FormatUint(old, 10) + "/" + base
+	h.mu.Lock()
+	var b *verify.Bundle
+	if digestHex(c.bundle.KeySet) == base {
+		b = c.bundle
+	} else {
+		b = h.recent[base]
+	}
+	d := h.deltas[key]
+	h.mu.Unlock()
+	if d != nil && bytes.Equal(d.note, c.note) {
+		return d, 0, ""
+	}
+	if b == nil {
+		return nil, http.StatusNotFound, fmt.Sprintf("no delta from key set %s: the log no longer holds it; fetch %s", base, BundlePath)
+	}
+	if old < cp.Size {
+		hashes, err := h.src.ConsistencyProof(r.Context(), old, cp.Size)
+		if err != nil {
+			h.log.Error("couldn't build a consistency proof for a delta", "old", old, "size", cp.Size, "err", err)
+			return nil, http.StatusInternalServerError, "couldn't build the consistency proof"
+		}
+		next.Consistency = &verify.ConsistencyProof{OldSize: old, Hashes: hashes}
+	}
+	dl, err := verify.MakeDelta(b, old, &next)
+	if err != nil {
+		h.log.Error("couldn't build a delta", "old", old, "base", base, "err", err)
+		return nil, http.StatusInternalServerError, "couldn't build the delta"
+	}
+	raw, err := dl.Marshal()
+	if err != nil {
+		h.log.Error("couldn't encode a delta", "old", old, "base", base, "err", err)
+		return nil, http.StatusInternalServerError, "couldn't build the delta"
+	}
+	d = newCached(c.note, raw, false)
+	h.mu.Lock()
+	if h.cache == c && len(h.deltas) < maxDeltas {
+		h.deltas[key] = d
+	}
+	h.mu.Unlock()
+	return d, 0, ""
 }
 
 func newCached(note, raw []byte, compress bool) *cached {

@@ -209,24 +209,24 @@ func parseDelta(raw []byte) (*Delta, error) {
 	return d, nil
 }
 
-// MakeDelta returns the delta that turns the bundle base into next (both
-// parsed full bundles; next carrying the consistency proof from base's
-// checkpoint size if it is larger). The log uses it to serve deltas.
-func MakeDelta(base, next *Bundle) (*Delta, error) {
-	bcp, err := ParseCheckpoint(base.Checkpoint)
-	if err != nil {
-		return nil, err
-	}
+// MakeDelta returns the delta that turns base, a bundle of tree size
+// baseSize (only its KeySet, Entry and Index are read), into next, a full
+// bundle carrying the consistency proof from baseSize if its tree is
+// larger. The log uses it to serve deltas.
+func MakeDelta(base *Bundle, baseSize uint64, next *Bundle) (*Delta, error) {
 	ncp, err := ParseCheckpoint(next.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
-	if ncp.Size > bcp.Size && (next.Consistency == nil || next.Consistency.OldSize != bcp.Size) {
-		return nil, fmt.Errorf("next bundle carries no consistency proof from the base's size %d", bcp.Size)
+	if baseSize == 0 || baseSize > ncp.Size {
+		return nil, fmt.Errorf("base tree size %d is not in 1..%d", baseSize, ncp.Size)
+	}
+	if ncp.Size > baseSize && (next.Consistency == nil || next.Consistency.OldSize != baseSize) {
+		return nil, fmt.Errorf("next bundle carries no consistency proof from the base's size %d", baseSize)
 	}
 	bd := sha256.Sum256(base.KeySet)
-	d := &Delta{BaseSize: bcp.Size, BaseDigest: bd[:], Index: next.Index, Inclusion: next.Inclusion, Checkpoint: next.Checkpoint}
-	if ncp.Size > bcp.Size {
+	d := &Delta{BaseSize: baseSize, BaseDigest: bd[:], Index: next.Index, Inclusion: next.Inclusion, Checkpoint: next.Checkpoint}
+	if ncp.Size > baseSize {
 		d.Consistency = next.Consistency
 	}
 	if next.Index == base.Index && bytes.Equal(next.Entry, base.Entry) {

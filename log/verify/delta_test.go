@@ -120,7 +120,7 @@ func makeDelta(t testing.TB, f *fixture, held *verify.Verified) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := verify.MakeDelta(held.Bundle, next)
+	d, err := verify.MakeDelta(held.Bundle, held.Checkpoint.Size, next)
 	if err != nil {
 		t.Fatal(err)
 	}
