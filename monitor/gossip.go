@@ -25,6 +25,7 @@ type EvidenceInfo struct {
 //	POST /v1/checkpoint                    a signed checkpoint to check (from a peer or a user agent)
 //	GET  /v1/evidence                      JSON list of split-view evidence
 //	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence)
+//	GET  /v1/gossip                        JSON status of the latest pull from each peer and witness
 //	POST /watch                            {"origin": "https://issuer.example"}: alert on its key changes
 //	GET  /watch                            JSON list of watched origins
 func (m *Monitor) Handler() http.Handler {
@@ -33,6 +34,7 @@ func (m *Monitor) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/checkpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
 	mux.HandleFunc("POST /v1/checkpoint", m.servePostCheckpoint)
 	mux.HandleFunc("GET /v1/evidence", m.serveEvidenceList)
+	mux.HandleFunc("GET /v1/gossip", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Gossip()) })
 	mux.HandleFunc("GET /v1/evidence/{id}", m.serveEvidence)
 	mux.HandleFunc("POST /watch", m.servePostWatch)
 	mux.HandleFunc("GET /watch", func(w http.ResponseWriter, r *http.Request) {
@@ -183,6 +185,7 @@ func (m *Monitor) servePostWatch(w http.ResponseWriter, r *http.Request) {
 func (m *Monitor) pullAll(ctx context.Context) []error {
 	var errs []error
 	for _, p := range m.cfg.Peers {
+		n := len(errs)
 		for _, f := range m.followers {
 			if err := m.pullCheckpoint(ctx, strings.TrimSuffix(p, "/"), f, "peer "+p); err != nil {
 				errs = append(errs, err)
@@ -191,15 +194,70 @@ func (m *Monitor) pullAll(ctx context.Context) []error {
 		if err := m.pullEvidence(ctx, strings.TrimSuffix(p, "/")); err != nil {
 			errs = append(errs, err)
 		}
+		m.noteGossip("peer", p, errs[n:])
 	}
 	for _, wu := range m.cfg.Witnesses {
+		n := len(errs)
 		for _, f := range m.followers {
 			if err := m.pullCheckpoint(ctx, strings.TrimSuffix(wu, "/"), f, "witness "+wu); err != nil {
 				errs = append(errs, err)
 			}
 		}
+		m.noteGossip("witness", wu, errs[n:])
 	}
 	return errs
+}
+
+// GossipStatus is the latest gossip pull from one peer or witness.
+type GossipStatus struct {
+	Kind string `json:"kind"` // "peer" or "witness"
+	URL  string `json:"url"`
+	// LastPull is when it was last pulled from (zero: not yet), LastOK
+	// when a pull last succeeded, and Error what the last pull's failure
+	// was, if it failed.
+	LastPull time.Time `json:"last_pull"`
+	LastOK   time.Time `json:"last_ok"`
+	Error    string    `json:"error,omitempty"`
+}
+
+func (m *Monitor) noteGossip(kind, u string, errs []error) {
+	m.gossipMu.Lock()
+	defer m.gossipMu.Unlock()
+	if m.gossip == nil {
+		m.gossip = map[string]*GossipStatus{}
+	}
+	g := m.gossip[kind+" "+u]
+	if g == nil {
+		g = &GossipStatus{Kind: kind, URL: u}
+		m.gossip[kind+" "+u] = g
+	}
+	g.LastPull = m.now()
+	g.Error = ""
+	if len(errs) == 0 {
+		g.LastOK = g.LastPull
+	} else {
+		g.Error = errors.Join(errs...).Error()
+	}
+}
+
+// Gossip returns the gossip status of every configured peer, then every
+// witness, in configuration order (served at GET /v1/gossip).
+func (m *Monitor) Gossip() []GossipStatus {
+	m.gossipMu.Lock()
+	defer m.gossipMu.Unlock()
+	var out []GossipStatus
+	add := func(kind string, us []string) {
+		for _, u := range us {
+			if g := m.gossip[kind+" "+u]; g != nil {
+				out = append(out, *g)
+			} else {
+				out = append(out, GossipStatus{Kind: kind, URL: u})
+			}
+		}
+	}
+	add("peer", m.cfg.Peers)
+	add("witness", m.cfg.Witnesses)
+	return out
 }
 
 func (m *Monitor) pullCheckpoint(ctx context.Context, base string, f *follower, source string) error {

@@ -119,6 +119,9 @@ type Monitor struct {
 	// (from the size of the log's checkpoint then known), not its history.
 	watches map[string]map[string]int64
 
+	gossipMu sync.Mutex
+	gossip   map[string]*GossipStatus // by kind and URL
+
 	deliverMu sync.Mutex
 	raised    atomic.Int64 // alerts delivered by this process
 }

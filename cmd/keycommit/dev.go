@@ -381,9 +381,17 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		alerts.Close()
 		return nil, "", nil, fmt.Errorf("couldn't listen for the monitor on %s: %w", cfg.devAddr(4), err)
 	}
+	mex, err := monitorExplorer(m, logger)
+	if err != nil {
+		ln.Close()
+		m.Close()
+		alerts.Close()
+		return nil, "", nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", m.Handler())
+	mux.Handle("GET /{$}", mex)
 	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
 	go srv.Serve(ln)
 	stop := func() {

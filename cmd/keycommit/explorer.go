@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 
 	"github.com/keycommit/keycommit/log/explorer"
 	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/monitor"
+	mexplorer "github.com/keycommit/keycommit/monitor/explorer"
 	"github.com/keycommit/keycommit/witness/quorum"
 )
 
@@ -30,4 +33,10 @@ func explorerExtra(m server.Mounting) (map[string]http.Handler, error) {
 		return nil, err
 	}
 	return map[string]http.Handler{"/": ex}, nil
+}
+
+// monitorExplorer is the monitor's web page (monitor/explorer), served at
+// GET / of `keycommit monitor --listen` and dev's monitor.
+func monitorExplorer(m *monitor.Monitor, logger *slog.Logger) (http.Handler, error) {
+	return mexplorer.New(mexplorer.Config{Monitor: m, Logger: logger})
 }

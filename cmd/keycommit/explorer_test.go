@@ -154,5 +154,23 @@ func TestDevExplorerBrowser(t *testing.T) {
 	if p := text("#proof-status"); !strings.HasPrefix(p, "Verified") {
 		t.Errorf("entry %s: proof status %q", idx, p)
 	}
+
+	// The dev monitor's page: the log it follows, as its JSON twin says,
+	// and the witnesses it gossips with.
+	do("open the monitor", chromedp.Navigate(info.MonitorURL+"/"), chromedp.WaitVisible(chromedp.CSS("#logs")))
+	shot("5-monitor")
+	var st []struct {
+		Origin string `json:"origin"`
+	}
+	_, sj := httpGet(t, info.MonitorURL+"/v1/checkpoints")
+	if err := json.Unmarshal([]byte(sj), &st); err != nil || len(st) != 1 {
+		t.Fatalf("monitor /v1/checkpoints: %v %s", err, sj)
+	}
+	if o := text("#logs ~ .table tbody td .mono"); o != st[0].Origin || o != info.LogOrigin {
+		t.Errorf("monitor page follows %q; its API %q, dev.json %q", o, st[0].Origin, info.LogOrigin)
+	}
+	if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#gossip ~ .table tbody tr").length`)); err != nil || n != len(info.Witnesses) {
+		t.Errorf("monitor page lists %d peers and witnesses (%v), dev has %d witnesses", n, err, len(info.Witnesses))
+	}
 	t.Logf("screenshots in %s", shots)
 }

@@ -128,9 +128,15 @@ func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, log
 	if err != nil {
 		return nil, fmt.Errorf("couldn't listen on %s: %w", addr, err)
 	}
+	mex, err := monitorExplorer(m, logger)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", m.Handler())
+	mux.Handle("GET /{$}", mex)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)

@@ -1,0 +1,290 @@
+// Package explorer serves the monitor's web page at /: the logs it
+// follows and how far replay has got, its alerts (filterable by kind and
+// issuer, paginated), split-view evidence with download links, and the
+// peers and witnesses it gossips with and when it last heard from each.
+// Server-rendered with html/template, no JavaScript; every section links
+// its JSON twin in the monitor's API; input is validated and all text
+// escaped.
+//
+// It reads the monitor through the small interface Monitor, which
+// *monitor.Monitor implements.
+package explorer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/keycommit/keycommit/monitor"
+)
+
+// Monitor is what the page reads (*monitor.Monitor has these methods).
+type Monitor interface {
+	Status() []monitor.LogStatus
+	Alerts(ctx context.Context) ([]monitor.Alert, error)
+	Evidence(ctx context.Context) ([]monitor.EvidenceInfo, error)
+	Gossip() []monitor.GossipStatus
+	Watches(ctx context.Context) ([]string, error)
+}
+
+var _ Monitor = (*monitor.Monitor)(nil)
+
+// Config configures an Explorer.
+type Config struct {
+	// Monitor is read for every page. Required.
+	Monitor Monitor
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// Logger receives errors (default: discard).
+	Logger *slog.Logger
+	// PageSize is the number of alerts on a page (default 50, at most 500).
+	PageSize int
+}
+
+// Explorer is an http.Handler for GET / (mount it with the pattern
+// "GET /{$}" beside the monitor's Handler).
+type Explorer struct {
+	cfg  Config
+	tmpl *template.Template
+}
+
+//go:embed page.html
+var pageHTML string
+
+// New returns an explorer.
+func New(cfg Config) (*Explorer, error) {
+	if cfg.Monitor == nil {
+		return nil, errors.New("monitor explorer config needs a Monitor")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 50
+	}
+	cfg.PageSize = min(cfg.PageSize, 500)
+	t, err := template.New("page").Funcs(template.FuncMap{
+		"date": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04:05 UTC")
+		},
+		"ago": func(t time.Time) string {
+			if t.IsZero() {
+				return "never"
+			}
+			return ago(cfg.Now(), t)
+		},
+		"hexOrigin": func(o string) string { s := sha256.Sum256([]byte(o)); return hex.EncodeToString(s[:]) },
+	}).Parse(pageHTML)
+	if err != nil {
+		return nil, err
+	}
+	return &Explorer{cfg: cfg, tmpl: t}, nil
+}
+
+type logRow struct {
+	monitor.LogStatus
+	Percent string
+}
+
+type data struct {
+	Logs     []logRow
+	Alerts   []monitor.Alert
+	Total    int // alerts matching the filter
+	All      int // alerts stored
+	Kinds    []string
+	Kind     string
+	Issuer   string
+	Prev     string
+	Next     string
+	JSON     string
+	Evidence []monitor.EvidenceInfo
+	Gossip   []monitor.GossipStatus
+	Watches  []string
+	Error    string
+}
+
+const maxIssuer = 300
+
+// ServeHTTP implements http.Handler.
+func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		e.render(w, r, http.StatusMethodNotAllowed, &data{Error: "only GET"})
+		return
+	}
+	q := r.URL.Query()
+	d := &data{Kind: q.Get("kind"), Issuer: strings.TrimSpace(q.Get("issuer"))}
+	if d.Kind != "" && !slices.Contains(kinds, d.Kind) {
+		e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("unknown alert kind %q", truncate(d.Kind, 40))})
+		return
+	}
+	if len(d.Issuer) > maxIssuer || !utf8.ValidString(d.Issuer) || strings.IndexFunc(d.Issuer, unicode.IsControl) >= 0 {
+		e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("issuer must be at most %d printable characters", maxIssuer)})
+		return
+	}
+	pg := 0
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil {
+			e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("page %q is not a page number", truncate(v, 40))})
+			return
+		}
+		pg = int(n)
+	}
+	ctx := r.Context()
+	alerts, err := e.cfg.Monitor.Alerts(ctx)
+	if err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	d.All, d.Kinds = len(alerts), kinds
+	var match []monitor.Alert
+	for i := len(alerts) - 1; i >= 0; i-- { // newest first
+		a := alerts[i]
+		if (d.Kind == "" || a.Kind == d.Kind) && (d.Issuer == "" || strings.Contains(strings.ToLower(a.Issuer), strings.ToLower(d.Issuer))) {
+			match = append(match, a)
+		}
+	}
+	d.Total = len(match)
+	ps := e.cfg.PageSize
+	lo := min(len(match), pg*ps)
+	hi := min(len(match), lo+ps)
+	d.Alerts = match[lo:hi]
+	link := func(p int, format string) string {
+		v := url.Values{}
+		if d.Kind != "" {
+			v.Set("kind", d.Kind)
+		}
+		if d.Issuer != "" {
+			v.Set("issuer", d.Issuer)
+		}
+		if p > 0 {
+			v.Set("page", strconv.Itoa(p))
+		}
+		if format != "" {
+			v.Set("format", format)
+		}
+		if len(v) == 0 {
+			return "/"
+		}
+		return "/?" + v.Encode()
+	}
+	if pg > 0 {
+		d.Prev = link(pg-1, "")
+	}
+	if hi < len(match) {
+		d.Next = link(pg+1, "")
+	}
+	d.JSON = link(pg, "json")
+	if q.Get("format") == "json" {
+		b, _ := json.Marshal(map[string]any{"alerts": d.Alerts, "total": d.Total})
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write(append(b, '\n'))
+		return
+	}
+	for _, s := range e.cfg.Monitor.Status() {
+		row := logRow{LogStatus: s}
+		if s.AnchorSize > 0 {
+			row.Percent = strconv.FormatFloat(100*float64(s.Position)/float64(s.AnchorSize), 'f', 1, 64)
+		}
+		d.Logs = append(d.Logs, row)
+	}
+	if d.Evidence, err = e.cfg.Monitor.Evidence(ctx); err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	d.Gossip = e.cfg.Monitor.Gossip()
+	if d.Watches, err = e.cfg.Monitor.Watches(ctx); err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	e.render(w, r, http.StatusOK, d)
+}
+
+var kinds = []string{monitor.KindPolicy, monitor.KindSnapshot, monitor.KindTimestamp, monitor.KindNonCanonical,
+	monitor.KindMalformed, monitor.KindInclusion, monitor.KindCheckpoint, monitor.KindSplitView,
+	monitor.KindKeyChange, monitor.KindAccountKeyChange}
+
+func (e *Explorer) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e.cfg.Logger.Error("monitor explorer failed", "err", err)
+	e.render(w, r, http.StatusInternalServerError, &data{Error: "internal error"})
+}
+
+func (e *Explorer) render(w http.ResponseWriter, r *http.Request, code int, d *data) {
+	var buf bytes.Buffer
+	if err := e.tmpl.Execute(&buf, d); err != nil {
+		e.cfg.Logger.Error("monitor explorer template failed", "err", err)
+		code = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error</p>")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	if code != http.StatusOK {
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		w.Write(buf.Bytes())
+		return
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	h.Set("Cache-Control", "public, max-age=5")
+	h.Set("ETag", etag)
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return "in the future"
+	case d < time.Minute:
+		return fmt.Sprintf("%d s ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%.1f h ago", d.Hours())
+	}
+	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+}
