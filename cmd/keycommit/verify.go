@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,6 +43,9 @@ type verifyConfig struct {
 	Save string
 	// Out receives the report.
 	Out io.Writer
+	// NoDelta, with a URL and Previous, fetches the full bundle instead
+	// of trying a delta first.
+	NoDelta bool
 	// HTTP fetches URL bundles.
 	HTTP *http.Client
 }
@@ -76,6 +81,7 @@ Exit codes: 0 every check passed; 1 usage or I/O error (nothing was verified);
 	f.StringVar(&cfg.Previous, "previous", "", "a bundle saved by an earlier successful run (--save)")
 	f.DurationVar(&cfg.MaxAge, "max-age", verify.DefaultMaxAge, "maximum age of the witness cosignatures that count")
 	f.StringVar(&cfg.Save, "save", "", "write the bundle here once every check passed")
+	f.BoolVar(&cfg.NoDelta, "no-delta", false, "with a URL and --previous, fetch the full bundle instead of a delta")
 	return cmd
 }
 
@@ -126,13 +132,18 @@ func runVerify(ctx context.Context, cfg *verifyConfig) error {
 			return checkErr("previous bundle "+cfg.Previous, err)
 		}
 	}
-	raw, err := fetchBundle(ctx, cfg, prev)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	got, err := v.Verify(raw, prev)
-	if err != nil {
-		return checkErr("bundle", err)
+	got, err := fetchDelta(ctx, cfg, v, prev)
+	if got == nil {
+		if err != nil {
+			fmt.Fprintf(cfg.Out, "delta not used (%v); fetching the full bundle\n", err)
+		}
+		raw, err := fetchBundle(ctx, cfg, prev)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		if got, err = v.Verify(raw, prev); err != nil {
+			return checkErr("bundle", err)
+		}
 	}
 	ks, err := got.KeySet()
 	if err != nil {
@@ -190,6 +201,48 @@ func fetchBundle(ctx context.Context, cfg *verifyConfig, prev *verify.Verified) 
 		return nil, fmt.Errorf("bundle at %s is over the limit of %d bytes", u, verify.MaxBundleSize)
 	}
 	return b, nil
+}
+
+// fetchDelta, with a URL ending in /keys.bundle and a previous bundle,
+// fetches the delta from it (docs/bundle.md) and verifies it. It returns
+// nil and the reason when no delta could be used (the caller then falls
+// back to the full bundle), nil and nil when no delta was tried.
+func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev *verify.Verified) (*verify.Verified, error) {
+	if prev == nil || cfg.NoDelta || !strings.HasPrefix(cfg.Bundle, "http://") && !strings.HasPrefix(cfg.Bundle, "https://") {
+		return nil, nil
+	}
+	u, err := url.Parse(cfg.Bundle)
+	if err != nil || !strings.HasSuffix(u.Path, "/keys.bundle") {
+		return nil, nil
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/keys.bundle") + "/keys.delta"
+	d := sha256.Sum256(prev.Bundle.KeySet)
+	q := u.Query()
+	q.Set("old", strconv.FormatUint(prev.Checkpoint.Size, 10))
+	q.Set("base", hex.EncodeToString(d[:]))
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't fetch the delta: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, verify.MaxBundleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("couldn't fetch the delta: %v", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	got, err := v.VerifyDelta(b, prev)
+	if err != nil {
+		return nil, fmt.Errorf("delta refused: %w", err)
+	}
+	fmt.Fprintf(cfg.Out, "applied a delta of %d bytes\n", len(b))
+	return got, nil
 }
 
 func printVerified(w io.Writer, got *verify.Verified, ks *verify.KeySet, prev *verify.Verified) {

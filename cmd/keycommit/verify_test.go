@@ -120,6 +120,34 @@ func TestVerifyCommand(t *testing.T) {
 	if strings.Count(out, "changed: ") != 2 {
 		t.Errorf("want exactly 2 changes:\n%s", out)
 	}
+	// The handler never served the saved bundle's snapshot: no delta, the
+	// full bundle instead.
+	if !strings.Contains(out, "delta not used (404 Not Found") {
+		t.Errorf("report does not say the delta was not used:\n%s", out)
+	}
+
+	// From a bundle the handler served, the next refresh is a delta.
+	held := filepath.Join(dir, "held.bundle")
+	if out, errOut, code := runBin(t, bin, append(urlArgs, "--save", held)...); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	ks.PST["https://issuer-3.example"] = ks.PST["https://issuer-4.example"]
+	l.Append([]byte("rotation"))
+	if _, err := l.AppendSnapshot(ks, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Publish(now, ws[1], ws[2]); err != nil {
+		t.Fatal(err)
+	}
+	deltaArgs := []string{"verify", "--bundle", url, "--log-vkey", l.VKey, "--witness-policy", policy, "--previous", held}
+	out, errOut, code = runBin(t, bin, deltaArgs...)
+	if code != 0 || !strings.Contains(out, "applied a delta of ") || !strings.Contains(out, "changed: https://issuer-3.example pst changed") ||
+		strings.Count(out, "changed: ") != 1 {
+		t.Fatalf("delta refresh: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, _, code := runBin(t, bin, append(deltaArgs, "--no-delta")...); code != 0 || strings.Contains(out, "delta") {
+		t.Errorf("--no-delta: exit %d\n%s", code, out)
+	}
 
 	// Failures: exit 2, and stderr names the check.
 	tampered := filepath.Join(dir, "tampered.bundle")
