@@ -87,6 +87,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	cache   *lru.Cache[tlog.Tile, []byte]
+	gz      *lru.Cache[tlog.Tile, []byte] // gzipped entry bundles
 	trees   *lru.Cache[tlog.Tile, *tileTree]
 	metrics *metrics
 }
@@ -116,11 +117,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	gz, err := lru.New[tlog.Tile, []byte](64)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, trees: trees, metrics: m}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, gz: gz, trees: trees, metrics: m}
 	s.handle("GET "+api.PathCheckpoint, "checkpoint", s.checkpoint)
 	s.handle("GET /tile/", "tile", s.tile)
 	s.handle("GET "+api.PathInclusionProof, "inclusion", s.inclusion)
@@ -329,13 +334,7 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	if t.W == tiles.Width {
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
-	w.Write(d)
+	s.writeTile(w, r, t, d)
 	return nil
 }
 
