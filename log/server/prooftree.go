@@ -8,31 +8,9 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// tileTree is a hash tile with the hashes of every complete subtree of
-// its hashes: levels[0] is the tile's t.W hashes, levels[j] the hashes of
-// the complete subtrees of 2^j of them. A proof needs stored hashes at
-// every level of a tile; tlog computes those above the tile's bottom from
-// up to 128 bottom hashes each time, so the server keeps them computed.
-type tileTree struct {
-	levels [][]tlog.Hash
-}
-
-func newTileTree(t tlog.Tile, data []byte) *tileTree {
-	bottom := make([]tlog.Hash, t.W)
-	for i := range bottom {
-		copy(bottom[i][:], data[i*tlog.HashSize:])
-	}
-	tt := &tileTree{levels: [][]tlog.Hash{bottom}}
-	for j := 1; j < t.H && len(tt.levels[j-1]) >= 2; j++ {
-		below := tt.levels[j-1]
-		up := make([]tlog.Hash, len(below)/2)
-		for i := range up {
-			up[i] = tlog.NodeHash(below[2*i], below[2*i+1])
-		}
-		tt.levels = append(tt.levels, up)
-	}
-	return tt
-}
+// tileTree is a tile's subtree hashes, kept in the server's tree cache so
+// that proofs cost lookups rather than hashing.
+type tileTree = tiles.Subtrees
 
 // readTree returns the tree of hash tile t (exactly t.W wide), through
 // the tree cache.
@@ -45,7 +23,10 @@ func (s *Server) readTree(ctx context.Context, t tlog.Tile) (*tileTree, error) {
 	if err != nil {
 		return nil, err
 	}
-	tt := newTileTree(t, d)
+	tt, err := tiles.NewSubtrees(t, d)
+	if err != nil {
+		return nil, err
+	}
 	s.trees.Add(t, tt)
 	return tt, nil
 }
@@ -76,13 +57,11 @@ func (r treeHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 			}
 			last = t
 		}
-		level, n := tlog.SplitStoredHashIndex(x)
-		j := level - t.L*t.H
-		k := n - (t.N << uint(t.H) >> uint(j))
-		if j < 0 || j >= len(tt.levels) || k < 0 || k >= int64(len(tt.levels[j])) {
-			return nil, fmt.Errorf("hash %d (level %d, n %d) is not in tile %s", x, level, n, tiles.Path(t))
+		h, err := tt.Hash(t, x)
+		if err != nil {
+			return nil, err
 		}
-		out[i] = tt.levels[j][k]
+		out[i] = h
 	}
 	return out, nil
 }
