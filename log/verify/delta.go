@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 )
 
@@ -293,27 +294,44 @@ func applyMembers(old []member, changes []DeltaChange) ([]member, error) {
 	return append(out, old[i:]...), nil
 }
 
-// Apply returns the full bundle that d turns prev (a full bundle, parsed)
-// into. It checks that d is from prev (tree size and key set digest) and
-// that every deletion removes a member prev has; the result is a bundle
-// still to be verified. Errors are *Error with CheckDelta.
+// Apply returns the full bundle that d turns prev (a full bundle of tree
+// size prevSize) into. It checks that d is from prev (tree size and key
+// set digest) and that every deletion removes a member prev has; the
+// result is a bundle still to be verified. Errors are *Error with
+// CheckDelta.
 func (d *Delta) Apply(prev *Bundle, prevSize uint64) (*Bundle, error) {
 	pd := sha256.Sum256(prev.KeySet)
-	if d.BaseSize != prevSize || !bytes.Equal(d.BaseDigest, pd[:]) {
-		return nil, fail(CheckDelta, "delta is from the bundle of tree size %d with key set digest %x, but the bundle held has tree size %d and key set digest %x: fetch the full bundle",
-			d.BaseSize, d.BaseDigest, prevSize, pd)
+	if err := d.checkBase(prevSize, pd[:]); err != nil {
+		return nil, err
 	}
+	var m keySetMembers
+	if d.Entry != nil && len(d.Changes) > 0 {
+		if _, err := parseKeySetFast(prev.KeySet, &m); err != nil {
+			return nil, fail(CheckDelta, "the key set held does not parse: %v", err)
+		}
+	}
+	b, _, err := d.apply(prev, &m)
+	return b, err
+}
+
+func (d *Delta) checkBase(size uint64, digest []byte) error {
+	if d.BaseSize != size || !bytes.Equal(d.BaseDigest, digest) {
+		return fail(CheckDelta, "delta is from the bundle of tree size %d with key set digest %x, but the bundle held has tree size %d and key set digest %x: fetch the full bundle",
+			d.BaseSize, d.BaseDigest, size, digest)
+	}
+	return nil
+}
+
+// apply builds the new bundle from prev and its key set's members m, and
+// returns the new members (m itself when the key set did not change).
+func (d *Delta) apply(prev *Bundle, m *keySetMembers) (*Bundle, *keySetMembers, error) {
 	b := &Bundle{KeySet: prev.KeySet, Entry: prev.Entry, Consistency: d.Consistency, Index: d.Index, Inclusion: d.Inclusion, Checkpoint: d.Checkpoint}
 	if d.Entry == nil {
-		return b, nil
+		return b, m, nil
 	}
 	b.Entry = d.Entry
 	if len(d.Changes) == 0 {
-		return b, nil
-	}
-	var m keySetMembers
-	if _, err := parseKeySetFast(prev.KeySet, &m); err != nil {
-		return nil, fail(CheckDelta, "the key set held does not parse: %v", err)
+		return b, m, nil
 	}
 	split := len(d.Changes)
 	for i, c := range d.Changes {
@@ -324,11 +342,11 @@ func (d *Delta) Apply(prev *Bundle, prevSize uint64) (*Bundle, error) {
 	}
 	pst, err := applyMembers(m.pst, d.Changes[:split])
 	if err != nil {
-		return nil, failErr(CheckDelta, err)
+		return nil, nil, failErr(CheckDelta, err)
 	}
 	pp, err := applyMembers(m.pp, d.Changes[split:])
 	if err != nil {
-		return nil, failErr(CheckDelta, err)
+		return nil, nil, failErr(CheckDelta, err)
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(prev.KeySet) + 1024)
@@ -338,7 +356,7 @@ func (d *Delta) Apply(prev *Bundle, prevSize uint64) (*Bundle, error) {
 	writeMembers(&buf, pp)
 	buf.WriteString(`}}`)
 	b.KeySet = buf.Bytes()
-	return b, nil
+	return b, &keySetMembers{pst: pst, pp: pp}, nil
 }
 
 func writeMembers(buf *bytes.Buffer, ms []member) {
@@ -353,7 +371,10 @@ func writeMembers(buf *bytes.Buffer, ms []member) {
 // VerifyDelta applies a delta to prev, the bundle this user agent holds,
 // and verifies the result exactly as Verify verifies a full bundle against
 // prev (the digest check binds the applied key set to the new snapshot).
-// A delta from another bundle fails the delta check, naming both.
+// A delta from another bundle fails the delta check, naming both. The key
+// set held is not read again: the typed keys of prev are reused and only
+// the members the delta changes are parsed, so the cost beyond the full
+// bundle's hashing and signatures is proportional to what changed.
 func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	if prev == nil {
 		return nil, fail(CheckDelta, "a delta needs the bundle it applies to")
@@ -362,13 +383,91 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := d.Apply(prev.Bundle, prev.Checkpoint.Size)
+	pks, err := prev.KeySet()
+	if err != nil {
+		return nil, fmt.Errorf("previous bundle: %w", err)
+	}
+	// prev verified: its key set hashes to its snapshot's digest.
+	psnap, err := parseSnapshotEntry(prev.Bundle.Entry)
+	if err != nil {
+		return nil, fmt.Errorf("previous bundle: %w", failErr(CheckSnapshot, err))
+	}
+	if err := d.checkBase(prev.Checkpoint.Size, psnap.Body.Digest); err != nil {
+		return nil, err
+	}
+	b, m, err := d.apply(prev.Bundle, prev.members)
 	if err != nil {
 		return nil, err
+	}
+	pre := &applied{keySet: pks, members: m, changes: []Change{}}
+	if b.Entry != nil && len(d.Changes) > 0 {
+		if pre.keySet, pre.changes, err = applyTyped(pks, prev.members, d.Changes); err != nil {
+			return nil, err
+		}
 	}
 	full, err := b.Marshal()
 	if err != nil {
 		return nil, failErr(CheckDelta, err)
 	}
-	return v.Verify(full, prev)
+	return v.verifyParsed(full, b, prev, true, pre)
+}
+
+// applyTyped returns the typed key set old with the changes applied
+// (sharing what did not change) and the changes as Diff reports them.
+func applyTyped(old *KeySet, om *keySetMembers, changes []DeltaChange) (*KeySet, []Change, error) {
+	ks := &KeySet{PST: make(map[string]PSTCommitment, len(old.PST)+4), PrivacyPass: make(map[string]IssuerDirectory, len(old.PrivacyPass)+4)}
+	for o, c := range old.PST {
+		ks.PST[o] = c
+	}
+	for o, d := range old.PrivacyPass {
+		ks.PrivacyPass[o] = d
+	}
+	oldRaw := func(part, origin string) ([]byte, bool) {
+		ms := om.pst
+		if part != "pst" {
+			ms = om.pp
+		}
+		i := sort.Search(len(ms), func(i int) bool { return ms[i].origin >= origin })
+		if i < len(ms) && ms[i].origin == origin {
+			return ms[i].raw, true
+		}
+		return nil, false
+	}
+	out := []Change{}
+	for _, c := range changes {
+		raw, existed := oldRaw(c.Part, c.Origin)
+		if c.Member == nil {
+			if c.Part == "pst" {
+				delete(ks.PST, c.Origin)
+			} else {
+				delete(ks.PrivacyPass, c.Origin)
+			}
+			out = append(out, Change{Issuer: c.Origin, Part: c.Part, Op: "removed"})
+			continue
+		}
+		p := &ksParser{b: c.Member, s: string(c.Member)}
+		p.str()
+		p.lit(":")
+		if c.Part == "pst" {
+			ks.PST[c.Origin] = p.pstCommitment()
+		} else {
+			ks.PrivacyPass[c.Origin] = p.issuerDirectory()
+		}
+		if p.err != nil {
+			return nil, nil, failErr(CheckDelta, p.err)
+		}
+		switch {
+		case !existed:
+			out = append(out, Change{Issuer: c.Origin, Part: c.Part, Op: "added"})
+		case !bytes.Equal(raw, c.Member):
+			out = append(out, Change{Issuer: c.Origin, Part: c.Part, Op: "changed"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Issuer != out[j].Issuer {
+			return out[i].Issuer < out[j].Issuer
+		}
+		return out[i].Part < out[j].Part
+	})
+	return ks, out, nil
 }

@@ -148,6 +148,9 @@ type Verified struct {
 	keySetOnce sync.Once
 	keySet     *KeySet
 	keySetErr  error
+	// members are the key set's members (for applying deltas), set with
+	// keySet.
+	members *keySetMembers
 }
 
 // Stored returns the bundle to save for the next Verify (load it with
@@ -172,7 +175,8 @@ func (v *Verified) Stored() ([]byte, error) {
 // both. Failures are *Error with CheckKeySet.
 func (v *Verified) KeySet() (*KeySet, error) {
 	v.keySetOnce.Do(func() {
-		ks, err := ParseKeySet(v.Bundle.KeySet)
+		m := &keySetMembers{}
+		ks, err := parseKeySetFast(v.Bundle.KeySet, m)
 		if err != nil {
 			v.keySetErr = failErr(CheckKeySet, err)
 			return
@@ -182,7 +186,7 @@ func (v *Verified) KeySet() (*KeySet, error) {
 			v.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, v.SnapshotIssuers)
 			return
 		}
-		v.keySet = ks
+		v.keySet, v.members = ks, m
 	})
 	return v.keySet, v.keySetErr
 }
@@ -207,6 +211,21 @@ func (v *Verifier) verify(raw []byte, prev *Verified, fresh bool) (*Verified, er
 	if err != nil {
 		return nil, err
 	}
+	return v.verifyParsed(raw, b, prev, fresh, nil)
+}
+
+// applied is a key set a delta produced from the held one: read without
+// parsing it whole, and the changes the delta made.
+type applied struct {
+	keySet  *KeySet
+	members *keySetMembers
+	changes []Change
+}
+
+// verifyParsed verifies the parsed bundle b (raw is its encoding). With
+// pre, the key set's typed form and the changes since prev are taken from
+// it instead of parsing the key set and comparing it with prev's.
+func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh bool, pre *applied) (*Verified, error) {
 	// The checks that only hash run first, so that a corrupt bundle costs
 	// no signature verification; the signatures then bind everything.
 	text, sigs, cp0, err := v.parseCheckpoint(b.Checkpoint)
@@ -228,7 +247,16 @@ func (v *Verifier) verify(raw []byte, prev *Verified, fresh bool) (*Verified, er
 		return nil, err
 	}
 	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers}
-	if err := v.checkAgainstPrevious(out, prev); err != nil {
+	if pre != nil {
+		out.keySetOnce.Do(func() {
+			if n := len(pre.keySet.PST) + len(pre.keySet.PrivacyPass); n != out.SnapshotIssuers {
+				out.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, out.SnapshotIssuers)
+				return
+			}
+			out.keySet, out.members = pre.keySet, pre.members
+		})
+	}
+	if err := v.checkAgainstPrevious(out, prev, pre); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -236,7 +264,7 @@ func (v *Verifier) verify(raw []byte, prev *Verified, fresh bool) (*Verified, er
 
 // checkAgainstPrevious enforces no rollback and consistency with prev, and
 // fills in Changes.
-func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified) error {
+func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *applied) error {
 	b, cp := nv.Bundle, nv.Checkpoint
 	if prev == nil {
 		if b.Consistency != nil {
@@ -292,7 +320,11 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified) error {
 		return err
 	}
 	nv.Previous = old.Size
-	nv.Changes = Diff(oks, nks)
+	if pre != nil {
+		nv.Changes = pre.changes
+	} else {
+		nv.Changes = Diff(oks, nks)
+	}
 	if nv.Changes == nil {
 		nv.Changes = []Change{}
 	}

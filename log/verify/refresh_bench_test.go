@@ -1,0 +1,97 @@
+package verify_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/keycommit/keycommit/log/verify"
+)
+
+// BenchmarkRefresh: a user agent holding the bundle of a 1,000-issuer,
+// 6-key log (about 10,000 entries) refreshes after 0, 1 or 10 issuers
+// changed (and 10 more entries were logged). It reports the bytes of the
+// full bundle (plain and gzipped) and of the delta, and times the delta
+// refresh (VerifyDelta and the key set read) against the full refresh
+// (Verify against the held bundle and the key set read) in the same run.
+func BenchmarkRefresh(b *testing.B) {
+	f := newFixture(b)
+	base := keySet(b, 1000, 6, "refresh")
+	f.grow(9000)
+	f.snapshot(b, base)
+	f.grow(1000)
+	f.publish(b, t0, f.ws[0], f.ws[1])
+	v := f.verifier(b, nil)
+	held, err := verifyAll(v, f.bundle(b, 0), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, changed := range []int{0, 1, 10} {
+		ks := copyKeySet(b, base)
+		for i := 0; i < changed; i++ {
+			ks.PST[fmt.Sprintf("https://issuer-%d.example", i)] = base.PST[fmt.Sprintf("https://issuer-%d.example", 500+i)]
+		}
+		if changed > 0 {
+			f.snapshot(b, ks)
+		}
+		f.grow(10)
+		f.publish(b, t0, f.ws[0], f.ws[1])
+		full := f.bundle(b, held.Checkpoint.Size)
+		delta := makeDelta(b, f, held)
+		var gz bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+		zw.Write(full)
+		zw.Close()
+		b.Run(fmt.Sprintf("issuers=1000/changed=%d", changed), func(b *testing.B) {
+			// The full refresh, timed in the same run.
+			const fullRuns = 20
+			start := time.Now()
+			for i := 0; i < fullRuns; i++ {
+				prev := mustReverify(b, v, held)
+				if _, err := verifyAll(v, full, prev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			fullNs := float64(time.Since(start).Nanoseconds()) / fullRuns
+			b.ResetTimer()
+			var elapsed time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				prev := mustReverify(b, v, held)
+				b.StartTimer()
+				t := time.Now()
+				got, err := v.VerifyDelta(delta, prev)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := got.KeySet(); err != nil {
+					b.Fatal(err)
+				}
+				elapsed += time.Since(t)
+			}
+			deltaNs := float64(elapsed.Nanoseconds()) / float64(b.N)
+			b.ReportMetric(float64(len(full)), "full_bytes")
+			b.ReportMetric(float64(gz.Len()), "full_gzip_bytes")
+			b.ReportMetric(float64(len(delta)), "delta_bytes")
+			b.ReportMetric(100*float64(len(delta))/float64(len(full)), "delta_%_of_full")
+			b.ReportMetric(fullNs/1e3, "full_µs")
+			b.ReportMetric(deltaNs/fullNs, "x_full")
+		})
+	}
+}
+
+// mustReverify returns a fresh Verified of held (whose key set is read
+// already), so each refresh starts from the same state: a user agent
+// holds its key set parsed.
+func mustReverify(b *testing.B, v *verify.Verifier, held *verify.Verified) *verify.Verified {
+	p, err := v.VerifyStored(held.Raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := p.KeySet(); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
