@@ -395,6 +395,13 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	if err := d.checkBase(prev.Checkpoint.Size, psnap.Body.Digest); err != nil {
 		return nil, err
 	}
+	if prev.members == nil && d.Entry != nil && len(d.Changes) > 0 {
+		m := &keySetMembers{}
+		if _, err := parseKeySetFast(prev.Bundle.KeySet, m); err != nil {
+			return nil, fmt.Errorf("previous bundle: %w", failErr(CheckKeySet, err))
+		}
+		prev.members = m
+	}
 	b, m, err := d.apply(prev.Bundle, prev.members)
 	if err != nil {
 		return nil, err

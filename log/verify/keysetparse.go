@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -78,13 +79,31 @@ func (p *ksParser) str() string {
 		p.fail("unterminated string")
 		return ""
 	}
-	for _, c := range p.b[start : start+n] {
-		if c < 0x20 || c == '\\' || c >= 0x80 {
-			return p.slowStr(start - 1)
-		}
+	if !plainASCII(p.b[start : start+n]) {
+		return p.slowStr(start - 1)
 	}
 	p.i = start + n + 1
 	return p.s[start : start+n]
+}
+
+// plainASCII reports whether b has only bytes 0x20..0x7f other than '\\'
+// (then it is a string's canonical encoding as is), eight bytes at a time.
+func plainASCII(b []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		bs := x ^ (lo * '\\')
+		if (x|((x-lo*0x20)&^x)|((bs-lo)&^bs))&hi != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c < 0x20 || c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // slowStr reads a string with escapes or non-ASCII bytes starting at the

@@ -85,3 +85,15 @@ func FuzzParseKeySet(f *testing.F) {
 	}
 	f.Fuzz(checkKeySetParsers)
 }
+
+// TestParseKeySetStringBytes: every byte, at every position of an 8-byte
+// word, is read as encoding/json reads it.
+func TestParseKeySetStringBytes(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 9; pos++ {
+			s := []byte("abcdefghijklmnop")
+			s[pos] = byte(c)
+			checkKeySetParsers(t, []byte(`{"pst":{"`+string(s)+`":null},"privacy_pass":{}}`))
+		}
+	}
+}

@@ -148,8 +148,8 @@ type Verified struct {
 	keySetOnce sync.Once
 	keySet     *KeySet
 	keySetErr  error
-	// members are the key set's members (for applying deltas), set with
-	// keySet.
+	// members are the key set's members, for applying deltas: set by
+	// VerifyDelta (on prev, and on the bundle it returns).
 	members *keySetMembers
 }
 
@@ -175,8 +175,7 @@ func (v *Verified) Stored() ([]byte, error) {
 // both. Failures are *Error with CheckKeySet.
 func (v *Verified) KeySet() (*KeySet, error) {
 	v.keySetOnce.Do(func() {
-		m := &keySetMembers{}
-		ks, err := parseKeySetFast(v.Bundle.KeySet, m)
+		ks, err := parseKeySetFast(v.Bundle.KeySet, nil)
 		if err != nil {
 			v.keySetErr = failErr(CheckKeySet, err)
 			return
@@ -186,7 +185,7 @@ func (v *Verified) KeySet() (*KeySet, error) {
 			v.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, v.SnapshotIssuers)
 			return
 		}
-		v.keySet, v.members = ks, m
+		v.keySet = ks
 	})
 	return v.keySet, v.keySetErr
 }
