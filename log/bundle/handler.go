@@ -75,6 +75,7 @@ type cached struct {
 	note, raw, gz []byte
 	etag          string
 	bundle        *verify.Bundle // parsed raw, for the latest bundle
+	digest        string         // hex SHA-256 of bundle.KeySet
 }
 
 // NewHandler returns a Handler for cfg.
@@ -203,8 +204,9 @@ func (h *Handler) latest(r *http.Request, note []byte) (*cached, error) {
 	if c.bundle, err = verify.ParseBundle(raw); err != nil {
 		return nil, err
 	}
-	if old := h.cache; old != nil && !bytes.Equal(old.bundle.KeySet, c.bundle.KeySet) {
-		h.remember(old.bundle)
+	c.digest = digestHex(c.bundle.KeySet)
+	if old := h.cache; old != nil && old.digest != c.digest {
+		h.remember(old.digest, old.bundle)
 	}
 	h.cache = c
 	h.deltas = map[string]*cached{}
@@ -212,11 +214,10 @@ func (h *Handler) latest(r *http.Request, note []byte) (*cached, error) {
 }
 
 // remember keeps b as a base for deltas.
-func (h *Handler) remember(b *verify.Bundle) {
+func (h *Handler) remember(d string, b *verify.Bundle) {
 	if h.recent == nil {
 		h.recent = map[string]*verify.Bundle{}
 	}
-	d := digestHex(b.KeySet)
 	if _, ok := h.recent[d]; !ok {
 		h.recentOrder = append(h.recentOrder, d)
 	}
@@ -312,7 +313,7 @@ func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*c
 	key := strconv.FormatUint(old, 10) + "/" + base
 	h.mu.Lock()
 	var b *verify.Bundle
-	if digestHex(c.bundle.KeySet) == base {
+	if c.digest == base {
 		b = c.bundle
 	} else {
 		b = h.recent[base]
