@@ -115,6 +115,49 @@ func generateVectors(t *testing.T) (map[string][]byte, []vector) {
 	files["next-stored.bundle"] = stored
 	vs = append(vs, vector{File: "next-stored.bundle", Description: "next.bundle as saved for the next check (no consistency section)", Now: now})
 
+	// Deltas (files *.delta, applied with VerifyDelta to Previous).
+	held := mustStored(t, f, valid)
+	nextB, _ := verify.ParseBundle(files["next.bundle"])
+	dl, err := verify.MakeDelta(held.Bundle, held.Checkpoint.Size, nextB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextDelta, err := dl.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("next.delta", "the delta from valid.bundle to next.bundle (issuer-1 changed, issuer-3 added); applied, it saves as next-stored.bundle", "valid.bundle", "", nextDelta)
+	if got, err := f.verifier(t, nil).VerifyDelta(nextDelta, held); err != nil {
+		t.Fatal(err)
+	} else if s, _ := got.Stored(); !bytes.Equal(s, stored) {
+		t.Fatal("next.delta applied does not save as next-stored.bundle")
+	}
+	add("wrong-base.delta", "next.delta applied to next-stored.bundle instead of valid.bundle", "next-stored.bundle", verify.CheckDelta, nextDelta)
+	tampered := *dl
+	tampered.Changes = append([]verify.DeltaChange(nil), dl.Changes...)
+	tampered.Changes[0].Member = bytes.Replace(tampered.Changes[0].Member, []byte(`"batchsize":10`), []byte(`"batchsize":11`), 1)
+	tamperedDelta, err := tampered.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("member-changed.delta", "next.delta with issuer-1's batch size changed", "valid.bundle", verify.CheckDigest, tamperedDelta)
+	f.grow(2)
+	f.publish(t, t0.Add(5*time.Minute), f.ws[0], f.ws[1])
+	nextStored, err := f.verifier(t, nil).VerifyStored(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextFull, _ := verify.ParseBundle(f.bundle(t, nextStored.Checkpoint.Size))
+	ud, err := verify.MakeDelta(nextStored.Bundle, nextStored.Checkpoint.Size, nextFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged, err := ud.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	add("unchanged.delta", "nothing changed since next-stored.bundle, 2 more entries: a fresher checkpoint, the consistency and inclusion proofs", "next-stored.bundle", "", unchanged)
+
 	// A fork: same log key, a different history from index 7 on.
 	fork := newFixture(t)
 	fork.grow(6)
@@ -193,7 +236,14 @@ func TestVectors(t *testing.T) {
 					t.Fatalf("previous %s: %v", vc.Previous, err)
 				}
 			}
-			_, err = verifyAll(v, read(vc.File), prev)
+			if strings.HasSuffix(vc.File, ".delta") {
+				var got *verify.Verified
+				if got, err = v.VerifyDelta(read(vc.File), prev); err == nil {
+					_, err = got.KeySet()
+				}
+			} else {
+				_, err = verifyAll(v, read(vc.File), prev)
+			}
 			if vc.Want == "" {
 				if err != nil {
 					t.Fatalf("%s: %v", vc.Description, err)
