@@ -17,7 +17,7 @@ import (
 type prover struct {
 	known map[[2]int64][]byte // tile (level, n) -> data, widest known
 	read  tiles.TileFunc
-	trees map[[2]int64]*tiles.Subtrees
+	trees map[[2]int64]tiles.Subtrees
 }
 
 func newProver(u *tiles.Update, edge map[[2]int64][]byte, read tiles.TileFunc) *prover {
@@ -31,11 +31,11 @@ func newProver(u *tiles.Update, edge map[[2]int64][]byte, read tiles.TileFunc) *
 			known[k] = t.Data
 		}
 	}
-	return &prover{known: known, read: read, trees: map[[2]int64]*tiles.Subtrees{}}
+	return &prover{known: known, read: read, trees: map[[2]int64]tiles.Subtrees{}}
 }
 
 // tree returns the subtrees of tile t, as wide as known (at least t.W).
-func (p *prover) tree(t tlog.Tile) (*tiles.Subtrees, error) {
+func (p *prover) tree(t tlog.Tile) (tiles.Subtrees, error) {
 	k := [2]int64{int64(t.L), t.N}
 	if st, ok := p.trees[k]; ok && st.Width() >= t.W {
 		return st, nil
@@ -44,12 +44,12 @@ func (p *prover) tree(t tlog.Tile) (*tiles.Subtrees, error) {
 	if !ok || len(d) < t.W*tlog.HashSize {
 		var err error
 		if d, err = p.read(t); err != nil {
-			return nil, err
+			return tiles.Subtrees{}, err
 		}
 	}
 	st, err := tiles.NewSubtrees(t, d)
 	if err != nil {
-		return nil, err
+		return tiles.Subtrees{}, err
 	}
 	p.trees[k] = st
 	return st, nil
@@ -64,7 +64,7 @@ func (p *prover) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 		if err != nil {
 			return nil, fmt.Errorf("couldn't read tile %s for hash %d: %w", tiles.Path(t), x, err)
 		}
-		if out[i], err = st.Hash(t, x); err != nil {
+		if err := st.Hash(t, x, &out[i]); err != nil {
 			return nil, err
 		}
 	}

@@ -27,8 +27,8 @@ func (s *Server) readTree(ctx context.Context, t tlog.Tile) (*tileTree, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.trees.Add(t, tt)
-	return tt, nil
+	s.trees.Add(t, &tt)
+	return &tt, nil
 }
 
 // treeHashReader reads stored hashes of the tree of the given size from
@@ -57,11 +57,9 @@ func (r treeHashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 			}
 			last = t
 		}
-		h, err := tt.Hash(t, x)
-		if err != nil {
+		if err := tt.Hash(t, x, &out[i]); err != nil {
 			return nil, err
 		}
-		out[i] = h
 	}
 	return out, nil
 }

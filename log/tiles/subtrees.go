@@ -19,15 +19,15 @@ type Subtrees struct {
 // NewSubtrees computes the subtrees of tile t (of height t.H) from data,
 // which holds at least t.W hashes. It uses every hash in data, up to a
 // full tile, so the result may be wider than t.W.
-func NewSubtrees(t tlog.Tile, data []byte) (*Subtrees, error) {
+func NewSubtrees(t tlog.Tile, data []byte) (Subtrees, error) {
 	if len(data) < t.W*tlog.HashSize {
-		return nil, fmt.Errorf("tile %s has %d bytes, want %d", Path(t), len(data), t.W*tlog.HashSize)
+		return Subtrees{}, fmt.Errorf("tile %s has %d bytes, want %d", Path(t), len(data), t.W*tlog.HashSize)
 	}
 	bottom := make([]tlog.Hash, min(len(data)/tlog.HashSize, 1<<uint(t.H)))
 	for i := range bottom {
 		copy(bottom[i][:], data[i*tlog.HashSize:])
 	}
-	st := &Subtrees{Levels: [][]tlog.Hash{bottom}}
+	st := Subtrees{Levels: [][]tlog.Hash{bottom}}
 	for j := 1; j < t.H && len(st.Levels[j-1]) >= 2; j++ {
 		below := st.Levels[j-1]
 		up := make([]tlog.Hash, len(below)/2)
@@ -40,16 +40,21 @@ func NewSubtrees(t tlog.Tile, data []byte) (*Subtrees, error) {
 }
 
 // Width returns the number of bottom hashes st was computed from.
-func (st *Subtrees) Width() int { return len(st.Levels[0]) }
+func (st Subtrees) Width() int { return len(st.Levels[0]) }
 
-// Hash returns the stored hash with index x (tlog.StoredHashIndex) out
-// of st, the subtrees of tile t, or an error if x is not in it.
-func (st *Subtrees) Hash(t tlog.Tile, x int64) (tlog.Hash, error) {
+// Hash sets *h to the stored hash with index x (tlog.StoredHashIndex) out
+// of st, the subtrees of tile t, or returns an error if x is not in it.
+func (st Subtrees) Hash(t tlog.Tile, x int64, h *tlog.Hash) error {
 	level, n := tlog.SplitStoredHashIndex(x)
 	j := level - t.L*t.H                   // level within the tile
 	k := n - (t.N << uint(t.H) >> uint(j)) // index within that level of the tile
 	if j < 0 || j >= len(st.Levels) || k < 0 || k >= int64(len(st.Levels[j])) {
-		return tlog.Hash{}, fmt.Errorf("hash %d (level %d, n %d) is not in tile %s", x, level, n, Path(t))
+		return notInTile(t, x, level, n)
 	}
-	return st.Levels[j][k], nil
+	*h = st.Levels[j][k]
+	return nil
+}
+
+func notInTile(t tlog.Tile, x int64, level int, n int64) error {
+	return fmt.Errorf("hash %d (level %d, n %d) is not in tile %s", x, level, n, Path(t))
 }

@@ -52,8 +52,8 @@ func TestSubtrees(t *testing.T) {
 			if j < 0 || j >= tile.H || k>>uint(tile.H-j) != tile.N || k-(tile.N<<uint(tile.H)>>uint(j)) >= int64(tile.W>>uint(j)) {
 				continue
 			}
-			h, err := st.Hash(tile, int64(x))
-			if err != nil {
+			var h tlog.Hash
+			if err := st.Hash(tile, int64(x), &h); err != nil {
 				t.Fatalf("tile %s, hash %d: %v", Path(tile), x, err)
 			}
 			if h != stored[x] {
@@ -76,10 +76,11 @@ func TestSubtreesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Hash(tile, tlog.StoredHashIndex(0, 4)); err == nil || !strings.Contains(err.Error(), "is not in tile") {
+	var h tlog.Hash
+	if err := st.Hash(tile, tlog.StoredHashIndex(0, 4), &h); err == nil || !strings.Contains(err.Error(), "is not in tile") {
 		t.Fatalf("Hash beyond the tile: %v", err)
 	}
-	if _, err := st.Hash(tile, tlog.StoredHashIndex(Height, 0)); err == nil {
+	if err := st.Hash(tile, tlog.StoredHashIndex(Height, 0), &h); err == nil {
 		t.Fatal("Hash above the tile: no error")
 	}
 }
