@@ -18,7 +18,7 @@ import (
 // Read-path model assumptions (docs/scale.md).
 const (
 	scaleIssuers      = 1000
-	scaleRefresh      = time.Hour // T: every user agent refreshes hourly
+	scaleRefresh      = time.Hour   // T: every user agent refreshes hourly
 	scaleRotationsDay = 1000.0 / 60 // R: every issuer rotates every 60 days
 	scaleHitRatio     = 0.99        // h: CDN hit ratio on bundles and deltas
 )
