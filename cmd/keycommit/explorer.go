@@ -18,7 +18,7 @@ import (
 // backend and policy, checking cosignatures against the witness policy
 // file if the log has one.
 func explorerExtra(m server.Mounting) (map[string]http.Handler, error) {
-	ec := explorer.Config{Log: m.Backend, Verifier: m.Verifier, Policy: m.Log, Logger: m.Logger}
+	ec := explorer.Config{Log: m.Backend, Verifier: m.Verifier, VKey: m.VKey, Policy: m.Log, Logger: m.Logger}
 	if m.WitnessPolicy != "" {
 		b, err := os.ReadFile(m.WitnessPolicy)
 		if err != nil {

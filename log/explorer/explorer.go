@@ -71,6 +71,9 @@ type Config struct {
 	// Verifier is the log's checkpoint key; proofs are verified against
 	// checkpoints it signed. Required.
 	Verifier note.Verifier
+	// VKey is the log's verifier key in C2SP vkey form, shown on the
+	// home page for readers to configure their verifiers (optional).
+	VKey string
 	// Policy, when set, gives each issuer's next allowed rotation and the
 	// parameters in force; without it the parameters come from the log's
 	// latest policy_params entry.

@@ -28,6 +28,7 @@ type deployment struct {
 	Seq     *sequencer.Sequencer
 	Clock   *logtest.Clock
 	Origin  string
+	VKey    string
 	Exp     *explorer.Explorer
 }
 
@@ -51,7 +52,7 @@ func startDeployment(t testing.TB, origin string) *deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := explorer.New(explorer.Config{Log: b, Verifier: v, Policy: seq, Now: clock.Now})
+	ex, err := explorer.New(explorer.Config{Log: b, Verifier: v, VKey: vkey, Policy: seq, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func startDeployment(t testing.TB, origin string) *deployment {
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); seq.Close() })
-	return &deployment{URL: hs.URL, Backend: b, Seq: seq, Clock: clock, Origin: origin, Exp: ex}
+	return &deployment{URL: hs.URL, Backend: b, Seq: seq, Clock: clock, Origin: origin, VKey: vkey, Exp: ex}
 }
 
 func (d *deployment) submit(t testing.TB, is *testissuer.Issuer, sub *schema.Submission) uint64 {

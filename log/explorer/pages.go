@@ -79,6 +79,7 @@ func truncate(s string, n int) string {
 
 type homeData struct {
 	Origin     string
+	VKey       string
 	Size       uint64
 	Root       string
 	Time       time.Time // of the newest entry, if any
@@ -103,7 +104,7 @@ func (e *Explorer) home(r *http.Request) (*page, error) {
 	}
 	now := e.cfg.Now()
 	y := time.Date(now.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
-	d := &homeData{Origin: cp.Origin, Size: n, Root: base64.StdEncoding.EncodeToString(cp.Hash[:]),
+	d := &homeData{Origin: cp.Origin, VKey: e.cfg.VKey, Size: n, Root: base64.StdEncoding.EncodeToString(cp.Hash[:]),
 		Checkpoint: string(note), Stats: e.dir.stats(y.UnixMilli()), Year: now.Year()}
 	if e.cfg.Policy != nil {
 		p := e.cfg.Policy.Params()

@@ -96,8 +96,9 @@ type Mounting struct {
 	// Log is the writing side; its Status and Params answer policy
 	// questions.
 	Log WritingLog
-	// Verifier is the log's checkpoint key.
+	// Verifier is the log's checkpoint key, and VKey its text form.
 	Verifier note.Verifier
+	VKey     string
 	// WitnessPolicy is the witness policy file (StartConfig.WitnessPolicy),
 	// if any.
 	WitnessPolicy string
@@ -192,7 +193,7 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 	}
 	var extra map[string]http.Handler
 	if cfg.Extra != nil {
-		extra, err = cfg.Extra(Mounting{Backend: backend, Log: wlog, Verifier: verifier, WitnessPolicy: cfg.WitnessPolicy, Logger: logger, Registry: reg})
+		extra, err = cfg.Extra(Mounting{Backend: backend, Log: wlog, Verifier: verifier, VKey: vkey, WitnessPolicy: cfg.WitnessPolicy, Logger: logger, Registry: reg})
 		if err != nil {
 			return nil, err
 		}
