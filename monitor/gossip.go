@@ -102,18 +102,6 @@ var (
 	errBadCheckpoint = errors.New("checkpoint does not verify")
 )
 
-// SubmitCheckpoint checks a signed checkpoint received from source
-// against what the monitor verified. It returns "consistent", "pending"
-// (kept until the monitor can check it) or "split-view" with the id of the
-// evidence stored.
-func (m *Monitor) SubmitCheckpoint(ctx context.Context, note []byte, source string) (result, evidenceID string, err error) {
-	res, evidenceID, err := m.submitCheckpoint(ctx, note, source)
-	if err != nil {
-		return "", "", err
-	}
-	return res.String(), evidenceID, nil
-}
-
 func (m *Monitor) submitCheckpoint(ctx context.Context, note []byte, source string) (result observeResult, evidenceID string, err error) {
 	f := m.byOrigin[originOf(note)]
 	if f == nil {

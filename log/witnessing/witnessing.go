@@ -141,9 +141,6 @@ func New(cfg Config) (*Collector, error) {
 	return c, nil
 }
 
-// Policy returns the parsed policy.
-func (c *Collector) Policy() *quorum.Policy { return c.policy }
-
 // Result is the outcome of one collection.
 type Result struct {
 	// Checkpoint is the signed checkpoint with the cosignatures obtained

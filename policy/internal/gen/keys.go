@@ -61,13 +61,6 @@ func PSTKey(v string, kid uint32, seed string, expMillis int64) schema.PSTKey {
 	return schema.PSTKey{Y: base64.StdEncoding.EncodeToString(y), Expiry: strconv.FormatInt(expMillis*1000, 10)}
 }
 
-// KeyIDOfSeed returns the schema.KeyID of the VOPRF key PSTKey or
-// TokenKey derive from seed.
-func KeyIDOfSeed(seed string) schema.KeyID {
-	_, c := Point(seed + "/0")
-	return sha256.Sum256(c)
-}
-
 // TokenKey returns a Privacy Pass token-type 1 key derived from seed.
 func TokenKey(seed string) schema.TokenKey {
 	_, c := Point(seed + "/0")
