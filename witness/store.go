@@ -46,9 +46,9 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 )
 
-// ErrNotInitialised is returned by OpenStore when the database file does not
+// ErrNotInitialized is returned by OpenStore when the database file does not
 // exist: the witness refuses to create state implicitly.
-var ErrNotInitialised = errors.New("witness state not initialised")
+var ErrNotInitialized = errors.New("witness state not initialised")
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (
@@ -128,10 +128,10 @@ func CreateStore(ctx context.Context, path, name, vkey string) (*Store, error) {
 }
 
 // OpenStore opens an existing state database. It returns an error wrapping
-// ErrNotInitialised if there is none.
+// ErrNotInitialized if there is none.
 func OpenStore(ctx context.Context, path string) (*Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("%w: no database at %s (run `keycommit witness init` first)", ErrNotInitialised, path)
+		return nil, fmt.Errorf("%w: no database at %s (run `keycommit witness init` first)", ErrNotInitialized, path)
 	}
 	return openStore(ctx, path, false)
 }

@@ -62,8 +62,9 @@ type Config struct {
 }
 
 // ErrQuorumNotMet is wrapped by Witness's error when the cosignatures
-// collected do not meet the policy's quorum.
-var ErrQuorumNotMet = errors.New("witness quorum not met")
+// collected do not meet the policy's quorum. It is quorum.ErrQuorumNotMet,
+// so one errors.Is test covers both packages.
+var ErrQuorumNotMet = quorum.ErrQuorumNotMet
 
 // maxResponse bounds a witness's response body.
 const maxResponse = 64 << 10
