@@ -207,5 +207,9 @@ func verifyCosignature(pub ed25519.PublicKey, text, sig []byte) (uint64, bool) {
 		return 0, false
 	}
 	ts := binary.BigEndian.Uint64(sig)
+	// C2SP tlog-cosignature: the timestamp MUST NOT exceed 2^63-1.
+	if ts > 1<<63-1 {
+		return 0, false
+	}
 	return ts, ed25519.Verify(pub, cosignedMessage(ts, text), sig[8:])
 }
