@@ -244,6 +244,15 @@ func (e *Explorer) render(w http.ResponseWriter, r *http.Request, code int, p *p
 		buf.Reset()
 		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error</p>")
 	}
+	WriteHTML(w, r, code, buf.Bytes(), maxAge)
+}
+
+// WriteHTML answers with an HTML page: the security headers every
+// explorer page carries (no sniffing, no referrer, no framing, a CSP that
+// allows no script), and for a 200 an ETag, cacheControl and a 304 to a
+// matching If-None-Match; other statuses are not cached. The monitor's
+// page (monitor/explorer) writes through it too.
+func WriteHTML(w http.ResponseWriter, r *http.Request, code int, body []byte, cacheControl string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -253,21 +262,21 @@ func (e *Explorer) render(w http.ResponseWriter, r *http.Request, code int, p *p
 	if code != http.StatusOK {
 		h.Set("Cache-Control", "no-store")
 		w.WriteHeader(code)
-		w.Write(buf.Bytes())
+		w.Write(body)
 		return
 	}
-	sum := sha256.Sum256(buf.Bytes())
+	sum := sha256.Sum256(body)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
-	h.Set("Cache-Control", maxAge)
+	h.Set("Cache-Control", cacheControl)
 	h.Set("ETag", etag)
 	h.Set("Vary", "Accept-Encoding")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == etag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
-	w.Write(buf.Bytes())
+	w.Write(body)
 }
 
 func templateName(p *page) string {

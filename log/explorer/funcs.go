@@ -20,7 +20,7 @@ var funcs = template.FuncMap{
 	},
 	"days":       func(s int64) int64 { return s / 86400 },
 	"issuerPath": IssuerPath,
-	"short":      func(s string, n int) string { return truncate(s, n) },
+	"short":      func(s string, n int) string { return Truncate(s, n) },
 	"add":        func(a, b int) int { return a + b },
 	"inc":        func(i uint64) uint64 { return i + 1 },
 	"dec":        func(i uint64) uint64 { return i - 1 },

@@ -60,12 +60,14 @@ func parseOrigin(raw string) (string, error) {
 func parseIndex(name, v string) (uint64, error) {
 	n, err := strconv.ParseUint(v, 10, 63)
 	if err != nil {
-		return 0, errorf(http.StatusBadRequest, "%s %q is not a non-negative integer", name, truncate(v, 40))
+		return 0, errorf(http.StatusBadRequest, "%s %q is not a non-negative integer", name, Truncate(v, 40))
 	}
 	return n, nil
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes, on a rune boundary, marking the cut
+// with "…".
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -126,7 +128,7 @@ func (e *Explorer) home(r *http.Request) (*page, error) {
 		}
 		if len(d.Recent) > 0 {
 			d.Time = d.Recent[0].Time
-			d.Age = ago(now, d.Time)
+			d.Age = Ago(now, d.Time)
 		}
 	}
 	return &page{Title: cp.Origin, Nav: "home", Data: d, JSON: []link{
@@ -155,7 +157,7 @@ func (e *Explorer) issuers(r *http.Request) (*page, error) {
 	if v := q.Get("page"); v != "" {
 		n, err := parseIndex("page", v)
 		if err != nil || n > 1_000_000 {
-			return nil, errorf(http.StatusBadRequest, "page %q is not a page number", truncate(v, 40))
+			return nil, errorf(http.StatusBadRequest, "page %q is not a page number", Truncate(v, 40))
 		}
 		pg = int(n)
 	}

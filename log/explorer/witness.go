@@ -97,7 +97,7 @@ func (e *Explorer) witnesses(ctx context.Context, latest uint64, now time.Time) 
 	for _, wv := range e.wvers {
 		row := witnessRow{Name: wv.w.Name, KeyName: wv.w.KeyName, URL: wv.w.URL}
 		if t, ok := times[wv.v.KeyHash()]; ok {
-			row.Time, row.Age, row.Verified = t.UTC(), ago(now, t), true
+			row.Time, row.Age, row.Verified = t.UTC(), Ago(now, t), true
 			cosigned[wv.w.Name] = true
 		}
 		v.Rows = append(v.Rows, row)
@@ -114,8 +114,8 @@ func (e *Explorer) witnesses(ctx context.Context, latest uint64, now time.Time) 
 	return v, nil
 }
 
-// ago says how long before now t was, roughly.
-func ago(now, t time.Time) string {
+// Ago says how long before now t was, roughly ("5 min ago").
+func Ago(now, t time.Time) string {
 	d := now.Sub(t)
 	switch {
 	case d < 0:

@@ -30,6 +30,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	page "github.com/keycommit/keycommit/log/explorer"
 	"github.com/keycommit/keycommit/monitor"
 )
 
@@ -92,7 +93,7 @@ func New(cfg Config) (*Explorer, error) {
 			if t.IsZero() {
 				return "never"
 			}
-			return ago(cfg.Now(), t)
+			return page.Ago(cfg.Now(), t)
 		},
 		"hexOrigin": func(o string) string { s := sha256.Sum256([]byte(o)); return hex.EncodeToString(s[:]) },
 	}).Parse(pageHTML)
@@ -136,7 +137,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d := &data{Kind: q.Get("kind"), Issuer: strings.TrimSpace(q.Get("issuer"))}
 	if d.Kind != "" && !slices.Contains(kinds, d.Kind) {
-		e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("unknown alert kind %q", truncate(d.Kind, 40))})
+		e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("unknown alert kind %q", page.Truncate(d.Kind, 40))})
 		return
 	}
 	if len(d.Issuer) > maxIssuer || !utf8.ValidString(d.Issuer) || strings.IndexFunc(d.Issuer, unicode.IsControl) >= 0 {
@@ -147,7 +148,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 31)
 		if err != nil {
-			e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("page %q is not a page number", truncate(v, 40))})
+			e.render(w, r, http.StatusBadRequest, &data{Error: fmt.Sprintf("page %q is not a page number", page.Truncate(v, 40))})
 			return
 		}
 		pg = int(n)
@@ -240,51 +241,5 @@ func (e *Explorer) render(w http.ResponseWriter, r *http.Request, code int, d *d
 		buf.Reset()
 		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error</p>")
 	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-	if code != http.StatusOK {
-		h.Set("Cache-Control", "no-store")
-		w.WriteHeader(code)
-		w.Write(buf.Bytes())
-		return
-	}
-	sum := sha256.Sum256(buf.Bytes())
-	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
-	h.Set("Cache-Control", "public, max-age=5")
-	h.Set("ETag", etag)
-	if r.Header.Get("If-None-Match") == etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(code)
-	w.Write(buf.Bytes())
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
-func ago(now, t time.Time) string {
-	d := now.Sub(t)
-	switch {
-	case d < 0:
-		return "in the future"
-	case d < time.Minute:
-		return fmt.Sprintf("%d s ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%.1f h ago", d.Hours())
-	}
-	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	page.WriteHTML(w, r, code, buf.Bytes(), "public, max-age=5")
 }
