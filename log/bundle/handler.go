@@ -179,7 +179,7 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := c.raw
-	if c.gz != nil && acceptsGzip(r) {
+	if c.gz != nil && AcceptsGzip(r) {
 		w.Header().Set("Content-Encoding", "gzip")
 		body = c.gz
 	}
@@ -367,10 +367,20 @@ func newCached(note, raw []byte, compress bool) *cached {
 	return c
 }
 
-func acceptsGzip(r *http.Request) bool {
+// AcceptsGzip reports whether r's Accept-Encoding accepts gzip (listed
+// without a zero quality value, RFC 9110 section 12.5.3). The log's tile
+// server uses it too.
+func AcceptsGzip(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
 		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0" {
+		if !strings.EqualFold(strings.TrimSpace(enc), "gzip") {
+			continue
+		}
+		k, v, ok := strings.Cut(strings.ReplaceAll(params, " ", ""), "=")
+		if !ok || !strings.EqualFold(k, "q") {
+			return true
+		}
+		if q, err := strconv.ParseFloat(v, 64); err == nil && q > 0 {
 			return true
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
-	"strings"
 
+	"github.com/keycommit/keycommit/log/bundle"
 	"github.com/keycommit/keycommit/log/tiles"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -34,7 +34,7 @@ func (s *Server) writeTile(w http.ResponseWriter, r *http.Request, t tlog.Tile, 
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if entries && acceptsGzip(r) {
+	if entries && bundle.AcceptsGzip(r) {
 		gz, ok := s.gz.Get(t)
 		if !ok {
 			var buf bytes.Buffer
@@ -49,14 +49,4 @@ func (s *Server) writeTile(w http.ResponseWriter, r *http.Request, t tlog.Tile, 
 	}
 	h.Set("Content-Length", strconv.Itoa(len(d)))
 	_, _ = w.Write(d)
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
-		enc, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.TrimSpace(enc) == "gzip" && strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0" {
-			return true
-		}
-	}
-	return false
 }
