@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -181,26 +182,40 @@ func fetchBundle(ctx context.Context, cfg *verifyConfig, prev *verify.Verified) 
 		q.Set("old", strconv.FormatUint(prev.Checkpoint.Size, 10))
 		u.RawQuery = q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	status, b, err := getBounded(ctx, cfg.HTTP, u, "bundle")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cfg.HTTP.Do(req)
+	if status != "" {
+		return nil, fmt.Errorf("fetching %s: %s: %s", u, status, b)
+	}
+	return b, nil
+}
+
+// getBounded GETs u, reading at most verify.MaxBundleSize bytes. For an
+// answer other than 200 it returns the status and the trimmed body; what
+// names the document in errors.
+func getBounded(ctx context.Context, c *http.Client, u *url.URL, what string) (status string, body []byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't fetch the bundle: %v", err)
+		return "", nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", nil, fmt.Errorf("couldn't fetch the %s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, verify.MaxBundleSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("couldn't fetch the bundle: %v", err)
+		return "", nil, fmt.Errorf("couldn't fetch the %s: %v", what, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching %s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
+		return resp.Status, bytes.TrimSpace(b), nil
 	}
 	if len(b) > verify.MaxBundleSize {
-		return nil, fmt.Errorf("bundle at %s is over the limit of %d bytes", u, verify.MaxBundleSize)
+		return "", nil, fmt.Errorf("%s at %s is over the limit of %d bytes", what, u, verify.MaxBundleSize)
 	}
-	return b, nil
+	return "", b, nil
 }
 
 // fetchDelta, with a URL ending in /keys.bundle and a previous bundle,
@@ -221,21 +236,12 @@ func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev
 	q.Set("old", strconv.FormatUint(prev.Checkpoint.Size, 10))
 	q.Set("base", hex.EncodeToString(d[:]))
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	status, b, err := getBounded(ctx, cfg.HTTP, u, "delta")
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cfg.HTTP.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't fetch the delta: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, verify.MaxBundleSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("couldn't fetch the delta: %v", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	if status != "" {
+		return nil, fmt.Errorf("%s: %s", status, b)
 	}
 	got, err := v.VerifyDelta(b, prev)
 	if err != nil {
