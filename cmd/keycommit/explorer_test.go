@@ -1,22 +1,20 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/explorer"
+	"github.com/keycommit/keycommit/log/explorer/browsertest"
 )
 
 func httpGet(t *testing.T, url string) (*http.Response, string) {
@@ -60,50 +58,9 @@ func TestLogServeExplorer(t *testing.T) {
 // the log's JSON API, and saves screenshots in the test's temp dir. It
 // fails under CI=true without Chromium and skips elsewhere.
 func TestDevExplorerBrowser(t *testing.T) {
-	bin, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium is not installed (.ci/run installs Debian's chromium package)")
-		}
-		t.Skip("chromium is not installed: apt-get install -y chromium to run the browser test")
-	}
+	b := browsertest.Start(t)
+	do, text, shot := b.Do, b.Text, b.Shot
 	_, info, _ := startDev(t, t.TempDir())
-	shots := t.TempDir()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true), chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1200, 900))
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	do("open home", chromedp.Navigate(info.LogURL+"/"), chromedp.WaitVisible(chromedp.CSS("#tree-size")))
 	shot("1-home")
@@ -135,12 +92,7 @@ func TestDevExplorerBrowser(t *testing.T) {
 		t.Fatal("the demo issuer has no commitment")
 	}
 	idx := strconv.FormatUint(*iss.Status.Commitment, 10)
-	// Clicked by script: after a full-page screenshot the page may be
-	// scrolled so that a synthesized mouse click misses.
-	link := `#com ~ .table a[href="/entries/` + idx + `"]`
-	if _, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(()=>{const a=document.querySelector(`+strconv.Quote(link)+`); if(!a) return false; a.click(); return true})()`)); err != nil {
-		t.Fatalf("click %s: %v", link, err)
-	}
+	b.Click(`#com ~ .table a[href="/entries/` + idx + `"]`)
 	do("open the entry", chromedp.WaitVisible(chromedp.CSS("#leaf-b64")))
 	shot("4-entry")
 	var ents api.Entries
@@ -169,8 +121,8 @@ func TestDevExplorerBrowser(t *testing.T) {
 	if o := text("#logs ~ .table tbody td .mono"); o != st[0].Origin || o != info.LogOrigin {
 		t.Errorf("monitor page follows %q; its API %q, dev.json %q", o, st[0].Origin, info.LogOrigin)
 	}
-	if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#gossip ~ .table tbody tr").length`)); err != nil || n != len(info.Witnesses) {
-		t.Errorf("monitor page lists %d peers and witnesses (%v), dev has %d witnesses", n, err, len(info.Witnesses))
+	if n := b.Count("#gossip ~ .table tbody tr"); n != len(info.Witnesses) {
+		t.Errorf("monitor page lists %d peers and witnesses, dev has %d witnesses", n, len(info.Witnesses))
 	}
-	t.Logf("screenshots in %s", shots)
+	t.Logf("screenshots in %s", b.Shots)
 }

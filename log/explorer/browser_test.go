@@ -1,37 +1,19 @@
 package explorer_test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/explorer/browsertest"
 	"github.com/keycommit/keycommit/log/testissuer"
 )
-
-// chromium returns the path of the Chromium binary; without one the test
-// fails under CI=true (.ci/run installs it) and skips elsewhere.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (.ci/run installs Debian's chromium package)")
-	}
-	t.Skip("chromium is not installed: apt-get install -y chromium to run the browser test")
-	return ""
-}
 
 // TestBrowser opens a running log's explorer in headless Chromium and
 // follows links from the home page to an issuer and on to an entry,
@@ -39,64 +21,12 @@ func chromium(t *testing.T) string {
 // screenshot of each page (desktop and phone width) in the test's temp
 // directory.
 func TestBrowser(t *testing.T) {
-	bin := chromium(t)
+	b := browsertest.Start(t)
+	do, text, count, shot := b.Do, b.Text, b.Count, b.Shot
 	d := startDeployment(t, "keycommit.example/log/browser")
 	is := testissuer.New(t, "https://issuer.example")
 	is.Contact = "mailto:keys@issuer.example"
 	d.history(t, is, report("signing key exposed in a backup"))
-
-	shots := t.TempDir()
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-
-	shot := func(name string) {
-		t.Helper()
-		buf, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
-	count := func(sel string) int {
-		t.Helper()
-		n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll(`+strconv.Quote(sel)+`).length`))
-		if err != nil {
-			t.Fatalf("count %s: %v", sel, err)
-		}
-		return n
-	}
 
 	// The API's view, to check the pages against.
 	_, cpText := get(t, d.URL+api.PathCheckpoint)
@@ -108,7 +38,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	do("open home", chromedp.Navigate(d.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#tree-size")))
-	title, err := chromedp.Run(bctx, chromedp.Title())
+	title, err := chromedp.Run(b.Ctx, chromedp.Title())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +84,12 @@ func TestBrowser(t *testing.T) {
 	if !strings.HasPrefix(proof, "Verified") || kind != "key_commitment" {
 		t.Errorf("entry %d: kind %q, proof status %q", idx, kind, proof)
 	}
-	t.Logf("screenshots in %s", shots)
+	t.Logf("screenshots in %s", b.Shots)
 	if dir := os.Getenv("EXPLORER_SCREENSHOTS"); dir != "" {
 		// For looking at them after the test: copy out of the temp dir.
-		es, _ := os.ReadDir(shots)
+		es, _ := os.ReadDir(b.Shots)
 		for _, e := range es {
-			b, _ := os.ReadFile(filepath.Join(shots, e.Name()))
+			b, _ := os.ReadFile(filepath.Join(b.Shots, e.Name()))
 			os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644)
 		}
 	}
