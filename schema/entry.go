@@ -131,9 +131,14 @@ func (s *Submission) Verify(pub ed25519.PublicKey) error {
 	return nil
 }
 
-// ParseSubmission parses a submission strictly. The body must already be
-// canonical (clients canonicalize before they sign; see CanonicalizeBody).
+// ParseSubmission parses a submission strictly: one JSON object with
+// exactly-spelled members, none of them twice (at any depth), none
+// unknown. The body must already be canonical (clients canonicalize
+// before they sign; see CanonicalizeBody).
 func ParseSubmission(b []byte) (*Submission, error) {
+	if err := checkMembers(b, submissionMembers); err != nil {
+		return nil, fmt.Errorf("malformed submission: %w", err)
+	}
 	var s Submission
 	if err := strictUnmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("malformed submission: %w", err)
