@@ -190,12 +190,38 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) (err error) {
 
 // SetCosigned implements storage.Writer.
 func (s *Store) SetCosigned(ctx context.Context, size uint64, note []byte) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO checkpoints (name, size, note) VALUES ('cosigned', ?, ?)
-		ON CONFLICT (name) DO UPDATE SET size = excluded.size, note = excluded.note WHERE excluded.size >= checkpoints.size`,
-		int64(size), note)
+	err := s.setCosigned(ctx, size, note)
 	s.cps.invalidate() // whether or not it replaced the stored one
+	return err
+}
+
+// setCosigned reads the stored cosigned checkpoint, merges (see
+// storage.MergeCosigned) and writes in one immediate transaction, so
+// concurrent writers (other Stores, other processes) are serialised.
+func (s *Store) setCosigned(ctx context.Context, size uint64, note []byte) error {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("couldn't store cosigned checkpoint: %w", err)
+	}
+	defer tx.Rollback()
+	var (
+		storedSize int64
+		stored     []byte
+	)
+	err = tx.QueryRowContext(ctx, `SELECT size, note FROM checkpoints WHERE name = 'cosigned'`).Scan(&storedSize, &stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("couldn't read cosigned checkpoint: %w", err)
+	}
+	merged, err := storage.MergeCosigned(uint64(storedSize), stored, size, note)
+	if err != nil || merged == nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints (name, size, note) VALUES ('cosigned', ?, ?)
+		ON CONFLICT (name) DO UPDATE SET size = excluded.size, note = excluded.note`, int64(size), merged); err != nil {
+		return fmt.Errorf("couldn't store cosigned checkpoint: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't commit cosigned checkpoint: %w", err)
 	}
 	return nil
 }

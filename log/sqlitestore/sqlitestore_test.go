@@ -140,13 +140,14 @@ func TestCheckpointSeenAcrossStores(t *testing.T) {
 				t.Fatalf("after append %d: Checkpoint = %d, %q, %v", i, n, got, err)
 			}
 		}
+		const cosigned3 = "cosigned 3\n\n\u2014 w AAAAAA==\n"
 		if i == 2 {
-			if err := w.SetCosigned(ctx, 3, []byte("cosigned 3")); err != nil {
+			if err := w.SetCosigned(ctx, 3, []byte(cosigned3)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if i >= 2 {
-			if n, got, err := r.Cosigned(ctx); err != nil || n != 3 || string(got) != "cosigned 3" {
+			if n, got, err := r.Cosigned(ctx); err != nil || n != 3 || string(got) != cosigned3 {
 				t.Fatalf("Cosigned = %d, %q, %v", n, got, err)
 			}
 		}

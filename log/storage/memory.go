@@ -88,8 +88,12 @@ func (m *Memory) PolicyState(ctx context.Context) (*PolicyState, error) {
 func (m *Memory) SetCosigned(ctx context.Context, size uint64, note []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.cosigned == nil || size >= m.cosSize {
-		m.cosSize, m.cosigned = size, bytes.Clone(note)
+	merged, err := MergeCosigned(m.cosSize, m.cosigned, size, note)
+	if err != nil {
+		return err
+	}
+	if merged != nil {
+		m.cosSize, m.cosigned = size, bytes.Clone(merged)
 	}
 	return nil
 }

@@ -114,10 +114,15 @@ type Appender interface {
 
 // CosignedWriter stores what the witnesses cosigned.
 type CosignedWriter interface {
-	// SetCosigned stores a witness-cosigned checkpoint of the given size,
-	// unless a cosigned checkpoint of a larger size is already stored.
-	// When it returns nil the note is durable and Cosigned returns it (or
-	// a larger one). Concurrent calls keep the largest size.
+	// SetCosigned stores a witness-cosigned checkpoint of the given size
+	// by the rule of MergeCosigned: a larger size replaces the stored one,
+	// a smaller one is ignored, and one of the stored size with the same
+	// checkpoint body is merged into it per signing key, the newer
+	// cosignature of each witness winning (so re-cosigning makes the
+	// stored note fresher and never older); one of the stored size with a
+	// different body is refused with ErrCosignedConflict. When it returns
+	// nil the result is durable and Cosigned returns it (or a larger or
+	// fresher one). Concurrent calls are serialised: none is lost.
 	SetCosigned(ctx context.Context, size uint64, note []byte) error
 }
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Lookups", func(t *testing.T) { testLookups(t, h) })
 	t.Run("Restart", func(t *testing.T) { testRestart(t, h) })
 	t.Run("PolicyState", func(t *testing.T) { testPolicyState(t, h) })
+	t.Run("Cosigned", func(t *testing.T) { testCosigned(t, h) })
 }
 
 func newBackend(t *testing.T, h Harness) storage.Backend {
@@ -154,15 +155,12 @@ func testContract(t *testing.T, h Harness) {
 		t.Fatalf("root from stored tiles: %v", err)
 	}
 	// Cosigned checkpoints: the largest size wins.
-	for _, c := range []struct {
-		size uint64
-		note string
-	}{{5, "c5"}, {7, "c7"}, {6, "c6"}, {7, "c7b"}} {
-		if err := b.SetCosigned(ctx, c.size, []byte(c.note)); err != nil {
+	for _, size := range []uint64{5, 7, 6} {
+		if err := b.SetCosigned(ctx, size, cosNote(size, 'a', cosLine("w1", 1, 10))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n, c, err := b.Cosigned(ctx); err != nil || n != 7 || string(c) != "c7b" {
+	if n, c, err := b.Cosigned(ctx); err != nil || n != 7 || string(c) != string(cosNote(7, 'a', cosLine("w1", 1, 10))) {
 		t.Fatalf("Cosigned = %d, %q, %v", n, c, err)
 	}
 	if h.Reopen != nil {
