@@ -54,6 +54,9 @@ type devConfig struct {
 	// BasePort is the log's port; witnesses take the next three, the
 	// monitor the one after. Zero picks free ports.
 	BasePort int
+	// CosignInterval and CosignRetryMax are the log's witness loop
+	// settings (see logServeConfig).
+	CosignInterval, CosignRetryMax time.Duration
 	// Logger receives the components' logs.
 	Logger *slog.Logger
 	// Out receives the human-readable summary.
@@ -116,6 +119,7 @@ again with the same DIR to pick up where it stopped.`,
 	cmd.Flags().StringVar(&cfg.Dir, "data", "keycommit-dev", "directory for the deployment's state (reused if it exists)")
 	cmd.Flags().IntVar(&cfg.BasePort, "base-port", devDefaultPorts, "the log's port on 127.0.0.1; witnesses use the next three, the monitor the one after; 0 picks free ports")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "log level of the components: debug, info, warn, error")
+	addCosignFlags(cmd, &cfg.CosignInterval, &cfg.CosignRetryMax)
 	return cmd
 }
 
@@ -188,7 +192,8 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 		ln.Close()
 		return err
 	}
-	lg, err := startLog(ctx, logServeConfig{Dir: logDir, Listener: ln, WitnessPolicy: info.WitnessPolicy, Logger: logger.With("component", "log")})
+	lg, err := startLog(ctx, logServeConfig{Dir: logDir, Listener: ln, WitnessPolicy: info.WitnessPolicy,
+		CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax, Logger: logger.With("component", "log")})
 	if err != nil {
 		return err
 	}

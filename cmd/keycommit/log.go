@@ -139,6 +139,12 @@ type logServeConfig struct {
 	// WitnessPolicy, if set and Witness is nil, is a witness policy file
 	// (Sigsum/Tessera format) naming the witnesses to ask for cosignatures.
 	WitnessPolicy string
+	// CosignInterval is how often the latest checkpoint is sent to the
+	// witnesses again when nothing changed, and CosignRetryMax caps the
+	// backoff of retries while the quorum is not met (zero: the
+	// sequencer's defaults, DefaultCosignInterval and
+	// DefaultCosignRetryMax).
+	CosignInterval, CosignRetryMax time.Duration
 	// Extra mounts handlers beside the log's routes, given the running log
 	// (see server.StartConfig.Extra), e.g. the web explorer at /.
 	Extra  func(server.Mounting) (map[string]http.Handler, error)
@@ -168,8 +174,18 @@ func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) 
 	}
 	return server.Start(ctx, server.StartConfig{
 		Dir: cfg.Dir, Open: open, Listen: cfg.Listen, Listener: cfg.Listener, ClockOffset: cfg.ClockOffset,
-		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, Extra: extra, Logger: cfg.Logger,
+		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax,
+		Extra: extra, Logger: cfg.Logger,
 	})
+}
+
+// addCosignFlags adds --cosign-interval and --cosign-retry-max (log
+// serve and dev).
+func addCosignFlags(cmd *cobra.Command, interval, retryMax *time.Duration) {
+	cmd.Flags().DurationVar(interval, "cosign-interval", sequencer.DefaultCosignInterval,
+		"with --witness-policy: ask the witnesses to cosign the latest checkpoint again this often even when nothing changed, so cosignatures stay fresh (keep it well below verify's --max-age)")
+	cmd.Flags().DurationVar(retryMax, "cosign-retry-max", sequencer.DefaultCosignRetryMax,
+		"with --witness-policy: cap of the backoff between retries of witnesses that failed while the quorum is not met (at most --cosign-interval)")
 }
 
 func newLogServeCmd() *cobra.Command {
@@ -201,6 +217,7 @@ func newLogServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&cfg.WitnessPolicy, "witness-policy", "", "witness policy file (Sigsum/Tessera format; witnesses need URLs): cosignatures are collected for every checkpoint and served at /checkpoint")
 	cmd.Flags().DurationVar(&cfg.ClockOffset, "unsafe-clock-offset", 0, "TESTS ONLY: shift the log's clock by this duration")
 	cmd.Flags().MarkHidden("unsafe-clock-offset")
+	addCosignFlags(cmd, &cfg.CosignInterval, &cfg.CosignRetryMax)
 	cfg.Storage.add(cmd, "with --storage trillian: the log's Trillian tree")
 	cmd.Flags().DurationVar(&cfg.Follow, "trillian-follow", 200*time.Millisecond, "with --storage trillian: how often to pick up entries other frontends appended")
 	cmd.MarkFlagRequired("data")

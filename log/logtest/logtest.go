@@ -63,6 +63,18 @@ type Log struct {
 type Options struct {
 	// Witness is passed to the sequencer.
 	Witness func(ctx context.Context, signed []byte) ([]byte, error)
+	// Witnesses, if set, is called with the log's clock and storage and
+	// returns the sequencer's Witnesses (e.g. a witnessing.Collector
+	// proving from the backend).
+	Witnesses func(clock *Clock, b storage.Backend) sequencer.Witnesses
+	// CosignInterval, CosignRetryMin and CosignRetryMax are passed to the
+	// sequencer.
+	CosignInterval, CosignRetryMin, CosignRetryMax time.Duration
+	// Timer, if set, is the witness loop's fake timer (see NewTimer;
+	// over Log.Clock, so make it with NewTimer(nil) and Start sets it).
+	Timer *Timer
+	// OnCosignature is passed to the sequencer.
+	OnCosignature func(witnessName string, cosigTime, localTime time.Time)
 	// MaxBodyBytes is passed to the server.
 	MaxBodyBytes int64
 	// Mount is passed to the server (extra handlers, e.g. "/").
@@ -83,7 +95,17 @@ func Start(tb testing.TB, b storage.Backend, opts *Options) *Log {
 	s, _ := note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
 	clock := &Clock{t: T0}
-	cfg := sequencer.Config{Backend: b, Signer: s, Verifier: v, Clock: clock.Now, Witness: opts.Witness}
+	cfg := sequencer.Config{Backend: b, Signer: s, Verifier: v, Clock: clock.Now, Witness: opts.Witness,
+		CosignInterval: opts.CosignInterval, CosignRetryMin: opts.CosignRetryMin, CosignRetryMax: opts.CosignRetryMax,
+		OnCosignature: opts.OnCosignature}
+	if opts.Witnesses != nil {
+		cfg.Witnesses = opts.Witnesses(clock, b)
+	}
+	if opts.Timer != nil {
+		opts.Timer.clock = clock
+		cfg.After = opts.Timer.After
+		cfg.Jitter = func() float64 { return 0 }
+	}
 	if _, err := sequencer.Init(context.Background(), cfg); err != nil {
 		tb.Fatalf("logtest: Init: %v", err)
 	}

@@ -40,7 +40,7 @@ func (s *Sequencer) answer(ctx context.Context, st *staged) {
 	}
 
 	// Step 4: hand the checkpoint to the witness hook, latest wins.
-	if s.cfg.Witness != nil {
+	if s.cfg.Witnesses != nil {
 		select {
 		case <-s.witnessCh:
 		default:

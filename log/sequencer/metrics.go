@@ -15,6 +15,10 @@ type metrics struct {
 	treeSize      prometheus.Gauge
 	storageErrors prometheus.Counter
 	witnessErrors prometheus.Counter
+
+	cosignRounds   *prometheus.CounterVec
+	cosignRetries  prometheus.Counter
+	cosignFailures *prometheus.CounterVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -28,7 +32,13 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		treeSize:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "keycommit_log_tree_size", Help: "Size of the latest published checkpoint."}),
 		storageErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_log_storage_errors_total", Help: "Batches that storage failed to persist."}),
-		witnessErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_log_witness_errors_total", Help: "Failed witness hook calls."}),
+		witnessErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_log_witness_errors_total", Help: "Witness rounds whose quorum was not met, and cosigned checkpoints that could not be stored."}),
+		cosignRounds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_log_cosign_rounds_total",
+			Help: "Rounds asking every witness to cosign the latest checkpoint, by why: start, checkpoint (newly published), interval (re-cosigning)."}, []string{"reason"}),
+		cosignRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_log_cosign_retries_total",
+			Help: "Retries of the witnesses that failed while a round's quorum was not met."}),
+		cosignFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_log_cosign_failures_total",
+			Help: "Requests to a witness that brought no valid cosignature, by witness."}, []string{"witness"}),
 	}
 	if r == nil {
 		return m, nil
@@ -39,4 +49,20 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// registerWitnessing registers the witness loop's metrics, and the age of
+// the stored quorum computed at scrape time by age.
+func (m *metrics) registerWitnessing(r prometheus.Registerer, age func() float64) error {
+	if r == nil {
+		return nil
+	}
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keycommit_log_cosigned_quorum_age_seconds",
+		Help: "Age, by the log's clock, of the oldest cosignature of the freshest witness quorum stored (NaN before there is one)."}, age)
+	for _, c := range []prometheus.Collector{m.cosignRounds, m.cosignRetries, m.cosignFailures, g} {
+		if err := r.Register(c); err != nil {
+			return errors.Join(errors.New("couldn't register witness loop metrics"), err)
+		}
+	}
+	return nil
 }

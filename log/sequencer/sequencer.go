@@ -72,6 +72,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,13 +131,42 @@ type Config struct {
 	// restart then applies only the entries after it.
 	StateEvery    uint64
 	StateInterval time.Duration
-	// Witness, when set, is called asynchronously with every newly
-	// published checkpoint (the latest one, if several are published
-	// while a call is in progress) and returns the same note with witness
-	// cosignatures added. Its result is stored as the cosigned checkpoint.
+	// Witnesses, when set, are the log's witnesses (a
+	// *witnessing.Collector): the witness loop (step 4) asks them to
+	// cosign every newly published checkpoint (the latest one, if several
+	// are published while a round is in progress), asks them again every
+	// CosignInterval even when nothing changed, retries the ones that
+	// failed with backoff until the quorum is met, and stores what they
+	// cosigned with SetCosigned. See witness.go.
+	Witnesses Witnesses
+	// Witness is the simple form of Witnesses, used when Witnesses is
+	// nil: called like Witnesses (rounds, interval, retries), it returns
+	// the same note with witness cosignatures added, and an error if the
+	// quorum is not met. Its result is stored as the cosigned checkpoint
+	// when it returns no error. OnCosignature is not called for it.
 	Witness func(ctx context.Context, signedCheckpoint []byte) (cosigned []byte, err error)
-	// WitnessTimeout bounds each Witness call (default 30s).
+	// WitnessTimeout bounds each call to the witnesses (default 30s).
 	WitnessTimeout time.Duration
+	// CosignInterval is how often the latest checkpoint is sent to every
+	// witness again when nothing changed (default DefaultCosignInterval),
+	// so that the served cosignatures stay fresh on an idle log.
+	CosignInterval time.Duration
+	// CosignRetryMin and CosignRetryMax bound the backoff between retries
+	// of the witnesses that failed while the quorum is not met (defaults
+	// 1s and DefaultCosignRetryMax, the latter at most CosignInterval):
+	// the n-th retry waits min(CosignRetryMin*2^n, CosignRetryMax),
+	// scaled by a factor in [0.5, 1) from Jitter.
+	CosignRetryMin, CosignRetryMax time.Duration
+	// Jitter returns a number in [0, 1) (default math/rand/v2.Float64).
+	Jitter func() float64
+	// After is the witness loop's timer (default time.After); tests pass
+	// a fake one driven by a fake Clock.
+	After func(d time.Duration) <-chan time.Time
+	// OnCosignature, if set, is called by the witness loop for every
+	// verified cosignature a witness returned (Witnesses only), with the
+	// witness's policy name, the cosignature's timestamp and the log's
+	// Clock when the answer arrived. It must not block.
+	OnCosignature func(witnessName string, cosigTime, localTime time.Time)
 	// Logger receives operational logs (default: discard).
 	Logger *slog.Logger
 	// Registerer receives the sequencer's metrics (default: none).
@@ -242,6 +272,9 @@ type Sequencer struct {
 	stateTime  time.Time // when it was made (or the state loaded)
 
 	witnessCh chan []byte
+	// quorumTime is the time (UnixNano) of the freshest stored quorum's
+	// oldest cosignature, 0 if none (see witness.go).
+	quorumTime atomic.Int64
 }
 
 func (c *Config) defaults() error {
@@ -272,6 +305,25 @@ func (c *Config) defaults() error {
 	if c.WitnessTimeout <= 0 {
 		c.WitnessTimeout = 30 * time.Second
 	}
+	if c.CosignInterval <= 0 {
+		c.CosignInterval = DefaultCosignInterval
+	}
+	if c.CosignRetryMin <= 0 {
+		c.CosignRetryMin = time.Second
+	}
+	if c.CosignRetryMax <= 0 {
+		c.CosignRetryMax = DefaultCosignRetryMax
+	}
+	c.CosignRetryMax = max(min(c.CosignRetryMax, c.CosignInterval), c.CosignRetryMin)
+	if c.Jitter == nil {
+		c.Jitter = rand.Float64
+	}
+	if c.After == nil {
+		c.After = time.After
+	}
+	if c.Witnesses == nil && c.Witness != nil {
+		c.Witnesses = hookWitnesses(c.Witness)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -287,11 +339,17 @@ func newSequencer(cfg Config) (*Sequencer, error) {
 		return nil, err
 	}
 	psr, _ := cfg.Backend.(storage.PolicyStateReader)
-	return &Sequencer{
+	s := &Sequencer{
 		cfg: cfg, log: cfg.Logger, origin: cfg.Signer.Name(), metrics: m, psr: psr,
 		queue: make(chan *pending, cfg.QueueSize), persist: make(chan *staged, 1), ready: make(chan struct{}, 1), stop: make(chan struct{}),
 		witnessCh: make(chan []byte, 1), gen: 1,
-	}, nil
+	}
+	if cfg.Witnesses != nil {
+		if err := m.registerWitnessing(cfg.Registerer, s.quorumAge); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Init writes the first entry of a new log: the policy parameters in force
@@ -344,7 +402,7 @@ func New(ctx context.Context, cfg Config) (*Sequencer, error) {
 	s.wg.Add(2)
 	go s.run()
 	go s.persistLoop()
-	if cfg.Witness != nil {
+	if s.cfg.Witnesses != nil {
 		s.wg.Add(1)
 		go s.witnessLoop()
 		s.mu.RLock()

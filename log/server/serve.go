@@ -52,6 +52,9 @@ type StartConfig struct {
 	// (Sigsum/Tessera format) naming the witnesses to ask for
 	// cosignatures on every checkpoint.
 	WitnessPolicy string
+	// CosignInterval and CosignRetryMax are the witness loop's interval
+	// and backoff cap (see sequencer.Config; zero means the defaults).
+	CosignInterval, CosignRetryMax time.Duration
 	// Registry receives every metric of the process (the backend's may
 	// already be there) and is served at /metrics; nil means a new one.
 	// Start adds the Go and process collectors.
@@ -174,9 +177,9 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 		clock = func() time.Time { return time.Now().Add(off) }
 		logger.Warn("log clock is shifted (unsafe, for tests only)", "offset", off.String())
 	}
-	hook := cfg.Witness
-	if hook == nil && cfg.WitnessPolicy != "" {
-		if hook, err = WitnessHook(cfg.WitnessPolicy, backend, logger, reg); err != nil {
+	var witnesses sequencer.Witnesses
+	if cfg.Witness == nil && cfg.WitnessPolicy != "" {
+		if witnesses, err = Witnesses(cfg.WitnessPolicy, backend, clock, logger, reg); err != nil {
 			return nil, err
 		}
 	}
@@ -186,7 +189,8 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 	}
 	wlog, err = newLog(ctx, sequencer.Config{
 		Backend: backend, Signer: signer, Verifier: verifier, Clock: clock,
-		Witness: hook, Logger: logger, Registerer: reg,
+		Witness: cfg.Witness, Witnesses: witnesses, CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax,
+		Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
@@ -258,19 +262,19 @@ func (r *Running) Wait(ctx context.Context) error {
 	return nil
 }
 
-// WitnessHook reads the witness policy file at path and returns the hook
-// that collects cosignatures from its witnesses for every checkpoint the
-// log publishes, proving consistency from the tiles in r.
-func WitnessHook(path string, r storage.Reader, logger *slog.Logger, reg prometheus.Registerer) (func(context.Context, []byte) ([]byte, error), error) {
+// Witnesses reads the witness policy file at path and returns the
+// collector the sequencer's witness loop asks for cosignatures, proving
+// consistency from the tiles in r and stamping answers with clock.
+func Witnesses(path string, r storage.Reader, clock func() time.Time, logger *slog.Logger, reg prometheus.Registerer) (*witnessing.Collector, error) {
 	pol, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read witness policy: %w", err)
 	}
-	c, err := witnessing.New(witnessing.Config{Policy: pol, Prove: storeProver(r), Logger: logger, Metrics: reg})
+	c, err := witnessing.New(witnessing.Config{Policy: pol, Prove: storeProver(r), Logger: logger, Metrics: reg, Clock: clock})
 	if err != nil {
 		return nil, fmt.Errorf("witness policy %s: %w", path, err)
 	}
-	return c.Witness, nil
+	return c, nil
 }
 
 // storeProver proves consistency between two sizes of the tree stored in r.

@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/witness/quorum"
 )
 
@@ -59,6 +62,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, if set, receives per-witness Prometheus collectors.
 	Metrics prometheus.Registerer
+	// Clock stamps when each witness's answer arrived
+	// (sequencer.Cosignature.Received); nil means time.Now. Give it the
+	// log's clock.
+	Clock func() time.Time
 }
 
 // ErrQuorumNotMet is wrapped by Witness's error when the cosignatures
@@ -79,6 +86,7 @@ type Collector struct {
 	timeout   time.Duration
 	grace     time.Duration
 	logger    *slog.Logger
+	clock     func() time.Time
 	m         *metrics
 }
 
@@ -106,6 +114,10 @@ func New(cfg Config) (*Collector, error) {
 		timeout: cfg.Timeout,
 		grace:   cfg.Grace,
 		logger:  cfg.Logger,
+		clock:   cfg.Clock,
+	}
+	if c.clock == nil {
+		c.clock = time.Now
 	}
 	if c.client == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -185,13 +197,21 @@ func (c *Collector) Witness(ctx context.Context, signedCheckpoint []byte) ([]byt
 // returns an error only if signedCheckpoint is not a checkpoint note; witness
 // failures are in Result.Errors.
 func (c *Collector) Collect(ctx context.Context, signedCheckpoint []byte) (*Result, error) {
+	res, _, err := c.collect(ctx, signedCheckpoint, nil)
+	return res, err
+}
+
+// collect is Collect asking only the witnesses named in only (all if
+// nil). It also returns, per witness that cosigned, its verified
+// cosignature.
+func (c *Collector) collect(ctx context.Context, signedCheckpoint []byte, only []string) (*Result, map[string]sequencer.Cosignature, error) {
 	text, sigLines, err := splitNote(signedCheckpoint)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
+		return nil, nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
 	}
 	var cp flog.Checkpoint
 	if _, err := cp.Unmarshal(text); err != nil {
-		return nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
+		return nil, nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -204,7 +224,12 @@ func (c *Collector) Collect(ctx context.Context, signedCheckpoint []byte) (*Resu
 		err  error
 	}
 	results := make(chan outcome, len(c.witnesses))
+	asked := len(c.witnesses)
 	for i, wc := range c.witnesses {
+		if only != nil && !slices.Contains(only, wc.w.Name) {
+			asked--
+			continue
+		}
 		go func() {
 			line, err := c.witnessOne(ctx, wc, signedCheckpoint, text, cp.Size, proofs)
 			results <- outcome{i, line, err}
@@ -214,8 +239,9 @@ func (c *Collector) Collect(ctx context.Context, signedCheckpoint []byte) (*Resu
 	lines := make([][]byte, len(c.witnesses))
 	errs := map[string]error{}
 	cosigned := map[string]bool{}
+	got := map[string]sequencer.Cosignature{}
 	var graceC <-chan time.Time
-	pending := len(c.witnesses)
+	pending := asked
 	met := c.policy.Satisfied(cosigned)
 collect:
 	for pending > 0 {
@@ -229,6 +255,7 @@ collect:
 			}
 			lines[o.i] = o.line
 			cosigned[name] = true
+			got[name] = sequencer.Cosignature{Witness: name, Time: lineTime(o.line), Line: o.line, Received: c.clock()}
 			if !met && c.policy.Satisfied(cosigned) {
 				met = true
 				if c.grace < 0 {
@@ -245,6 +272,9 @@ collect:
 	// through 409 if needed.
 	cancel()
 	for _, wc := range c.witnesses {
+		if only != nil && !slices.Contains(only, wc.w.Name) {
+			continue
+		}
 		if _, ok := cosigned[wc.w.Name]; !ok {
 			if _, ok := errs[wc.w.Name]; !ok {
 				errs[wc.w.Name] = errors.New("no answer before the quorum was met and the grace period ended")
@@ -286,7 +316,70 @@ collect:
 	if !met {
 		c.logger.Warn("witness quorum not met", "size", cp.Size, "cosigned", res.Cosigned, "errors", fmt.Sprint(errs))
 	}
-	return res, nil
+	return res, got, nil
+}
+
+var _ sequencer.Witnesses = (*Collector)(nil)
+
+// Cosign implements sequencer.Witnesses: it asks the named witnesses
+// (every witness if names is nil) as Collect does.
+func (c *Collector) Cosign(ctx context.Context, signed []byte, names []string) ([]sequencer.Cosignature, map[string]error) {
+	res, got, err := c.collect(ctx, signed, names)
+	if err != nil {
+		errs := map[string]error{}
+		for _, wc := range c.witnesses {
+			if names == nil || slices.Contains(names, wc.w.Name) {
+				errs[wc.w.Name] = err
+			}
+		}
+		return nil, errs
+	}
+	out := make([]sequencer.Cosignature, 0, len(got))
+	for _, wc := range c.witnesses {
+		if cs, ok := got[wc.w.Name]; ok {
+			out = append(out, cs)
+		}
+	}
+	return out, res.Errors
+}
+
+// Cosignatures implements sequencer.Witnesses: the verified
+// cosignatures of the policy's witnesses in a cosigned note.
+func (c *Collector) Cosignatures(cosigned []byte) []sequencer.Cosignature {
+	var out []sequencer.Cosignature
+	for _, wc := range c.witnesses {
+		n, err := note.Open(cosigned, note.VerifierList(wc.verifier))
+		if err != nil || len(n.Sigs) == 0 {
+			continue
+		}
+		line := []byte("\u2014 " + n.Sigs[0].Name + " " + n.Sigs[0].Base64 + "\n")
+		out = append(out, sequencer.Cosignature{Witness: wc.w.Name, Time: lineTime(line), Line: line})
+	}
+	return out
+}
+
+// Satisfied implements sequencer.Witnesses with the policy's quorum.
+func (c *Collector) Satisfied(names map[string]bool) bool { return c.policy.Satisfied(names) }
+
+// Names implements sequencer.Witnesses: the policy's witnesses.
+func (c *Collector) Names() []string {
+	out := make([]string, len(c.witnesses))
+	for i, wc := range c.witnesses {
+		out[i] = wc.w.Name
+	}
+	return out
+}
+
+// lineTime is the tlog-cosignature timestamp of a verified cosignature
+// line (key ID, then the big-endian timestamp).
+func lineTime(line []byte) time.Time {
+	_, b64, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(string(line), "\u2014 "), "\n"), " ")
+	sig, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(sig) < 12 {
+		return time.Time{}
+	}
+	ts := binary.BigEndian.Uint64(sig[4:12])
+	return time.Unix(int64(min(ts, math.MaxInt64)), 0)
 }
 
 // witnessOne runs add-checkpoint against one witness, retrying once on 409.
