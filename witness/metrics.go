@@ -14,6 +14,7 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	requestSeconds prometheus.Histogram
 	cosigned       prometheus.Counter
+	recosigned     prometheus.Counter
 	evidence       *prometheus.CounterVec
 	commitSeconds  prometheus.Histogram
 	batchOps       prometheus.Histogram
@@ -34,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cosigned: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "witness_cosignatures_total",
 			Help: "Checkpoints cosigned (after their state was durable).",
+		}),
+		recosigned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "witness_recosignatures_total",
+			Help: "Of those, re-cosignatures of the checkpoint already held (answered without a write).",
 		}),
 		evidence: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "witness_fork_evidence_total",
@@ -57,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.requestSeconds, m.cosigned, m.evidence, m.commitSeconds, m.batchOps, m.commitFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.requestSeconds, m.cosigned, m.recosigned, m.evidence, m.commitSeconds, m.batchOps, m.commitFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("couldn't register witness metrics: %w", err)
 		}

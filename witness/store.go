@@ -272,7 +272,8 @@ type LogInfo struct {
 	Size uint64 `json:"size"`
 	// Root is the root hash of the latest cosigned checkpoint, nil if none.
 	Root []byte `json:"root,omitempty"`
-	// UpdatedAt is when the witness last cosigned for this log.
+	// UpdatedAt is when the witness last cosigned a new checkpoint for
+	// this log (re-cosigning the same one is not recorded).
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
@@ -459,6 +460,10 @@ type op struct {
 	update   *stateUpdate
 	evidence *Evidence
 	done     chan error // buffered, receives the commit result
+	// settled, if set (state updates), is closed after the commit, with
+	// its result in err: other requests wait on it (see logState.pending).
+	settled chan struct{}
+	err     error
 }
 
 // stateUpdate is a compare-and-swap of one log's latest cosigned checkpoint:

@@ -44,6 +44,14 @@
 //     checkpoints, even across SIGKILL and restart;
 //   - if a commit fails, every origin in the batch is reloaded from disk
 //     before it is used again.
+//
+// A request for the checkpoint the witness already holds (old = size,
+// same root, empty proof: a log re-asking for a fresh cosignature of an
+// unchanged tree) changes no state, so it writes nothing: it is answered
+// with a new cosignature (a new timestamp) once the state it vouches for
+// is durable, waiting only if the update that made that state is still
+// being committed. A log asking again and again costs a signature
+// verification and a signature, and the witness's state does not grow.
 package witness
 
 import (
@@ -124,6 +132,10 @@ type logState struct {
 	root  []byte // nil until the first cosignature
 	note  []byte // latest cosigned checkpoint (log signatures only)
 	stale atomic.Bool
+	// pending is the update that made size/root the state, while it may
+	// still be waiting for its commit (nil once loaded from disk). A
+	// re-cosignature of that state waits for it to settle.
+	pending *op
 }
 
 // New starts a witness. It does not load any state until a request needs it.
@@ -210,6 +222,10 @@ func (w *Witness) commitLoop() {
 		}
 		// After Commit: the batch is durable; answer the waiters.
 		for _, o := range batch {
+			if o.settled != nil {
+				o.err = err
+				close(o.settled)
+			}
 			o.done <- err
 		}
 	}
@@ -392,6 +408,24 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		}
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Err: reason}
 	}
+	if st.root != nil && cp.Size == st.size {
+		// Re-cosigning the checkpoint the witness already holds (same
+		// size, and checkConsistency found the same root and an empty
+		// proof): nothing changes, so nothing is written; the fresh
+		// cosignature is released once the state it vouches for is
+		// durable (at once, unless the update that made it is still
+		// being committed).
+		pend := st.pending
+		st.mu.Unlock()
+		if pend != nil {
+			if err := w.settled(pend); err != nil {
+				return nil, fail(http.StatusServiceUnavailable, "couldn't persist witness state: %v", err)
+			}
+		}
+		w.metrics.cosigned.Inc()
+		w.metrics.recosigned.Inc()
+		return cosig, nil
+	}
 	o := &op{
 		update: &stateUpdate{
 			origin:   st.origin,
@@ -401,13 +435,14 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 			cosig: string(cosig),
 			at:    time.Now().Unix(),
 		},
-		done: make(chan error, 1),
+		done:    make(chan error, 1),
+		settled: make(chan struct{}),
 	}
 	if err := w.enqueue(o); err != nil {
 		st.mu.Unlock()
 		return nil, fail(http.StatusServiceUnavailable, "%v", err)
 	}
-	st.size, st.root, st.note = cp.Size, cp.Hash, signed
+	st.size, st.root, st.note, st.pending = cp.Size, cp.Hash, signed, o
 	st.mu.Unlock()
 
 	if err := w.wait(ctx, o); err != nil {
@@ -493,6 +528,22 @@ func (w *Witness) wait(_ context.Context, o *op) error {
 		select {
 		case err := <-o.done:
 			return err
+		default:
+			return errClosed
+		}
+	}
+}
+
+// settled blocks until the update o is committed (or failed) and
+// returns its result; anyone may wait, unlike wait.
+func (w *Witness) settled(o *op) error {
+	select {
+	case <-o.settled:
+		return o.err
+	case <-w.done:
+		select {
+		case <-o.settled:
+			return o.err
 		default:
 			return errClosed
 		}
