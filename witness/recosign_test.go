@@ -2,15 +2,14 @@ package witness_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"database/sql"
-	"encoding/binary"
 	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	fnote "github.com/transparency-dev/formats/note"
@@ -18,26 +17,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
 	"github.com/keycommit/keycommit/witness"
-	"github.com/keycommit/keycommit/witness/quorum"
 )
-
-// clockSigner is a tlog-cosignature/v1 signer whose timestamps come from
-// a counter the test advances (the real signer reads the wall clock, in
-// seconds).
-type clockSigner struct {
-	w  *bundletest.Witness
-	ts atomic.Uint64
-}
-
-func (s *clockSigner) Name() string { return s.w.Name }
-func (s *clockSigner) KeyHash() uint32 {
-	return quorum.KeyID(s.w.Name, quorum.TypeCosignatureV1, s.w.Priv.Public().(ed25519.PublicKey))
-}
-func (s *clockSigner) Sign(msg []byte) ([]byte, error) {
-	ts := s.ts.Load()
-	sig := binary.BigEndian.AppendUint64(nil, ts)
-	return append(sig, ed25519.Sign(s.w.Priv, fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s", ts, msg))...), nil
-}
 
 // TestRecosignWritesNothing: a log asking again and again for the
 // checkpoint the witness holds gets 200 with a new, verified cosignature
@@ -61,8 +41,9 @@ func TestRecosignWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	bw := bundletest.NewWitness("witness.test/clock")
-	signer := &clockSigner{w: bw}
-	signer.ts.Store(1_800_000_000)
+	var ts atomic.Int64
+	ts.Store(1_800_000_000)
+	signer := bw.Signer(func() time.Time { return time.Unix(ts.Load(), 0) })
 	reg := prometheus.NewRegistry()
 	w, err := witness.New(witness.Config{Store: d.Store, Signer: signer, Metrics: reg})
 	if err != nil {
@@ -116,7 +97,7 @@ func TestRecosignWritesNothing(t *testing.T) {
 	cp := l.checkpoint(t, 10)
 	last := uint64(0)
 	for i := range 100 {
-		signer.ts.Add(60)
+		ts.Add(60)
 		r := tw.add(t, l, 10, 10)
 		if r.status != 200 {
 			t.Fatalf("re-cosign %d: %d %s", i, r.status, r.body)

@@ -48,7 +48,13 @@ func witRun(t *testing.T, bin string, args ...string) (string, error) {
 // witServe starts `keycommit witness serve` and returns it with its URL.
 func witServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "witness", "serve", "--data", dir, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	return witServeOn(t, bin, dir, "127.0.0.1:0")
+}
+
+// witServeOn is witServe listening on addr.
+func witServeOn(t *testing.T, bin, dir, addr string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, "witness", "serve", "--data", dir, "--listen", addr, "--log-level", "warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

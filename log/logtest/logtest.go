@@ -63,10 +63,10 @@ type Log struct {
 type Options struct {
 	// Witness is passed to the sequencer.
 	Witness func(ctx context.Context, signed []byte) ([]byte, error)
-	// Witnesses, if set, is called with the log's clock and storage and
-	// returns the sequencer's Witnesses (e.g. a witnessing.Collector
-	// proving from the backend).
-	Witnesses func(clock *Clock, b storage.Backend) sequencer.Witnesses
+	// Witnesses, if set, is called with the log's clock, storage and
+	// verifier key and returns the sequencer's Witnesses (e.g. a
+	// witnessing.Collector proving from the backend).
+	Witnesses func(clock *Clock, b storage.Backend, vkey string) sequencer.Witnesses
 	// CosignInterval, CosignRetryMin and CosignRetryMax are passed to the
 	// sequencer.
 	CosignInterval, CosignRetryMin, CosignRetryMax time.Duration
@@ -99,7 +99,7 @@ func Start(tb testing.TB, b storage.Backend, opts *Options) *Log {
 		CosignInterval: opts.CosignInterval, CosignRetryMin: opts.CosignRetryMin, CosignRetryMax: opts.CosignRetryMax,
 		OnCosignature: opts.OnCosignature}
 	if opts.Witnesses != nil {
-		cfg.Witnesses = opts.Witnesses(clock, b)
+		cfg.Witnesses = opts.Witnesses(clock, b, vkey)
 	}
 	if opts.Timer != nil {
 		opts.Timer.clock = clock

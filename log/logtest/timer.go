@@ -22,7 +22,8 @@ type timerWait struct {
 	c chan time.Time
 }
 
-// NewTimer returns a fake timer over clock.
+// NewTimer returns a fake timer over clock (nil for Options.Timer:
+// Start sets it to the log's clock).
 func NewTimer(clock *Clock) *Timer {
 	return &Timer{clock: clock, asked: make(chan struct{}, 1)}
 }

@@ -158,7 +158,7 @@ func TestWitnessLoop(t *testing.T) {
 	var calls []call
 	b := storage.NewMemory()
 	l := logtest.Start(t, b, &logtest.Options{
-		Witnesses:      func(c *logtest.Clock, _ storage.Backend) sequencer.Witnesses { fw.clock = c; return fw },
+		Witnesses:      func(c *logtest.Clock, _ storage.Backend, _ string) sequencer.Witnesses { fw.clock = c; return fw },
 		Timer:          timer,
 		CosignInterval: time.Hour, CosignRetryMin: time.Second, CosignRetryMax: time.Minute,
 		OnCosignature: func(name string, cosig, here time.Time) {

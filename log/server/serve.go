@@ -270,15 +270,15 @@ func Witnesses(path string, r storage.Reader, clock func() time.Time, logger *sl
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read witness policy: %w", err)
 	}
-	c, err := witnessing.New(witnessing.Config{Policy: pol, Prove: storeProver(r), Logger: logger, Metrics: reg, Clock: clock})
+	c, err := witnessing.New(witnessing.Config{Policy: pol, Prove: StoreProver(r), Logger: logger, Metrics: reg, Clock: clock})
 	if err != nil {
 		return nil, fmt.Errorf("witness policy %s: %w", path, err)
 	}
 	return c, nil
 }
 
-// storeProver proves consistency between two sizes of the tree stored in r.
-func storeProver(r storage.Reader) witnessing.ProveFunc {
+// StoreProver proves consistency between two sizes of the tree stored in r.
+func StoreProver(r storage.Reader) witnessing.ProveFunc {
 	return func(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
 		hr := tiles.HashReader(func(t tlog.Tile) ([]byte, error) { return r.Tile(ctx, t.L, t.N) })
 		p, err := tlog.ProveTree(int64(newSize), int64(oldSize), hr)

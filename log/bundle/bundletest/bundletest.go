@@ -67,6 +67,28 @@ func (w *Witness) CosignatureLine(text []byte, ts uint64) string {
 	return "\u2014 " + w.Name + " " + base64.StdEncoding.EncodeToString(sig) + "\n"
 }
 
+// Signer returns a tlog-cosignature/v1 note.Signer for the witness
+// whose timestamps come from now (formats/note's signer reads the wall
+// clock), for witnesses living on a test clock.
+func (w *Witness) Signer(now func() time.Time) note.Signer {
+	return &clockSigner{w: w, now: now}
+}
+
+type clockSigner struct {
+	w   *Witness
+	now func() time.Time
+}
+
+func (s *clockSigner) Name() string { return s.w.Name }
+func (s *clockSigner) KeyHash() uint32 {
+	return quorum.KeyID(s.w.Name, quorum.TypeCosignatureV1, s.w.Priv.Public().(ed25519.PublicKey))
+}
+func (s *clockSigner) Sign(msg []byte) ([]byte, error) {
+	ts := uint64(s.now().Unix())
+	sig := binary.BigEndian.AppendUint64(nil, ts)
+	return append(sig, ed25519.Sign(s.w.Priv, fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s", ts, msg))...), nil
+}
+
 // Policy returns a witness policy text: the log (if logVKey is not ""),
 // the witnesses, and a group of all of them with threshold k as quorum.
 func Policy(logVKey string, k int, ws ...*Witness) string {
