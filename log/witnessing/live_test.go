@@ -28,7 +28,7 @@ import (
 // startClockWitness serves one of the project's witnesses on loopback,
 // trusting the log key vkey for origin, cosigning with timestamps from
 // now.
-func startClockWitness(t *testing.T, bw *bundletest.Witness, origin, vkey string, now func() time.Time) string {
+func startClockWitness(t testing.TB, bw *bundletest.Witness, origin, vkey string, now func() time.Time) string {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -65,7 +65,7 @@ func get(t *testing.T, url string) []byte {
 	return b
 }
 
-func counterSum(t *testing.T, g prometheus.Gatherer, name string) float64 {
+func counterSum(t testing.TB, g prometheus.Gatherer, name string) float64 {
 	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
