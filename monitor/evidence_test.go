@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keycommit/keycommit/monitor/logdouble"
+	"github.com/keycommit/keycommit/monitor/monitortest"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -83,7 +83,7 @@ func makeEvidenceVectors(t *testing.T) {
 	noProof := *withProof
 	noProof.Proof = nil
 	write("no-proof.json", &noProof)
-	otherLog, _, _ := logdouble.NewWithKey(la.Origin())
+	otherLog, _, _ := monitortest.NewWithKey(la.Origin())
 	otherLog.Append(la.Entry(0))
 	foreign := *sameSize
 	foreign.Checkpoints[1] = string(must[[]byte](t)(otherLog.Checkpoint()))

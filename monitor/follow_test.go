@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keycommit/keycommit/monitor/logdouble"
+	"github.com/keycommit/keycommit/monitor/monitortest"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 )
@@ -153,7 +153,7 @@ func TestInclusionFailure(t *testing.T) {
 func TestBadCheckpointSignature(t *testing.T) {
 	l := newTestLog(t, "example.com/sig")
 	populate(t, l.gen, 2)
-	other, _, err := logdouble.NewWithKey("example.com/sig")
+	other, _, err := monitortest.NewWithKey("example.com/sig")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,22 +9,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keycommit/keycommit/monitor/logdouble"
+	"github.com/keycommit/keycommit/monitor/monitortest"
 )
 
 // splitLog makes a log that has shown the same history up to size 8 and
 // then two different ones: view A with sizeA entries, view B with sizeB.
-func splitLog(t *testing.T, sizeA, sizeB int) (a, b *logdouble.Log, vkey string) {
+func splitLog(t *testing.T, sizeA, sizeB int) (a, b *monitortest.Log, vkey string) {
 	t.Helper()
-	l, vkey, err := logdouble.NewWithKey("example.com/split")
+	l, vkey, err := monitortest.NewWithKey("example.com/split")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := logdouble.NewGen(l, genesis, 7)
+	g := monitortest.NewGen(l, genesis, 7)
 	populate(t, g, 3) // 7 entries
 	must[uint64](t)(g.Snapshot())
-	gb := must[*logdouble.Gen](t)(g.Clone(l.Clone()))
-	grow := func(g *logdouble.Gen, size int) {
+	gb := must[*monitortest.Gen](t)(g.Clone(l.Clone()))
+	grow := func(g *monitortest.Gen, size int) {
 		for i := 0; g.Log.Size() < int64(size); i++ {
 			g.Advance(time.Minute)
 			must[uint64](t)(g.Commit("https://issuer0.example", 0, 3))
@@ -98,7 +98,7 @@ func TestSplitViewGossip(t *testing.T) {
 }
 
 func (l *testLog) otherKey(t *testing.T) string {
-	_, vkey, err := logdouble.NewKey(l.Origin())
+	_, vkey, err := monitortest.NewKey(l.Origin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestPostCheckpoint(t *testing.T) {
 	if code, _ := post(forged); code != 403 {
 		t.Errorf("checkpoint with a bad signature: %d, want 403", code)
 	}
-	other, _, _ := logdouble.NewWithKey("example.com/other")
+	other, _, _ := monitortest.NewWithKey("example.com/other")
 	if code, _ := post(must[[]byte](t)(other.Checkpoint())); code != 404 {
 		t.Errorf("checkpoint of an unknown log: %d, want 404", code)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keycommit/keycommit/monitor/logdouble"
+	"github.com/keycommit/keycommit/monitor/monitortest"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -22,10 +22,10 @@ var genesis = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // testLog is a log double served over loopback.
 type testLog struct {
-	*logdouble.Log
+	*monitortest.Log
 	vkey    string
 	url     string
-	gen     *logdouble.Gen
+	gen     *monitortest.Gen
 	bundles atomic.Int64 // entry bundle requests served
 	close   func()
 }
@@ -41,11 +41,11 @@ func newTestLog(t testing.TB, origin string) *testLog {
 // server is never closed.
 func newTestLogUnclean(t testing.TB, origin string) *testLog {
 	t.Helper()
-	l, vkey, err := logdouble.NewWithKey(origin)
+	l, vkey, err := monitortest.NewWithKey(origin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tl := &testLog{Log: l, vkey: vkey, gen: logdouble.NewGen(l, genesis, 1)}
+	tl := &testLog{Log: l, vkey: vkey, gen: monitortest.NewGen(l, genesis, 1)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
 			tl.bundles.Add(1)
@@ -58,7 +58,7 @@ func newTestLogUnclean(t testing.TB, origin string) *testLog {
 }
 
 // serveView serves log l (one view of a split log) on its own server.
-func serveView(t testing.TB, l *logdouble.Log) string {
+func serveView(t testing.TB, l *monitortest.Log) string {
 	srv := httptest.NewServer(l)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -76,7 +76,7 @@ func must[T any](t testing.TB) func(T, error) T {
 
 // populate registers n issuers with a first commitment each, then a
 // snapshot.
-func populate(t testing.TB, g *logdouble.Gen, n int) []string {
+func populate(t testing.TB, g *monitortest.Gen, n int) []string {
 	t.Helper()
 	var origins []string
 	for i := range n {
@@ -166,7 +166,7 @@ func alertsOfKind(as []Alert, kind string) []Alert {
 	return out
 }
 
-func stateDigest(t testing.TB, g *logdouble.Gen) [32]byte {
+func stateDigest(t testing.TB, g *monitortest.Gen) [32]byte {
 	t.Helper()
 	b, err := g.State.MarshalBinary()
 	if err != nil {

@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/schema"
 )
 
@@ -17,7 +17,7 @@ import (
 func TestRealLog(t *testing.T) {
 	l := logtest.Start(t, storage.NewMemory(), nil)
 	ctx := context.Background()
-	submit := func(is *testissuer.Issuer, sub *schema.Submission) {
+	submit := func(is *issuertest.Issuer, sub *schema.Submission) {
 		t.Helper()
 		res, err := l.Client.Submit(ctx, sub)
 		if err != nil {
@@ -27,9 +27,9 @@ func TestRealLog(t *testing.T) {
 		copy(h[:], res.LeafHash)
 		is.Logged(h)
 	}
-	var issuers []*testissuer.Issuer
+	var issuers []*issuertest.Issuer
 	for i := range 3 {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		submit(is, is.Register(t))
 		submit(is, is.Commit(t, 2, l.Clock.Now()))
 		issuers = append(issuers, is)

@@ -14,7 +14,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
-	"github.com/keycommit/keycommit/log/testissuer"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -111,7 +111,7 @@ func TestCrashRecovery(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ; i++ {
-				is := testissuer.Numbered(t, w*100000+i)
+				is := issuertest.Numbered(t, w*100000+i)
 				r, err := c.Submit(ctx, is.Register(t))
 				if err != nil {
 					select {
@@ -149,7 +149,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	// One more entry, for a fresh checkpoint.
-	is := testissuer.New(t, "https://after-crash.example")
+	is := issuertest.New(t, "https://after-crash.example")
 	r, err := c.Submit(ctx, is.Register(t))
 	if err != nil {
 		t.Fatalf("submit after restart: %v", err)

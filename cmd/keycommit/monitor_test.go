@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/monitor"
-	"github.com/keycommit/keycommit/monitor/logdouble"
+	"github.com/keycommit/keycommit/monitor/monitortest"
 )
 
 func monitorBinary(t *testing.T) string {
@@ -47,13 +47,13 @@ func exitCodeOf(err error) int {
 // second run over the same --data resumes and raises nothing new.
 func TestMonitorOnceBinary(t *testing.T) {
 	bin := monitorBinary(t)
-	l, vkey, err := logdouble.NewWithKey("example.com/cli")
+	l, vkey, err := monitortest.NewWithKey("example.com/cli")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(l)
 	defer srv.Close()
-	g := logdouble.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 3)
+	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 3)
 	for _, o := range []string{"https://a.example", "https://b.example"} {
 		if _, err := g.Register(o); err != nil {
 			t.Fatal(err)
@@ -121,7 +121,7 @@ func TestMonitorCheckEvidenceBinary(t *testing.T) {
 			t.Errorf("check-evidence %s: exit %d, want %d\n%s", file, code, want, out)
 		}
 	}
-	_, otherVKey, _ := logdouble.NewKey("example.com/split")
+	_, otherVKey, _ := monitortest.NewKey("example.com/split")
 	if err := exec.Command(bin, "monitor", "check-evidence", filepath.Join(dir, "proof.json"), "--log-vkey", otherVKey).Run(); exitCodeOf(err) != 1 {
 		t.Errorf("check-evidence under another key: exit %d, want 1", exitCodeOf(err))
 	}
@@ -137,11 +137,11 @@ func TestMonitorKillResume(t *testing.T) {
 	if testing.Short() {
 		n = 70_000
 	}
-	l, vkey, err := logdouble.NewWithKey("example.com/kill")
+	l, vkey, err := monitortest.NewWithKey("example.com/kill")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := logdouble.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 5)
+	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 5)
 	if _, err := g.Register("https://a.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestMonitorKillResume(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/tile/entries/") {
 			bundles.Add(1)
-			if tl, err := logdouble.ParsePath(strings.TrimPrefix(r.URL.Path, "/")); err == nil && tl.N >= hangFrom && hang.Load() {
+			if tl, err := monitortest.ParsePath(strings.TrimPrefix(r.URL.Path, "/")); err == nil && tl.N >= hangFrom && hang.Load() {
 				select {
 				case <-release:
 				case <-r.Context().Done():
@@ -247,11 +247,11 @@ func savedPosition(t *testing.T, path string) int64 {
 // accepts watches and serves metrics, and exits cleanly on SIGTERM.
 func TestMonitorListenBinary(t *testing.T) {
 	bin := monitorBinary(t)
-	l, vkey, err := logdouble.NewWithKey("example.com/listen")
+	l, vkey, err := monitortest.NewWithKey("example.com/listen")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := logdouble.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 4)
+	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 4)
 	if _, err := g.Register("https://a.example"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/keycommit/keycommit/log/bundle"
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/schema"
@@ -38,7 +38,7 @@ func TestStorageSource(t *testing.T) {
 	src := bundle.NewStorageSource(mem)
 	ctx := context.Background()
 
-	submit := func(is *testissuer.Issuer, sub *schema.Submission) {
+	submit := func(is *issuertest.Issuer, sub *schema.Submission) {
 		t.Helper()
 		res, err := l.Client.Submit(ctx, sub)
 		if err != nil {
@@ -64,7 +64,7 @@ func TestStorageSource(t *testing.T) {
 
 	var prev *verify.Verified
 	for i := 1; i <= 3; i++ {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		submit(is, is.Register(t))
 		submit(is, is.Commit(t, 3, l.Clock.Now()))
 		waitCosigned()

@@ -16,11 +16,11 @@ import (
 
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/explorer"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
@@ -152,7 +152,7 @@ func buildBenchLog(tb testing.TB) (*benchLog, error) {
 	}
 	commit := func(is *iss, emergency bool) error {
 		now := time.UnixMilli(t0 + int64(n)*step)
-		c := &schema.KeyCommitment{PST: testissuer.Commitment(tb, is.nextID, 1, now.Add(30*24*time.Hour))}
+		c := &schema.KeyCommitment{PST: issuertest.Commitment(tb, is.nextID, 1, now.Add(30*24*time.Hour))}
 		if emergency {
 			c.Emergency = &schema.IncidentReport{Summary: "signing key exposed in a backup", Discovered: now.UnixMilli() - 3600_000,
 				Impact: "tokens could be forged until rotation", RootCause: "a public backup bucket",

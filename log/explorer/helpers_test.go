@@ -11,11 +11,11 @@ import (
 
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/explorer"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/schema"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -66,7 +66,7 @@ func startDeployment(t testing.TB, origin string) *deployment {
 	return &deployment{URL: hs.URL, Backend: b, Seq: seq, Clock: clock, Origin: origin, VKey: vkey, Exp: ex}
 }
 
-func (d *deployment) submit(t testing.TB, is *testissuer.Issuer, sub *schema.Submission) uint64 {
+func (d *deployment) submit(t testing.TB, is *issuertest.Issuer, sub *schema.Submission) uint64 {
 	t.Helper()
 	res, err := d.Seq.Submit(context.Background(), sub)
 	if err != nil {
@@ -79,14 +79,14 @@ func (d *deployment) submit(t testing.TB, is *testissuer.Issuer, sub *schema.Sub
 // history logs, for is: a registration, a commitment, a rotation 61
 // days later, an emergency rotation 10 days after that with report, and
 // its final report. It returns the emergency's index.
-func (d *deployment) history(t testing.TB, is *testissuer.Issuer, report *schema.IncidentReport) uint64 {
+func (d *deployment) history(t testing.TB, is *issuertest.Issuer, report *schema.IncidentReport) uint64 {
 	t.Helper()
 	d.submit(t, is, is.Register(t))
 	d.submit(t, is, is.Commit(t, 1, d.Clock.Now()))
 	d.Clock.Advance(61 * 24 * time.Hour)
 	d.submit(t, is, is.Commit(t, 2, d.Clock.Now()))
 	d.Clock.Advance(10 * 24 * time.Hour)
-	c := &schema.KeyCommitment{PST: testissuer.Commitment(t, is.NextID, 1, d.Clock.Now().Add(30*24*time.Hour)), Emergency: report}
+	c := &schema.KeyCommitment{PST: issuertest.Commitment(t, is.NextID, 1, d.Clock.Now().Add(30*24*time.Hour)), Emergency: report}
 	is.NextID++
 	em := d.submit(t, is, is.Sign(t, schema.KindKeyCommitment, c))
 	d.Clock.Advance(24 * time.Hour)

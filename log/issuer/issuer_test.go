@@ -16,9 +16,9 @@ import (
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/issuer"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/sqlitestore"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/schema"
 )
 
@@ -38,7 +38,7 @@ func startLog(t *testing.T) *logtest.Log {
 func TestPrevTracking(t *testing.T) {
 	l := startLog(t)
 	ctx := t.Context()
-	ti := testissuer.New(t, "https://prev.example")
+	ti := issuertest.New(t, "https://prev.example")
 	is, err := issuer.Open(ctx, l.Client, ti.Origin, ti.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +53,7 @@ func TestPrevTracking(t *testing.T) {
 	if !bytes.Equal(is.Prev, res.LeafHash) {
 		t.Fatalf("prev %x after registering, want leaf hash %x", is.Prev, res.LeafHash)
 	}
-	res, err = is.Submit(ctx, schema.KindKeyCommitment, &schema.KeyCommitment{PST: testissuer.Commitment(t, 1, 2, l.Clock.Now().AddDate(0, 0, 30))})
+	res, err = is.Submit(ctx, schema.KindKeyCommitment, &schema.KeyCommitment{PST: issuertest.Commitment(t, 1, 2, l.Clock.Now().AddDate(0, 0, 30))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestPrevTracking(t *testing.T) {
 		t.Fatal(err)
 	}
 	if b := ti.Register(t); !bytes.Equal(a.Body, b.Body) || !bytes.Equal(a.Sig, b.Sig) || !bytes.Equal(a.Prev, b.Prev) {
-		t.Fatal("issuer.Sign and testissuer sign the same statement differently")
+		t.Fatal("issuer.Sign and issuertest sign the same statement differently")
 	}
 }
 
@@ -87,7 +87,7 @@ func TestSubmitVerifiesTheLogsAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ti := testissuer.New(t, "https://verify.example")
+	ti := issuertest.New(t, "https://verify.example")
 	is, err := issuer.Open(t.Context(), c, ti.Origin, ti.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +104,12 @@ func TestSubmitVerifiesTheLogsAnswer(t *testing.T) {
 // and prev does not move.
 func TestSubmitRefusal(t *testing.T) {
 	l := startLog(t)
-	ti := testissuer.New(t, "https://refused.example")
+	ti := issuertest.New(t, "https://refused.example")
 	is, err := issuer.Open(t.Context(), l.Client, ti.Origin, ti.Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = is.Submit(t.Context(), schema.KindKeyCommitment, &schema.KeyCommitment{PST: testissuer.Commitment(t, 1, 1, l.Clock.Now().AddDate(0, 0, 30))})
+	_, err = is.Submit(t.Context(), schema.KindKeyCommitment, &schema.KeyCommitment{PST: issuertest.Commitment(t, 1, 1, l.Clock.Now().AddDate(0, 0, 30))})
 	if _, ok := client.Reject(err); !ok {
 		t.Fatalf("commitment before registering: err = %v, want a policy refusal", err)
 	}

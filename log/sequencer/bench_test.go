@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/schema"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -34,7 +34,7 @@ func benchConfig(b *testing.B, be storage.Backend) sequencer.Config {
 func registrations(b *testing.B, n int) []*schema.Submission {
 	subs := make([]*schema.Submission, n)
 	for i := range subs {
-		subs[i] = testissuer.Numbered(b, i).Register(b)
+		subs[i] = issuertest.Numbered(b, i).Register(b)
 	}
 	return subs
 }

@@ -10,10 +10,10 @@ import (
 	"testing"
 
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
@@ -74,7 +74,7 @@ func buildLog(b *testing.B, total uint64, issuers int, tail int) (string, sequen
 	}
 	keys := make([]ed25519.PublicKey, issuers)
 	for i := range keys {
-		keys[i] = testissuer.Numbered(b, i).Key.Public().(ed25519.PublicKey)
+		keys[i] = issuertest.Numbered(b, i).Key.Public().(ed25519.PublicKey)
 	}
 	prev := make([][]byte, issuers)
 	sig := make([]byte, 64)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/policy"
 )
 
@@ -54,9 +54,9 @@ func TestRestartReplaysTail(t *testing.T) {
 	}
 	l := &testLog{cfg: cfg, clock: clock, seq: seq}
 	t.Cleanup(func() { l.seq.Close() })
-	var issuers []*testissuer.Issuer
+	var issuers []*issuertest.Issuer
 	for i := 0; i < 24; i++ {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		issuers = append(issuers, is)
 		submit(t, l, is, is.Register(t))
 	}
@@ -140,7 +140,7 @@ func TestRestartBadPolicyState(t *testing.T) {
 			l := &testLog{cfg: cfg, clock: clock, seq: seq}
 			t.Cleanup(func() { l.seq.Close() })
 			for i := 0; i < 8; i++ {
-				is := testissuer.Numbered(t, i)
+				is := issuertest.Numbered(t, i)
 				submit(t, l, is, is.Register(t))
 			}
 			want, _ := l.seq.st.MarshalBinary()

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
@@ -104,7 +104,7 @@ func verifyResult(t testing.TB, v note.Verifier, r *Result) checkpoint.Checkpoin
 	return c
 }
 
-func submit(t testing.TB, l *testLog, is *testissuer.Issuer, sub *schema.Submission) *Result {
+func submit(t testing.TB, l *testLog, is *issuertest.Issuer, sub *schema.Submission) *Result {
 	t.Helper()
 	r, err := l.seq.Submit(context.Background(), sub)
 	if err != nil {
@@ -135,7 +135,7 @@ func TestInitAndSubmit(t *testing.T) {
 	if e := entryAt(t, b, 0); e.Kind != schema.KindPolicyParams {
 		t.Fatalf("entry 0 is %s, want policy_params", e.Kind)
 	}
-	is := testissuer.New(t, "https://a.example")
+	is := issuertest.New(t, "https://a.example")
 	r := submit(t, l, is, is.Register(t))
 	if r.Index != 1 || r.Size != 2 {
 		t.Fatalf("registration at %d in %d", r.Index, r.Size)
@@ -181,8 +181,8 @@ func TestInitAndSubmit(t *testing.T) {
 func TestRejectionsLogNothing(t *testing.T) {
 	b := storage.NewMemory()
 	l := newLog(t, b)
-	is := testissuer.New(t, "https://a.example")
-	other := testissuer.New(t, "https://b.example")
+	is := issuertest.New(t, "https://a.example")
+	other := issuertest.New(t, "https://b.example")
 	ctx := context.Background()
 
 	unregistered := is.Commit(t, 1, t0)
@@ -225,10 +225,10 @@ func TestConcurrentSubmitters(t *testing.T) {
 	b := storage.NewMemory()
 	l := newLog(t, b)
 	const n = 64
-	issuers := make([]*testissuer.Issuer, n)
+	issuers := make([]*issuertest.Issuer, n)
 	subs := make([]*schema.Submission, n)
 	for i := range issuers {
-		issuers[i] = testissuer.Numbered(t, i)
+		issuers[i] = issuertest.Numbered(t, i)
 		subs[i] = issuers[i].Register(t)
 	}
 	results := make([]*Result, n)
@@ -269,7 +269,7 @@ func TestConcurrentSubmitters(t *testing.T) {
 func TestRestartContinues(t *testing.T) {
 	b := storage.NewMemory()
 	l := newLog(t, b)
-	is := testissuer.New(t, "https://a.example")
+	is := issuertest.New(t, "https://a.example")
 	submit(t, l, is, is.Register(t))
 	r1 := submit(t, l, is, is.Commit(t, 1, t0))
 	c1, _, _ := checkpoint.Open(r1.Checkpoint, l.cfg.Verifier)
@@ -295,7 +295,7 @@ func TestClockNeverGoesBack(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		// The clock jumps back and forth; entry times must not decrease.
 		l.clock.Set(t0.Add(time.Duration((i%3)*-5+i) * time.Minute))
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		r := submit(t, l, is, is.Register(t))
 		e := entryAt(t, b, r.Index)
 		if e.Time < last {
@@ -306,7 +306,7 @@ func TestClockNeverGoesBack(t *testing.T) {
 	// And after a restart (the last time is recovered from storage).
 	l.restart(t)
 	l.clock.Set(t0.Add(-time.Hour))
-	is := testissuer.Numbered(t, 99)
+	is := issuertest.Numbered(t, 99)
 	r := submit(t, l, is, is.Register(t))
 	if e := entryAt(t, b, r.Index); e.Time < last {
 		t.Fatalf("after restart, entry time %d before %d", e.Time, last)
@@ -364,7 +364,7 @@ func TestSequenceErrors(t *testing.T) {
 			mem := storage.NewMemory()
 			f := &faulty{Backend: mem}
 			l := newLog(t, f)
-			a := testissuer.New(t, "https://a.example")
+			a := issuertest.New(t, "https://a.example")
 			submit(t, l, a, a.Register(t))
 			sizeBefore, cpBefore := l.seq.Checkpoint()
 
@@ -384,7 +384,7 @@ func TestSequenceErrors(t *testing.T) {
 			f.mode.Store(0)
 			// The sequencer rebuilt its state from storage: another issuer
 			// submits fine, and a's retry is decided against what is durable.
-			b := testissuer.New(t, "https://b.example")
+			b := issuertest.New(t, "https://b.example")
 			r := submit(t, l, b, b.Register(t))
 			if r.Index != stored {
 				t.Fatalf("next entry at %d, want %d", r.Index, stored)
@@ -446,7 +446,7 @@ func TestWitnessHook(t *testing.T) {
 	}
 	defer seq.Close()
 	for i := 0; i < 5; i++ {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		if _, err := seq.Submit(context.Background(), is.Register(t)); err != nil {
 			t.Fatalf("submission %d while the witness hook hangs: %v", i, err)
 		}
@@ -515,7 +515,7 @@ func TestSequenceErrorsPipelined(t *testing.T) {
 			f := &blocking{Backend: mem, held: make(chan struct{}), release: make(chan error, 1)}
 			l := newLog(t, f)
 			ctx := context.Background()
-			a, b := testissuer.New(t, "https://a.example"), testissuer.New(t, "https://b.example")
+			a, b := issuertest.New(t, "https://a.example"), issuertest.New(t, "https://b.example")
 			sizeBefore, _ := l.seq.Checkpoint()
 
 			f.armed.Store(true)
@@ -569,11 +569,11 @@ func TestSequenceErrorsPipelined(t *testing.T) {
 // signature checked against the key in force, and is refused.
 func TestPreparedKeyNotInForce(t *testing.T) {
 	l := newLog(t, storage.NewMemory())
-	a := testissuer.New(t, "https://a.example")
+	a := issuertest.New(t, "https://a.example")
 	submit(t, l, a, a.Register(t))
 	// A statement for a signed with another key, which did sign it: it
 	// was "verified", but under a key that is not a's.
-	other := testissuer.New(t, a.Origin)
+	other := issuertest.New(t, a.Origin)
 	other.Prev = a.Prev
 	sub := other.Commit(t, 1, t0)
 	otherKey := other.Key.Public().(ed25519.PublicKey)

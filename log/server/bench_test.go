@@ -16,11 +16,11 @@ import (
 
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/schema"
 	"golang.org/x/mod/sumdb/note"
@@ -43,7 +43,7 @@ func BenchmarkHTTPSubmit(b *testing.B) {
 	l := logtest.Start(b, newSQLite(b), nil)
 	subs := make([]*schema.Submission, b.N)
 	for i := range subs {
-		subs[i] = testissuer.Numbered(b, i).Register(b)
+		subs[i] = issuertest.Numbered(b, i).Register(b)
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 256}
 	c, _ := client.New(l.URL, l.VKey, &http.Client{Transport: tr})

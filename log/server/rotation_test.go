@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/sqlitestore"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/schema"
 )
 
@@ -24,7 +24,7 @@ func TestConcurrentRotationsOneIssuer(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	l := logtest.Start(t, store, nil)
-	is := testissuer.New(t, "https://rotating.example")
+	is := issuertest.New(t, "https://rotating.example")
 	for _, sub := range []func() *schema.Submission{
 		func() *schema.Submission { return is.Register(t) },
 		func() *schema.Submission { return is.Commit(t, 2, l.Clock.Now()) },

@@ -13,10 +13,10 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/trillianstore/trilliantest"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -58,7 +58,7 @@ func runSubmissions(b *testing.B, subs []*schema.Submission, to []submitter) {
 func registrations(b *testing.B, n int) []*schema.Submission {
 	subs := make([]*schema.Submission, n)
 	for i := range subs {
-		subs[i] = testissuer.Numbered(b, i).Register(b)
+		subs[i] = issuertest.Numbered(b, i).Register(b)
 	}
 	return subs
 }

@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/log/trillianstore/trilliantest"
 	"github.com/transparency-dev/merkle/proof"
@@ -49,7 +49,7 @@ func buildSQLiteLog(t testing.TB, k logKey, n int) (*sqlitestore.Store, [][]byte
 		go func() {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				res, err := seq.Submit(ctx, testissuer.Numbered(t, i).Register(t))
+				res, err := seq.Submit(ctx, issuertest.Numbered(t, i).Register(t))
 				if err != nil {
 					t.Error(err)
 					return

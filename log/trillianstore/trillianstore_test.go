@@ -11,9 +11,9 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/log/trillianstore/trilliantest"
@@ -131,9 +131,9 @@ func checkResult(t testing.TB, k logKey, res *sequencer.Result) {
 func TestRoundTrip(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
-	var issuers []*testissuer.Issuer
+	var issuers []*issuertest.Issuer
 	for i := range 3 {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		res := submit(t, a, is.Register(t))
 		checkResult(t, k, res)
 		is.Logged(res.LeafHash)
@@ -206,7 +206,7 @@ func TestConcurrentRotationsTwoFrontends(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
 	b := newFrontend(t, env, tree, k)
-	is := testissuer.New(t, "https://rotating.example")
+	is := issuertest.New(t, "https://rotating.example")
 	is.Logged(submit(t, a, is.Register(t)).LeafHash)
 	now := time.Now()
 	subs := make([]*schema.Submission, 50)
@@ -266,10 +266,10 @@ func TestConcurrentKeyReuseTwoFrontends(t *testing.T) {
 	now := time.Now()
 	var subs [2][]*schema.Submission
 	for p := range pairs {
-		x, y := testissuer.Numbered(t, 2*p), testissuer.Numbered(t, 2*p+1)
+		x, y := issuertest.Numbered(t, 2*p), issuertest.Numbered(t, 2*p+1)
 		x.Logged(submit(t, a, x.Register(t)).LeafHash)
 		y.Logged(submit(t, b, y.Register(t)).LeafHash)
-		c := testissuer.Commitment(t, 1, 1, now.Add(30*24*time.Hour))
+		c := issuertest.Commitment(t, 1, 1, now.Add(30*24*time.Hour))
 		subs[0] = append(subs[0], x.Sign(t, schema.KindKeyCommitment, &schema.KeyCommitment{PST: c}))
 		subs[1] = append(subs[1], y.Sign(t, schema.KindKeyCommitment, &schema.KeyCommitment{PST: c}))
 	}
@@ -370,7 +370,7 @@ func TestSignerKilledDuringBurst(t *testing.T) {
 	var firstAcks sync.WaitGroup
 	firstAcks.Add(clients)
 	for c := range clients {
-		is := testissuer.Numbered(t, c)
+		is := issuertest.Numbered(t, c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

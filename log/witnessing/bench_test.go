@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/witnessing"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -53,7 +53,7 @@ func BenchmarkRecosign(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
-		if _, err := l.Client.Submit(ctx, testissuer.Numbered(b, i).Register(b)); err != nil {
+		if _, err := l.Client.Submit(ctx, issuertest.Numbered(b, i).Register(b)); err != nil {
 			b.Fatal(err)
 		}
 		l.Clock.Advance(time.Second)

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/log/witnessing"
@@ -98,7 +98,7 @@ func TestIdleLogStaysVerifiable(t *testing.T) {
 	mem := storage.NewMemory()
 	l := logtest.Start(t, mem, nil)
 	ctx := context.Background()
-	is := testissuer.Numbered(t, 1)
+	is := issuertest.Numbered(t, 1)
 	for _, sub := range []func() *schema.Submission{func() *schema.Submission { return is.Register(t) }, func() *schema.Submission { return is.Commit(t, 3, l.Clock.Now()) }} {
 		res, err := l.Client.Submit(ctx, sub())
 		if err != nil {

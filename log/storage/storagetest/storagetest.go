@@ -17,9 +17,9 @@ import (
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/storage"
-	"github.com/keycommit/keycommit/log/testissuer"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/schema"
 	"golang.org/x/mod/sumdb/tlog"
@@ -200,7 +200,7 @@ func testEveryTreeSize(t *testing.T, h Harness) {
 	cps[cp.Size], notes[cp.Size] = cp, note
 	leaves := map[uint64][]byte{}
 	for i := 0; cp.Size < max; i++ {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		r, err := l.Client.Submit(ctx, is.Register(t))
 		if err != nil {
 			t.Fatalf("submit %d: %v", i, err)
@@ -343,7 +343,7 @@ func sample(n uint64) []uint64 {
 func testBadInput(t *testing.T, h Harness) {
 	ctx := context.Background()
 	l := logtest.Start(t, newBackend(t, h), &logtest.Options{MaxBodyBytes: 64 << 10})
-	is := testissuer.New(t, "https://a.example")
+	is := issuertest.New(t, "https://a.example")
 	if r, err := l.Client.Submit(ctx, is.Register(t)); err != nil {
 		t.Fatal(err)
 	} else {
@@ -449,7 +449,7 @@ func testConcurrent(t *testing.T, h Harness) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			is := testissuer.Numbered(t, c)
+			is := issuertest.Numbered(t, c)
 			for k := 0; k < each; k++ {
 				// A registration, then renewals chained by prev.
 				r, err := l.Client.Submit(ctx, is.Register(t))
@@ -501,7 +501,7 @@ func testLookups(t *testing.T, h Harness) {
 	if _, _, err := l.Client.KeySet(ctx); err == nil {
 		t.Fatal("key set served before any snapshot")
 	}
-	a := testissuer.New(t, "https://a.example")
+	a := issuertest.New(t, "https://a.example")
 	var last *client.Submitted
 	for _, sub := range []func() *schema.Submission{
 		func() *schema.Submission { return a.Register(t) },
@@ -559,7 +559,7 @@ func testLookups(t *testing.T, h Harness) {
 	if err != nil || !chk.Accept {
 		t.Fatalf("check: %+v, %v", chk, err)
 	}
-	chk, err = l.Client.Check(ctx, testissuer.New(t, "https://b.example").Commit(t, 1, l.Clock.Now()))
+	chk, err = l.Client.Check(ctx, issuertest.New(t, "https://b.example").Commit(t, 1, l.Clock.Now()))
 	if err != nil || chk.Accept || chk.Rule == "" || chk.Reason == "" {
 		t.Fatalf("check of an unregistered issuer's commitment: %+v, %v", chk, err)
 	}
@@ -612,9 +612,9 @@ func testRestart(t *testing.T, h Harness) {
 	b := newBackend(t, h)
 	l := logtest.Start(t, b, nil)
 	var cps []checkpoint.Checkpoint
-	issuers := map[int]*testissuer.Issuer{}
+	issuers := map[int]*issuertest.Issuer{}
 	for i := 0; i < 20; i++ {
-		is := testissuer.Numbered(t, i)
+		is := issuertest.Numbered(t, i)
 		issuers[i] = is
 		r, err := l.Client.Submit(ctx, is.Register(t))
 		if err != nil {

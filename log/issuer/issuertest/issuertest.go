@@ -1,10 +1,10 @@
-// Package testissuer makes signed submissions for tests: an issuer with an
+// Package issuertest makes signed submissions for tests: an issuer with an
 // Ed25519 account key that registers its origin, submits PST key
 // commitments with valid P-384 keys, and tracks its prev leaf hash.
 //
 // It is for tests only (its helpers fail the test on error); statements
 // are signed as the CLI signs them, by log/issuer.
-package testissuer
+package issuertest
 
 import (
 	"crypto/ed25519"
@@ -52,7 +52,7 @@ func (is *Issuer) Sign(tb testing.TB, kind schema.Kind, body any) *schema.Submis
 	tb.Helper()
 	sub, err := issuer.Sign(is.Key, is.Origin, is.Prev, kind, body)
 	if err != nil {
-		tb.Fatalf("testissuer: couldn't sign %s: %v", kind, err)
+		tb.Fatalf("issuertest: couldn't sign %s: %v", kind, err)
 	}
 	return sub
 }

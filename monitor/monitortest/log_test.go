@@ -1,4 +1,4 @@
-package logdouble
+package monitortest
 
 import (
 	"bytes"

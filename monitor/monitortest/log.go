@@ -1,4 +1,4 @@
-// Package logdouble is a test double of a keycommit log: an in-memory
+// Package monitortest is a test double of a keycommit log: an in-memory
 // Merkle tree that signs C2SP tlog-checkpoint notes and serves the C2SP
 // tlog-tiles read path (tile height 8, entry bundles of up to 256
 // entries, each a big-endian uint16 length and the entry bytes), plus the
@@ -11,7 +11,7 @@
 // history under the same key (a split view when each history is served to
 // a different client), and its generator (Gen) can append entries the
 // policy refuses.
-package logdouble
+package monitortest
 
 import (
 	"crypto/rand"
