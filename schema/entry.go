@@ -26,6 +26,13 @@ const Version = 1
 // tlog-tiles entry bundles prefix each entry with a uint16 length.
 const MaxEntrySize = 65535
 
+// MaxSubmissionSize is the largest submission, in its compact encoding
+// (as log/client and log/issuer send it), whose entry fits in
+// MaxEntrySize: the entry is the submission's members plus "v":1 and a
+// "time" of 13 digits (every millisecond time from 2001 to 2286). A
+// larger body cannot be admitted, so servers refuse it before parsing.
+const MaxSubmissionSize = MaxEntrySize - len(`"v":1,"time":1000000000000,`)
+
 // Kind names what an entry records.
 type Kind string
 

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/checkpoint"
@@ -62,6 +64,8 @@ type HTTPError struct {
 	Message string
 	// Rule and Reason are set for a policy refusal of a submission.
 	Rule, Reason string
+
+	retryAfter string
 }
 
 func (e *HTTPError) Error() string {
@@ -81,7 +85,36 @@ func Reject(err error) (*policy.RejectError, bool) {
 // maximal entries is about 16 MiB).
 const maxResponse = 17 << 20
 
+// maxRetries is how many times a request answered 429 Too Many Requests
+// (refused before the log read it, so nothing was done) is sent again,
+// after the Retry-After the log asked for (at most maxRetryWait).
+const (
+	maxRetries   = 8
+	maxRetryWait = 10 * time.Second
+)
+
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, http.Header, error) {
+	for attempt := 0; ; attempt++ {
+		b, h, err := c.doOnce(ctx, method, path, body)
+		var he *HTTPError
+		if attempt == maxRetries || !errors.As(err, &he) || he.StatusCode != http.StatusTooManyRequests {
+			return b, h, err
+		}
+		wait := time.Second
+		if n, perr := strconv.Atoi(he.retryAfter); perr == nil && n >= 0 {
+			wait = min(time.Duration(n)*time.Second, maxRetryWait)
+		}
+		// Jitter, so that refused clients do not come back together.
+		wait += time.Duration(rand.Int64N(int64(wait/2) + 1))
+		select {
+		case <-ctx.Done():
+			return nil, nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c *Client) doOnce(ctx context.Context, method, path string, body []byte) ([]byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -106,7 +139,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 		return nil, nil, fmt.Errorf("response to %s %s is over %d bytes", method, path, maxResponse)
 	}
 	if resp.StatusCode/100 != 2 {
-		he := &HTTPError{StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b))}
+		he := &HTTPError{StatusCode: resp.StatusCode, Message: strings.TrimSpace(string(b)), retryAfter: resp.Header.Get("Retry-After")}
 		var ae api.Error
 		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
 			he.Message, he.Rule, he.Reason = ae.Error, ae.Rule, ae.Reason

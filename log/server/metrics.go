@@ -10,6 +10,8 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	rejections *prometheus.CounterVec
+	// inFlightLimit is each handler's number of slots (429 beyond it).
+	inFlightLimit *prometheus.GaugeVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -17,12 +19,13 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_http_requests_total", Help: "HTTP requests by handler and status code."}, []string{"handler", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "keycommit_http_request_duration_seconds", Help: "HTTP request latency by handler.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"handler"}),
-		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_http_submit_rejections_total", Help: "Submissions refused by the policy, by rule."}, []string{"rule"}),
+		rejections:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_http_submit_rejections_total", Help: "Submissions refused by the policy, by rule."}, []string{"rule"}),
+		inFlightLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keycommit_http_in_flight_limit", Help: "Requests each handler works on at once; beyond it the server answers 429."}, []string{"handler"}),
 	}
 	if r == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rejections} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rejections, m.inFlightLimit} {
 		if err := r.Register(c); err != nil {
 			return nil, errors.Join(errors.New("couldn't register server metrics"), err)
 		}

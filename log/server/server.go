@@ -20,7 +20,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -32,6 +31,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/bundle"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
@@ -65,8 +65,17 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Gatherer, when set, is served at /metrics.
 	Gatherer prometheus.Gatherer
-	// MaxBodyBytes bounds POST bodies (default 256 KiB).
+	// MaxBodyBytes bounds POST bodies; it is at most (and by default)
+	// schema.MaxSubmissionSize, the largest submission that can be
+	// admitted. A larger Content-Length is refused before any byte is read.
 	MaxBodyBytes int64
+	// MaxInFlight bounds the requests each endpoint works on at once
+	// (default 64 for submit and check, 256 for each read endpoint);
+	// beyond it the server answers 429 with Retry-After, before reading
+	// the body. Submit holds at most MaxBodyBytes plus its parsed
+	// copies per slot, so its memory is bounded by about
+	// MaxInFlight x 0.5 MiB.
+	MaxInFlight int
 	// TileCacheSize is how many tiles (hash tiles and entry bundles, 8 KiB
 	// to 16 MiB each for bundles of large entries) are cached in memory
 	// (default 4096).
@@ -100,8 +109,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 256 << 10
+	if cfg.MaxBodyBytes <= 0 || cfg.MaxBodyBytes > int64(schema.MaxSubmissionSize) {
+		cfg.MaxBodyBytes = int64(schema.MaxSubmissionSize)
 	}
 	if cfg.TileCacheSize <= 0 {
 		cfg.TileCacheSize = 4096
@@ -126,16 +135,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, gz: gz, trees: trees, metrics: m}
-	s.handle("GET "+api.PathCheckpoint, "checkpoint", s.checkpoint)
-	s.handle("GET /tile/", "tile", s.tile)
-	s.handle("GET "+api.PathInclusionProof, "inclusion", s.inclusion)
-	s.handle("GET "+api.PathConsistencyProof, "consistency", s.consistency)
-	s.handle("GET "+api.PathEntries, "entries", s.entries)
-	s.handle("GET "+api.PathIssuers+"{origin...}", "issuer", s.issuer)
-	s.handle("GET "+api.PathKeys, "keys", s.keys)
-	s.handle("GET "+api.PathPolicy, "policy", s.policy)
-	s.handle("POST "+api.PathSubmit, "submit", s.submit)
-	s.handle("POST "+api.PathCheck, "check", s.check)
+	writes, reads := 64, 256
+	if cfg.MaxInFlight > 0 {
+		writes, reads = cfg.MaxInFlight, cfg.MaxInFlight
+	}
+	s.handle("GET "+api.PathCheckpoint, "checkpoint", reads, s.checkpoint)
+	s.handle("GET /tile/", "tile", reads, s.tile)
+	s.handle("GET "+api.PathInclusionProof, "inclusion", reads, s.inclusion)
+	s.handle("GET "+api.PathConsistencyProof, "consistency", reads, s.consistency)
+	// Up to MaxEntriesPerRequest entries of up to 64 KiB each: fewer at once.
+	s.handle("GET "+api.PathEntries, "entries", max(1, reads/16), s.entries)
+	s.handle("GET "+api.PathIssuers+"{origin...}", "issuer", reads, s.issuer)
+	s.handle("GET "+api.PathKeys, "keys", reads, s.keys)
+	s.handle("GET "+api.PathPolicy, "policy", reads, s.policy)
+	s.handle("POST "+api.PathSubmit, "submit", writes, s.submit)
+	s.handle("POST "+api.PathCheck, "check", writes, s.check)
 	bh, err := bundle.NewHandler(bundle.Config{Source: bundle.NewStorageSource(cfg.Reader), Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't set up the bundle endpoints: %w", err)
@@ -207,10 +221,22 @@ func errorf(code int, format string, args ...any) error {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-func (s *Server) handle(pattern, name string, h handlerFunc) {
+// handle mounts h at pattern under the metrics name, with a limiter of
+// inFlight slots (429 beyond it).
+func (s *Server) handle(pattern, name string, inFlight int, h handlerFunc) {
+	lim := httpguard.NewLimiter(inFlight)
+	s.metrics.inFlightLimit.WithLabelValues(name).Set(float64(inFlight))
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		release, ok := lim.TryAcquire()
+		if !ok {
+			httpguard.TooMany(w)
+			writeError(w, http.StatusTooManyRequests, fmt.Errorf("too many %s requests in flight; retry after %d s", name, httpguard.RetryAfterSeconds))
+			s.metrics.requests.WithLabelValues(name, strconv.Itoa(http.StatusTooManyRequests)).Inc()
+			return
+		}
 		err := h(w, r)
+		release()
 		code := http.StatusOK
 		if err != nil {
 			var he *httpError
@@ -226,9 +252,12 @@ func (s *Server) handle(pattern, name string, h handlerFunc) {
 				code = http.StatusNotFound
 				writeError(w, code, err)
 			default:
+				// The error's text stays in the server's log: it may name
+				// files, addresses or database state.
 				code = http.StatusInternalServerError
-				s.log.Error("request failed", "handler", name, "path", r.URL.Path, "err", err)
-				writeError(w, code, fmt.Errorf("internal error: %v", err))
+				id := httpguard.RequestID()
+				s.log.Error("request failed", "handler", name, "path", r.URL.Path, "request_id", id, "err", err)
+				writeError(w, code, fmt.Errorf("internal error (request id %s)", id))
 			}
 		}
 		s.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
@@ -560,10 +589,10 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (*schema
 	if err := s.needLog(); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", s.cfg.MaxBodyBytes)
+	// The size bound comes before any parsing or signature check.
+	body, err := httpguard.ReadBody(w, r, s.cfg.MaxBodyBytes)
+	if errors.Is(err, httpguard.ErrTooLarge) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes (the largest submission whose entry fits in %d bytes)", s.cfg.MaxBodyBytes, schema.MaxEntrySize)
 	}
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "couldn't read request body: %v", err)

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer"
+	"github.com/keycommit/keycommit/log/testissuer"
+	"github.com/keycommit/keycommit/schema"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Memory bounds the flood tests assert, from /proc/PID/status.
+const floodMaxRSS = 300 << 20
+
+// procMemory returns the resident set size and its high-water mark of
+// process pid, in bytes.
+func procMemory(t *testing.T, pid int) (rss, hwm int64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc to measure memory: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			t.Fatalf("/proc status line %q: %v", l, err)
+		}
+		if k == "VmRSS" {
+			rss = n << 10
+		} else {
+			hwm = n << 10
+		}
+	}
+	return rss, hwm
+}
+
+// floodClient is an HTTP client for many parallel connections to one
+// host.
+func floodClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	tr.MaxConnsPerHost = 0
+	return &http.Client{Transport: tr, Timeout: 120 * time.Second}
+}
+
+// flood starts n goroutines that each make one request with send once
+// start is closed (the start barrier); wait returns the answers counted
+// by status (-1: no answer, the connection failed).
+func flood(n int, start <-chan struct{}, send func(hc *http.Client) (int, error)) (wait func() map[int]int) {
+	hc := floodClient()
+	var (
+		mu    sync.Mutex
+		codes = map[int]int{}
+		wg    sync.WaitGroup
+	)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			code, err := send(hc)
+			if err != nil {
+				code = -1 // connection refused or reset: the flood is not answered, counted apart
+			}
+			mu.Lock()
+			codes[code]++
+			mu.Unlock()
+		}()
+	}
+	return func() map[int]int { wg.Wait(); return codes }
+}
+
+// nearLimitSubmission is a well-formed submission just under
+// schema.MaxSubmissionSize: an incident report for an unregistered
+// issuer, which the log parses and queues before the policy refuses it.
+func nearLimitSubmission(t *testing.T, i int) []byte {
+	t.Helper()
+	is := testissuer.Numbered(t, 100000+i)
+	mk := func(n int) []byte {
+		sub, err := issuer.Sign(is.Key, is.Origin, nil, schema.KindIncidentReport, &schema.IncidentFinal{Emergency: 1, Report: schema.IncidentReport{
+			Summary: strings.Repeat("s", n), Discovered: 1, Impact: "i", RootCause: "r", Remediation: "m", URL: "https://x.example/r"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := mk(1000)
+	b = mk(1000 + schema.MaxSubmissionSize - 64 - len(b))
+	if len(b) > schema.MaxSubmissionSize || len(b) < schema.MaxSubmissionSize-200 {
+		t.Fatalf("near-limit submission is %d bytes", len(b))
+	}
+	return b
+}
+
+// TestLogFloodBoundedMemory sends 4,000 parallel near-limit submissions to
+// the real `log serve` while honest issuers register and submit: the log's
+// resident memory stays under 300 MiB (it reads, parses and queues at
+// most its in-flight limit; the others get 429 with Retry-After before
+// their body is read), and every honest submission is logged (log/client
+// retries a 429). Mutation tried: with 100,000 submit slots instead of 64
+// (server.New's writes) every flood submission is read and queued, and
+// the high-water mark reached 1,229 MiB.
+func TestLogFloodBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("flood test")
+	}
+	dir := filepath.Join(t.TempDir(), "log")
+	out, err := exec.Command(keycommitBin, "log", "init", "--data", dir, "--origin", "flood.example/log").CombinedOutput()
+	if err != nil {
+		t.Fatalf("log init: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	vkey := lines[len(lines)-1]
+	cmd, url := startServe(t, keycommitBin, dir, "--log-level", "error")
+	pid := cmd.Process.Pid
+	c, err := client.New(url, vkey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := make([][]byte, 16)
+	for i := range bodies {
+		bodies[i] = nearLimitSubmission(t, i)
+	}
+	_, before := procMemory(t, pid)
+
+	start := make(chan struct{})
+	const honest = 8
+	errs := make(chan error, honest)
+	var hw sync.WaitGroup
+	for i := range honest {
+		hw.Add(1)
+		go func() {
+			defer hw.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			is := testissuer.Numbered(t, i)
+			<-start
+			r, err := c.Submit(ctx, is.Register(t))
+			if err != nil {
+				errs <- fmt.Errorf("honest registration %d: %w", i, err)
+				return
+			}
+			is.Logged(tlog.Hash(r.LeafHash))
+			if _, err := c.Submit(ctx, is.Commit(t, 1, time.Now())); err != nil {
+				errs <- fmt.Errorf("honest commitment %d: %w", i, err)
+			}
+		}()
+	}
+	var n sync.Mutex
+	next := 0
+	wait := flood(4000, start, func(hc *http.Client) (int, error) {
+		n.Lock()
+		b := bodies[next%len(bodies)]
+		next++
+		n.Unlock()
+		resp, err := hc.Post(url+api.PathSubmit, "application/json", bytes.NewReader(b))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	})
+	close(start)
+	hw.Wait()
+	codes := wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	rss, hwm := procMemory(t, pid)
+	t.Logf("flood answers by status: %v; log memory: high-water %d MiB (before the flood %d MiB), now %d MiB", codes, hwm>>20, before>>20, rss>>20)
+	if hwm > floodMaxRSS {
+		t.Errorf("the log's resident memory reached %d MiB under the flood, over %d MiB", hwm>>20, floodMaxRSS>>20)
+	}
+	for code := range codes {
+		if code != http.StatusTooManyRequests && code != http.StatusUnprocessableEntity && code != -1 {
+			t.Errorf("flood submissions answered %d (%d times); want only 422 (refused by the policy) or 429", code, codes[code])
+		}
+	}
+	if codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("no flood submission was answered 429: the in-flight limit did not act (%v)", codes)
+	}
+	// The log still answers.
+	if _, _, err := c.Checkpoint(context.Background()); err != nil {
+		t.Errorf("after the flood: %v", err)
+	}
+}

@@ -1,0 +1,125 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/schema"
+)
+
+// failingReader is a backend whose checkpoint read fails with an error
+// whose text must stay in the server.
+type failingReader struct{ *storage.Memory }
+
+const secretErr = "open /var/lib/keycommit/log.db: disk I/O error at page 4711"
+
+func (failingReader) Checkpoint(context.Context) (uint64, []byte, error) {
+	return 0, nil, errors.New(secretErr)
+}
+
+// TestInternalErrorNotSent: a failure inside the server is logged with a
+// request id, and the client gets only a generic message with that id.
+func TestInternalErrorNotSent(t *testing.T) {
+	var logged bytes.Buffer
+	srv, err := server.New(server.Config{Reader: failingReader{storage.NewMemory()}, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", api.PathCheckpoint, nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", rec.Code)
+	}
+	var e api.Error
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("body %q: %v", rec.Body, err)
+	}
+	if strings.Contains(e.Error, "disk") || !strings.HasPrefix(e.Error, "internal error (request id ") {
+		t.Errorf("client got %q; want a generic message with a request id", e.Error)
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(e.Error, "internal error (request id "), ")")
+	if !strings.Contains(logged.String(), id) || !strings.Contains(logged.String(), secretErr) {
+		t.Errorf("the server's log does not hold the request id %s and the error:\n%s", id, logged.String())
+	}
+}
+
+// blockingLog holds every submission until release is closed.
+type blockingLog struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (l *blockingLog) Submit(ctx context.Context, sub *schema.Submission) (*sequencer.Result, error) {
+	l.entered <- struct{}{}
+	<-l.release
+	return nil, sequencer.ErrClosed
+}
+func (l *blockingLog) Check(*schema.Submission) policy.Decision   { return policy.Decision{Accept: true} }
+func (l *blockingLog) Status(string) (*policy.IssuerStatus, bool) { return nil, false }
+func (l *blockingLog) Params() schema.PolicyParams                { return schema.PolicyParams{} }
+
+// TestSubmitInFlightLimit: with MaxInFlight submissions being worked on,
+// the next one gets 429 with Retry-After before its body is read, and a
+// body over schema.MaxSubmissionSize gets 413 before it is parsed. (Remove
+// the TryAcquire in server.handle and the third request blocks instead.)
+func TestSubmitInFlightLimit(t *testing.T) {
+	bl := &blockingLog{entered: make(chan struct{}), release: make(chan struct{})}
+	srv, err := server.New(server.Config{Reader: storage.NewMemory(), Log: bl, MaxInFlight: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	sub := `{"kind":"registration","issuer":"https://a.example","prev":null,"body":{"contact":"mailto:a@a.example","account_key":"` +
+		strings.Repeat("A", 43) + `="},"sig":"` + strings.Repeat("A", 86) + `=="}`
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(ts.URL+api.PathSubmit, "application/json", strings.NewReader(sub))
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	<-bl.entered
+	<-bl.entered
+	// The body of this request is never sent: 429 comes first.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	resp, err := http.Post(ts.URL+api.PathSubmit, "application/json", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third submission: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close(bl.release)
+	wg.Wait()
+
+	big := bytes.Repeat([]byte(" "), schema.MaxSubmissionSize+1)
+	resp, err = http.Post(ts.URL+api.PathSubmit, "application/json", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("submission of %d bytes: %d, want 413", len(big), resp.StatusCode)
+	}
+}
