@@ -403,6 +403,19 @@ type Evidence struct {
 	ObservedAt     time.Time `json:"observed_at"`
 }
 
+// Bounds on the evidence kept per log. A proven record (EvidenceSameSize,
+// EvidenceInconsistent) needs two checkpoints the log signed that cannot
+// both be true: only the log can make one, and the first ones are what
+// matters, so the first MaxProvenEvidence are kept. An unproven record
+// (EvidenceBadProof) is not evidence of misbehaviour: the checkpoint is
+// genuine and may well be consistent, and anyone who has it can send it
+// with a garbage proof; only the latest MaxUnprovenEvidence are kept, as
+// a hint for the operator (the metric counts every one).
+const (
+	MaxProvenEvidence   = 1000
+	MaxUnprovenEvidence = 16
+)
+
 // Evidence kinds.
 const (
 	// EvidenceSameSize: two signed checkpoints of one size, different roots.
@@ -414,14 +427,15 @@ const (
 	EvidenceBadProof = "consistency-proof-failed"
 )
 
-// ListEvidence returns stored evidence, oldest first; all origins if origin
-// is empty.
-func (s *Store) ListEvidence(ctx context.Context, origin string) ([]Evidence, error) {
+// EvidencePage returns at most limit evidence records with ids above
+// after, oldest first, of origin (all origins if empty), and whether more
+// follow.
+func (s *Store) EvidencePage(ctx context.Context, origin string, after int64, limit int) (_ []Evidence, more bool, err error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, origin, kind, proven, cosigned_note, cosigned_size,
 		conflicting_note, conflicting_size, old_size, proof, implied_old_root, observed_at
-		FROM evidence WHERE ? = '' OR origin = ? ORDER BY id`, origin, origin)
+		FROM evidence WHERE (? = '' OR origin = ?) AND id > ? ORDER BY id LIMIT ?`, origin, origin, after, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't list evidence: %w", err)
+		return nil, false, fmt.Errorf("couldn't list evidence: %w", err)
 	}
 	defer rows.Close()
 	out := []Evidence{}
@@ -436,22 +450,25 @@ func (s *Store) ListEvidence(ctx context.Context, origin string) ([]Evidence, er
 		)
 		if err := rows.Scan(&e.ID, &e.Origin, &e.Kind, &proven, &cosNote, &cosSize, &confNote, &confSize,
 			&oldSz, &proof, &e.ImpliedOldRoot, &observed); err != nil {
-			return nil, fmt.Errorf("couldn't list evidence: %w", err)
+			return nil, false, fmt.Errorf("couldn't list evidence: %w", err)
 		}
 		e.Proven = proven != 0
 		e.CosignedCheckpoint, e.ConflictingCheckpoint = string(cosNote), string(confNote)
 		e.CosignedSize, e.ConflictingSize, e.OldSize = uint64(cosSize), uint64(confSize), uint64(oldSz)
 		e.Proof, err = decodeProofLines(proof)
 		if err != nil {
-			return nil, fmt.Errorf("couldn't decode stored proof of evidence %d: %w", e.ID, err)
+			return nil, false, fmt.Errorf("couldn't decode stored proof of evidence %d: %w", e.ID, err)
 		}
 		e.ObservedAt = time.Unix(observed, 0).UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("couldn't list evidence: %w", err)
+		return nil, false, fmt.Errorf("couldn't list evidence: %w", err)
 	}
-	return out, nil
+	if len(out) > limit {
+		return out[:limit], true, nil
+	}
+	return out, false, nil
 }
 
 // op is one write the committer applies. Exactly one of update and evidence
@@ -518,12 +535,32 @@ func (s *Store) commit(ctx context.Context, ops []*op) error {
 			if e.Proven {
 				proven = 1
 			}
+			if e.Proven {
+				// A proven fork is the log's own doing; the first
+				// MaxProvenEvidence per log are kept.
+				var n int64
+				if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM evidence WHERE origin = ? AND proven = 1`, e.Origin).Scan(&n); err != nil {
+					return fmt.Errorf("couldn't count evidence against %q: %w", e.Origin, err)
+				}
+				if n >= MaxProvenEvidence {
+					continue
+				}
+			}
 			_, err := tx.StmtContext(ctx, s.evidenceStmt).ExecContext(ctx,
 				e.Origin, e.Kind, proven, []byte(e.CosignedCheckpoint), int64(e.CosignedSize),
 				[]byte(e.ConflictingCheckpoint), int64(e.ConflictingSize), hex.EncodeToString(h[:]),
 				int64(e.OldSize), encodeProofLines(e.Proof), e.ImpliedOldRoot, e.ObservedAt.Unix())
 			if err != nil {
 				return fmt.Errorf("couldn't store evidence against %q: %w", e.Origin, err)
+			}
+			if !e.Proven {
+				// Anyone can send a genuine checkpoint with a garbage
+				// proof: keep only the latest MaxUnprovenEvidence.
+				if _, err := tx.ExecContext(ctx, `DELETE FROM evidence WHERE origin = ? AND proven = 0 AND id NOT IN
+					(SELECT id FROM evidence WHERE origin = ? AND proven = 0 ORDER BY id DESC LIMIT ?)`,
+					e.Origin, e.Origin, MaxUnprovenEvidence); err != nil {
+					return fmt.Errorf("couldn't bound unproven evidence against %q: %w", e.Origin, err)
+				}
 			}
 		}
 	}

@@ -16,11 +16,18 @@
 //     the size of the latest checkpoint the witness cosigned;
 //   - 422 when the consistency proof does not verify, or the checkpoint has
 //     the witness's size and a different root;
-//   - 413 for a body over MaxBodySize, 503 if the state could not be saved.
+//   - 413 for a body over MaxBodySize, 503 if the state could not be saved
+//     (the cause is logged with a request id; the answer names only the id);
+//   - 429 with Retry-After when Config.MaxInFlight requests are already
+//     being worked on (the body is not read).
 //
 // GET /<hex SHA-256 of origin>/checkpoint returns the latest cosigned
-// checkpoint with the witness's cosignature; GET /evidence[?origin=O] returns
-// the fork evidence collected, as JSON.
+// checkpoint with the witness's cosignature; GET
+// /evidence[?origin=O][&after=ID][&limit=N] returns the fork evidence
+// collected, as a JSON array, one page of at most EvidencePageMax records
+// (a Link rel="next" header names the next page). Unproven records are
+// bounded (MaxUnprovenEvidence per log, the latest kept), proven forks
+// too (MaxProvenEvidence per log, the first kept).
 //
 // # State and crashes
 //
@@ -61,7 +68,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -71,6 +77,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keycommit/keycommit/log/httpguard"
 	flog "github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/proof"
@@ -100,6 +107,12 @@ type Config struct {
 	// MaxBatch bounds how many updates are committed in one transaction.
 	// Zero means 256.
 	MaxBatch int
+	// MaxInFlight bounds the add-checkpoint requests worked on at once
+	// (default 256, each holding at most MaxBodySize and its parse);
+	// beyond it the witness answers 429 with Retry-After before reading
+	// the body. GET /evidence has a tenth of it (at least 4): a page is
+	// up to EvidencePageMax records.
+	MaxInFlight int
 }
 
 // Witness serves the tlog-witness protocol. Create it with New, serve its
@@ -113,6 +126,8 @@ type Witness struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]*logState
+
+	addLimit, evidenceLimit *httpguard.Limiter
 
 	ops       chan *op
 	maxBatch  int
@@ -158,17 +173,23 @@ func New(cfg Config) (*Witness, error) {
 	if maxBatch <= 0 {
 		maxBatch = 256
 	}
+	inFlight := cfg.MaxInFlight
+	if inFlight <= 0 {
+		inFlight = 256
+	}
 	w := &Witness{
-		store:    cfg.Store,
-		signer:   cfg.Signer,
-		vkey:     cfg.VKey,
-		logger:   logger,
-		metrics:  m,
-		cache:    map[string]*logState{},
-		ops:      make(chan *op, 4*maxBatch),
-		maxBatch: maxBatch,
-		closing:  make(chan struct{}),
-		done:     make(chan struct{}),
+		addLimit:      httpguard.NewLimiter(inFlight),
+		evidenceLimit: httpguard.NewLimiter(max(4, inFlight/10)),
+		store:         cfg.Store,
+		signer:        cfg.Signer,
+		vkey:          cfg.VKey,
+		logger:        logger,
+		metrics:       m,
+		cache:         map[string]*logState{},
+		ops:           make(chan *op, 4*maxBatch),
+		maxBatch:      maxBatch,
+		closing:       make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	go w.commitLoop()
 	return w, nil
@@ -569,9 +590,9 @@ func verifiedNote(n *note.Note) []byte {
 // GET /<origin id>/checkpoint, GET /evidence, GET /.
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /add-checkpoint", w.serveAddCheckpoint)
+	mux.Handle("POST /add-checkpoint", w.addLimit.Wrap(http.HandlerFunc(w.serveAddCheckpoint)))
 	mux.HandleFunc("GET /{id}/checkpoint", w.serveCheckpoint)
-	mux.HandleFunc("GET /evidence", w.serveEvidence)
+	mux.Handle("GET /evidence", w.evidenceLimit.Wrap(http.HandlerFunc(w.serveEvidence)))
 	mux.HandleFunc("GET /{$}", w.serveInfo)
 	return mux
 }
@@ -583,10 +604,9 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 		w.metrics.requests.WithLabelValues(strconv.Itoa(status)).Inc()
 		w.metrics.requestSeconds.Observe(time.Since(start).Seconds())
 	}()
-	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, MaxBodySize))
+	body, err := httpguard.ReadBody(rw, r, MaxBodySize)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		if errors.Is(err, httpguard.ErrTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 			http.Error(rw, fmt.Sprintf("request body larger than %d bytes", MaxBodySize), status)
 			return
@@ -608,8 +628,10 @@ func (w *Witness) serveAddCheckpoint(rw http.ResponseWriter, r *http.Request) {
 			rw.WriteHeader(http.StatusConflict)
 			fmt.Fprintf(rw, "%d\n", e.Size)
 		case http.StatusInternalServerError, http.StatusServiceUnavailable:
-			w.logger.Error("add-checkpoint failed", "status", e.Status, "err", e.Err)
-			http.Error(rw, e.Err.Error(), e.Status)
+			// The cause stays in the witness's log.
+			id := httpguard.RequestID()
+			w.logger.Error("add-checkpoint failed", "status", e.Status, "request_id", id, "err", e.Err)
+			http.Error(rw, fmt.Sprintf("%s (request id %s)", http.StatusText(e.Status), id), e.Status)
 		default:
 			w.logger.Debug("add-checkpoint refused", "status", e.Status, "err", e.Err)
 			http.Error(rw, e.Err.Error(), e.Status)
@@ -641,12 +663,35 @@ func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	rw.Write(cp)
 }
 
+// EvidencePageMax is the largest page of GET /evidence.
+const EvidencePageMax = 100
+
+// serveEvidence answers GET /evidence[?origin=O][&after=ID][&limit=N]: a
+// JSON array of at most N (default and maximum EvidencePageMax) records
+// with ids above ID, oldest first; while more follow, a Link header
+// names the next page (rel="next", after = the last id sent).
 func (w *Witness) serveEvidence(rw http.ResponseWriter, r *http.Request) {
-	ev, err := w.store.ListEvidence(r.Context(), r.URL.Query().Get("origin"))
+	afterS, limit, err := httpguard.ParsePage(r, EvidencePageMax)
 	if err != nil {
-		w.logger.Error("couldn't list evidence", "err", err)
-		http.Error(rw, "couldn't list evidence", http.StatusInternalServerError)
+		http.Error(rw, err.Error(), http.StatusBadRequest)
 		return
+	}
+	var after int64
+	if afterS != "" {
+		if after, err = strconv.ParseInt(afterS, 10, 64); err != nil || after < 0 {
+			http.Error(rw, fmt.Sprintf("after=%q: want an evidence id", truncate([]byte(afterS))), http.StatusBadRequest)
+			return
+		}
+	}
+	ev, more, err := w.store.EvidencePage(r.Context(), r.URL.Query().Get("origin"), after, limit)
+	if err != nil {
+		id := httpguard.RequestID()
+		w.logger.Error("couldn't list evidence", "request_id", id, "err", err)
+		http.Error(rw, "couldn't list evidence (request id "+id+")", http.StatusInternalServerError)
+		return
+	}
+	if more {
+		httpguard.SetNext(rw, r, strconv.FormatInt(ev[len(ev)-1].ID, 10))
 	}
 	rw.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(rw)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"net/http"
 	"strconv"
 	"strings"
@@ -546,4 +547,75 @@ func FuzzAddCheckpoint(f *testing.F) {
 			t.Fatal("empty cosignature")
 		}
 	})
+}
+
+// TestEvidenceBoundAndPages: a stranger with genuine checkpoints newer
+// than the witness's sends each with a garbage proof. Each is refused
+// (422), but only the latest MaxUnprovenEvidence unproven records are
+// kept; proven forks are all kept; GET /evidence pages through them with
+// ?after and the Link header. (Remove the DELETE in Store.commit and 40
+// unproven records are kept.)
+func TestEvidenceBoundAndPages(t *testing.T) {
+	l := newTestLog(t, "example.com/garbage", 60)
+	tw := newTestWitness(t, l)
+	if r := tw.add(t, l, 0, 10); r.status != 200 {
+		t.Fatalf("cosign 10: %d %s", r.status, r.body)
+	}
+	junk := [][]byte{bytes.Repeat([]byte{7}, 32)}
+	for size := uint64(11); size <= 50; size++ {
+		if r := tw.post(t, requestBody(10, junk, l.checkpoint(t, size))); r.status != 422 {
+			t.Fatalf("garbage proof for %d: %d", size, r.status)
+		}
+	}
+	fork := l.fork(5, 10)
+	if r := tw.add(t, fork, 10, 10); r.status != 422 {
+		t.Fatalf("same-size fork: %d", r.status)
+	}
+	var all []witness.Evidence
+	pages := 0
+	for after := ""; ; pages++ {
+		path := "/evidence?limit=5&origin=" + l.origin
+		if after != "" {
+			path += "&after=" + after
+		}
+		resp, err := http.Get(tw.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page []witness.Evidence
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(page) > 5 {
+			t.Fatalf("page of %d records with limit=5", len(page))
+		}
+		all = append(all, page...)
+		if after = httpguard.NextPage(resp.Header); after == "" {
+			break
+		}
+	}
+	unproven, proven := 0, 0
+	for i, e := range all {
+		if i > 0 && e.ID <= all[i-1].ID {
+			t.Errorf("ids not increasing across pages: %d after %d", e.ID, all[i-1].ID)
+		}
+		if e.Proven {
+			proven++
+		} else {
+			unproven++
+			if e.ConflictingSize <= 50-witness.MaxUnprovenEvidence {
+				t.Errorf("kept an old unproven record (size %d) over a newer one", e.ConflictingSize)
+			}
+		}
+	}
+	if unproven != witness.MaxUnprovenEvidence || proven != 1 {
+		t.Errorf("kept %d unproven and %d proven records, want %d and 1", unproven, proven, witness.MaxUnprovenEvidence)
+	}
+	if pages != (unproven+proven+4)/5-1 {
+		t.Errorf("%d records came in %d pages", len(all), pages+1)
+	}
+	if r := tw.get(t, "/evidence?limit=101"); r.status != 400 {
+		t.Errorf("limit over the maximum: %d, want 400", r.status)
+	}
 }

@@ -18,9 +18,12 @@ import (
 
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/issuer"
-	"github.com/keycommit/keycommit/log/testissuer"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/schema"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -94,7 +97,7 @@ func flood(n int, start <-chan struct{}, send func(hc *http.Client) (int, error)
 // issuer, which the log parses and queues before the policy refuses it.
 func nearLimitSubmission(t *testing.T, i int) []byte {
 	t.Helper()
-	is := testissuer.Numbered(t, 100000+i)
+	is := issuertest.Numbered(t, 100000+i)
 	mk := func(n int) []byte {
 		sub, err := issuer.Sign(is.Key, is.Origin, nil, schema.KindIncidentReport, &schema.IncidentFinal{Emergency: 1, Report: schema.IncidentReport{
 			Summary: strings.Repeat("s", n), Discovered: 1, Impact: "i", RootCause: "r", Remediation: "m", URL: "https://x.example/r"}})
@@ -156,7 +159,7 @@ func TestLogFloodBoundedMemory(t *testing.T) {
 			defer hw.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
-			is := testissuer.Numbered(t, i)
+			is := issuertest.Numbered(t, i)
 			<-start
 			r, err := c.Submit(ctx, is.Register(t))
 			if err != nil {
@@ -207,5 +210,132 @@ func TestLogFloodBoundedMemory(t *testing.T) {
 	// The log still answers.
 	if _, _, err := c.Checkpoint(context.Background()); err != nil {
 		t.Errorf("after the flood: %v", err)
+	}
+}
+
+// TestWitnessFloodBoundedMemory: the real `witness serve` holds 400
+// proven fork records; 200 clients read GET /evidence page after page while
+// 1,000 near-limit add-checkpoint bodies arrive at once and the honest
+// log grows its cosigned checkpoint step by step. The witness's resident
+// memory stays under 300 MiB, every honest add-checkpoint is cosigned
+// (429 answers are retried), and no evidence page is over the bound.
+// Mutation: serve /evidence without the page bound (the whole table per
+// request, as before) and every read fails the 100-record check.
+func TestWitnessFloodBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("flood test")
+	}
+	bin := witBuild(t)
+	dir := filepath.Join(t.TempDir(), "w")
+	out, err := witRun(t, bin, "witness", "init", "--data", dir, "--name", "witness.test/flood")
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	l := newWitLog(t, "example.com/flood-log", 400)
+	if out, err := witRun(t, bin, "witness", "add-log", "--data", dir, "--origin", l.origin, "--vkey", l.vkey); err != nil {
+		t.Fatalf("add-log: %v\n%s", err, out)
+	}
+	cmd, url := witServe(t, bin, dir)
+	pid := cmd.Process.Pid
+	hc := floodClient()
+	post := func(body []byte) (int, []byte) {
+		for {
+			resp, err := hc.Post(url+"/add-checkpoint", "text/plain", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusTooManyRequests {
+				return resp.StatusCode, b
+			}
+			time.Sleep(time.Second)
+		}
+	}
+	if code, b := post(l.body(t, 0, 10)); code != 200 {
+		t.Fatalf("cosign 10: %d %s", code, b)
+	}
+	// Forks at the cosigned size, each a different tree: proven evidence.
+	for i := range 400 {
+		f := &witLog{origin: l.origin, signer: l.signer, vkey: l.vkey, tree: testonly.New(rfc6962.DefaultHasher)}
+		for j := range 10 {
+			f.tree.AppendData([]byte(fmt.Sprintf("fork %d leaf %d", i, j)))
+		}
+		if code, b := post(f.body(t, 10, 10)); code != 422 {
+			t.Fatalf("fork %d: %d %s", i, code, b)
+		}
+	}
+	_, before := procMemory(t, pid)
+
+	start := make(chan struct{})
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	var readErr error
+	var mu sync.Mutex
+	pagesRead := 0
+	for range 200 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			<-start
+			after := ""
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := hc.Get(url + "/evidence?after=" + after)
+				if err != nil {
+					continue
+				}
+				var page []json.RawMessage
+				derr := json.NewDecoder(resp.Body).Decode(&page)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				pagesRead++
+				if resp.StatusCode != 200 || derr != nil || len(page) > 100 {
+					readErr = fmt.Errorf("GET /evidence: %d, %d records, %v", resp.StatusCode, len(page), derr)
+				}
+				mu.Unlock()
+				after = httpguard.NextPage(resp.Header)
+			}
+		}()
+	}
+	junk := bytes.Repeat([]byte("x"), 60<<10)
+	wait := flood(1000, start, func(hc *http.Client) (int, error) {
+		resp, err := hc.Post(url+"/add-checkpoint", "text/plain", bytes.NewReader(junk))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	})
+	close(start)
+	for prev, size := uint64(10), uint64(20); size <= 400; prev, size = size, size+10 {
+		if code, b := post(l.body(t, prev, size)); code != 200 {
+			t.Fatalf("honest add-checkpoint %d under load: %d %s", size, code, b)
+		}
+	}
+	codes := wait()
+	close(stop)
+	readers.Wait()
+	if readErr != nil {
+		t.Error(readErr)
+	}
+	rss, hwm := procMemory(t, pid)
+	t.Logf("junk add-checkpoint answers %v; %d evidence pages read; witness memory: high-water %d MiB (before %d MiB), now %d MiB", codes, pagesRead, hwm>>20, before>>20, rss>>20)
+	if hwm > floodMaxRSS {
+		t.Errorf("the witness's resident memory reached %d MiB, over %d MiB", hwm>>20, floodMaxRSS>>20)
+	}
+	for code, n := range codes {
+		if code != 400 && code != 429 && code != -1 {
+			t.Errorf("junk add-checkpoint answered %d (%d times); want 400 or 429", code, n)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func witServe(t *testing.T, bin, dir string) (*exec.Cmd, string) {
 // witServeOn is witServe listening on addr.
 func witServeOn(t *testing.T, bin, dir, addr string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "witness", "serve", "--data", dir, "--listen", addr, "--log-level", "warn")
+	cmd := exec.Command(bin, "witness", "serve", "--data", dir, "--listen", addr, "--log-level", "error")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
