@@ -59,7 +59,9 @@ func newVerifyCmd() *cobra.Command {
 		Long: `Verify a keys bundle (docs/bundle.md) as a user agent does: the key set
 hashes to the snapshot entry's digest, the entry is a snapshot included in the
 checkpoint, the checkpoint carries the log's signature and a quorum of witness
-cosignatures (under the witness policy) no older than --max-age. With
+cosignatures (under the witness policy) no older than --max-age, and the
+snapshot is not dated more than 10 minutes after those cosignatures (the time
+check, docs/time.md). With
 --previous (a bundle an earlier run saved with --save), the new checkpoint must
 not be smaller than the old one and must be consistent with it; the issuers
 whose keys changed are printed. When --bundle is a URL and --previous is given,

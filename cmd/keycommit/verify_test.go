@@ -154,6 +154,25 @@ func TestVerifyCommand(t *testing.T) {
 	bad := bytes.Replace(raw, []byte("issuer-5.example"), []byte("issuer-X.example"), 1)
 	os.WriteFile(tampered, bad, 0o644)
 	stalePolicy := append([]string{}, args...)
+	// A snapshot dated 61 days after its cosignatures (the clock-lie story).
+	liar := bundletest.NewLog("keycommit.example/log/cli")
+	liar.Append([]byte("entry"))
+	if _, err := liar.AppendSnapshot(ks, now.Add(1465*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := liar.Publish(now, ws[0], ws[1]); err != nil {
+		t.Fatal(err)
+	}
+	future := filepath.Join(dir, "future.bundle")
+	if b, err := liar.Bundle(0); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(future, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	liarPolicy := filepath.Join(dir, "liar-policy.txt")
+	if err := os.WriteFile(liarPolicy, []byte(bundletest.Policy(liar.VKey, 2, ws...)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -162,6 +181,7 @@ func TestVerifyCommand(t *testing.T) {
 	}{
 		{"tampered key set", []string{"verify", "--bundle", tampered, "--log-vkey", l.VKey, "--witness-policy", policy}, 2, "digest"},
 		{"stale", append(stalePolicy, "--max-age", "1ns"), 2, "freshness"},
+		{"snapshot dated after its cosignatures", []string{"verify", "--bundle", future, "--log-vkey", liar.VKey, "--witness-policy", liarPolicy}, 2, "time check failed"},
 		{"rollback", []string{"verify", "--bundle", file, "--log-vkey", l.VKey, "--witness-policy", policy, "--previous", mustSaveURL(t, bin, urlArgs, dir)}, 2, "rollback"},
 		{"missing flag", []string{"verify", "--bundle", file, "--witness-policy", policy}, 1, "--log-vkey"},
 		{"missing file", []string{"verify", "--bundle", filepath.Join(dir, "nope"), "--log-vkey", l.VKey, "--witness-policy", policy}, 1, "couldn't read the bundle"},

@@ -19,6 +19,9 @@
 //   - freshness and quorum: the witnesses whose cosignatures are no older
 //     than the maximum age (and not from the future beyond the allowed
 //     skew) satisfy the policy's quorum;
+//   - time: the snapshot entry is not dated later than the cosignatures
+//     of the checkpoint plus TimeSkew, for a set of witnesses that meets
+//     the quorum (CheckEntryTime; docs/time.md);
 //   - snapshot: the entry is a schema version 1 snapshot written by the log;
 //   - inclusion: the entry is in the checkpoint's tree at the bundle's index;
 //   - digest: the key set hashes (SHA-256) to the snapshot's digest;

@@ -16,6 +16,7 @@ const (
 	CheckCosignature  Check = "cosignature"
 	CheckFreshness    Check = "freshness"
 	CheckQuorum       Check = "quorum"
+	CheckTime         Check = "time" // the entry's time against the cosignatures (docs/time.md)
 	CheckSnapshot     Check = "snapshot"
 	CheckEntry        Check = "entry" // tlog-proof files: the entry is the issuer's key commitment
 	CheckInclusion    Check = "inclusion"

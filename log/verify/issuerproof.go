@@ -27,7 +27,9 @@ type IssuerEntry struct {
 // one issuer: the extra data is the issuer's key commitment entry (exact
 // leaf bytes), which must be a schema version 1 key_commitment for issuer,
 // included at the proof's index in a checkpoint that passes the log
-// signature, cosignature, freshness and quorum checks. It does not check
+// signature, cosignature, freshness and quorum checks, and not dated
+// later than the cosignatures of that checkpoint allow (the time check,
+// docs/time.md). It does not check
 // that the issuer made no later commitment: only a bundle (a snapshot of
 // every issuer's latest commitment) proves that.
 func (v *Verifier) VerifyIssuerProof(raw []byte, issuer string) (*IssuerEntry, error) {
@@ -55,6 +57,9 @@ func (v *Verifier) VerifyIssuerProof(raw []byte, issuer string) (*IssuerEntry, e
 		return nil, fail(CheckEntry, "entry is for issuer %q, want %q", e.Issuer, issuer)
 	}
 	if err := verifyInclusion(p.Extra, p.Index, p.Inclusion, &cp.Checkpoint); err != nil {
+		return nil, err
+	}
+	if err := CheckEntryTime(p.Index, time.UnixMilli(e.Time), cp.Size, cp.CosignatureTimes(), v.cfg.Policy); err != nil {
 		return nil, err
 	}
 	return &IssuerEntry{Issuer: e.Issuer, Index: p.Index, Time: time.UnixMilli(e.Time), Entry: p.Extra,

@@ -245,6 +245,9 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckEntryTime(b.Index, time.UnixMilli(snap.Time), cp.Size, cp.CosignatureTimes(), v.cfg.Policy); err != nil {
+		return nil, err
+	}
 	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers}
 	if pre != nil {
 		out.keySetOnce.Do(func() {
@@ -362,49 +365,32 @@ func (v *Verifier) parseCheckpoint(note []byte) ([]byte, []noteSig, *Checkpoint,
 	return text, sigs, cp, nil
 }
 
+// OpenCheckpoint verifies a signed checkpoint note's format and origin,
+// the log's signature and every cosignature from a policy witness, and
+// returns it with those cosignatures, without requiring a quorum or fresh
+// ones: for monitors, which weigh the cosignatures they collect
+// themselves (see CheckEntryTime). Cosignature.Fresh says whether each
+// would count toward a quorum now.
+func (v *Verifier) OpenCheckpoint(note []byte) (*VerifiedCheckpoint, error) {
+	text, sigs, cp, err := v.parseCheckpoint(note)
+	if err != nil {
+		return nil, err
+	}
+	out, _, _, _, err := v.cosignatures(note, text, sigs, cp, true)
+	return out, err
+}
+
 // verifySignatures checks the log signature, the cosignatures from policy
 // witnesses, and the quorum of fresh ones (of all valid ones if !fresh).
 func (v *Verifier) verifySignatures(note, text []byte, sigs []noteSig, cp *Checkpoint, fresh bool) (*VerifiedCheckpoint, error) {
-	if err := verifyLogSignature(text, sigs, v.logName, v.logKeyID, v.logPub); err != nil {
-		return nil, failErr(CheckLogSignature, err)
+	out, valid, counted, unknown, err := v.cosignatures(note, text, sigs, cp, fresh)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		counted = valid
 	}
 	now := v.cfg.Now()
-	oldest, newest := now.Add(-v.cfg.MaxAge), now.Add(v.cfg.MaxSkew)
-	valid := map[string]bool{}
-	counted := map[string]bool{}
-	stamps := map[string]time.Time{}
-	unknown := 0
-	for _, s := range sigs {
-		if s.name == v.logName && s.keyID == v.logKeyID {
-			continue
-		}
-		known := false
-		for _, w := range v.witnesses {
-			if s.name != w.KeyName || s.keyID != w.KeyID {
-				continue
-			}
-			known = true
-			ts, ok := verifyCosignature(w.PublicKey, text, s.sig)
-			if !ok {
-				return nil, fail(CheckCosignature, "cosignature from witness %q (%s) does not verify", w.Name, w.VKey)
-			}
-			t := time.Unix(int64(min(ts, maxTimestamp)), 0)
-			valid[w.Name] = true
-			stamps[w.Name] = t
-			if !fresh || ts < maxTimestamp && !t.Before(oldest) && !t.After(newest) {
-				counted[w.Name] = true
-			}
-		}
-		if !known {
-			unknown++
-		}
-	}
-	out := &VerifiedCheckpoint{Checkpoint: *cp, Note: note}
-	for _, w := range v.witnesses {
-		if valid[w.Name] {
-			out.Cosignatures = append(out.Cosignatures, Cosignature{Witness: w.Name, Time: stamps[w.Name], Fresh: counted[w.Name]})
-		}
-	}
 	if v.cfg.Policy.Satisfied(counted) {
 		return out, nil
 	}
@@ -425,6 +411,53 @@ func (v *Verifier) verifySignatures(note, text []byte, sigs []noteSig, cp *Check
 	sort.Strings(names)
 	return nil, fail(CheckQuorum, "quorum %q not met: valid fresh cosignatures from %d policy witnesses %v; %d signatures from keys not in the policy",
 		v.cfg.Policy.Quorum(), len(names), names, unknown)
+}
+
+// cosignatures checks the log signature and every cosignature from a
+// policy witness. It returns the checkpoint with its valid cosignatures,
+// the witnesses with a valid one, those whose one is fresh (with
+// markFresh; otherwise none are marked), and the number of signatures
+// from keys outside the policy.
+func (v *Verifier) cosignatures(note, text []byte, sigs []noteSig, cp *Checkpoint, markFresh bool) (out *VerifiedCheckpoint, valid, counted map[string]bool, unknown int, err error) {
+	if err := verifyLogSignature(text, sigs, v.logName, v.logKeyID, v.logPub); err != nil {
+		return nil, nil, nil, 0, failErr(CheckLogSignature, err)
+	}
+	now := v.cfg.Now()
+	oldest, newest := now.Add(-v.cfg.MaxAge), now.Add(v.cfg.MaxSkew)
+	valid, counted = map[string]bool{}, map[string]bool{}
+	stamps := map[string]time.Time{}
+	for _, s := range sigs {
+		if s.name == v.logName && s.keyID == v.logKeyID {
+			continue
+		}
+		known := false
+		for _, w := range v.witnesses {
+			if s.name != w.KeyName || s.keyID != w.KeyID {
+				continue
+			}
+			known = true
+			ts, ok := verifyCosignature(w.PublicKey, text, s.sig)
+			if !ok {
+				return nil, nil, nil, 0, fail(CheckCosignature, "cosignature from witness %q (%s) does not verify", w.Name, w.VKey)
+			}
+			t := time.Unix(int64(min(ts, maxTimestamp)), 0)
+			valid[w.Name] = true
+			stamps[w.Name] = t
+			if markFresh && ts < maxTimestamp && !t.Before(oldest) && !t.After(newest) {
+				counted[w.Name] = true
+			}
+		}
+		if !known {
+			unknown++
+		}
+	}
+	out = &VerifiedCheckpoint{Checkpoint: *cp, Note: note}
+	for _, w := range v.witnesses {
+		if valid[w.Name] {
+			out.Cosignatures = append(out.Cosignatures, Cosignature{Witness: w.Name, Time: stamps[w.Name], Fresh: counted[w.Name] || !markFresh})
+		}
+	}
+	return out, valid, counted, unknown, nil
 }
 
 // verifyInclusion checks the RFC 6962 inclusion of leaf at index in cp.

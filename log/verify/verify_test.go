@@ -622,14 +622,7 @@ func TestIssuerProof(t *testing.T) {
 	f := newFixture(t)
 	f.grow(3)
 	issuer := "https://issuer.example"
-	acct := ed25519.NewKeyFromSeed(bundletest.Seed("acct"))
-	pt, err := bundletest.P384Point("issuer-key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	y := append([]byte{0, 0, 0, 7}, pt...)
-	body := &schema.KeyCommitment{PST: schema.PSTCommitment{schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: 1, BatchSize: 10,
-		Keys: map[string]schema.PSTKey{"7": {Y: base64.StdEncoding.EncodeToString(y), Expiry: fmt.Sprint(t0.Add(48 * time.Hour).UnixMicro())}}}}}
+	body, acct := issuerCommitment(t, t0.Add(48*time.Hour))
 	idx, leaf, err := f.log.AppendCommitment(issuer, body, acct, nil, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -662,4 +655,18 @@ func TestIssuerProof(t *testing.T) {
 			t.Fatalf("tlog-proof truncated to %d bytes verifies", n)
 		}
 	}
+}
+
+// issuerCommitment returns a one-key PST commitment whose key expires at
+// expiry, and the account key that signs it.
+func issuerCommitment(t *testing.T, expiry time.Time) (*schema.KeyCommitment, ed25519.PrivateKey) {
+	t.Helper()
+	acct := ed25519.NewKeyFromSeed(bundletest.Seed("acct"))
+	pt, err := bundletest.P384Point("issuer-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := append([]byte{0, 0, 0, 7}, pt...)
+	return &schema.KeyCommitment{PST: schema.PSTCommitment{schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: 1, BatchSize: 10,
+		Keys: map[string]schema.PSTKey{"7": {Y: base64.StdEncoding.EncodeToString(y), Expiry: fmt.Sprint(expiry.UnixMicro())}}}}}, acct
 }
