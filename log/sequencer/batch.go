@@ -140,7 +140,7 @@ func (b *builder) full(max int) bool { return len(b.ps) >= max }
 
 // begin opens a batch, first rebuilding the state from storage if a batch
 // failed. It returns nil (having answered ps) if the state can't be
-// rebuilt. The persisting goroutine is idle when a rebuild is needed.
+// rebuilt, or if the clock check refuses the log's clock. The persisting goroutine is idle when a rebuild is needed.
 func (s *Sequencer) begin(ps []*pending) *builder {
 	if s.needReload || s.failed.Load() == s.gen {
 		if err := s.load(context.Background()); err != nil {
@@ -154,9 +154,19 @@ func (s *Sequencer) begin(ps []*pending) *builder {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := max(s.cfg.Clock().UnixMilli(), s.lastTime)
-	s.lastTime = now
-	return &builder{gen: s.gen, now: now, start: s.st.Size()}
+	now := s.cfg.Clock()
+	if v := s.checkClock(now); v.state == clockRefused {
+		// Neither freeze time at the last entry's nor date entries with
+		// a clock the witnesses contradict (clock.go).
+		s.clock.m.refusals.Add(float64(len(ps)))
+		err := &ClockError{Reason: v.reason}
+		for _, p := range ps {
+			p.done <- outcome{err: err}
+		}
+		return nil
+	}
+	s.lastTime = now.UnixMilli()
+	return &builder{gen: s.gen, now: s.lastTime, start: s.st.Size()}
 }
 
 // admit runs step 1 for ps in the open batch b: evaluate each in log

@@ -57,13 +57,18 @@
 // log continues exactly where the durable state ends and its next
 // checkpoint is consistent with every one before.
 //
+// Before each batch the log's clock is checked (clock.go, docs/time.md):
+// the sequencer refuses to sequence while the clock is behind its last
+// entry's time, or while a quorum of witnesses' recent cosignature
+// timestamps disagrees with it by more than verify.TimeSkew.
+//
 // The files follow these steps: sequencer.go (configuration, startup and
 // the read side), admission.go (Prepare and Submit, on the submitter's
 // goroutine), batch.go (step 1, the sequencing goroutine), persist.go
 // (steps 2 and 3, the persisting goroutine), answer.go (inclusion proofs
 // and answers, then the hand-over to step 4), witness.go (step 4) and
 // recovery.go (rebuilding the state from storage, at startup and after a
-// failed Append).
+// failed Append); clock.go is the clock check.
 package sequencer
 
 import (
@@ -110,7 +115,9 @@ type Config struct {
 	// hook returns and the stored checkpoint at startup. Required.
 	Verifier note.Verifier
 	// Clock gives the log's time (default time.Now). Entry times are
-	// never taken from clients and never decrease.
+	// never taken from clients and never decrease: while Clock reads
+	// earlier than the last entry's time, the sequencer refuses to
+	// sequence (ClockError) rather than reuse that time.
 	Clock func() time.Time
 	// MaxBatchSize bounds the submissions sequenced together (default
 	// 4096).
@@ -165,8 +172,19 @@ type Config struct {
 	// OnCosignature, if set, is called by the witness loop for every
 	// verified cosignature a witness returned (Witnesses only), with the
 	// witness's policy name, the cosignature's timestamp and the log's
-	// Clock when the answer arrived. It must not block.
+	// Clock when the answer arrived. It must not block. The clock check
+	// (clock.go) sees every such call as well.
 	OnCosignature func(witnessName string, cosigTime, localTime time.Time)
+	// ClockQuorum is the witness policy's quorum (default
+	// Witnesses.Satisfied): when the witnesses whose recent cosignatures
+	// disagree with Clock by more than verify.TimeSkew meet it, the
+	// sequencer refuses to sequence (see clock.go and docs/time.md).
+	// Without it (and without Witnesses) the clock is never checked
+	// against witnesses, only against the last entry's time.
+	ClockQuorum func(witnesses map[string]bool) bool
+	// ClockMaxAge is how long a witness's cosignature counts for the
+	// clock check (default DefaultClockMaxAge).
+	ClockMaxAge time.Duration
 	// Logger receives operational logs (default: discard).
 	Logger *slog.Logger
 	// Registerer receives the sequencer's metrics (default: none).
@@ -275,6 +293,8 @@ type Sequencer struct {
 	// quorumTime is the time (UnixNano) of the freshest stored quorum's
 	// oldest cosignature, 0 if none (see witness.go).
 	quorumTime atomic.Int64
+
+	clock *clockCheck
 }
 
 func (c *Config) defaults() error {
@@ -324,6 +344,12 @@ func (c *Config) defaults() error {
 	if c.Witnesses == nil && c.Witness != nil {
 		c.Witnesses = hookWitnesses(c.Witness)
 	}
+	if c.ClockMaxAge <= 0 {
+		c.ClockMaxAge = DefaultClockMaxAge
+	}
+	if c.ClockQuorum == nil && c.Witnesses != nil {
+		c.ClockQuorum = c.Witnesses.Satisfied
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -338,6 +364,10 @@ func newSequencer(cfg Config) (*Sequencer, error) {
 	if err != nil {
 		return nil, err
 	}
+	cm, err := newClockMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	psr, _ := cfg.Backend.(storage.PolicyStateReader)
 	s := &Sequencer{
 		cfg: cfg, log: cfg.Logger, origin: cfg.Signer.Name(), metrics: m, psr: psr,
@@ -347,6 +377,14 @@ func newSequencer(cfg Config) (*Sequencer, error) {
 	if cfg.Witnesses != nil {
 		if err := m.registerWitnessing(cfg.Registerer, s.quorumAge); err != nil {
 			return nil, err
+		}
+	}
+	s.clock = &clockCheck{quorum: cfg.ClockQuorum, maxAge: cfg.ClockMaxAge, m: cm, logf: s.logClock}
+	user := cfg.OnCosignature
+	s.cfg.OnCosignature = func(w string, cosig, local time.Time) {
+		s.observeCosignature(w, cosig, local)
+		if user != nil {
+			user(w, cosig, local)
 		}
 	}
 	return s, nil
@@ -399,6 +437,9 @@ func New(ctx context.Context, cfg Config) (*Sequencer, error) {
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
+	s.mu.RLock()
+	s.checkClock(s.cfg.Clock()) // says at once whether the clock is checked
+	s.mu.RUnlock()
 	s.wg.Add(2)
 	go s.run()
 	go s.persistLoop()
@@ -437,7 +478,9 @@ func (s *Sequencer) Params() schema.PolicyParams {
 	return s.st.Params()
 }
 
-// Now returns the log's current time (what the next entry would get).
+// Now returns the log's current time: what the next entry would get,
+// unless the clock is behind the last entry's time (then the next batch
+// is refused, see ClockError) and Now is that time.
 func (s *Sequencer) Now() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

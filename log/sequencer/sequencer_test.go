@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,28 +289,51 @@ func TestRestartContinues(t *testing.T) {
 	}
 }
 
+// TestClockNeverGoesBack: while the clock reads earlier than the last
+// entry, submissions are refused with a ClockError (time is neither frozen
+// nor invented) and nothing is logged; entry times never decrease, also
+// after a restart (the last time is recovered from storage).
 func TestClockNeverGoesBack(t *testing.T) {
 	b := storage.NewMemory()
 	l := newLog(t, b)
 	var last int64
 	for i := 0; i < 6; i++ {
-		// The clock jumps back and forth; entry times must not decrease.
+		// The clock jumps back and forth.
 		l.clock.Set(t0.Add(time.Duration((i%3)*-5+i) * time.Minute))
 		is := issuertest.Numbered(t, i)
-		r := submit(t, l, is, is.Register(t))
+		r, err := l.seq.Submit(context.Background(), is.Register(t))
+		behind := l.clock.Now().UnixMilli() < last
+		var ce *ClockError
+		switch {
+		case behind && !errors.As(err, &ce):
+			t.Fatalf("clock behind the last entry: %v, want a ClockError", err)
+		case behind && !strings.Contains(err.Error(), "behind its last entry"):
+			t.Fatalf("refusal %q does not say why", err)
+		case behind:
+			continue
+		case err != nil:
+			t.Fatalf("submission %d: %v", i, err)
+		}
 		e := entryAt(t, b, r.Index)
-		if e.Time < last {
-			t.Fatalf("entry %d time %d before %d", r.Index, e.Time, last)
+		if e.Time < last || e.Time != l.clock.Now().UnixMilli() {
+			t.Fatalf("entry %d time %d, last %d, clock %d", r.Index, e.Time, last, l.clock.Now().UnixMilli())
 		}
 		last = e.Time
 	}
-	// And after a restart (the last time is recovered from storage).
+	size, _ := l.seq.Checkpoint()
 	l.restart(t)
 	l.clock.Set(t0.Add(-time.Hour))
 	is := issuertest.Numbered(t, 99)
-	r := submit(t, l, is, is.Register(t))
-	if e := entryAt(t, b, r.Index); e.Time < last {
-		t.Fatalf("after restart, entry time %d before %d", e.Time, last)
+	var ce *ClockError
+	if _, err := l.seq.Submit(context.Background(), is.Register(t)); !errors.As(err, &ce) {
+		t.Fatalf("after restart with the clock behind: %v, want a ClockError", err)
+	}
+	if s, _ := l.seq.Checkpoint(); s != size {
+		t.Fatalf("tree grew from %d to %d while the clock was behind", size, s)
+	}
+	l.clock.Set(time.UnixMilli(last))
+	if r := submit(t, l, is, is.Register(t)); entryAt(t, b, r.Index).Time != last {
+		t.Fatalf("at the last entry's time: entry dated %d, want %d", entryAt(t, b, r.Index).Time, last)
 	}
 }
 

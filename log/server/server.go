@@ -604,6 +604,10 @@ func (s *Server) readSubmission(w http.ResponseWriter, r *http.Request) (*schema
 	return sub, nil
 }
 
+// clockRetryAfter is the Retry-After, in seconds, of a submission refused
+// because of the log's clock.
+const clockRetryAfter = 60
+
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	sub, err := s.readSubmission(w, r)
 	if err != nil {
@@ -611,12 +615,18 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.cfg.Log.Submit(r.Context(), sub)
 	var re *policy.RejectError
+	var ce *sequencer.ClockError
 	switch {
 	case errors.As(err, &re):
 		s.metrics.rejections.WithLabelValues(re.Rule).Inc()
 		return &httpError{code: http.StatusUnprocessableEntity, err: re, body: &api.Error{Error: re.Error(), Rule: re.Rule, Reason: re.Reason}}
 	case errors.Is(err, sequencer.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, "the log is shutting down")
+	case errors.As(err, &ce):
+		// The operator must fix the clock, or the witnesses' next
+		// cosignatures must vouch for it (docs/time.md).
+		w.Header().Set("Retry-After", strconv.Itoa(clockRetryAfter))
+		return &httpError{code: http.StatusServiceUnavailable, err: ce}
 	case err != nil:
 		return err
 	}
