@@ -18,8 +18,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/keycommit ./cmd/keycommit
 
+# The default data directory of `keycommit dev` (in .gitignore: it holds
+# the log's and the demo issuer's private keys).
 dev: build
-	$(BIN)/keycommit dev --data .dev
+	$(BIN)/keycommit dev --data keycommit-dev
 
 # Every test with the race detector; then, without it, the tests that
 # scale themselves down under -race (the 10,000-entry policy replay and the
@@ -41,4 +43,4 @@ bench:
 	$(GO) test $(BENCH_FLAGS) ./...
 
 clean:
-	rm -rf $(BIN) .dev
+	rm -rf $(BIN) keycommit-dev

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/log/server"
@@ -64,6 +65,9 @@ type devConfig struct {
 	// AlertOut receives the monitor's alerts (JSON lines) besides
 	// Dir/monitor-alerts.jsonl.
 	AlertOut io.Writer
+	// Self is how the printed commands run keycommit; "" means
+	// selfCommand of this executable.
+	Self string
 }
 
 // devInfo is Dir/dev.json: what scripts and tests need to use the
@@ -135,6 +139,13 @@ func (c *devConfig) devAddr(i int) string {
 // runDev runs the deployment until ctx is done.
 func runDev(ctx context.Context, cfg devConfig) (err error) {
 	logger := cfg.Logger
+	// Flags first: nothing is created for a deployment that can't start.
+	if cfg.BasePort < 0 || cfg.BasePort+4 > 65535 {
+		return fmt.Errorf("--base-port %d is out of range: the deployment uses ports BASE to BASE+4, so BASE must be 0 (free ports) or 1 to 65531", cfg.BasePort)
+	}
+	if cfg.Dir == "" {
+		return errors.New("--data must name a directory")
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("couldn't create %s: %w", cfg.Dir, err)
 	}
@@ -142,23 +153,36 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	if err != nil {
 		return err
 	}
-	// dev.json describes a running deployment: remove a stale one first.
-	os.Remove(filepath.Join(dir, devJSONFile))
 	var closers []func()
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
 	}()
+	// The lock comes before anything in dir is read or written.
+	release, err := lockDir(dir, "keycommit dev")
+	if err != nil {
+		return err
+	}
+	closers = append(closers, release)
+	// dev.json describes a running deployment: remove a stale one first.
+	os.Remove(filepath.Join(dir, devJSONFile))
 
 	// 1. The log's key and database.
 	logDir := filepath.Join(dir, "log")
+	resumed := true
 	if _, err := os.Stat(filepath.Join(logDir, logDBFile)); errors.Is(err, os.ErrNotExist) {
 		if _, err := initLog(ctx, logDir, devLogOrigin, time.Now); err != nil {
 			return fmt.Errorf("couldn't create the dev log: %w", err)
 		}
 		fmt.Fprintf(cfg.Out, "created a new log in %s\n", logDir)
+		resumed = false
 	}
+	releaseLog, err := lockDir(logDir, "keycommit dev's log")
+	if err != nil {
+		return err
+	}
+	closers = append(closers, releaseLog)
 	logVKey, err := os.ReadFile(filepath.Join(logDir, "log.vkey"))
 	if err != nil {
 		return fmt.Errorf("couldn't read the log's verifier key: %w", err)
@@ -208,6 +232,13 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	if err != nil {
 		return err
 	}
+	if resumed {
+		cp, _, err := c.Checkpoint(ctx)
+		if err != nil {
+			return fmt.Errorf("couldn't read the dev log's checkpoint: %w", err)
+		}
+		fmt.Fprintf(cfg.Out, "resumed log at size %d in %s\n", cp.Size, logDir)
+	}
 	info.Issuer = devIssuerState{Origin: devIssuer, KeyFile: filepath.Join(dir, devIssuerKey)}
 	if err := devSeedIssuer(ctx, c, dir, info.Issuer, cfg.Out); err != nil {
 		return err
@@ -233,7 +264,13 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	if err := writeFileAtomic(filepath.Join(dir, devJSONFile), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
-	printDevSummary(cfg.Out, dir, info)
+	self := cfg.Self
+	if self == "" {
+		exe, _ := os.Executable()
+		wd, _ := os.Getwd()
+		self = selfCommand(exe, wd)
+	}
+	printDevSummary(cfg.Out, dir, info, self)
 
 	monErr := make(chan error, 1)
 	go func() { monErr <- mon.Run(ctx) }()
@@ -259,27 +296,36 @@ func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logge
 			return nil, nil, fmt.Errorf("couldn't create witness %s: %w", name, err)
 		}
 	}
+	release, err := lockDir(dir, "keycommit dev's witness "+name)
+	if err != nil {
+		return nil, nil, err
+	}
 	d, err := witness.OpenDir(ctx, dir)
 	if err != nil {
+		release()
 		return nil, nil, err
 	}
 	if err := d.Store.AddLog(ctx, devLogOrigin, logVKey); err != nil && !errors.Is(err, witness.ErrLogKeyExists) {
 		d.Close()
+		release()
 		return nil, nil, err
 	}
 	reg := prometheus.NewRegistry()
 	w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey, Logger: logger.With("component", name), Metrics: reg})
 	if err != nil {
 		d.Close()
+		release()
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
 	mux.Handle("/", w.Handler())
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		w.Close()
 		d.Close()
+		release()
 		return nil, nil, fmt.Errorf("couldn't listen for witness %s on %s: %w", name, addr, err)
 	}
 	srv := server.NewHTTPServer(addr, mux, logger)
@@ -290,6 +336,7 @@ func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logge
 		srv.Shutdown(sctx)
 		w.Close()
 		d.Close()
+		release()
 	}
 	return &devWitness{Name: strings.TrimSuffix(name, ".localhost"), URL: "http://" + ln.Addr().String(), VKey: d.VKey}, stop, nil
 }
@@ -370,20 +417,32 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 	for _, w := range info.Witnesses {
 		ws = append(ws, w.URL)
 	}
+	monDir := filepath.Join(dir, "monitor")
+	if err := os.MkdirAll(monDir, 0o700); err != nil {
+		alerts.Close()
+		return nil, "", nil, err
+	}
+	release, err := lockDir(monDir, "keycommit dev's monitor")
+	if err != nil {
+		alerts.Close()
+		return nil, "", nil, err
+	}
 	reg := prometheus.NewRegistry()
 	m, err := monitor.New(ctx, monitor.Config{
-		DataDir: filepath.Join(dir, "monitor"), Logs: []monitor.LogConfig{{URL: info.LogURL, VKey: info.LogVKey}},
+		DataDir: monDir, Logs: []monitor.LogConfig{{URL: info.LogURL, VKey: info.LogVKey}},
 		Witnesses: ws, Watch: []string{info.Issuer.Origin}, AlertOut: alertOut, Logger: logger, Registerer: reg,
 		PollInterval: 2 * time.Second, GossipInterval: 5 * time.Second,
 	})
 	if err != nil {
 		alerts.Close()
+		release()
 		return nil, "", nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.devAddr(4))
 	if err != nil {
 		m.Close()
 		alerts.Close()
+		release()
 		return nil, "", nil, fmt.Errorf("couldn't listen for the monitor on %s: %w", cfg.devAddr(4), err)
 	}
 	mex, err := monitorExplorer(m, logger)
@@ -391,10 +450,12 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		ln.Close()
 		m.Close()
 		alerts.Close()
+		release()
 		return nil, "", nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
 	mux.Handle("/", m.Handler())
 	mux.Handle("GET /{$}", mex)
 	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
@@ -405,6 +466,7 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		srv.Shutdown(sctx)
 		m.Close()
 		alerts.Close()
+		release()
 	}
 	return m, "http://" + ln.Addr().String(), stop, nil
 }
@@ -435,7 +497,7 @@ func waitCosigned(ctx context.Context, c *client.Client, policy string) error {
 	}
 }
 
-func printDevSummary(w io.Writer, dir string, info *devInfo) {
+func printDevSummary(w io.Writer, dir string, info *devInfo, self string) {
 	fmt.Fprintf(w, "\nkeycommit dev is running (state in %s; details in %s)\n\n", dir, filepath.Join(dir, devJSONFile))
 	fmt.Fprintf(w, "  log      %s   (origin %s)\n", info.LogURL, info.LogOrigin)
 	for _, wt := range info.Witnesses {
@@ -443,12 +505,62 @@ func printDevSummary(w io.Writer, dir string, info *devInfo) {
 	}
 	fmt.Fprintf(w, "  monitor  %s\n", info.MonitorURL)
 	fmt.Fprintf(w, "  log vkey %s\n\n", info.LogVKey)
-	fmt.Fprintf(w, "Try next, in another terminal:\n\n")
-	fmt.Fprintf(w, "  curl %s/checkpoint\n", info.LogURL)
-	fmt.Fprintf(w, "  keycommit verify --bundle %s/v1/keys.bundle --log-vkey %s --witness-policy %s\n", info.LogURL, info.LogVKey, info.WitnessPolicy)
-	fmt.Fprintf(w, "  keycommit issuer status --log %s --log-vkey %s --origin %s\n", info.LogURL, info.LogVKey, info.Issuer.Origin)
-	fmt.Fprintf(w, "  keycommit monitor --once --log %s --log-vkey %s\n", info.LogURL, info.LogVKey)
+	fmt.Fprintf(w, "Try next, in another terminal (each command runs as printed, in order):\n\n")
+	for _, line := range devTryNext(info, self) {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n")
+}
+
+// devTryNext are the commands printed for trying the deployment, in the
+// order to run them in one shell: self is how to run keycommit
+// (selfCommand). TestDevPrintedCommands runs them as printed.
+func devTryNext(info *devInfo, self string) []string {
+	return []string{
+		fmt.Sprintf("export KEYCOMMIT_LOG=%s KEYCOMMIT_LOG_VKEY=%s", shellQuote(info.LogURL), shellQuote(info.LogVKey)),
+		"curl -fsS \"$KEYCOMMIT_LOG/checkpoint\"",
+		"curl -fsS \"$KEYCOMMIT_LOG/v1/issuers/" + info.Issuer.Origin + "\"",
+		self + " verify --bundle \"$KEYCOMMIT_LOG/v1/keys.bundle\" --witness-policy " + shellQuote(info.WitnessPolicy),
+		self + " issuer status --origin " + info.Issuer.Origin,
+		self + " monitor --once --log-level warn",
+	}
+}
+
+// selfCommand is how a shell runs this keycommit, for the commands dev
+// prints: the absolute path of the executable, or, when it is a
+// temporary build of `go run` (which a second shell can't reuse), `go -C
+// ROOT run ./cmd/keycommit` in the module root at or above cwd.
+func selfCommand(exe, cwd string) string {
+	if !isGoRunBuild(exe) {
+		return shellQuote(exe)
+	}
+	for d := cwd; ; d = filepath.Dir(d) {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(b), "module github.com/keycommit/keycommit\n") {
+			return "go -C " + shellQuote(d) + " run ./cmd/keycommit"
+		}
+		if filepath.Dir(d) == d {
+			return shellQuote(exe)
+		}
+	}
+}
+
+// isGoRunBuild reports whether exe is a binary `go run` built in its
+// temporary work directory ($GOTMPDIR or the system's, go-build*/).
+func isGoRunBuild(exe string) bool {
+	for _, part := range strings.Split(filepath.ToSlash(exe), "/") {
+		if strings.HasPrefix(part, "go-build") {
+			return true
+		}
+	}
+	return false
+}
+
+// shellQuote quotes s for a POSIX shell, unless it needs no quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@%+=,-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // writeFileAtomic writes b to path through a temporary file and a rename,

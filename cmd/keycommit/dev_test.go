@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,22 +124,18 @@ func TestDev(t *testing.T) {
 	if err != nil || st.Status.Commitment == nil {
 		t.Fatalf("demo issuer has no commitment: %v", err)
 	}
-	// The printed commands work as printed, among them a one-line verify.
-	verified := false
-	for _, line := range strings.Split(out.String(), "\n") {
-		if !strings.HasPrefix(line, "  keycommit ") {
-			continue
-		}
-		line = strings.TrimSpace(line)
-		args := strings.Fields(line)[1:]
-		if o, err := exec.Command(keycommitBin, args...).CombinedOutput(); err != nil {
-			t.Errorf("printed command %q failed: %v\n%s", line, err, o)
-		} else if args[0] == "verify" {
-			verified = true
-		}
+	// Every command it printed runs as printed, in a newcomer's shell.
+	runPrintedCommands(t, out.String(), info)
+
+	// A second instance on the same directory refuses, naming the first
+	// one's PID, and rewrites nothing.
+	before := snapshotFiles(t, dir, devJSONFile, devPolicyFile)
+	o2, e2, code := runBin(t, keycommitBin, "dev", "--data", dir, "--base-port", "0")
+	if code == 0 || !strings.Contains(e2, fmt.Sprintf("PID %d", cmd.Process.Pid)) {
+		t.Errorf("second dev on the same directory: exit %d, want a refusal naming PID %d\n%s%s", code, cmd.Process.Pid, o2, e2)
 	}
-	if !verified {
-		t.Errorf("keycommit dev printed no keycommit verify command that succeeds:\n%s", out)
+	if after := snapshotFiles(t, dir, devJSONFile, devPolicyFile); !maps.Equal(before, after) {
+		t.Errorf("second dev rewrote %v", after)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
@@ -155,7 +153,10 @@ func TestDev(t *testing.T) {
 	}
 
 	// Again over the same directory: the same log, not a new one.
-	_, info2, _ := startDev(t, dir)
+	_, info2, out2 := startDev(t, dir)
+	if want := fmt.Sprintf("resumed log at size %d", cp.Size); !strings.Contains(out2.String(), want) {
+		t.Errorf("restarted dev does not say %q:\n%s", want, out2)
+	}
 	if info2.LogVKey != info.LogVKey {
 		t.Errorf("second run made a new log: %s, was %s", info2.LogVKey, info.LogVKey)
 	}
@@ -169,5 +170,134 @@ func TestDev(t *testing.T) {
 	}
 	if cp2.Size < cp.Size {
 		t.Errorf("second run's log has %d entries, first had %d", cp2.Size, cp.Size)
+	}
+}
+
+// snapshotFiles returns the contents and modification times of files in
+// dir.
+func snapshotFiles(t *testing.T, dir string, files ...string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, f := range files {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, f))
+		m[f] = fi.ModTime().String() + "\n" + string(b)
+	}
+	return m
+}
+
+// printedCommands returns the commands between dev's "Try next" line and
+// "Press Ctrl-C", without their indentation.
+func printedCommands(out string) []string {
+	_, rest, ok := strings.Cut(out, "Try next")
+	if !ok {
+		return nil
+	}
+	rest, _, _ = strings.Cut(rest, "Press Ctrl-C")
+	var cmds []string
+	for _, line := range strings.Split(rest, "\n")[1:] {
+		if l := strings.TrimSpace(line); l != "" {
+			cmds = append(cmds, l)
+		}
+	}
+	return cmds
+}
+
+// runPrintedCommands runs the commands dev printed, exactly as printed,
+// one after the other in one POSIX shell (as typed into a terminal), with
+// only what a newcomer has: PATH with go and the base system, HOME and the
+// working directory a fresh empty directory, no other variables.
+func runPrintedCommands(t *testing.T, out string, info *devInfo) {
+	t.Helper()
+	cmds := printedCommands(out)
+	if len(cmds) < 5 || !strings.HasPrefix(cmds[0], "export KEYCOMMIT_LOG=") || !strings.Contains(cmds[0], "KEYCOMMIT_LOG_VKEY=") {
+		t.Fatalf("dev printed no export line and commands to try:\n%s", out)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Dir(goBin) + ":/usr/local/bin:/usr/bin:/bin"
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is not installed; dev prints curl commands")
+		}
+		t.Skip("curl is not installed; skipping dev's printed commands")
+	}
+	home := t.TempDir()
+	for i, c := range cmds {
+		// Each prefix, so that a failing command is named.
+		sh := exec.Command("/bin/sh", "-e", "-c", strings.Join(cmds[:i+1], "\n"))
+		sh.Dir = home
+		sh.Env = []string{"PATH=" + path, "HOME=" + home}
+		o, err := sh.CombinedOutput()
+		if err != nil {
+			t.Fatalf("printed command %q failed: %v\n%s", c, err, o)
+		}
+		switch {
+		case strings.Contains(c, "/checkpoint"):
+			if !strings.HasPrefix(string(o), info.LogOrigin+"\n") {
+				t.Errorf("%q printed %q, want the checkpoint", c, o)
+			}
+		case strings.Contains(c, "/v1/issuers/"):
+			if !strings.Contains(string(o), `"origin":"`+info.Issuer.Origin+`"`) {
+				t.Errorf("%q printed %s, want the demo issuer's status", c, o)
+			}
+		case strings.Contains(c, " verify "):
+			if !strings.Contains(string(o), "verified keys bundle") {
+				t.Errorf("%q printed %s", c, o)
+			}
+		case strings.Contains(c, " monitor --once"):
+			if !strings.Contains(string(o), "ok: ") {
+				t.Errorf("%q printed %s", c, o)
+			}
+		}
+	}
+}
+
+// TestDevRefusesBadFlagsBeforeCreatingState: a port out of range is an
+// error before the data directory is made.
+func TestDevRefusesBadFlagsBeforeCreatingState(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	for _, port := range []string{"70000", "65532", "-1"} {
+		_, stderr, code := runBin(t, keycommitBin, "dev", "--data", dir, "--base-port", port)
+		if code == 0 || !strings.Contains(stderr, "--base-port "+port+" is out of range") {
+			t.Errorf("dev --base-port %s: exit %d, %s", port, code, stderr)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("dev --base-port %s created %s", port, dir)
+		}
+	}
+	if _, stderr, code := runBin(t, keycommitBin, "dev", "--data", dir, "--log-level", "loud"); code == 0 || !strings.Contains(stderr, "--log-level") {
+		t.Errorf("dev --log-level loud: exit %d, %s", code, stderr)
+	} else if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("dev --log-level loud created %s", dir)
+	}
+}
+
+// TestSelfCommand: dev's printed commands name this binary by its
+// absolute path, or go -C ROOT run ./cmd/keycommit when it is a go run
+// build.
+func TestSelfCommand(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "go.mod"), []byte("module github.com/keycommit/keycommit\n\ngo 1.26\n"), 0o644)
+	sub := filepath.Join(root, "cmd", "keycommit")
+	os.MkdirAll(sub, 0o755)
+	for _, c := range []struct{ exe, cwd, want string }{
+		{"/work/main/bin/keycommit", root, "/work/main/bin/keycommit"},
+		{"/home/a b/keycommit", root, "'/home/a b/keycommit'"},
+		{"/tmp/go-build123/b001/exe/keycommit", root, "go -C " + root + " run ./cmd/keycommit"},
+		{"/tmp/go-build123/b001/exe/keycommit", sub, "go -C " + root + " run ./cmd/keycommit"},
+		{"/tmp/go-build123/b001/exe/keycommit", "/", "/tmp/go-build123/b001/exe/keycommit"},
+	} {
+		if got := selfCommand(c.exe, c.cwd); got != c.want {
+			t.Errorf("selfCommand(%q, %q) = %q, want %q", c.exe, c.cwd, got, c.want)
+		}
+	}
+	if got := shellQuote("it's"); got != `'it'\''s'` {
+		t.Errorf("shellQuote = %s", got)
 	}
 }

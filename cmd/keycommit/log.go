@@ -201,6 +201,11 @@ func newLogServeCmd() *cobra.Command {
 				return err
 			}
 			cfg.Logger = logger
+			release, err := lockDir(cfg.Dir, "log serve")
+			if err != nil {
+				return err
+			}
+			defer release()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			r, err := startLog(ctx, cfg)

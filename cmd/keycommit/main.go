@@ -8,6 +8,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,13 +27,21 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newLogCmd(), newWitnessCmd(), newMonitorCmd(), newIssuerCmd(),
-		newPolicyCmd(), newVerifyCmd(), newDevCmd())
+		newPolicyCmd(), newVerifyCmd(), newDevCmd(), newVersionCmd())
+	setVersion(root)
+	setExamples(root)
+	setCompletions(root)
 	return root
 }
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	cmd, err := newRootCmd().ExecuteC()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "keycommit:", err)
+		var p printed
+		if wantsJSON(cmd) && !errors.As(err, &p) {
+			writeJSONOut(os.Stdout, newJSONError(err))
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -47,7 +56,8 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
-	if e, ok := err.(*exitError); ok {
+	var e *exitError
+	if errors.As(err, &e) {
 		return e.code
 	}
 	return 1

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/monitor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,7 +26,7 @@ import (
 func newMonitorCmd() *cobra.Command {
 	var (
 		logs, vkeys, peers, witnesses, watches []string
-		once                                   bool
+		once, asJSON                           bool
 		data, listen, webhook, level           string
 		poll, gossip                           time.Duration
 	)
@@ -40,9 +44,24 @@ Prometheus metrics at /metrics.
 With --once it verifies every log up to its current checkpoint, pulls once
 from peers and witnesses, and exits: 0 if everything checked out, 2 if it
 raised an alert or holds split-view evidence for a followed log, 1 if it
-could not check everything.`,
+could not check everything. Its report is a summary on stderr; with --json it
+is one JSON object on stdout (schema/jsonschema/cli/monitor-once.json) that
+also holds the alerts raised, instead of the JSON lines.
+
+--log and --log-vkey default to $KEYCOMMIT_LOG and $KEYCOMMIT_LOG_VKEY. The
+data directory is locked while the monitor runs (DIR/keycommit.lock): a second
+monitor on it refuses to start.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(logs) == 0 && os.Getenv("KEYCOMMIT_LOG") != "" {
+				logs = []string{os.Getenv("KEYCOMMIT_LOG")}
+			}
+			if len(vkeys) == 0 && os.Getenv("KEYCOMMIT_LOG_VKEY") != "" {
+				vkeys = []string{os.Getenv("KEYCOMMIT_LOG_VKEY")}
+			}
+			if asJSON && !once {
+				return errors.New("--json needs --once (without it, alerts are JSON lines on stdout already)")
+			}
 			if len(logs) == 0 || len(logs) != len(vkeys) {
 				return fmt.Errorf("give each --log URL with its --log-vkey VKEY (got %d logs and %d keys)", len(logs), len(vkeys))
 			}
@@ -61,9 +80,23 @@ could not check everything.`,
 				data = tmp
 				logger.Warn("no --data directory: the monitor's state is not kept after it exits", "dir", tmp)
 			}
+			if err := os.MkdirAll(data, 0o700); err != nil {
+				return fmt.Errorf("couldn't create the monitor's data directory: %w", err)
+			}
+			release, err := lockDir(data, "monitor")
+			if err != nil {
+				return err
+			}
+			defer release()
 			reg := prometheus.NewRegistry()
+			// With --once --json the alerts go into the report object.
+			var alertBuf bytes.Buffer
+			alertOut := cmd.OutOrStdout()
+			if asJSON {
+				alertOut = &alertBuf
+			}
 			cfg := monitor.Config{DataDir: data, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
-				AlertOut: cmd.OutOrStdout(), Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip}
+				AlertOut: alertOut, Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip}
 			for i := range logs {
 				cfg.Logs = append(cfg.Logs, monitor.LogConfig{URL: logs[i], VKey: vkeys[i]})
 			}
@@ -88,15 +121,11 @@ could not check everything.`,
 				if err != nil {
 					return err
 				}
-				b, _ := json.Marshal(rep)
-				logger.Info("monitor report", "ok", rep.OK(), "alerts", rep.Alerts, "evidence", rep.Evidence, "errors", len(rep.Errors), "report", string(b))
-				switch {
-				case rep.Alerts > 0 || rep.Evidence > 0:
-					return &exitError{code: 2, err: fmt.Errorf("%d alerts raised, %d split-view evidence bundles on record", rep.Alerts, rep.Evidence)}
-				case len(rep.Errors) > 0:
-					return &exitError{code: 1, err: fmt.Errorf("couldn't check everything: %s", rep.Errors[0])}
+				w := cmd.ErrOrStderr() // stdout holds the alerts, as JSON lines
+				if asJSON {
+					w = cmd.OutOrStdout()
 				}
-				return nil
+				return reportOnce(w, rep, asJSON, alertBuf.Bytes())
 			}
 			err = m.Run(ctx)
 			if errors.Is(err, context.Canceled) {
@@ -106,8 +135,8 @@ could not check everything.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&logs, "log", nil, "URL prefix of a log's tlog-tiles read path (repeatable; pair each with --log-vkey)")
-	f.StringArrayVar(&vkeys, "log-vkey", nil, "the log's C2SP verifier key (repeatable, in the order of --log)")
+	f.StringArrayVar(&logs, "log", nil, "URL prefix of a log's tlog-tiles read path (repeatable; pair each with --log-vkey; default $KEYCOMMIT_LOG)")
+	f.StringArrayVar(&vkeys, "log-vkey", nil, "the log's C2SP verifier key (repeatable, in the order of --log; default $KEYCOMMIT_LOG_VKEY)")
 	f.BoolVar(&once, "once", false, "verify up to the current checkpoints, gossip once, and exit (0 only if everything checked out)")
 	f.StringVar(&data, "data", "", "directory for the monitor's state (default: a temporary directory, removed on exit)")
 	f.StringVar(&listen, "listen", "", "address to serve gossip, evidence, watches and metrics on")
@@ -118,6 +147,8 @@ could not check everything.`,
 	f.DurationVar(&poll, "poll", 10*time.Second, "pause between checks of each log")
 	f.DurationVar(&gossip, "gossip", 30*time.Second, "pause between pulls from peers and witnesses")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	addJSONFlag(cmd, &asJSON, "monitor-once")
+	cmd.Flags().Lookup("json").Usage = "with --once: print the report (and the alerts it raised) as one JSON object (schema/jsonschema/cli/monitor-once.json); errors too (cli/error.json), with the same exit codes"
 	cmd.AddCommand(newMonitorCheckEvidenceCmd())
 	return cmd
 }
@@ -135,6 +166,7 @@ func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, log
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
 	mux.Handle("/", m.Handler())
 	mux.Handle("GET /{$}", mex)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
@@ -146,11 +178,15 @@ func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, log
 
 func newMonitorCheckEvidenceCmd() *cobra.Command {
 	var vkey string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "check-evidence FILE --log-vkey VKEY",
+		Use:   "check-evidence FILE [--log-vkey VKEY]",
 		Short: "Check a split-view evidence bundle offline against the log's verifier key",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if vkey == "" {
+				return errors.New("no log verifier key: set --log-vkey or $KEYCOMMIT_LOG_VKEY")
+			}
 			b, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("couldn't read evidence: %w", err)
@@ -159,11 +195,80 @@ func newMonitorCheckEvidenceCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
 			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), &evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Origin, Reason: ev.Reason})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "valid split-view evidence %s for log %s: %s\n", ev.ID(), ev.Origin, ev.Reason)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&vkey, "log-vkey", "", "the log's C2SP verifier key (required)")
-	cmd.MarkFlagRequired("log-vkey")
+	cmd.Flags().StringVar(&vkey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "the log's C2SP verifier key (default $KEYCOMMIT_LOG_VKEY)")
+	addJSONFlag(cmd, &asJSON, "monitor-check-evidence")
 	return cmd
+}
+
+// evidenceResult is `monitor check-evidence --json`
+// (schema/jsonschema/cli/monitor-check-evidence.json).
+type evidenceResult struct {
+	Valid  bool   `json:"valid"`
+	ID     string `json:"id"`
+	Origin string `json:"origin"`
+	Reason string `json:"reason"`
+}
+
+// onceReport is `monitor --once --json`
+// (schema/jsonschema/cli/monitor-once.json): the monitor's report, whether
+// everything checked out, and the alerts this run raised.
+type onceReport struct {
+	OK bool `json:"ok"`
+	*monitor.Report
+	AlertList []json.RawMessage `json:"alert_list"`
+}
+
+// reportOnce prints the report of `monitor --once` (a summary, or with
+// asJSON the onceReport with the alerts) and returns the
+// error carrying its exit code: 2 for alerts or evidence, 1 when not
+// everything could be checked.
+func reportOnce(w io.Writer, rep *monitor.Report, asJSON bool, alerts []byte) error {
+	var err error
+	switch {
+	case rep.Alerts > 0 || rep.Evidence > 0:
+		err = &exitError{code: 2, err: fmt.Errorf("%d alerts raised, %d split-view evidence bundles on record", rep.Alerts, rep.Evidence)}
+	case len(rep.Errors) > 0:
+		err = &exitError{code: 1, err: fmt.Errorf("couldn't check everything: %s", rep.Errors[0])}
+	}
+	if asJSON {
+		out := onceReport{OK: rep.OK(), Report: rep, AlertList: []json.RawMessage{}}
+		for _, line := range bytes.Split(alerts, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) > 0 && json.Valid(line) {
+				out.AlertList = append(out.AlertList, json.RawMessage(line))
+			}
+		}
+		if out.Logs == nil {
+			out.Logs = []monitor.LogStatus{}
+		}
+		if werr := writeJSONOut(w, &out); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return printed{err}
+		}
+		return nil
+	}
+	for _, l := range rep.Logs {
+		fmt.Fprintf(w, "log %s (%s): verified and replayed up to size %d", l.Origin, l.URL, l.VerifiedSize)
+		if l.Stuck != "" {
+			fmt.Fprintf(w, "; stuck: %s", l.Stuck)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, e := range rep.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	if rep.OK() {
+		fmt.Fprintf(w, "ok: every checkpoint, inclusion proof, policy decision and snapshot checked out\n")
+	} else {
+		fmt.Fprintf(w, "NOT OK: %d alerts raised, %d split-view evidence bundles, %d errors\n", rep.Alerts, rep.Evidence, len(rep.Errors))
+	}
+	return err
 }

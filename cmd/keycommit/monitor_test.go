@@ -98,8 +98,8 @@ func TestMonitorOnceBinary(t *testing.T) {
 	if code != 2 || len(alerts) != 1 || alerts[0].Index == nil || *alerts[0].Index != int64(idx) || alerts[0].Rule != "snapshot" {
 		t.Fatalf("bad snapshot at %d: exit %d, alerts %+v\n%s", idx, code, alerts, stderr)
 	}
-	if !strings.Contains(stderr, "monitor report") {
-		t.Errorf("no report line on stderr:\n%s", stderr)
+	if !strings.Contains(stderr, "NOT OK: 1 alerts raised") {
+		t.Errorf("no report on stderr:\n%s", stderr)
 	}
 	if code, alerts, stderr := run(); code != 0 || len(alerts) != 0 {
 		t.Fatalf("third run over the same data: exit %d, alerts %+v\n%s", code, alerts, stderr)

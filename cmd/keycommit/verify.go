@@ -49,6 +49,8 @@ type verifyConfig struct {
 	NoDelta bool
 	// HTTP fetches URL bundles.
 	HTTP *http.Client
+	// JSON prints the result as a verifyResult object instead of text.
+	JSON bool
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -78,13 +80,14 @@ Exit codes: 0 every check passed; 1 usage or I/O error (nothing was verified);
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Bundle, "bundle", "", "keys bundle: a file or an http(s) URL (e.g. http://127.0.0.1:7370/v1/keys.bundle)")
-	f.StringVar(&cfg.LogVKey, "log-vkey", "", "the log's verifier key (C2SP vkey)")
+	f.StringVar(&cfg.LogVKey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "the log's verifier key, C2SP vkey (default $KEYCOMMIT_LOG_VKEY)")
 	f.StringVar(&cfg.Origin, "origin", "", "checkpoint origin to require (default: the log key's name)")
 	f.StringVar(&cfg.PolicyFile, "witness-policy", "", "witness policy file (log, witness, group, quorum lines)")
 	f.StringVar(&cfg.Previous, "previous", "", "a bundle saved by an earlier successful run (--save)")
 	f.DurationVar(&cfg.MaxAge, "max-age", verify.DefaultMaxAge, "maximum age of the witness cosignatures that count")
 	f.StringVar(&cfg.Save, "save", "", "write the bundle here once every check passed")
 	f.BoolVar(&cfg.NoDelta, "no-delta", false, "with a URL and --previous, fetch the full bundle instead of a delta")
+	addJSONFlag(cmd, &cfg.JSON, "verify")
 	return cmd
 }
 
@@ -104,7 +107,7 @@ func runVerify(ctx context.Context, cfg *verifyConfig) error {
 	case cfg.Bundle == "":
 		return usageErr("--bundle is required")
 	case cfg.LogVKey == "":
-		return usageErr("--log-vkey is required")
+		return usageErr("no log verifier key: set --log-vkey or $KEYCOMMIT_LOG_VKEY")
 	case cfg.PolicyFile == "":
 		return usageErr("--witness-policy is required")
 	case cfg.MaxAge <= 0:
@@ -135,10 +138,14 @@ func runVerify(ctx context.Context, cfg *verifyConfig) error {
 			return checkErr("previous bundle "+cfg.Previous, err)
 		}
 	}
-	got, err := fetchDelta(ctx, cfg, v, prev)
+	got, deltaBytes, err := fetchDelta(ctx, cfg, v, prev)
+	var deltaErr string
 	if got == nil {
 		if err != nil {
-			fmt.Fprintf(cfg.Out, "delta not used (%v); fetching the full bundle\n", err)
+			deltaErr = err.Error()
+			if !cfg.JSON {
+				fmt.Fprintf(cfg.Out, "delta not used (%v); fetching the full bundle\n", err)
+			}
 		}
 		raw, err := fetchBundle(ctx, cfg, prev)
 		if err != nil {
@@ -161,8 +168,66 @@ func runVerify(ctx context.Context, cfg *verifyConfig) error {
 			return usageErr("bundle verified, but couldn't save it: %v", err)
 		}
 	}
+	if cfg.JSON {
+		return writeJSONOut(cfg.Out, newVerifyResult(got, ks, prev, deltaBytes, deltaErr))
+	}
+	if deltaBytes > 0 {
+		fmt.Fprintf(cfg.Out, "applied a delta of %d bytes\n", deltaBytes)
+	}
 	printVerified(cfg.Out, got, ks, prev)
 	return nil
+}
+
+// verifyResult is `keycommit verify --json`
+// (schema/jsonschema/cli/verify.json).
+type verifyResult struct {
+	Origin             string              `json:"origin"`
+	TreeSize           uint64              `json:"tree_size"`
+	Root               []byte              `json:"root"`
+	SnapshotIndex      uint64              `json:"snapshot_index"`
+	SnapshotTime       string              `json:"snapshot_time"`
+	PSTIssuers         int                 `json:"pst_issuers"`
+	PrivacyPassIssuers int                 `json:"privacy_pass_issuers"`
+	Cosignatures       []verifyCosignature `json:"cosignatures"`
+	// PreviousSize and Changes are set with --previous.
+	PreviousSize *uint64        `json:"previous_size,omitempty"`
+	Changes      []verifyChange `json:"changes,omitempty"`
+	// DeltaBytes is the size of the delta applied, DeltaError why none was.
+	DeltaBytes int    `json:"delta_bytes,omitempty"`
+	DeltaError string `json:"delta_error,omitempty"`
+}
+
+type verifyCosignature struct {
+	Witness string `json:"witness"`
+	Time    string `json:"time"`
+	Counted bool   `json:"counted"`
+}
+
+type verifyChange struct {
+	Issuer string `json:"issuer"`
+	Part   string `json:"part"`
+	Op     string `json:"op"`
+}
+
+func newVerifyResult(got *verify.Verified, ks *verify.KeySet, prev *verify.Verified, deltaBytes int, deltaErr string) *verifyResult {
+	cp := got.Checkpoint
+	r := &verifyResult{
+		Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root, SnapshotIndex: got.Bundle.Index,
+		SnapshotTime: got.SnapshotTime.UTC().Format(time.RFC3339Nano), PSTIssuers: len(ks.PST), PrivacyPassIssuers: len(ks.PrivacyPass),
+		Cosignatures: []verifyCosignature{}, DeltaBytes: deltaBytes, DeltaError: deltaErr,
+	}
+	for _, c := range cp.Cosignatures {
+		r.Cosignatures = append(r.Cosignatures, verifyCosignature{Witness: c.Witness, Time: c.Time.UTC().Format(time.RFC3339), Counted: c.Fresh})
+	}
+	if prev != nil {
+		n := prev.Checkpoint.Size
+		r.PreviousSize = &n
+		r.Changes = []verifyChange{}
+		for _, c := range got.Changes {
+			r.Changes = append(r.Changes, verifyChange{Issuer: c.Issuer, Part: c.Part, Op: c.Op})
+		}
+	}
+	return r
 }
 
 // fetchBundle reads the bundle from a file or a URL; with a previous
@@ -224,13 +289,13 @@ func getBounded(ctx context.Context, c *http.Client, u *url.URL, what string) (s
 // fetches the delta from it (docs/bundle.md) and verifies it. It returns
 // nil and the reason when no delta could be used (the caller then falls
 // back to the full bundle), nil and nil when no delta was tried.
-func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev *verify.Verified) (*verify.Verified, error) {
+func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev *verify.Verified) (*verify.Verified, int, error) {
 	if prev == nil || cfg.NoDelta || !strings.HasPrefix(cfg.Bundle, "http://") && !strings.HasPrefix(cfg.Bundle, "https://") {
-		return nil, nil
+		return nil, 0, nil
 	}
 	u, err := url.Parse(cfg.Bundle)
 	if err != nil || !strings.HasSuffix(u.Path, "/keys.bundle") {
-		return nil, nil
+		return nil, 0, nil
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/keys.bundle") + "/keys.delta"
 	d := sha256.Sum256(prev.Bundle.KeySet)
@@ -240,17 +305,16 @@ func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev
 	u.RawQuery = q.Encode()
 	status, b, err := getBounded(ctx, cfg.HTTP, u, "delta")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if status != "" {
-		return nil, fmt.Errorf("%s: %s", status, b)
+		return nil, 0, fmt.Errorf("%s: %s", status, b)
 	}
 	got, err := v.VerifyDelta(b, prev)
 	if err != nil {
-		return nil, fmt.Errorf("delta refused: %w", err)
+		return nil, 0, fmt.Errorf("delta refused: %w", err)
 	}
-	fmt.Fprintf(cfg.Out, "applied a delta of %d bytes\n", len(b))
-	return got, nil
+	return got, len(b), nil
 }
 
 func printVerified(w io.Writer, got *verify.Verified, ks *verify.KeySet, prev *verify.Verified) {

@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/witness"
 )
 
@@ -135,6 +137,11 @@ func newWitnessServeCmd() *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 
+			release, err := lockDir(dir, "witness serve")
+			if err != nil {
+				return err
+			}
+			defer release()
 			d, err := witness.OpenDir(ctx, dir)
 			if err != nil {
 				return err
@@ -150,6 +157,7 @@ func newWitnessServeCmd() *cobra.Command {
 
 			mux := http.NewServeMux()
 			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+			mux.Handle("GET "+api.PathVersion, server.VersionHandler())
 			mux.Handle("/", w.Handler())
 			srv := &http.Server{
 				Handler:           mux,

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -111,7 +112,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 func (h *Handler) error(w http.ResponseWriter, path string, code int, msg string) {
 	h.requests.WithLabelValues(path, strconv.Itoa(code)).Inc()
-	http.Error(w, msg, code)
+	api.WriteError(w, code, &api.Error{Error: msg})
 }
 
 // ServeBundle serves the keys bundle; ?old=N adds the consistency proof

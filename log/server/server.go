@@ -155,6 +155,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("couldn't set up the bundle endpoints: %w", err)
 	}
 	bh.Register(s.mux)
+	s.mux.Handle("GET "+api.PathVersion, VersionHandler())
+	s.mountMethodNotAllowed()
 	if cfg.Gatherer != nil {
 		s.mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{}))
 	}
@@ -192,7 +194,9 @@ func mount(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, issuerPath(r))
+}
 
 // NewHTTPServer returns an http.Server for h with the timeouts a public
 // log needs.
@@ -244,7 +248,7 @@ func (s *Server) handle(pattern, name string, inFlight int, h handlerFunc) {
 			case errors.As(err, &he):
 				code = he.code
 				if he.body != nil {
-					writeJSON(w, code, he.body)
+					api.WriteError(w, code, he.body)
 				} else {
 					writeError(w, code, he.err)
 				}
@@ -266,7 +270,7 @@ func (s *Server) handle(pattern, name string, inFlight int, h handlerFunc) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, &api.Error{Error: err.Error()})
+	api.WriteError(w, code, &api.Error{Error: err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
