@@ -61,6 +61,7 @@ func (f *logFlags) client() (*client.Client, error) {
 
 func newIssuerKeygenCmd() *cobra.Command {
 	var out string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "keygen --out FILE",
 		Short: "Create an issuer account key (Ed25519, PKCS#8 PEM, mode 0600); prints the public key",
@@ -70,12 +71,24 @@ func newIssuerKeygenCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), &keygenResult{KeyFile: out, PublicKey: pub})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "account key written to %s\n%s\n", out, base64.StdEncoding.EncodeToString(pub))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "issuer.key", "where to write the private key (refuses to overwrite)")
+	addJSONFlag(cmd, &asJSON, "issuer-keygen")
 	return cmd
+}
+
+// keygenResult is `issuer keygen --json`
+// (schema/jsonschema/cli/issuer-keygen.json).
+type keygenResult struct {
+	KeyFile string `json:"key_file"`
+	// PublicKey is the Ed25519 public key, standard base64.
+	PublicKey []byte `json:"public_key"`
 }
 
 // submitFlags are the flags common to commands that sign and submit.
@@ -90,7 +103,8 @@ func (f *submitFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.keyFile, "key", "issuer.key", "the issuer's account key file")
 	cmd.Flags().StringVar(&f.origin, "origin", "", "the issuer's HTTPS origin (required)")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "ask the log's policy without logging anything (POST /v1/check)")
-	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the log's answer (index, leaf hash, entry, inclusion proof, checkpoint) as JSON")
+	addJSONFlag(cmd, &f.asJSON, "issuer-submit")
+	cmd.Flags().Lookup("json").Usage = "print the log's answer (index, leaf hash, entry, inclusion proof, checkpoint; with --dry-run the policy's decision) as JSON (schema/jsonschema/cli/issuer-submit.json); errors and refusals too (cli/error.json), with the same exit codes"
 	cmd.MarkFlagRequired("origin")
 }
 
@@ -109,7 +123,21 @@ func (f *submitFlags) prepare(ctx context.Context) (*issuer.Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The log's key is checked before anything is signed or submitted.
+	if err := checkLogKey(ctx, c, f.vkey); err != nil {
+		return nil, err
+	}
 	return issuer.Open(ctx, c, origin, key)
+}
+
+// checkLogKey fetches the log's checkpoint and verifies it with the log
+// key the command was given: a command that writes to the log checks it
+// is talking to the log it means before it writes.
+func checkLogKey(ctx context.Context, c *client.Client, vkey string) error {
+	if _, _, err := c.Checkpoint(ctx); err != nil {
+		return fmt.Errorf("refusing to submit anything: the log's checkpoint does not verify with --log-vkey %s (a wrong key, or not that log): %w", vkey, err)
+	}
+	return nil
 }
 
 // signAndSubmit signs body as a statement of kind and submits it (or asks
@@ -121,7 +149,10 @@ func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *issuer.
 			return err
 		}
 		if !res.Accept {
-			return &exitError{exitRefused, fmt.Errorf("the log would refuse this %s: rule %s: %s", kind, res.Rule, res.Reason)}
+			return &exitError{exitRefused, &refusedError{fmt.Sprintf("the log would refuse this %s: rule %s: %s", kind, res.Rule, res.Reason), res.Rule, res.Reason}}
+		}
+		if f.asJSON {
+			return writeJSONOut(w, &dryRunResult{DryRun: true, Accept: true, Kind: string(kind)})
 		}
 		fmt.Fprintf(w, "the log would accept this %s now (dry run; nothing logged)\n", kind)
 		return nil
@@ -129,7 +160,7 @@ func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *issuer.
 	res, err := p.Submit(ctx, kind, body)
 	if err != nil {
 		if rej, ok := client.Reject(err); ok {
-			return &exitError{exitRefused, fmt.Errorf("the log refused this %s: rule %s: %s", kind, rej.Rule, rej.Reason)}
+			return &exitError{exitRefused, &refusedError{fmt.Sprintf("the log refused this %s: rule %s: %s", kind, rej.Rule, rej.Reason), rej.Rule, rej.Reason}}
 		}
 		return err
 	}
@@ -141,6 +172,14 @@ func (f *submitFlags) signAndSubmit(ctx context.Context, w io.Writer, p *issuer.
 	fmt.Fprintf(w, "%s logged at index %d, proven in the log's checkpoint of size %d\nleaf hash %s\n",
 		kind, res.Index, res.TreeSize, base64.StdEncoding.EncodeToString(res.LeafHash))
 	return nil
+}
+
+// dryRunResult is `issuer register|submit|report --dry-run --json` when
+// the log would accept (a refusal is a cli/error object with its rule).
+type dryRunResult struct {
+	DryRun bool   `json:"dry_run"`
+	Accept bool   `json:"accept"`
+	Kind   string `json:"kind"`
 }
 
 func newIssuerRegisterCmd() *cobra.Command {
@@ -250,6 +289,9 @@ func readIncidentReport(path string) (*schema.IncidentReport, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := r.CheckDiscovered(time.Now()); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return &r, nil
 }
 
@@ -295,7 +337,11 @@ func newIssuerStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status --origin ORIGIN",
 		Short: "Show the log's view of an issuer: registration, keys, when the next rotation is allowed",
-		Args:  cobra.NoArgs,
+		Long: `Shows the log's view of ORIGIN (GET /v1/issuers/<origin>) after verifying it: the
+log's checkpoint with --log-vkey, then the registration in force, the latest entry
+and the latest key commitment the status names, each fetched, proven included in
+that checkpoint and compared with the status.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o, err := originArg(origin)
 			if err != nil {
@@ -305,22 +351,21 @@ func newIssuerStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.Issuer(cmd.Context(), o)
+			res, err := fetchIssuerStatus(cmd.Context(), c, o)
 			if err != nil {
-				return fmt.Errorf("couldn't fetch the log's view of %s: %w", o, err)
+				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSONOut(cmd.OutOrStdout(), res)
 			}
-			printIssuerStatus(cmd.OutOrStdout(), res)
+			printIssuerStatus(cmd.OutOrStdout(), res.Issuer)
+			fmt.Fprintf(cmd.OutOrStdout(), "verified          entries %v are in the log's checkpoint of size %d (signed by the log key) and match this status\n", res.Verified.Entries, res.Verified.CheckpointSize)
 			return nil
 		},
 	}
 	f.add(cmd)
 	cmd.Flags().StringVar(&origin, "origin", "", "the issuer's HTTPS origin (required)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the log's answer as JSON")
+	addJSONFlag(cmd, &asJSON, "issuer-status")
 	cmd.MarkFlagRequired("origin")
 	return cmd
 }
@@ -366,7 +411,7 @@ func printIssuerStatus(w io.Writer, res *api.Issuer) {
 	if st.OpenIncident != nil {
 		fmt.Fprintf(w, "open incident     emergency at index %d has no final report: no further emergency until `keycommit issuer report`\n", *st.OpenIncident)
 	}
-	fmt.Fprintf(w, "emergencies       %d in the last %s\n", st.EmergenciesInWindow, time.Duration(st.Params.EmergencyWindow)*time.Second)
+	fmt.Fprintf(w, "emergencies       %d in the last %s\n", st.EmergenciesInWindow, humanSeconds(st.Params.EmergencyWindow))
 	fmt.Fprintf(w, "keys in window    %d added; %d more allowed now\n", st.KeysInWindow, st.KeysAllowedNow)
 	fmt.Fprintf(w, "entries           %v\n", res.Entries)
 }

@@ -26,6 +26,7 @@ func newIssuerGenCommitmentCmd() *cobra.Command {
 	var id, first uint32
 	var n, batch int
 	var lifetime time.Duration
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "gen-commitment --out FILE --keys-out FILE [--id N] [--first-key K] [--keys N]",
 		Short: "Generate fresh PST VOPRF (P-384) keys and their key commitment, for trying keycommit out",
@@ -52,6 +53,9 @@ A real issuer takes its commitment from its issuance server instead.`,
 			if err := writeNewFile(out, append(cb, '\n'), 0o644); err != nil {
 				return fmt.Errorf("couldn't write commitment: %w", err)
 			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), &genCommitmentResult{ID: id, Keys: n, Out: out, KeysOut: keysOut})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "commitment id %d with %d keys written to %s; private keys in %s\n", id, n, out, keysOut)
 			return nil
 		},
@@ -63,5 +67,15 @@ A real issuer takes its commitment from its issuance server instead.`,
 	cmd.Flags().IntVar(&n, "keys", 2, "number of keys")
 	cmd.Flags().IntVar(&batch, "batch-size", 10, "batchsize of the commitment")
 	cmd.Flags().DurationVar(&lifetime, "lifetime", 90*24*time.Hour, "how long the keys stay valid")
+	addJSONFlag(cmd, &asJSON, "issuer-gen-commitment")
 	return cmd
+}
+
+// genCommitmentResult is `issuer gen-commitment --json`
+// (schema/jsonschema/cli/issuer-gen-commitment.json).
+type genCommitmentResult struct {
+	ID      uint32 `json:"id"`
+	Keys    int    `json:"keys"`
+	Out     string `json:"out"`
+	KeysOut string `json:"keys_out"`
 }

@@ -10,6 +10,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/keycommit/keycommit/log/client"
@@ -87,3 +88,22 @@ func wantsJSON(cmd *cobra.Command) bool {
 type printed struct{ error }
 
 func (p printed) Unwrap() error { return p.error }
+
+// humanSeconds writes a duration of s seconds for people: "365 days",
+// "1 day", "12 hours", "90 minutes", "45 seconds" (the largest unit that
+// divides it), never Go's "8760h0m0s".
+func humanSeconds(s int64) string {
+	for _, u := range []struct {
+		n    int64
+		name string
+	}{{24 * 3600, "day"}, {3600, "hour"}, {60, "minute"}, {1, "second"}} {
+		if s%u.n == 0 {
+			n := s / u.n
+			if n == 1 || n == -1 {
+				return fmt.Sprintf("%d %s", n, u.name)
+			}
+			return fmt.Sprintf("%d %ss", n, u.name)
+		}
+	}
+	return fmt.Sprintf("%d seconds", s)
+}

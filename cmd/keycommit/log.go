@@ -25,13 +25,14 @@ const logDBFile = "log.db"
 
 func newLogCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "log", Short: "Run the key commitment log"}
-	cmd.AddCommand(newLogInitCmd(), newLogServeCmd(), newLogMigrateCmd())
+	cmd.AddCommand(newLogInitCmd(), newLogServeCmd(), newLogMigrateCmd(), newLogBackupCmd())
 	return cmd
 }
 
 func newLogInitCmd() *cobra.Command {
 	var dir, origin string
 	var st storageFlags
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "init --data DIR --origin ORIGIN",
 		Short: "Create a new log: its Ed25519 key and its database (refuses to overwrite)",
@@ -47,12 +48,18 @@ as the last line.`,
 				if err != nil {
 					return err
 				}
+				if asJSON {
+					return writeJSONOut(cmd.OutOrStdout(), &logInitResult{Origin: origin, Dir: dir, VKey: vkey, Storage: "trillian", Trillian: st.addr, TreeID: tree})
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "log %s initialized in %s on Trillian tree %d at %s\n%s\n", origin, dir, tree, st.addr, vkey)
 				return nil
 			}
 			vkey, err := initLog(cmd.Context(), dir, origin, time.Now)
 			if err != nil {
 				return err
+			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), &logInitResult{Origin: origin, Dir: dir, VKey: vkey, Storage: "sqlite"})
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "log %s initialized in %s\n%s\n", origin, dir, vkey)
 			return nil
@@ -61,9 +68,21 @@ as the last line.`,
 	cmd.Flags().StringVar(&dir, "data", "", "log data directory (required; created if missing)")
 	cmd.Flags().StringVar(&origin, "origin", "", "checkpoint origin line and key name, e.g. keycommit.example/log/2026 (required)")
 	st.add(cmd, "with --storage trillian: use this existing, empty PREORDERED_LOG tree instead of creating one")
+	addJSONFlag(cmd, &asJSON, "log-init")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("origin")
 	return cmd
+}
+
+// logInitResult is `log init --json` (schema/jsonschema/cli/log-init.json).
+type logInitResult struct {
+	Origin  string `json:"origin"`
+	Dir     string `json:"dir"`
+	VKey    string `json:"vkey"`
+	Storage string `json:"storage"`
+	// Trillian and TreeID are set with --storage trillian.
+	Trillian string `json:"trillian,omitempty"`
+	TreeID   int64  `json:"tree_id,omitempty"`
 }
 
 // initLog creates a log in dir and returns its vkey. It refuses a

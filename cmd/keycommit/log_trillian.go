@@ -233,9 +233,22 @@ func openTrillian(cfg logServeConfig) func(context.Context, server.Opening) (*se
 	}
 }
 
+// migrateResult is `log migrate --json`
+// (schema/jsonschema/cli/log-migrate.json).
+type migrateResult struct {
+	Trillian          string `json:"trillian"`
+	TreeID            int64  `json:"tree_id"`
+	Copied            uint64 `json:"copied"`
+	TreeSize          uint64 `json:"tree_size"`
+	Root              []byte `json:"root"`
+	SizesChecked      uint64 `json:"sizes_checked"`
+	CheckpointsProved int    `json:"checkpoints_proved"`
+}
+
 func newLogMigrateCmd() *cobra.Command {
 	var dir, addr, checkpoints string
 	var treeID int64
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "migrate --data DIR --trillian ADDR [--tree-id ID]",
 		Short: "Copy a SQLite log into a Trillian tree and prove the copy",
@@ -246,7 +259,10 @@ every tree size, and every published checkpoint (the latest, the cosigned one,
 and those in --checkpoints) consistent with the new tree by Trillian's own
 consistency proofs. Writes DIR/trillian.json, so that
   keycommit log serve --storage trillian --data DIR
-serves the migrated log with the same key. Prints the tree ID as the last line.`,
+serves the migrated log with the same key. Prints the tree ID as the last line.
+Progress (entries done, rate, time left) goes to stderr as it copies and proves.
+It takes the lock on DIR (DIR/keycommit.lock), so it refuses to run while log
+serve or dev uses DIR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -269,6 +285,11 @@ serves the migrated log with the same key. Prints the tree ID as the last line.`
 				}
 				extra = splitNotes(string(b))
 			}
+			release, err := lockDir(dir, "log migrate")
+			if err != nil {
+				return err
+			}
+			defer release()
 			src, err := sqlitestore.Open(ctx, filepath.Join(dir, logDBFile))
 			if err != nil {
 				return err
@@ -290,13 +311,19 @@ serves the migrated log with the same key. Prints the tree ID as the last line.`
 			if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, TreeID: treeID}); err != nil {
 				return err
 			}
+			prog := newProgress(cmd.ErrOrStderr(), "entries")
 			res, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{
 				Source: src, Verifier: verifier, Client: lc, TreeID: treeID, Checkpoints: extra,
+				Progress: prog.update,
 			})
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSONOut(out, &migrateResult{Trillian: addr, TreeID: treeID, Copied: res.Copied, TreeSize: res.Size,
+					Root: res.Root[:], SizesChecked: res.SizesChecked, CheckpointsProved: res.CheckpointsProved})
+			}
 			fmt.Fprintf(out, "copied %d entries (tree size %d) into Trillian tree %d at %s\n", res.Copied, res.Size, treeID, addr)
 			fmt.Fprintf(out, "same root at all %d tree sizes; %d published checkpoints verify against Trillian's consistency proofs\n", res.SizesChecked, res.CheckpointsProved)
 			fmt.Fprintf(out, "serve it with: keycommit log serve --storage trillian --data %s\n%d\n", dir, treeID)
@@ -307,6 +334,7 @@ serves the migrated log with the same key. Prints the tree ID as the last line.`
 	cmd.Flags().StringVar(&addr, "trillian", "", "the Trillian log server's gRPC address (required)")
 	cmd.Flags().Int64Var(&treeID, "tree-id", 0, "an existing PREORDERED_LOG tree (default: create one)")
 	cmd.Flags().StringVar(&checkpoints, "checkpoints", "", "a file of further signed checkpoints the log published, separated by blank lines")
+	addJSONFlag(cmd, &asJSON, "log-migrate")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +40,34 @@ type policyCheckFlags struct {
 	emergency string
 	// at is the time to judge at (RFC 3339); default now.
 	at string
+	// asJSON prints a policyCheckResult.
+	asJSON bool
+}
+
+// policyCheckResult is `policy check --json`
+// (schema/jsonschema/cli/policy-check.json). Acceptable is false exactly
+// when the exit code is 3.
+type policyCheckResult struct {
+	Acceptable bool   `json:"acceptable"`
+	File       string `json:"file"`
+	// What describes the commitment ("" when it could not be parsed).
+	What string `json:"what,omitempty"`
+	// Issuer is the origin it was judged for, At the time it was judged at
+	// (RFC 3339; "" for the log's own dry run, at the log's time).
+	Issuer string `json:"issuer"`
+	At     string `json:"at,omitempty"`
+	// Mode is "offline", "replay" (the log's entries replayed here) or
+	// "log" (the log's dry run, POST /v1/check).
+	Mode string `json:"mode"`
+	// Replayed is the number of log entries replayed (mode replay).
+	Replayed uint64          `json:"replayed,omitempty"`
+	Notes    []string        `json:"notes"`
+	Problems []policyProblem `json:"problems"`
+}
+
+type policyProblem struct {
+	Rule   string `json:"rule"`
+	Reason string `json:"reason"`
 }
 
 func newPolicyCheckCmd() *cobra.Command {
@@ -52,7 +79,7 @@ func newPolicyCheckCmd() *cobra.Command {
 issuer serves it, against the log's admission rules, and print every problem
 with its rule and numbers. Members the consumers ignore are dropped and noted.
 
-Without --log, FILE is judged offline as the first commitment of a newly
+Without --log (or, with --issuer, $KEYCOMMIT_LOG), FILE is judged offline as the first commitment of a newly
 registered issuer (origin --issuer, or a placeholder) at the current time
 (or --at). Exit 0 only when it is acceptable.
 
@@ -70,12 +97,13 @@ failure.`,
 		},
 	}
 	f.logFlags.url, f.logFlags.vkey = "", ""
-	cmd.Flags().StringVar(&f.logFlags.url, "log", "", "judge against this log's history (needs --issuer and --log-vkey)")
+	cmd.Flags().StringVar(&f.logFlags.url, "log", "", "judge against this log's history (needs --issuer and --log-vkey; with --issuer, default $KEYCOMMIT_LOG)")
 	cmd.Flags().StringVar(&f.logFlags.vkey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "the log's verifier key, C2SP vkey (default $KEYCOMMIT_LOG_VKEY)")
 	cmd.Flags().StringVar(&f.issuer, "issuer", "", "the issuer's HTTPS origin")
 	cmd.Flags().StringVar(&f.keyFile, "key", "", "with --log: the issuer's account key, to ask the log's own dry run")
 	cmd.Flags().StringVar(&f.emergency, "emergency", "", "check as an emergency rotation with this preliminary incident report (JSON)")
 	cmd.Flags().StringVar(&f.at, "at", "", "judge at this time (RFC 3339) instead of now; not with --key")
+	addJSONFlag(cmd, &f.asJSON, "policy-check")
 	return cmd
 }
 
@@ -84,16 +112,70 @@ failure.`,
 const placeholderOrigin = "https://new-issuer.invalid"
 
 func runPolicyCheck(ctx context.Context, w io.Writer, f *policyCheckFlags, file string) error {
+	res := &policyCheckResult{File: file, Mode: "offline", Notes: []string{}, Problems: []policyProblem{}}
+	err := policyCheck(ctx, res, f, file)
+	if f.asJSON {
+		if err != nil && !errors.As(err, new(*problemsError)) {
+			return err // an error object, from main
+		}
+		if werr := writeJSONOut(w, res); werr != nil {
+			return werr
+		}
+		if err != nil {
+			return printed{err}
+		}
+		return nil
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	if res.Mode == "replay" {
+		fmt.Fprintf(w, "replayed %d log entries\n", res.Replayed)
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintf(w, "refused by rule %s: %s\n", p.Rule, p.Reason)
+	}
+	if err == nil {
+		switch res.Mode {
+		case "offline":
+			fmt.Fprintf(w, "%s is acceptable as the first commitment of a new issuer (at %s)\n", res.What, res.At)
+		case "replay":
+			fmt.Fprintf(w, "%s is acceptable for %s now (%s), given the log's %d entries\n", res.What, res.Issuer, res.At, res.Replayed)
+		case "log":
+			fmt.Fprintf(w, "the log would accept %s for %s now (dry run; nothing logged)\n", res.What, res.Issuer)
+		}
+	}
+	return err
+}
+
+// problemsError is a policy check that found problems (exit code 3); the
+// problems are in the result.
+type problemsError struct{ n int }
+
+func (e *problemsError) Error() string { return fmt.Sprintf("not acceptable: %d problem(s)", e.n) }
+
+// refuse records the problems ds in res and returns the exit-3 error.
+func refuse(res *policyCheckResult, ds []policy.Decision) error {
+	if len(ds) == 0 {
+		res.Acceptable = true
+		return nil
+	}
+	for _, d := range ds {
+		res.Problems = append(res.Problems, policyProblem{Rule: d.Rule, Reason: d.Reason})
+	}
+	return &exitError{exitRefused, &problemsError{len(ds)}}
+}
+
+// policyCheck judges file as f says, filling in res.
+func policyCheck(ctx context.Context, res *policyCheckResult, f *policyCheckFlags, file string) error {
 	raw, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("couldn't read the commitment: %w", err)
 	}
 	kc, notes, err := schema.ParseCommitmentFile(raw)
-	for _, n := range notes {
-		fmt.Fprintf(w, "note: %s\n", n)
-	}
+	res.Notes = append(res.Notes, notes...)
 	if err != nil {
-		return &exitError{exitRefused, fmt.Errorf("%s is not acceptable: %w", file, err)}
+		return refuse(res, []policy.Decision{{Rule: "format", Reason: fmt.Sprintf("%s is not acceptable: %v", file, err)}})
 	}
 	if f.emergency != "" {
 		rep, err := readIncidentReport(f.emergency)
@@ -104,7 +186,7 @@ func runPolicyCheck(ctx context.Context, w io.Writer, f *policyCheckFlags, file 
 	}
 	// Make sure what would be logged is a valid, canonical body.
 	if _, err := schema.CanonicalizeBody(schema.KindKeyCommitment, kc); err != nil {
-		return &exitError{exitRefused, fmt.Errorf("%s is not acceptable: %w", file, err)}
+		return refuse(res, []policy.Decision{{Rule: "format", Reason: fmt.Sprintf("%s is not acceptable: %v", file, err)}})
 	}
 	at := time.Now().UnixMilli()
 	if f.at != "" {
@@ -120,14 +202,16 @@ func runPolicyCheck(ctx context.Context, w io.Writer, f *policyCheckFlags, file 
 			return err
 		}
 	}
-	what := describeCommitment(kc)
-
+	res.Issuer, res.What = origin, describeCommitment(kc)
+	if f.url == "" && f.issuer != "" {
+		f.url = os.Getenv("KEYCOMMIT_LOG")
+	}
 	if f.url == "" {
 		if f.keyFile != "" {
-			return errors.New("--key needs --log")
+			return errors.New("--key needs --log (or $KEYCOMMIT_LOG)")
 		}
-		ds := policy.CheckCommitment(policy.NewState(), origin, kc, at)
-		return reportProblems(w, ds, fmt.Sprintf("%s is acceptable as the first commitment of a new issuer (at %s)", what, fmtMs(at)))
+		res.At = fmtMs(at)
+		return refuse(res, policy.CheckCommitment(policy.NewState(), origin, kc, at))
 	}
 	if f.issuer == "" {
 		return errors.New("--log needs --issuer, the origin whose history the commitment is judged against")
@@ -140,7 +224,8 @@ func runPolicyCheck(ctx context.Context, w io.Writer, f *policyCheckFlags, file 
 		if f.at != "" {
 			return errors.New("--at does not apply to the log's dry run, which uses the log's time")
 		}
-		return checkWithLog(ctx, w, c, f.keyFile, origin, kc, what)
+		res.Mode = "log"
+		return checkWithLog(ctx, res, c, f.keyFile, origin, kc)
 	}
 	st, err := replayLog(ctx, c)
 	if err != nil {
@@ -149,12 +234,11 @@ func runPolicyCheck(ctx context.Context, w io.Writer, f *policyCheckFlags, file 
 	if latest := latestTime(st, origin); latest > at {
 		at = latest
 	}
-	ds := policy.CheckCommitment(st, origin, kc, at)
-	fmt.Fprintf(w, "replayed %d log entries\n", st.Size())
+	res.Mode, res.Replayed, res.At = "replay", st.Size(), fmtMs(at)
 	if _, ok := st.Issuer(origin); !ok {
-		fmt.Fprintf(w, "note: %s is not registered in the log; judged as a new issuer's first commitment\n", origin)
+		res.Notes = append(res.Notes, fmt.Sprintf("%s is not registered in the log; judged as a new issuer's first commitment", origin))
 	}
-	return reportProblems(w, ds, fmt.Sprintf("%s is acceptable for %s now (%s), given the log's %d entries", what, origin, fmtMs(at), st.Size()))
+	return refuse(res, policy.CheckCommitment(st, origin, kc, at))
 }
 
 func describeCommitment(kc *schema.KeyCommitment) string {
@@ -169,22 +253,14 @@ func describeCommitment(kc *schema.KeyCommitment) string {
 	return fmt.Sprintf("this %s with %d keys", kind, len(keys))
 }
 
-func reportProblems(w io.Writer, ds []policy.Decision, ok string) error {
-	if len(ds) == 0 {
-		fmt.Fprintln(w, ok)
-		return nil
-	}
-	for _, d := range ds {
-		fmt.Fprintf(w, "refused by rule %s: %s\n", d.Rule, d.Reason)
-	}
-	return &exitError{exitRefused, fmt.Errorf("not acceptable: %d problem(s)", len(ds))}
-}
-
 // checkWithLog signs the commitment with the issuer's account key and asks
 // the log's policy (POST /v1/check); nothing is logged.
-func checkWithLog(ctx context.Context, w io.Writer, c *client.Client, keyFile, origin string, kc *schema.KeyCommitment, what string) error {
+func checkWithLog(ctx context.Context, res *policyCheckResult, c *client.Client, keyFile, origin string, kc *schema.KeyCommitment) error {
 	key, err := issuer.ReadKeyFile(keyFile)
 	if err != nil {
+		return err
+	}
+	if err := checkLogKey(ctx, c, c.Verifier().Name()); err != nil {
 		return err
 	}
 	is, err := issuer.Open(ctx, c, origin, key)
@@ -195,14 +271,14 @@ func checkWithLog(ctx context.Context, w io.Writer, c *client.Client, keyFile, o
 	if err != nil {
 		return err
 	}
-	res, err := c.Check(ctx, sub)
+	cr, err := c.Check(ctx, sub)
 	if err != nil {
 		return fmt.Errorf("couldn't ask the log's policy: %w", err)
 	}
-	if !res.Accept {
-		return reportProblems(w, []policy.Decision{{Rule: res.Rule, Reason: res.Reason}}, "")
+	if !cr.Accept {
+		return refuse(res, []policy.Decision{{Rule: cr.Rule, Reason: cr.Reason}})
 	}
-	fmt.Fprintf(w, "the log would accept %s for %s now (dry run; nothing logged)\n", what, origin)
+	res.Acceptable = true
 	return nil
 }
 
@@ -269,9 +345,7 @@ func newPolicyParamsCmd() *cobra.Command {
 				p, source = *lp, "in force at "+f.url
 			}
 			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				return enc.Encode(p)
+				return writeJSONOut(w, p)
 			}
 			printParams(w, p, source)
 			return nil
@@ -279,17 +353,12 @@ func newPolicyParamsCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&f.url, "log", "", "print the parameters in force at this log (GET /v1/policy)")
 	cmd.Flags().StringVar(&f.vkey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "the log's verifier key, C2SP vkey (default $KEYCOMMIT_LOG_VKEY)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the parameters as the JSON body of a policy_params entry")
+	addJSONFlag(cmd, &asJSON, "policy-params")
 	return cmd
 }
 
 func printParams(w io.Writer, p schema.PolicyParams, source string) {
-	dur := func(s int64) string {
-		if s%(24*3600) == 0 {
-			return fmt.Sprintf("%d days", s/(24*3600))
-		}
-		return (time.Duration(s) * time.Second).String()
-	}
+	dur := humanSeconds
 	fmt.Fprintf(w, "policy parameters (%s):\n", source)
 	for _, r := range []struct{ name, value, what string }{
 		{"min_rotation_interval", dur(p.MinRotationInterval), "between rotations (commitments adding a key), unless emergency"},

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +155,16 @@ func TestVerifyCommand(t *testing.T) {
 	tampered := filepath.Join(dir, "tampered.bundle")
 	bad := bytes.Replace(raw, []byte("issuer-5.example"), []byte("issuer-X.example"), 1)
 	os.WriteFile(tampered, bad, 0o644)
+	// The checkpoint's size changed: the log's signature breaks (the
+	// inclusion proof, checked first because it is cheaper, too).
+	sizeTampered := filepath.Join(dir, "size-tampered.bundle")
+	cpLine := regexp.MustCompile(`\nkeycommit\.example/log/cli\n(\d+)\n`)
+	m := cpLine.FindSubmatch(raw)
+	if m == nil {
+		t.Fatalf("no checkpoint in the bundle")
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	os.WriteFile(sizeTampered, cpLine.ReplaceAll(raw, []byte("\nkeycommit.example/log/cli\n"+strconv.Itoa(n+1)+"\n")), 0o644)
 	stalePolicy := append([]string{}, args...)
 	// A snapshot dated 61 days after its cosignatures (the clock-lie story).
 	liar := bundletest.NewLog("keycommit.example/log/cli")
@@ -180,6 +192,7 @@ func TestVerifyCommand(t *testing.T) {
 		check string
 	}{
 		{"tampered key set", []string{"verify", "--bundle", tampered, "--log-vkey", l.VKey, "--witness-policy", policy}, 2, "digest"},
+		{"tampered checkpoint size", []string{"verify", "--bundle", sizeTampered, "--log-vkey", l.VKey, "--witness-policy", policy}, 2, "log-signature check failed"},
 		{"stale", append(stalePolicy, "--max-age", "1ns"), 2, "freshness"},
 		{"snapshot dated after its cosignatures", []string{"verify", "--bundle", future, "--log-vkey", liar.VKey, "--witness-policy", liarPolicy}, 2, "time check failed"},
 		{"rollback", []string{"verify", "--bundle", file, "--log-vkey", l.VKey, "--witness-policy", policy, "--previous", mustSaveURL(t, bin, urlArgs, dir)}, 2, "rollback"},
@@ -192,9 +205,15 @@ func TestVerifyCommand(t *testing.T) {
 			if code != tc.code || !strings.Contains(errOut, tc.check) {
 				t.Errorf("exit %d stderr %q, want exit %d naming %q (stdout %q)", code, errOut, tc.code, tc.check, out)
 			}
+			if goBytes.MatchString(errOut) {
+				t.Errorf("stderr prints a Go byte slice: %s", errOut)
+			}
 		})
 	}
 }
+
+// goBytes matches a Go byte slice printed with %v ("[35 229 127").
+var goBytes = regexp.MustCompile(`\[\d{1,3} \d{1,3} \d{1,3}`)
 
 // mustSaveURL verifies the served bundle with --save and returns the
 // saved file.

@@ -35,6 +35,7 @@ func newWitnessCmd() *cobra.Command {
 
 func newWitnessInitCmd() *cobra.Command {
 	var dir, name string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "init --data DIR --name NAME",
 		Short: "Create a witness: a cosignature key and an empty state database",
@@ -48,6 +49,9 @@ func newWitnessInitCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				return writeJSONOut(out, &witnessInitResult{Name: name, Dir: dir, VKey: vkey})
+			}
 			fmt.Fprintf(out, "initialised witness %q in %s\n", name, dir)
 			fmt.Fprintln(out, vkey)
 			return nil
@@ -55,6 +59,7 @@ func newWitnessInitCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
 	cmd.Flags().StringVar(&name, "name", "", "witness key name, e.g. witness.example.com/w1 (required)")
+	addJSONFlag(cmd, &asJSON, "witness-init")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("name")
 	return cmd
@@ -62,6 +67,7 @@ func newWitnessInitCmd() *cobra.Command {
 
 func newWitnessAddLogCmd() *cobra.Command {
 	var dir, origin, vkey string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "add-log --data DIR --origin ORIGIN --vkey VKEY",
 		Short: "Configure a log to cosign: its checkpoint origin and log verifier key",
@@ -78,6 +84,9 @@ func newWitnessAddLogCmd() *cobra.Command {
 			if err := s.AddLog(cmd.Context(), origin, vkey); err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSONOut(cmd.OutOrStdout(), &witnessAddLogResult{Origin: origin, VKey: vkey})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "added log %q with key %s\n", origin, vkey)
 			return nil
 		},
@@ -85,6 +94,7 @@ func newWitnessAddLogCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
 	cmd.Flags().StringVar(&origin, "origin", "", "the log's checkpoint origin line (required)")
 	cmd.Flags().StringVar(&vkey, "vkey", "", "the log's verifier key, C2SP vkey format (required)")
+	addJSONFlag(cmd, &asJSON, "witness-add-log")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("origin")
 	cmd.MarkFlagRequired("vkey")
@@ -93,6 +103,7 @@ func newWitnessAddLogCmd() *cobra.Command {
 
 func newWitnessListLogsCmd() *cobra.Command {
 	var dir string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list-logs --data DIR",
 		Short: "List configured logs with the size the witness last cosigned",
@@ -107,6 +118,13 @@ func newWitnessListLogsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				res := witnessListLogsResult{Logs: []witnessLogJSON{}}
+				for _, l := range logs {
+					res.Logs = append(res.Logs, witnessLogJSON{Origin: l.Origin, Size: l.Size, VKeys: l.VKeys})
+				}
+				return writeJSONOut(cmd.OutOrStdout(), &res)
+			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ORIGIN\tSIZE\tVKEYS")
 			for _, l := range logs {
@@ -116,8 +134,36 @@ func newWitnessListLogsCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
+	addJSONFlag(cmd, &asJSON, "witness-list-logs")
 	cmd.MarkFlagRequired("data")
 	return cmd
+}
+
+// witnessInitResult is `witness init --json`
+// (schema/jsonschema/cli/witness-init.json).
+type witnessInitResult struct {
+	Name string `json:"name"`
+	Dir  string `json:"dir"`
+	VKey string `json:"vkey"`
+}
+
+// witnessAddLogResult is `witness add-log --json`
+// (schema/jsonschema/cli/witness-add-log.json).
+type witnessAddLogResult struct {
+	Origin string `json:"origin"`
+	VKey   string `json:"vkey"`
+}
+
+// witnessListLogsResult is `witness list-logs --json`
+// (schema/jsonschema/cli/witness-list-logs.json).
+type witnessListLogsResult struct {
+	Logs []witnessLogJSON `json:"logs"`
+}
+
+type witnessLogJSON struct {
+	Origin string   `json:"origin"`
+	Size   uint64   `json:"size"`
+	VKeys  []string `json:"vkeys"`
 }
 
 func newWitnessServeCmd() *cobra.Command {

@@ -21,6 +21,7 @@ import (
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/transparency-dev/merkle/proof"
@@ -256,6 +257,7 @@ func (r tileReader) SaveTiles([]tlog.Tile, [][]byte) {}
 // VerifyInclusion checks that leafHash is at index in the tree of cp.
 func VerifyInclusion(cp checkpoint.Checkpoint, index uint64, leafHash []byte, p [][]byte) error {
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, leafHash, p, cp.Hash[:]); err != nil {
+		err = verify.ProofError(err)
 		return fmt.Errorf("inclusion proof of entry %d in tree of size %d doesn't verify: %w", index, cp.Size, err)
 	}
 	return nil
@@ -268,6 +270,7 @@ func VerifyConsistency(older, newer checkpoint.Checkpoint, p [][]byte) error {
 		return fmt.Errorf("checkpoints of different logs (%q, %q)", older.Origin, newer.Origin)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Hash[:], newer.Hash[:]); err != nil {
+		err = verify.ProofError(err)
 		return fmt.Errorf("consistency proof from %d to %d doesn't verify: %w", older.Size, newer.Size, err)
 	}
 	return nil

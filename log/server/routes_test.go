@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/logtest"
 	"github.com/keycommit/keycommit/log/sqlitestore"
-	"github.com/keycommit/keycommit/log/testissuer"
 )
 
 // TestHTTPErrorsAreJSON: every error the log answers, on its own routes,
@@ -27,7 +27,7 @@ func TestHTTPErrorsAreJSON(t *testing.T) {
 	}
 	t.Cleanup(func() { store.Close() })
 	l := logtest.Start(t, store, nil)
-	is := testissuer.New(t, "https://issuer.example")
+	is := issuertest.New(t, "https://issuer.example")
 	if _, err := l.Client.Submit(t.Context(), is.Register(t)); err != nil {
 		t.Fatal(err)
 	}

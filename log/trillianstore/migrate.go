@@ -42,6 +42,10 @@ type MigrateConfig struct {
 	BatchSize int
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
+	// Progress, if set, is called as the migration goes: step "copy"
+	// after each batch of leaves added, step "prove" as the leaves are
+	// read back and the roots compared, with the entries done of total.
+	Progress func(step string, done, total uint64)
 }
 
 // MigrateResult is what Migrate proved.
@@ -163,6 +167,9 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		}
 		res.Copied += end - start
 		log.Debug("copied", "to", end, "of", n)
+		if cfg.Progress != nil {
+			cfg.Progress("copy", end, n)
+		}
 	}
 	for {
 		r, err = LatestRoot(ctx, cfg.Client, cfg.TreeID)
@@ -220,6 +227,9 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 			res.SizesChecked++
 		}
 		start += uint64(len(resp.Leaves))
+		if cfg.Progress != nil {
+			cfg.Progress("prove", start, n)
+		}
 	}
 	if got, _ := app.Root(); got != r.Hash {
 		return nil, fmt.Errorf("the Trillian log's root %x at %d is not the root %x of its leaves", r.Hash[:], n, got[:])

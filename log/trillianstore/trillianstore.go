@@ -63,6 +63,7 @@ import (
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
@@ -333,6 +334,7 @@ func (s *Store) checkConsistent(ctx context.Context, size1 uint64, root1 tlog.Ha
 		return fmt.Errorf("couldn't get Trillian's consistency proof %d→%d: %w", size1, r.Size, err)
 	}
 	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size1, r.Size, resp.GetProof().GetHashes(), root1[:], r.Hash[:]); err != nil {
+		err = verify.ProofError(err)
 		return fmt.Errorf("the Trillian log's tree of size %d is not consistent with ours of size %d: %w", r.Size, size1, err)
 	}
 	return nil

@@ -1,8 +1,11 @@
 package verify
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"github.com/transparency-dev/merkle/proof"
 )
 
 // Check names one of the checks a bundle or proof must pass.
@@ -51,4 +54,19 @@ func fail(c Check, format string, args ...any) error {
 
 func failErr(c Check, err error) error {
 	return &Error{Check: c, Err: err}
+}
+
+// b64 is how hashes appear in error messages: standard base64, as in
+// checkpoints.
+func b64(h []byte) string { return base64.StdEncoding.EncodeToString(h) }
+
+// ProofError rewrites the merkle library's root mismatch (whose message
+// prints Go byte slices) with the roots in base64, as checkpoints write
+// them; other errors are returned as they are.
+func ProofError(err error) error {
+	var m proof.RootMismatchError
+	if errors.As(err, &m) {
+		return fmt.Errorf("the proof leads to root %s, the checkpoint's root is %s", b64(m.CalculatedRoot), b64(m.ExpectedRoot))
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -236,10 +237,15 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 		return nil, failErr(CheckSnapshot, err)
 	}
 	if err := verifyInclusion(b.Entry, b.Index, b.Inclusion, cp0); err != nil {
+		// A checkpoint whose size or root was changed fails here first:
+		// name the check it breaks, the log's signature, if it does.
+		if _, serr := v.verifySignatures(b.Checkpoint, text, sigs, cp0, fresh); serr != nil {
+			return nil, serr
+		}
 		return nil, err
 	}
 	if d := sha256.Sum256(b.KeySet); !bytes.Equal(d[:], snap.Body.Digest) {
-		return nil, fail(CheckDigest, "key set hashes to %x, the snapshot at index %d commits to %x", d, b.Index, snap.Body.Digest)
+		return nil, fail(CheckDigest, "key set hashes to %s (hex SHA-256), the snapshot at index %d commits to %s", hex.EncodeToString(d[:]), b.Index, hex.EncodeToString(snap.Body.Digest))
 	}
 	cp, err := v.verifySignatures(b.Checkpoint, text, sigs, cp0, fresh)
 	if err != nil {
@@ -286,7 +292,7 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *appli
 	}
 	if cp.Size == old.Size {
 		if !bytes.Equal(cp.Root, old.Root) {
-			return fail(CheckConsistency, "checkpoint of size %d has root %x, the previous one of the same size had %x: the log forked", cp.Size, cp.Root, old.Root)
+			return fail(CheckConsistency, "checkpoint of size %d has root %s, the previous one of the same size had %s: the log forked", cp.Size, b64(cp.Root), b64(old.Root))
 		}
 	} else {
 		var hashes [][]byte
@@ -303,7 +309,7 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *appli
 			return fail(CheckConsistency, "no consistency proof from size %d to %d: fetch the bundle with ?old=%d or supply a proof", old.Size, cp.Size, old.Size)
 		}
 		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, hashes, old.Root, cp.Root); err != nil {
-			return fail(CheckConsistency, "checkpoint of size %d is not consistent with the previous one of size %d: %v", cp.Size, old.Size, err)
+			return fail(CheckConsistency, "checkpoint of size %d (root %s) is not consistent with the previous one of size %d (root %s): %v", cp.Size, b64(cp.Root), old.Size, b64(old.Root), ProofError(err))
 		}
 	}
 	pb := prev.Bundle
@@ -466,7 +472,7 @@ func verifyInclusion(leaf []byte, index uint64, hashes [][]byte, cp *Checkpoint)
 		return fail(CheckInclusion, "index %d is not in the checkpoint's tree of size %d", index, cp.Size)
 	}
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(leaf), hashes, cp.Root); err != nil {
-		return fail(CheckInclusion, "entry at index %d is not in the checkpoint's tree of size %d: %v", index, cp.Size, err)
+		return fail(CheckInclusion, "entry at index %d is not in the checkpoint's tree of size %d: %v", index, cp.Size, ProofError(err))
 	}
 	return nil
 }

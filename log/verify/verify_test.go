@@ -16,6 +16,7 @@ import (
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/keycommit/keycommit/witness/quorum"
+	"github.com/transparency-dev/merkle/proof"
 )
 
 const origin = "keycommit.example/log/test"
@@ -669,4 +670,18 @@ func issuerCommitment(t *testing.T, expiry time.Time) (*schema.KeyCommitment, ed
 	y := append([]byte{0, 0, 0, 7}, pt...)
 	return &schema.KeyCommitment{PST: schema.PSTCommitment{schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: 1, BatchSize: 10,
 		Keys: map[string]schema.PSTKey{"7": {Y: base64.StdEncoding.EncodeToString(y), Expiry: fmt.Sprint(expiry.UnixMicro())}}}}}, acct
+}
+
+// TestProofErrorBase64: a root mismatch names both roots in base64, not as
+// Go byte slices.
+func TestProofErrorBase64(t *testing.T) {
+	a, b := bytes.Repeat([]byte{0x23}, 32), bytes.Repeat([]byte{0xe5}, 32)
+	err := verify.ProofError(proof.RootMismatchError{ExpectedRoot: a, CalculatedRoot: b})
+	want := "the proof leads to root " + base64.StdEncoding.EncodeToString(b) + ", the checkpoint's root is " + base64.StdEncoding.EncodeToString(a)
+	if err.Error() != want {
+		t.Errorf("ProofError = %q, want %q", err, want)
+	}
+	if other := errors.New("x"); verify.ProofError(other) != other {
+		t.Error("ProofError changed another error")
+	}
 }
