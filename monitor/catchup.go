@@ -95,6 +95,9 @@ func (f *follower) save(ctx context.Context, alerts []Alert, done bool) error {
 		verified = anchor.Note
 	}
 	if err := f.m.store.saveProgress(ctx, f.origin, verified, pos, state, alerts); err != nil {
+		if len(alerts) > 0 {
+			f.m.unstored(alerts, err)
+		}
 		return err
 	}
 	f.savedPos, f.savedTime = pos, time.Now()

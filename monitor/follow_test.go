@@ -2,7 +2,12 @@ package monitor
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"github.com/keycommit/keycommit/log/httpguard"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -203,19 +208,37 @@ func TestWatchKeyChange(t *testing.T) {
 	}
 	// A restarted monitor does not raise it again.
 	m.Close()
-	m2 := newTestMonitor(t, dir, nil, l)
+	tokFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokFile, []byte("s3cret-operator-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := httpguard.LoadToken(tokFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := newTestMonitor(t, dir, func(c *Config) { c.AdminToken = tok }, l)
 	m2.once(t)
 	if as := m2.out.alerts(t); len(as) != 0 {
 		t.Fatalf("restarted monitor raised %+v", as)
 	}
-	// Watches added over HTTP take effect for later changes.
+	// Watches added over HTTP, with the operator's token, take effect
+	// for later changes; without it nothing is added.
 	srv := httptestServer(t, m2.Handler())
-	resp := postJSON(t, srv+"/watch", `{"origin":"https://issuer2.example"}`)
+	if resp := postJSON(t, srv+"/watch", `{"origin":"https://stranger.example"}`); resp != 401 {
+		t.Fatalf("POST /watch without the token: %d, want 401", resp)
+	}
+	if resp := postJSONAuth(t, srv+"/watch", `{"origin":"https://stranger.example"}`, "Bearer not-the-token-at-all"); resp != 401 {
+		t.Fatalf("POST /watch with a wrong token: %d, want 401", resp)
+	}
+	resp := postJSONAuth(t, srv+"/watch", `{"origin":"https://issuer2.example"}`, "Bearer s3cret-operator-token")
 	if resp != 200 {
 		t.Fatalf("POST /watch: %d", resp)
 	}
-	if resp := postJSON(t, srv+"/watch", `{"origin":"http://not-https.example"}`); resp != 400 {
+	if resp := postJSONAuth(t, srv+"/watch", `{"origin":"http://not-https.example"}`, "Bearer s3cret-operator-token"); resp != 400 {
 		t.Errorf("POST /watch with a non-https origin: %d, want 400", resp)
+	}
+	if ws, _ := m2.Watches(context.Background()); slices.Contains(ws, "https://stranger.example") {
+		t.Errorf("a watch without the token was added: %v", ws)
 	}
 	g.Advance(61 * 24 * time.Hour)
 	idx2 := int64(must[uint64](t)(g.Commit(origins[2], 2, 3)))

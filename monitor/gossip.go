@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keycommit/keycommit/log/httpguard"
 )
 
 // EvidenceInfo describes a stored evidence bundle.
@@ -23,29 +27,61 @@ type EvidenceInfo struct {
 //	GET  /<hex sha256(origin)>/checkpoint  latest verified checkpoint of a log (as a C2SP witness serves it)
 //	GET  /v1/checkpoints                   JSON status of every log followed
 //	POST /v1/checkpoint                    a signed checkpoint to check (from a peer or a user agent)
-//	GET  /v1/evidence                      JSON list of split-view evidence
+//	GET  /v1/evidence                      JSON list of split-view evidence (paginated)
 //	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence)
 //	GET  /v1/gossip                        JSON status of the latest pull from each peer and witness
-//	POST /watch                            {"origin": "https://issuer.example"}: alert on its key changes
-//	GET  /watch                            JSON list of watched origins
+//	POST /watch                            {"origin": "https://issuer.example"}: alert on its key changes (operator's token)
+//	GET  /watch                            JSON list of watched origins (paginated)
+//
+// The lists are paginated as httpguard says: ?after=<cursor>&limit=<n>
+// (at most maxPage, default 100), and a Link rel="next" header while
+// more follow; the cursor is the last evidence id or watched origin of
+// the page. POST /v1/checkpoint takes only checkpoints signed by a
+// followed log's key, at most Config.MaxInFlight at once (429 beyond),
+// and keeps at most maxPendingPerLog per log for a later check. POST
+// /watch changes what the monitor alerts on, so it needs the operator's
+// token (Config.AdminToken, Authorization: Bearer).
 func (m *Monitor) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{id}/checkpoint", m.serveCheckpoint)
 	mux.HandleFunc("GET /v1/checkpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
-	mux.HandleFunc("POST /v1/checkpoint", m.servePostCheckpoint)
+	mux.Handle("POST /v1/checkpoint", m.postLimit.Wrap(http.HandlerFunc(m.servePostCheckpoint)))
 	mux.HandleFunc("GET /v1/evidence", m.serveEvidenceList)
 	mux.HandleFunc("GET /v1/gossip", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Gossip()) })
 	mux.HandleFunc("GET /v1/evidence/{id}", m.serveEvidence)
-	mux.HandleFunc("POST /watch", m.servePostWatch)
+	mux.Handle("POST /watch", m.cfg.AdminToken.Require(http.HandlerFunc(m.servePostWatch)))
 	mux.HandleFunc("GET /watch", func(w http.ResponseWriter, r *http.Request) {
-		ws, err := m.Watches(r.Context())
+		after, limit, err := httpguard.ParsePage(r, maxPage)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
+		}
+		ws, err := m.store.watches(r.Context(), after, limit+1)
+		if err != nil {
+			m.internalError(w, "couldn't list watches", err)
+			return
+		}
+		if len(ws) > limit {
+			ws = ws[:limit]
+			httpguard.SetNext(w, r, ws[limit-1])
+		}
+		if ws == nil {
+			ws = []string{}
 		}
 		writeJSON(w, http.StatusOK, map[string][]string{"watches": ws})
 	})
 	return mux
+}
+
+// maxPage is the largest page of the monitor's lists.
+const maxPage = 1000
+
+// internalError logs err with a request id and answers 500 with only
+// what failed and the id.
+func (m *Monitor) internalError(w http.ResponseWriter, what string, err error) {
+	id := httpguard.RequestID()
+	m.log.Error(what, "request_id", id, "err", err)
+	http.Error(w, what+" (request id "+id+")", http.StatusInternalServerError)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -75,9 +111,13 @@ func (m *Monitor) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 // 202 kept for a later check, 409 split view (with the evidence id), 403
 // bad signature, 404 unknown log, 400 malformed.
 func (m *Monitor) servePostCheckpoint(w http.ResponseWriter, r *http.Request) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxNoteSize+1))
-	if err != nil || len(b) > maxNoteSize {
-		http.Error(w, fmt.Sprintf("checkpoint body unreadable or over %d bytes", maxNoteSize), http.StatusBadRequest)
+	b, err := httpguard.ReadBody(w, r, maxNoteSize)
+	if errors.Is(err, httpguard.ErrTooLarge) {
+		http.Error(w, fmt.Sprintf("checkpoint body over %d bytes", maxNoteSize), http.StatusRequestEntityTooLarge)
+		return
+	}
+	if err != nil {
+		http.Error(w, "couldn't read the checkpoint body", http.StatusBadRequest)
 		return
 	}
 	res, evID, err := m.submitCheckpoint(r.Context(), b, "post "+r.RemoteAddr)
@@ -86,8 +126,11 @@ func (m *Monitor) servePostCheckpoint(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusNotFound)
 	case errors.Is(err, errBadCheckpoint):
 		http.Error(w, err.Error(), http.StatusForbidden)
+	case errors.Is(err, errTooManyPending):
+		httpguard.TooMany(w)
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
 	case err != nil:
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		m.internalError(w, "couldn't check the checkpoint", err)
 	case res == resultSplit:
 		writeJSON(w, http.StatusConflict, map[string]string{"result": res.String(), "evidence": evID})
 	case res == resultPending:
@@ -126,10 +169,19 @@ func sourceKind(s string) string {
 }
 
 func (m *Monitor) serveEvidenceList(w http.ResponseWriter, r *http.Request) {
-	l, err := m.store.evidenceList(r.Context())
+	after, limit, err := httpguard.ParsePage(r, maxPage)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
+	}
+	l, err := m.store.evidencePage(r.Context(), after, limit+1)
+	if err != nil {
+		m.internalError(w, "couldn't list evidence", err)
+		return
+	}
+	if len(l) > limit {
+		l = l[:limit]
+		httpguard.SetNext(w, r, l[limit-1].ID)
 	}
 	if l == nil {
 		l = []EvidenceInfo{}
@@ -144,7 +196,7 @@ func (m *Monitor) serveEvidence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+		m.internalError(w, "couldn't read evidence", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -262,17 +314,30 @@ func (m *Monitor) pullCheckpoint(ctx context.Context, base string, f *follower, 
 	return nil
 }
 
+// maxPeerEvidence bounds the evidence list read from one peer per pull.
+const maxPeerEvidence = 100 * maxPage
+
 // pullEvidence fetches a peer's evidence bundles it does not have, checks
 // each one against the key of the log it names, and keeps those that
 // verify.
 func (m *Monitor) pullEvidence(ctx context.Context, base string) error {
-	b, err := httpGet(ctx, m.hc, base+"/v1/evidence", 1<<20)
-	if err != nil {
-		return fmt.Errorf("couldn't list evidence at %s: %w", base, err)
-	}
 	var list []EvidenceInfo
-	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("malformed evidence list from %s: %w", base, err)
+	// Page through the list by the last id of each page (the peer sends
+	// ids in order); a page that does not advance ends the list.
+	for after := ""; len(list) < maxPeerEvidence; {
+		b, err := httpGet(ctx, m.hc, base+"/v1/evidence?limit="+strconv.Itoa(maxPage)+"&after="+url.QueryEscape(after), 1<<20)
+		if err != nil {
+			return fmt.Errorf("couldn't list evidence at %s: %w", base, err)
+		}
+		var page []EvidenceInfo
+		if err := json.Unmarshal(b, &page); err != nil {
+			return fmt.Errorf("malformed evidence list from %s: %w", base, err)
+		}
+		list = append(list, page...)
+		if len(page) < maxPage || page[len(page)-1].ID <= after {
+			break
+		}
+		after = page[len(page)-1].ID
 	}
 	for _, info := range list {
 		f := m.byOrigin[info.Origin]

@@ -23,7 +23,21 @@ func httpHandlerFunc(f func(body []byte) int) http.Handler {
 
 func postJSON(t testing.TB, url, body string) int {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	return postJSONAuth(t, url, body, "")
+}
+
+// postJSONAuth is postJSON with an Authorization header (if not empty).
+func postJSONAuth(t testing.TB, url, body, auth string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

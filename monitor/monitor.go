@@ -26,6 +26,7 @@ package monitor
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -99,6 +101,14 @@ type Config struct {
 	// Now returns the current time (default time.Now); only alert and
 	// evidence timestamps use it.
 	Now func() time.Time
+	// AdminToken is the operator's token that POST /watch needs (Bearer);
+	// nil turns POST /watch off (403). Watches in Watch and Config.Watch
+	// need none.
+	AdminToken *httpguard.Token
+	// MaxInFlight bounds the POST /v1/checkpoint requests worked on at
+	// once (default 64); beyond it the monitor answers 429 with
+	// Retry-After before reading the body.
+	MaxInFlight int
 }
 
 // Monitor follows logs, gossips and alerts. Create it with New.
@@ -122,6 +132,8 @@ type Monitor struct {
 	gossipMu sync.Mutex
 	gossip   map[string]*GossipStatus // by kind and URL
 
+	postLimit *httpguard.Limiter // POST /v1/checkpoint
+
 	deliverMu sync.Mutex
 	raised    atomic.Int64 // alerts delivered by this process
 }
@@ -143,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{cfg: cfg, log: cfg.Logger, out: cfg.AlertOut, hc: cfg.HTTPClient, store: st,
+	m := &Monitor{cfg: cfg, log: cfg.Logger, out: cfg.AlertOut, hc: cfg.HTTPClient, store: st, postLimit: httpguard.NewLimiter(cfg.MaxInFlight),
 		byOrigin: map[string]*follower{}, byID: map[string]*follower{}, watches: map[string]map[string]int64{}}
 	if m.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		st.close()
@@ -223,6 +235,9 @@ func setDefaults(c *Config) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 64
+	}
 }
 
 // Close closes the database.
@@ -273,7 +288,13 @@ func (m *Monitor) startWatches(ctx context.Context, log string, since int64) err
 }
 
 // Watches returns the watched origins.
-func (m *Monitor) Watches(ctx context.Context) ([]string, error) { return m.store.watches(ctx) }
+func (m *Monitor) Watches(ctx context.Context) ([]string, error) { return m.store.watches(ctx, "", 0) }
+
+// WatchesPage returns at most limit watched origins after the origin
+// after, in order.
+func (m *Monitor) WatchesPage(ctx context.Context, after string, limit int) ([]string, error) {
+	return m.store.watches(ctx, after, max(limit, 1))
+}
 
 // watched reports whether entry idx of log, by issuer, is watched.
 func (m *Monitor) watched(log, issuer string, idx int64) bool {
@@ -291,7 +312,7 @@ func (m *Monitor) raise(ctx context.Context, alerts ...Alert) {
 		}
 	}
 	if err := m.store.addAlerts(ctx, alerts); err != nil {
-		m.log.Error("couldn't store alerts", "err", err)
+		m.unstored(alerts, err)
 		return
 	}
 	if err := m.deliver(ctx); err != nil {
@@ -300,6 +321,28 @@ func (m *Monitor) raise(ctx context.Context, alerts ...Alert) {
 }
 
 func (m *Monitor) noteAlert() { m.raised.Add(1) }
+
+// unstored delivers alerts that could not be stored, so that none is
+// lost: written to AlertOut at once (not to the webhook, which is retried
+// only from the store) and counted as raised, so that Once reports them
+// (exit 2). A replay whose save failed raises them again once it is
+// replayed, so they may be delivered twice.
+func (m *Monitor) unstored(alerts []Alert, err error) {
+	m.log.Error("couldn't store alerts; writing them out unstored", "alerts", len(alerts), "err", err)
+	m.deliverMu.Lock()
+	defer m.deliverMu.Unlock()
+	for _, a := range alerts {
+		b, jerr := json.Marshal(a)
+		if jerr != nil {
+			continue
+		}
+		if _, werr := m.out.Write(append(b, '\n')); werr != nil {
+			m.log.Error("couldn't write an alert", "err", werr)
+		}
+		m.metrics.alerts.WithLabelValues(a.Kind).Inc()
+		m.noteAlert()
+	}
+}
 
 // recordEvidence stores split-view evidence and raises its alert.
 func (m *Monitor) recordEvidence(ctx context.Context, ev *Evidence) error {

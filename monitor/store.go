@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -77,6 +78,16 @@ type store struct {
 }
 
 func openStore(ctx context.Context, path string) (*store, error) {
+	// Create the file 0600 before SQLite does (it would use 0644): the
+	// database holds watches and alerts, private to the operator.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("couldn't create monitor database %s: %w", path, err)
+	} else {
+		f.Close()
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, fmt.Errorf("couldn't make monitor database %s private: %w", path, err)
+	}
 	q := url.Values{}
 	q.Set("mode", "rwc")
 	q.Add("_pragma", "journal_mode(WAL)")
@@ -288,8 +299,13 @@ func (s *store) watchSince(ctx context.Context) (map[string]map[string]int64, er
 	return out, rows.Err()
 }
 
-func (s *store) watches(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT origin FROM watches ORDER BY origin`)
+// watches returns at most limit watched origins after the origin after,
+// in order (limit <= 0: all).
+func (s *store) watches(ctx context.Context, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT origin FROM watches WHERE origin > ? ORDER BY origin LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't read watches: %w", err)
 	}
@@ -333,7 +349,17 @@ func (s *store) addEvidence(ctx context.Context, e *Evidence, alert Alert) (bool
 
 // evidenceList returns the ids and origins of stored evidence.
 func (s *store) evidenceList(ctx context.Context) ([]EvidenceInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, origin, found FROM evidence ORDER BY found, id`)
+	return s.evidenceQuery(ctx, `SELECT id, origin, found FROM evidence ORDER BY found, id`)
+}
+
+// evidencePage returns at most limit evidence entries with ids after the
+// id after, in id order.
+func (s *store) evidencePage(ctx context.Context, after string, limit int) ([]EvidenceInfo, error) {
+	return s.evidenceQuery(ctx, `SELECT id, origin, found FROM evidence WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+}
+
+func (s *store) evidenceQuery(ctx context.Context, query string, args ...any) ([]EvidenceInfo, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't list evidence: %w", err)
 	}
@@ -363,7 +389,23 @@ func (s *store) evidence(ctx context.Context, id string) ([]byte, error) {
 	return b, nil
 }
 
+// maxPendingPerLog bounds the gossiped checkpoints kept per log for a
+// later check: each is signed by the log, but anyone who has many can
+// send them all.
+const maxPendingPerLog = 256
+
+// errTooManyPending is returned by addPending when the log already has
+// maxPendingPerLog checkpoints waiting.
+var errTooManyPending = errors.New("too many checkpoints of this log are waiting for a check")
+
 func (s *store) addPending(ctx context.Context, cp *Checkpoint, source string) error {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM pending WHERE origin = ?`, cp.Origin).Scan(&n); err != nil {
+		return fmt.Errorf("couldn't count pending checkpoints: %w", err)
+	}
+	if n >= maxPendingPerLog {
+		return fmt.Errorf("%w (%d)", errTooManyPending, n)
+	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO pending (origin, size, root, note, source, received) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, cp.Origin, cp.Size, cp.Root[:], cp.Note, source, time.Now().UnixMilli())
 	if err != nil {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
+	"github.com/keycommit/keycommit/monitor/monitortest"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
@@ -337,5 +341,147 @@ func TestWitnessFloodBoundedMemory(t *testing.T) {
 		if code != 400 && code != 429 && code != -1 {
 			t.Errorf("junk add-checkpoint answered %d (%d times); want 400 or 429", code, n)
 		}
+	}
+}
+
+// TestMonitorFloodBoundedMemory: the real `monitor --listen` gets 2,000
+// parallel near-limit POST /v1/checkpoint bodies (signed-note shaped,
+// 60 KiB of signature lines from unknown keys) while a peer gossips the
+// log's genuine checkpoint and 100 clients page through GET /watch: its
+// resident memory stays under 300 MiB, the honest gossip is answered 200
+// (429 retried), and a stranger's POST /watch is refused (401) and adds
+// nothing; with the token it is added.
+func TestMonitorFloodBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("flood test")
+	}
+	l, vkey, err := monitortest.NewWithKey("example.com/flood")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 4)
+	if _, err := g.Register("https://a.example"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l)
+	defer srv.Close()
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte("operator-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(keycommitBin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--data", t.TempDir(),
+		"--listen", "127.0.0.1:0", "--poll", "100ms", "--admin-token-file", tokFile)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	base := ""
+	for base == "" && sc.Scan() {
+		if _, u, found := strings.Cut(sc.Text(), "url=http://"); found && strings.Contains(sc.Text(), "monitor listening") {
+			base = "http://" + strings.Fields(u)[0]
+		}
+	}
+	if base == "" {
+		t.Fatal("monitor printed no listening line")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	cpURL := base + "/" + fmt.Sprintf("%x", sha256.Sum256([]byte(l.Origin()))) + "/checkpoint"
+	var genuine []byte
+	for deadline := time.Now().Add(time.Minute); genuine == nil; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(cpURL); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				genuine = b
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the monitor never verified the log's checkpoint")
+		}
+	}
+	pid := cmd.Process.Pid
+	_, before := procMemory(t, pid)
+
+	var junk bytes.Buffer
+	fmt.Fprintf(&junk, "%s\n5\n%s\n\n", l.Origin(), strings.Repeat("A", 43)+"=")
+	for junk.Len() < 60<<10 {
+		fmt.Fprintf(&junk, "\u2014 stranger%d %s\n", junk.Len(), strings.Repeat("B", 86)+"==")
+	}
+	start := make(chan struct{})
+	wait := flood(2000, start, func(hc *http.Client) (int, error) {
+		resp, err := hc.Post(base+"/v1/checkpoint", "text/plain", bytes.NewReader(junk.Bytes()))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	})
+	var readers sync.WaitGroup
+	for range 100 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			<-start
+			if resp, err := http.Get(base + "/watch?limit=1000"); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	close(start)
+	hc := floodClient()
+	for attempt := 0; ; attempt++ {
+		resp, err := hc.Post(base+"/v1/checkpoint", "text/plain", bytes.NewReader(genuine))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			break
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || attempt > 60 {
+			t.Fatalf("honest gossip under the flood: %d %s", resp.StatusCode, b)
+		}
+		time.Sleep(time.Second)
+	}
+	codes := wait()
+	readers.Wait()
+	rss, hwm := procMemory(t, pid)
+	t.Logf("flood answers %v; monitor memory: high-water %d MiB (before %d MiB), now %d MiB", codes, hwm>>20, before>>20, rss>>20)
+	if hwm > floodMaxRSS {
+		t.Errorf("the monitor's resident memory reached %d MiB, over %d MiB", hwm>>20, floodMaxRSS>>20)
+	}
+	for code, n := range codes {
+		if code != http.StatusForbidden && code != http.StatusTooManyRequests && code != -1 {
+			t.Errorf("junk checkpoints answered %d (%d times); want 403 or 429", code, n)
+		}
+	}
+	resp, err := http.Post(base+"/watch", "application/json", strings.NewReader(`{"origin":"https://stranger.example"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /watch without the token: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", base+"/watch", strings.NewReader(`{"origin":"https://watched.example"}`))
+	req.Header.Set("Authorization", "Bearer operator-token-0123456789")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("POST /watch with the token: %d, want 200", resp.StatusCode)
 	}
 }

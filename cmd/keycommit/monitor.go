@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/monitor"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,7 @@ func newMonitorCmd() *cobra.Command {
 	var (
 		logs, vkeys, peers, witnesses, watches []string
 		once, asJSON                           bool
-		data, listen, webhook, level           string
+		data, listen, webhook, level, tokenFile string
 		poll, gossip                           time.Duration
 	)
 	cmd := &cobra.Command{
@@ -38,8 +39,11 @@ path, verifies every checkpoint, proves every entry's inclusion, replays the
 policy on every entry in order and recomputes every snapshot. Alerts are JSON
 lines on stdout (and POSTed to --webhook). With --listen it serves gossip:
 the latest verified checkpoint per log at /<hex sha256(origin)>/checkpoint,
-POST /v1/checkpoint, split-view evidence at /v1/evidence, POST /watch, and
-Prometheus metrics at /metrics.
+POST /v1/checkpoint, split-view evidence at /v1/evidence, GET and POST /watch
+(POST needs the operator's token from --admin-token-file, sent as
+Authorization: Bearer <token>; without the flag POST /watch is off), and
+Prometheus metrics at /metrics. Lists are paginated (?after=, ?limit=, Link
+rel="next").
 
 With --once it verifies every log up to its current checkpoint, pulls once
 from peers and witnesses, and exits: 0 if everything checked out, 2 if it
@@ -88,6 +92,12 @@ monitor on it refuses to start.`,
 				return err
 			}
 			defer release()
+			var token *httpguard.Token
+			if tokenFile != "" {
+				if token, err = httpguard.LoadToken(tokenFile); err != nil {
+					return err
+				}
+			}
 			reg := prometheus.NewRegistry()
 			// With --once --json the alerts go into the report object.
 			var alertBuf bytes.Buffer
@@ -95,7 +105,7 @@ monitor on it refuses to start.`,
 			if asJSON {
 				alertOut = &alertBuf
 			}
-			cfg := monitor.Config{DataDir: data, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
+			cfg := monitor.Config{AdminToken: token, DataDir: data, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
 				AlertOut: alertOut, Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip}
 			for i := range logs {
 				cfg.Logs = append(cfg.Logs, monitor.LogConfig{URL: logs[i], VKey: vkeys[i]})
@@ -105,8 +115,9 @@ monitor on it refuses to start.`,
 				return err
 			}
 			defer m.Close()
+			serveErr := make(chan error, 1)
 			if listen != "" {
-				srv, err := monitorServe(listen, m, reg, logger)
+				srv, errc, err := monitorServe(listen, m, reg, logger)
 				if err != nil {
 					return err
 				}
@@ -115,9 +126,33 @@ monitor on it refuses to start.`,
 					defer cancel()
 					srv.Shutdown(sctx)
 				}()
+				// A server that stops on its own stops the monitor.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithCancel(ctx)
+				defer cancel()
+				go func() {
+					select {
+					case err := <-errc:
+						serveErr <- err
+						cancel()
+					case <-ctx.Done():
+					}
+				}()
+			}
+			// serveFailed returns the serving error, if the server stopped.
+			serveFailed := func() error {
+				select {
+				case err := <-serveErr:
+					return fmt.Errorf("monitor server stopped: %w", err)
+				default:
+					return nil
+				}
 			}
 			if once {
 				rep, err := m.Once(ctx)
+				if serr := serveFailed(); serr != nil {
+					return serr
+				}
 				if err != nil {
 					return err
 				}
@@ -128,6 +163,9 @@ monitor on it refuses to start.`,
 				return reportOnce(w, rep, asJSON, alertBuf.Bytes())
 			}
 			err = m.Run(ctx)
+			if serr := serveFailed(); serr != nil {
+				return serr
+			}
 			if errors.Is(err, context.Canceled) {
 				return nil
 			}
@@ -147,6 +185,7 @@ monitor on it refuses to start.`,
 	f.DurationVar(&poll, "poll", 10*time.Second, "pause between checks of each log")
 	f.DurationVar(&gossip, "gossip", 30*time.Second, "pause between pulls from peers and witnesses")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&tokenFile, "admin-token-file", "", "file (mode 0600) holding the operator's token that POST /watch needs as Authorization: Bearer; without it POST /watch is off")
 	addJSONFlag(cmd, &asJSON, "monitor-once")
 	cmd.Flags().Lookup("json").Usage = "with --once: print the report (and the alerts it raised) as one JSON object (schema/jsonschema/cli/monitor-once.json); errors too (cli/error.json), with the same exit codes"
 	cmd.AddCommand(newMonitorCheckEvidenceCmd())
@@ -154,26 +193,32 @@ monitor on it refuses to start.`,
 }
 
 // monitorServe serves the monitor's gossip handler and metrics on addr.
-func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, logger *slog.Logger) (*http.Server, error) {
+// The channel receives the error if the server stops on its own.
+func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, logger *slog.Logger) (*http.Server, <-chan error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("couldn't listen on %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("couldn't listen on %s: %w", addr, err)
 	}
 	mex, err := monitorExplorer(m, logger)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
 	mux.Handle("/", m.Handler())
 	mux.Handle("GET /{$}", mex)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	go srv.Serve(ln)
+	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
+	errc := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("monitor server stopped", "err", err)
+			errc <- err
+		}
+	}()
 	logger.Info("monitor listening", "url", "http://"+ln.Addr().String())
-	return srv, nil
+	return srv, errc, nil
 }
 
 func newMonitorCheckEvidenceCmd() *cobra.Command {

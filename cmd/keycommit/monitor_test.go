@@ -311,9 +311,10 @@ func TestMonitorListenBinary(t *testing.T) {
 	if !bytes.Equal(body, want) {
 		t.Errorf("served checkpoint\n%s\nwant\n%s", body, want)
 	}
+	// No --admin-token-file: POST /watch is off.
 	resp, err := http.Post(base+"/watch", "application/json", strings.NewReader(`{"origin":"https://a.example"}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("POST /watch: %v %v", err, resp)
+	if err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST /watch without a configured token: %v %v, want 403", err, resp)
 	}
 	resp.Body.Close()
 	resp, err = http.Get(base + "/metrics")
