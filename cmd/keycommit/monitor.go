@@ -26,10 +26,10 @@ import (
 
 func newMonitorCmd() *cobra.Command {
 	var (
-		logs, vkeys, peers, witnesses, watches []string
-		once, asJSON                           bool
+		logs, vkeys, peers, witnesses, watches  []string
+		once, asJSON                            bool
 		data, listen, webhook, level, tokenFile string
-		poll, gossip                           time.Duration
+		poll, gossip                            time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor --log URL --log-vkey VKEY [--once] [--data DIR]",
