@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	fnote "github.com/transparency-dev/formats/note"
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // Files in a witness data directory.
@@ -65,7 +65,7 @@ func InitDir(ctx context.Context, dir, name string) (vkey string, err error) {
 // Dir is an opened witness data directory.
 type Dir struct {
 	Store  *Store
-	Signer *fnote.Signer
+	Signer c2sp.Signer
 	Name   string
 	VKey   string
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // Store is the witness's durable state: the logs it is configured for (origin
@@ -212,16 +212,15 @@ func ValidateOrigin(origin string) error {
 }
 
 // checkLogVKey parses a log verifier key. Any signature type that
-// formats/note can verify is accepted except the cosignature types, which
-// are not log keys.
+// log/c2sp can verify is accepted except the cosignature types, which are
+// not log keys.
 func checkLogVKey(vkey string) error {
-	if _, err := fnote.NewVerifier(vkey); err != nil {
-		return fmt.Errorf("log verifier key %q is not a usable vkey: %w", vkey, err)
+	k, err := c2sp.ParseVKey(vkey)
+	if err == nil && (k.Type == c2sp.TypeCosignatureV1 || k.Type == c2sp.TypeCosignatureMLDSA44) {
+		return fmt.Errorf("log verifier key %q has cosignature type 0x%02x, not a log signature type", vkey, k.Type)
 	}
-	_, rest, _ := strings.Cut(vkey, "+")
-	_, b64, _ := strings.Cut(rest, "+")
-	if raw, err := base64.StdEncoding.DecodeString(b64); err == nil && len(raw) > 0 && (raw[0] == 0x04 || raw[0] == 0x06) {
-		return fmt.Errorf("log verifier key %q has cosignature type 0x%02x, not a log signature type", vkey, raw[0])
+	if _, err := c2sp.NewVerifier(vkey); err != nil {
+		return fmt.Errorf("log verifier key %q is not a usable vkey: %w", vkey, err)
 	}
 	return nil
 }

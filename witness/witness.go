@@ -64,12 +64,10 @@ package witness
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,12 +75,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/httpguard"
-	flog "github.com/transparency-dev/formats/log"
-	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // MaxBodySize bounds add-checkpoint request bodies. A request is at most a
@@ -96,8 +92,8 @@ type Config struct {
 	// close it.
 	Store *Store
 	// Signer makes the cosignatures: a tlog-cosignature/v1 signer such as
-	// formats/note.NewSignerForCosignatureV1 returns. Required.
-	Signer note.Signer
+	// NewSigner returns. Required.
+	Signer c2sp.Signer
 	// VKey is the signer's verifier key, served at GET /. Optional.
 	VKey string
 	// Logger receives operational logs. Nil discards them.
@@ -119,7 +115,7 @@ type Config struct {
 // Handler, and Close it when done.
 type Witness struct {
 	store   *Store
-	signer  note.Signer
+	signer  c2sp.Signer
 	vkey    string
 	logger  *slog.Logger
 	metrics *metrics
@@ -140,7 +136,7 @@ type Witness struct {
 // accepted state, which may still be waiting for its commit.
 type logState struct {
 	origin    string
-	verifiers note.Verifiers
+	verifiers []c2sp.Verifier
 
 	mu    sync.Mutex
 	size  uint64
@@ -275,15 +271,15 @@ func (w *Witness) state(ctx context.Context, origin string) (*logState, error) {
 	if err != nil || row == nil {
 		return nil, err
 	}
-	vs := make([]note.Verifier, 0, len(row.vkeys))
+	vs := make([]c2sp.Verifier, 0, len(row.vkeys))
 	for _, k := range row.vkeys {
-		v, err := fnote.NewVerifier(k)
+		v, err := c2sp.NewVerifier(k)
 		if err != nil {
 			return nil, fmt.Errorf("couldn't use stored key %q of log %q: %w", k, origin, err)
 		}
 		vs = append(vs, v)
 	}
-	st = &logState{origin: origin, verifiers: note.VerifierList(vs...), size: row.size, root: row.root, note: row.note}
+	st = &logState{origin: origin, verifiers: vs, size: row.size, root: row.root, note: row.note}
 	w.cacheMu.Lock()
 	defer w.cacheMu.Unlock()
 	if cur, ok := w.cache[origin]; ok {
@@ -313,79 +309,65 @@ func fail(status int, format string, args ...any) *Error {
 // AddCheckpoint runs the add-checkpoint protocol on a request body and
 // returns the cosignature line(s) for the response, or an *Error.
 func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error) {
-	req, err := parseAddRequest(body)
+	req, err := c2sp.ParseAddCheckpointRequest(body)
 	if err != nil {
 		return nil, fail(http.StatusBadRequest, "malformed add-checkpoint request: %w", err)
 	}
-	st, err := w.state(ctx, req.origin)
+	origin, err := c2sp.CheckpointOrigin(req.Checkpoint)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "malformed add-checkpoint request: %w", err)
+	}
+	st, err := w.state(ctx, origin)
 	if err != nil {
 		return nil, fail(http.StatusInternalServerError, "couldn't load log state: %w", err)
 	}
 	if st == nil {
-		return nil, fail(http.StatusNotFound, "unknown log origin %q", truncate([]byte(req.origin)))
+		return nil, fail(http.StatusNotFound, "unknown log origin %q", truncate([]byte(origin)))
 	}
-	// Parse the (not yet authenticated) checkpoint body, for the checks
-	// that need no signature: malformed (400), old > size (400), and old
-	// not the witness's size (409, answered without spending a signature
+	// Parse the (not yet authenticated) checkpoint, for the checks that
+	// need no signature: malformed (400), old > size (400), and old not
+	// the witness's size (409, answered without spending a signature
 	// verification on a stale request; the size is public anyway).
-	split := bytes.LastIndex(req.checkpoint, []byte("\n\n"))
-	if split < 0 {
-		return nil, fail(http.StatusBadRequest, "checkpoint is not a signed note: no signature block")
+	n, err := c2sp.SplitNote(req.Checkpoint)
+	if err != nil {
+		return nil, fail(http.StatusBadRequest, "checkpoint is not a signed note: %w", err)
 	}
-	text := req.checkpoint[:split+1]
-	var cp flog.Checkpoint
-	if _, err := cp.Unmarshal(text); err != nil {
+	cp, err := c2sp.ParseCheckpoint(n.Text)
+	if err != nil {
 		return nil, fail(http.StatusBadRequest, "signed note is not a checkpoint: %w", err)
 	}
 	switch {
 	case cp.Origin != st.origin:
 		return nil, fail(http.StatusBadRequest, "checkpoint origin %q is not %q", cp.Origin, st.origin)
-	case len(cp.Hash) != hashSize:
-		return nil, fail(http.StatusBadRequest, "checkpoint root hash is %d bytes, want %d", len(cp.Hash), hashSize)
-	case cp.Size > math.MaxInt64:
-		return nil, fail(http.StatusBadRequest, "checkpoint size %d is too large", cp.Size)
-	case req.oldSize > cp.Size:
-		return nil, fail(http.StatusBadRequest, "old size %d is larger than the checkpoint size %d", req.oldSize, cp.Size)
-	}
-	// formats/log is lenient; tlog-checkpoint is not: the size is a
-	// decimal without leading zeros and the root is canonical base64.
-	lines := strings.SplitN(string(text), "\n", 4)
-	if _, err := parseDecimal(lines[1]); err != nil {
-		return nil, fail(http.StatusBadRequest, "checkpoint size line %q: %v", truncate([]byte(lines[1])), err)
-	}
-	if base64.StdEncoding.EncodeToString(cp.Hash) != lines[2] {
-		return nil, fail(http.StatusBadRequest, "checkpoint root hash %q is not canonical base64", truncate([]byte(lines[2])))
+	case req.OldSize > cp.Size:
+		return nil, fail(http.StatusBadRequest, "old size %d is larger than the checkpoint size %d", req.OldSize, cp.Size)
 	}
 	st.mu.Lock()
 	size, stale := st.size, st.stale.Load()
 	st.mu.Unlock()
-	if !stale && req.oldSize != size {
+	if !stale && req.OldSize != size {
 		return nil, &Error{Status: http.StatusConflict, Size: size,
-			Err: fmt.Errorf("old size %d is not the witness's size %d for %q", req.oldSize, size, st.origin)}
+			Err: fmt.Errorf("old size %d is not the witness's size %d for %q", req.OldSize, size, st.origin)}
 	}
 
-	n, err := note.Open(req.checkpoint, st.verifiers)
+	verified, err := n.Verify(st.verifiers...)
 	if err != nil {
-		var unverified *note.UnverifiedNoteError
-		var invalid *note.InvalidSignatureError
+		var invalid *c2sp.SignatureError
 		switch {
-		case errors.As(err, &unverified):
-			return nil, fail(http.StatusForbidden, "checkpoint has no signature from a trusted key of log %q", req.origin)
+		case errors.Is(err, c2sp.ErrUnverified):
+			return nil, fail(http.StatusForbidden, "checkpoint has no signature from a trusted key of log %q", origin)
 		case errors.As(err, &invalid):
 			return nil, fail(http.StatusForbidden, "checkpoint signature by %s does not verify", invalid.Name)
 		default:
 			return nil, fail(http.StatusBadRequest, "checkpoint is not a valid signed note: %w", err)
 		}
 	}
-	if n.Text != string(text) {
-		// note.Open splits the same way; this cannot happen.
-		return nil, fail(http.StatusInternalServerError, "verified note text differs from the parsed checkpoint")
-	}
-	signed := verifiedNote(n)
+	// The checkpoint as stored: with only its verified log signatures.
+	signed := (&c2sp.Note{Text: n.Text, Sigs: verified}).Marshal()
 	// Sign before taking the log's lock, to keep the serialised section
 	// short. The cosignature is released only if the checks under the
 	// lock pass and the new state is durable.
-	full, err := note.Sign(&note.Note{Text: n.Text}, w.signer)
+	full, err := c2sp.Sign(n.Text, w.signer)
 	if err != nil {
 		return nil, fail(http.StatusInternalServerError, "couldn't cosign checkpoint: %w", err)
 	}
@@ -395,7 +377,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		st.mu.Lock()
 		if st.stale.Load() {
 			st.mu.Unlock()
-			if st, err = w.state(ctx, req.origin); err != nil || st == nil {
+			if st, err = w.state(ctx, origin); err != nil || st == nil {
 				return nil, fail(http.StatusServiceUnavailable, "couldn't reload log state: %v", err)
 			}
 			continue
@@ -403,11 +385,11 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		break
 	}
 	// Under st.mu: check, queue, advance.
-	if req.oldSize != st.size {
+	if req.OldSize != st.size {
 		size := st.size
 		st.mu.Unlock()
 		return nil, &Error{Status: http.StatusConflict, Size: size,
-			Err: fmt.Errorf("old size %d is not the witness's size %d for %q", req.oldSize, size, st.origin)}
+			Err: fmt.Errorf("old size %d is not the witness's size %d for %q", req.OldSize, size, st.origin)}
 	}
 	if ev, reason := w.checkConsistency(st, &cp, req, signed); reason != nil {
 		var o *op
@@ -451,7 +433,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		update: &stateUpdate{
 			origin:   st.origin,
 			prevSize: st.size, prevRoot: st.root,
-			newSize: cp.Size, newRoot: cp.Hash,
+			newSize: cp.Size, newRoot: cp.Hash[:],
 			note:  signed,
 			cosig: string(cosig),
 			at:    time.Now().Unix(),
@@ -463,7 +445,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 		st.mu.Unlock()
 		return nil, fail(http.StatusServiceUnavailable, "%v", err)
 	}
-	st.size, st.root, st.note, st.pending = cp.Size, cp.Hash, signed, o
+	st.size, st.root, st.note, st.pending = cp.Size, cp.Hash[:], signed, o
 	st.mu.Unlock()
 
 	if err := w.wait(ctx, o); err != nil {
@@ -477,15 +459,15 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 // the witness's state st. It returns nil, nil if so; otherwise the reason,
 // and evidence to keep when there is a previously cosigned checkpoint to
 // hold it against.
-func (w *Witness) checkConsistency(st *logState, cp *flog.Checkpoint, req *addRequest, signed []byte) (*Evidence, error) {
-	if cp.Size == 0 && !bytes.Equal(cp.Hash, rfc6962.DefaultHasher.EmptyRoot()) {
+func (w *Witness) checkConsistency(st *logState, cp *c2sp.Checkpoint, req *c2sp.AddCheckpointRequest, signed []byte) (*Evidence, error) {
+	if cp.Size == 0 && !bytes.Equal(cp.Hash[:], rfc6962.DefaultHasher.EmptyRoot()) {
 		return nil, errors.New("checkpoint of size 0 does not have the empty tree's root")
 	}
 	if st.root == nil {
 		// Never cosigned: any checkpoint is consistent with the empty
 		// view, and the proof from size 0 must be empty.
-		if len(req.proof) != 0 {
-			return nil, fmt.Errorf("consistency proof from size 0 must be empty, got %d hashes", len(req.proof))
+		if len(req.Proof) != 0 {
+			return nil, fmt.Errorf("consistency proof from size 0 must be empty, got %d hashes", len(req.Proof))
 		}
 		return nil, nil
 	}
@@ -494,21 +476,21 @@ func (w *Witness) checkConsistency(st *logState, cp *flog.Checkpoint, req *addRe
 			Origin: st.origin, Kind: kind, Proven: proven,
 			CosignedCheckpoint: string(st.note), CosignedSize: st.size,
 			ConflictingCheckpoint: string(signed), ConflictingSize: cp.Size,
-			OldSize: req.oldSize, Proof: req.proof, ImpliedOldRoot: implied,
+			OldSize: req.OldSize, Proof: req.Proof, ImpliedOldRoot: implied,
 			ObservedAt: time.Now().UTC(),
 		}
 	}
 	if cp.Size == st.size {
-		if !bytes.Equal(cp.Hash, st.root) {
+		if !bytes.Equal(cp.Hash[:], st.root) {
 			return ev(EvidenceSameSize, true, nil),
 				fmt.Errorf("checkpoint of size %d has a different root from the one the witness cosigned: the log forked", cp.Size)
 		}
-		if len(req.proof) != 0 {
-			return nil, fmt.Errorf("consistency proof between equal sizes must be empty, got %d hashes", len(req.proof))
+		if len(req.Proof) != 0 {
+			return nil, fmt.Errorf("consistency proof between equal sizes must be empty, got %d hashes", len(req.Proof))
 		}
 		return nil, nil
 	}
-	err := proof.VerifyConsistency(rfc6962.DefaultHasher, st.size, cp.Size, req.proof, st.root, cp.Hash)
+	err := proof.VerifyConsistency(rfc6962.DefaultHasher, st.size, cp.Size, req.Proof, st.root, cp.Hash[:])
 	if err == nil {
 		return nil, nil
 	}
@@ -519,7 +501,7 @@ func (w *Witness) checkConsistency(st *logState, cp *flog.Checkpoint, req *addRe
 	var mismatch proof.RootMismatchError
 	if errors.As(err, &mismatch) && bytes.Equal(mismatch.ExpectedRoot, st.root) {
 		implied := mismatch.CalculatedRoot
-		if proof.VerifyConsistency(rfc6962.DefaultHasher, st.size, cp.Size, req.proof, implied, cp.Hash) == nil {
+		if proof.VerifyConsistency(rfc6962.DefaultHasher, st.size, cp.Size, req.Proof, implied, cp.Hash[:]) == nil {
 			return ev(EvidenceInconsistent, true, implied),
 				fmt.Errorf("consistency proof shows the checkpoint of size %d extends a different tree of size %d than the one the witness cosigned: the log forked", cp.Size, st.size)
 		}
@@ -569,21 +551,6 @@ func (w *Witness) settled(o *op) error {
 			return errClosed
 		}
 	}
-}
-
-// verifiedNote re-encodes a note with only its verified signatures.
-func verifiedNote(n *note.Note) []byte {
-	var b bytes.Buffer
-	b.WriteString(n.Text)
-	b.WriteByte('\n')
-	for _, s := range n.Sigs {
-		b.WriteString("\u2014 ")
-		b.WriteString(s.Name)
-		b.WriteByte(' ')
-		b.WriteString(s.Base64)
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
 }
 
 // Handler returns the HTTP interface: POST /add-checkpoint,

@@ -121,7 +121,7 @@ func inclusion(ctx context.Context, src Source, index uint64, entry []byte, cp *
 	if err != nil {
 		return nil, fmt.Errorf("couldn't get the inclusion proof of index %d in the tree of size %d: %w", index, cp.Size, err)
 	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(entry), hashes, cp.Root); err != nil {
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(entry), hashes, cp.Hash[:]); err != nil {
 		err = verify.ProofError(err)
 		return nil, fmt.Errorf("inclusion proof of index %d in the tree of size %d does not verify: %w", index, cp.Size, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // BundleHeader is the first line of a version 1 keys bundle.
@@ -15,8 +17,8 @@ const BundleHeader = "keycommit.bundle/v1"
 // each is about 1.2 MB.
 const (
 	MaxBundleSize        = 64 << 20
-	MaxEntrySize         = 65535 // as tlog-tiles entry bundles allow
-	MaxInclusionHashes   = 63
+	MaxEntrySize         = c2sp.MaxEntrySize // as tlog-tiles entry bundles allow
+	MaxInclusionHashes   = c2sp.MaxInclusionHashes
 	MaxConsistencyHashes = 126
 )
 
@@ -120,7 +122,7 @@ func parseBundle(raw []byte) (*Bundle, error) {
 		return nil, errors.New("bundle ends after the entry")
 	}
 	if v, found := bytes.CutPrefix(line, []byte("consistency ")); found {
-		old, err := parseDecimal(string(v))
+		old, err := c2sp.ParseDecimal(string(v))
 		if err != nil {
 			return nil, fmt.Errorf("consistency: old size %w", err)
 		}
@@ -150,7 +152,7 @@ func parseBundle(raw []byte) (*Bundle, error) {
 	if !found {
 		return nil, fmt.Errorf("want an index line, got %.40q", line)
 	}
-	if b.Index, err = parseDecimal(string(v)); err != nil {
+	if b.Index, err = c2sp.ParseDecimal(string(v)); err != nil {
 		return nil, fmt.Errorf("index: %w", err)
 	}
 	for {
@@ -177,6 +179,15 @@ func parseBundle(raw []byte) (*Bundle, error) {
 		return nil, fmt.Errorf("checkpoint is %d bytes, over the limit of %d", len(b.Checkpoint), MaxNoteSize)
 	}
 	return b, nil
+}
+
+// decodeHash decodes a canonical base64 SHA-256 hash (c2sp.ParseHash).
+func decodeHash(s string) ([]byte, error) {
+	h, err := c2sp.ParseHash(s)
+	if err != nil {
+		return nil, err
+	}
+	return h[:], nil
 }
 
 // lineReader splits input into "\n"-terminated lines; a final line without

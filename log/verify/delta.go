@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // DeltaHeader is the first line of a version 1 delta bundle.
@@ -133,7 +135,7 @@ func parseDelta(raw []byte) (*Delta, error) {
 	if !found {
 		return nil, errors.New("base line: want <size> <digest>")
 	}
-	if d.BaseSize, err = parseDecimal(string(sz)); err != nil {
+	if d.BaseSize, err = c2sp.ParseDecimal(string(sz)); err != nil {
 		return nil, fmt.Errorf("base size %w", err)
 	}
 	if d.BaseSize == 0 {

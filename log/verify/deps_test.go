@@ -8,7 +8,8 @@ import (
 
 // TestDependencies keeps the verifier small enough to embed in a user
 // agent: besides the standard library it may import only
-// transparency-dev/merkle and witness/quorum (itself standard library only).
+// transparency-dev/merkle, log/c2sp and witness/quorum (both standard
+// library only, which their own tests check).
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
@@ -16,6 +17,7 @@ func TestDependencies(t *testing.T) {
 	}
 	allowed := []string{
 		"github.com/keycommit/keycommit/log/verify",
+		"github.com/keycommit/keycommit/log/c2sp",
 		"github.com/keycommit/keycommit/witness/quorum",
 		"github.com/transparency-dev/merkle",
 	}
@@ -27,7 +29,7 @@ func TestDependencies(t *testing.T) {
 			}
 		}
 		if !ok {
-			t.Errorf("log/verify depends on %s, outside the standard library, merkle and witness/quorum", dep)
+			t.Errorf("log/verify depends on %s, outside the standard library, merkle, log/c2sp and witness/quorum", dep)
 		}
 	}
 }

@@ -4,9 +4,12 @@
 // C2SP tlog-proof files for a single issuer's entry.
 //
 // It is meant to be embedded in user agents, so it imports only the Go
-// standard library, github.com/transparency-dev/merkle (RFC 6962 proofs) and
-// github.com/keycommit/keycommit/witness/quorum (the witness policy parser,
-// itself standard-library only). Signatures are verified with crypto/ed25519.
+// standard library, github.com/transparency-dev/merkle (RFC 6962 proofs),
+// github.com/keycommit/keycommit/log/c2sp (the C2SP note, checkpoint,
+// cosignature and tlog-proof formats) and
+// github.com/keycommit/keycommit/witness/quorum (the witness policy parser),
+// both standard-library only. Signatures are verified by log/c2sp with
+// crypto/ed25519.
 //
 // A bundle is accepted only when every check passes:
 //

@@ -201,17 +201,3 @@ func FuzzParseBundle(f *testing.F) {
 		}
 	})
 }
-
-func FuzzParseTLogProof(f *testing.F) {
-	f.Add([]byte(verify.TLogProofHeader + "\nextra QUJD\nindex 3\n5SB4fm0fbJ7J9THeiZiXCtvwWNpA1OM0YI8FEUnBWaI=\n\nx\n"))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		p, err := verify.ParseTLogProof(in)
-		if err != nil {
-			return
-		}
-		re, err := p.Marshal()
-		if err != nil || !bytes.Equal(re, in) {
-			t.Fatalf("tlog-proof has a second encoding (%v)", err)
-		}
-	})
-}

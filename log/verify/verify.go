@@ -2,7 +2,6 @@ package verify
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -60,7 +60,7 @@ type Verifier struct {
 	origin    string
 	logName   string
 	logKeyID  uint32
-	logPub    ed25519.PublicKey
+	logKey    c2sp.Verifier
 	witnesses []quorum.Witness
 }
 
@@ -97,7 +97,7 @@ func New(cfg Config) (*Verifier, error) {
 		cfg.Now = time.Now
 	}
 	v := &Verifier{cfg: cfg, origin: cfg.Origin, logName: l.KeyName, logKeyID: l.KeyID,
-		logPub: l.PublicKey, witnesses: cfg.Policy.Witnesses()}
+		logKey: l.Verifier, witnesses: cfg.Policy.Witnesses()}
 	if v.origin == "" {
 		v.origin = l.KeyName
 	}
@@ -228,7 +228,7 @@ type applied struct {
 func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh bool, pre *applied) (*Verified, error) {
 	// The checks that only hash run first, so that a corrupt bundle costs
 	// no signature verification; the signatures then bind everything.
-	text, sigs, cp0, err := v.parseCheckpoint(b.Checkpoint)
+	n, cp0, err := v.parseCheckpoint(b.Checkpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +239,7 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	if err := verifyInclusion(b.Entry, b.Index, b.Inclusion, cp0); err != nil {
 		// A checkpoint whose size or root was changed fails here first:
 		// name the check it breaks, the log's signature, if it does.
-		if _, serr := v.verifySignatures(b.Checkpoint, text, sigs, cp0, fresh); serr != nil {
+		if _, serr := v.verifySignatures(b.Checkpoint, n, cp0, fresh); serr != nil {
 			return nil, serr
 		}
 		return nil, err
@@ -247,7 +247,7 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	if d := sha256.Sum256(b.KeySet); !bytes.Equal(d[:], snap.Body.Digest) {
 		return nil, fail(CheckDigest, "key set hashes to %s (hex SHA-256), the snapshot at index %d commits to %s", hex.EncodeToString(d[:]), b.Index, hex.EncodeToString(snap.Body.Digest))
 	}
-	cp, err := v.verifySignatures(b.Checkpoint, text, sigs, cp0, fresh)
+	cp, err := v.verifySignatures(b.Checkpoint, n, cp0, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -291,8 +291,8 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *appli
 		return fail(CheckConsistency, "bundle carries a consistency proof from size %d to %d, but the previous checkpoint has size %d", c.OldSize, cp.Size, old.Size)
 	}
 	if cp.Size == old.Size {
-		if !bytes.Equal(cp.Root, old.Root) {
-			return fail(CheckConsistency, "checkpoint of size %d has root %s, the previous one of the same size had %s: the log forked", cp.Size, b64(cp.Root), b64(old.Root))
+		if cp.Hash != old.Hash {
+			return fail(CheckConsistency, "checkpoint of size %d has root %s, the previous one of the same size had %s: the log forked", cp.Size, b64(cp.Hash[:]), b64(old.Hash[:]))
 		}
 	} else {
 		var hashes [][]byte
@@ -308,8 +308,8 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *appli
 		default:
 			return fail(CheckConsistency, "no consistency proof from size %d to %d: fetch the bundle with ?old=%d or supply a proof", old.Size, cp.Size, old.Size)
 		}
-		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, hashes, old.Root, cp.Root); err != nil {
-			return fail(CheckConsistency, "checkpoint of size %d (root %s) is not consistent with the previous one of size %d (root %s): %v", cp.Size, b64(cp.Root), old.Size, b64(old.Root), ProofError(err))
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, hashes, old.Hash[:], cp.Hash[:]); err != nil {
+			return fail(CheckConsistency, "checkpoint of size %d (root %s) is not consistent with the previous one of size %d (root %s): %v", cp.Size, b64(cp.Hash[:]), old.Size, b64(old.Hash[:]), ProofError(err))
 		}
 	}
 	pb := prev.Bundle
@@ -347,28 +347,28 @@ func (v *Verifier) VerifyCheckpoint(note []byte) (*VerifiedCheckpoint, error) {
 }
 
 func (v *Verifier) verifyCheckpoint(note []byte, fresh bool) (*VerifiedCheckpoint, error) {
-	text, sigs, cp, err := v.parseCheckpoint(note)
+	n, cp, err := v.parseCheckpoint(note)
 	if err != nil {
 		return nil, err
 	}
-	return v.verifySignatures(note, text, sigs, cp, fresh)
+	return v.verifySignatures(note, n, cp, fresh)
 }
 
 // parseCheckpoint splits a signed checkpoint note and parses its body for
 // the expected origin.
-func (v *Verifier) parseCheckpoint(note []byte) ([]byte, []noteSig, *Checkpoint, error) {
-	text, sigs, err := splitNote(note)
+func (v *Verifier) parseCheckpoint(note []byte) (*c2sp.Note, *Checkpoint, error) {
+	n, err := c2sp.SplitNote(note)
 	if err != nil {
-		return nil, nil, nil, failErr(CheckCheckpoint, err)
+		return nil, nil, failErr(CheckCheckpoint, err)
 	}
-	cp, err := parseCheckpointText(text)
+	cp, err := c2sp.ParseCheckpoint(n.Text)
 	if err != nil {
-		return nil, nil, nil, failErr(CheckCheckpoint, err)
+		return nil, nil, failErr(CheckCheckpoint, err)
 	}
 	if cp.Origin != v.origin {
-		return nil, nil, nil, fail(CheckCheckpoint, "checkpoint origin is %q, want %q", cp.Origin, v.origin)
+		return nil, nil, fail(CheckCheckpoint, "checkpoint origin is %q, want %q", cp.Origin, v.origin)
 	}
-	return text, sigs, cp, nil
+	return n, &cp, nil
 }
 
 // OpenCheckpoint verifies a signed checkpoint note's format and origin,
@@ -378,18 +378,18 @@ func (v *Verifier) parseCheckpoint(note []byte) ([]byte, []noteSig, *Checkpoint,
 // themselves (see CheckEntryTime). Cosignature.Fresh says whether each
 // would count toward a quorum now.
 func (v *Verifier) OpenCheckpoint(note []byte) (*VerifiedCheckpoint, error) {
-	text, sigs, cp, err := v.parseCheckpoint(note)
+	n, cp, err := v.parseCheckpoint(note)
 	if err != nil {
 		return nil, err
 	}
-	out, _, _, _, err := v.cosignatures(note, text, sigs, cp, true)
+	out, _, _, _, err := v.cosignatures(note, n, cp, true)
 	return out, err
 }
 
 // verifySignatures checks the log signature, the cosignatures from policy
 // witnesses, and the quorum of fresh ones (of all valid ones if !fresh).
-func (v *Verifier) verifySignatures(note, text []byte, sigs []noteSig, cp *Checkpoint, fresh bool) (*VerifiedCheckpoint, error) {
-	out, valid, counted, unknown, err := v.cosignatures(note, text, sigs, cp, fresh)
+func (v *Verifier) verifySignatures(note []byte, n *c2sp.Note, cp *Checkpoint, fresh bool) (*VerifiedCheckpoint, error) {
+	out, valid, counted, unknown, err := v.cosignatures(note, n, cp, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -424,26 +424,26 @@ func (v *Verifier) verifySignatures(note, text []byte, sigs []noteSig, cp *Check
 // the witnesses with a valid one, those whose one is fresh (with
 // markFresh; otherwise none are marked), and the number of signatures
 // from keys outside the policy.
-func (v *Verifier) cosignatures(note, text []byte, sigs []noteSig, cp *Checkpoint, markFresh bool) (out *VerifiedCheckpoint, valid, counted map[string]bool, unknown int, err error) {
-	if err := verifyLogSignature(text, sigs, v.logName, v.logKeyID, v.logPub); err != nil {
-		return nil, nil, nil, 0, failErr(CheckLogSignature, err)
+func (v *Verifier) cosignatures(note []byte, n *c2sp.Note, cp *Checkpoint, markFresh bool) (out *VerifiedCheckpoint, valid, counted map[string]bool, unknown int, err error) {
+	if _, err := n.Verify(v.logKey); err != nil {
+		return nil, nil, nil, 0, failErr(CheckLogSignature, fmt.Errorf("log signature: %w", err))
 	}
 	now := v.cfg.Now()
 	oldest, newest := now.Add(-v.cfg.MaxAge), now.Add(v.cfg.MaxSkew)
 	valid, counted = map[string]bool{}, map[string]bool{}
 	stamps := map[string]time.Time{}
-	for _, s := range sigs {
-		if s.name == v.logName && s.keyID == v.logKeyID {
+	for _, s := range n.Sigs {
+		if s.Name == v.logName && s.Hash == v.logKeyID {
 			continue
 		}
 		known := false
 		for _, w := range v.witnesses {
-			if s.name != w.KeyName || s.keyID != w.KeyID {
+			if s.Name != w.KeyName || s.Hash != w.KeyID {
 				continue
 			}
 			known = true
-			ts, ok := verifyCosignature(w.PublicKey, text, s.sig)
-			if !ok {
+			ts, err := c2sp.CosignatureTimestamp(s.Sig)
+			if err != nil || !w.Verifier.Verify(n.Text, s.Sig) {
 				return nil, nil, nil, 0, fail(CheckCosignature, "cosignature from witness %q (%s) does not verify", w.Name, w.VKey)
 			}
 			t := time.Unix(int64(min(ts, maxTimestamp)), 0)
@@ -471,7 +471,7 @@ func verifyInclusion(leaf []byte, index uint64, hashes [][]byte, cp *Checkpoint)
 	if index >= cp.Size {
 		return fail(CheckInclusion, "index %d is not in the checkpoint's tree of size %d", index, cp.Size)
 	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(leaf), hashes, cp.Root); err != nil {
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, index, cp.Size, rfc6962.DefaultHasher.HashLeaf(leaf), hashes, cp.Hash[:]); err != nil {
 		return fail(CheckInclusion, "entry at index %d is not in the checkpoint's tree of size %d: %v", index, cp.Size, ProofError(err))
 	}
 	return nil

@@ -16,26 +16,20 @@
 // witnesses. Names are defined before use, each member appears in a group at
 // most once, and `quorum none` requires no cosignatures.
 //
-// The package imports only the Go standard library so that user agents can
-// embed it; it verifies Ed25519 signatures with crypto/ed25519.
+// The package imports only the Go standard library and log/c2sp (itself
+// standard library only) so that user agents can embed it; notes, vkeys and
+// signatures are read and verified by log/c2sp.
 package quorum
 
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-)
 
-// Signature types of C2SP signed-note vkeys that this package understands.
-const (
-	TypeEd25519       = 0x01 // log checkpoint signatures
-	TypeCosignatureV1 = 0x04 // timestamped Ed25519 witness cosignatures
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // Limits on a policy's size; tlog-policy recommends supporting at least 32 of
@@ -59,6 +53,8 @@ type Log struct {
 	KeyID uint32
 	// PublicKey is the log's Ed25519 public key.
 	PublicKey ed25519.PublicKey
+	// Verifier verifies the log's signatures.
+	Verifier c2sp.Verifier
 	// URL is the optional URL; its meaning is up to the application.
 	URL string
 }
@@ -75,6 +71,8 @@ type Witness struct {
 	KeyID uint32
 	// PublicKey is the witness's Ed25519 public key.
 	PublicKey ed25519.PublicKey
+	// Verifier verifies the witness's cosignature/v1 signatures.
+	Verifier c2sp.Verifier
 	// URL is the optional submission prefix of the witness (tlog-witness).
 	URL string
 }
@@ -303,17 +301,15 @@ func (p *Policy) satisfied(name string, cosigned, memo map[string]bool) bool {
 // ParseLogVKey parses a log's C2SP vkey `name+hex(keyID)+base64(0x01‖key)`,
 // checking that the key ID matches the name and key.
 func ParseLogVKey(vkey string) (Log, error) {
-	name, id, typ, key, err := splitVKey(vkey)
+	k, err := c2sp.ParseVKey(vkey)
 	if err != nil {
 		return Log{}, err
 	}
-	if typ != TypeEd25519 {
-		return Log{}, fmt.Errorf("vkey %q has signature type 0x%02x, want Ed25519 (0x01)", vkey, typ)
+	if k.Type != c2sp.TypeEd25519 {
+		return Log{}, fmt.Errorf("vkey %q has signature type 0x%02x, want Ed25519 (0x01)", vkey, k.Type)
 	}
-	if want := KeyID(name, TypeEd25519, key); id != want {
-		return Log{}, fmt.Errorf("vkey %q has key ID %08x, want %08x", vkey, id, want)
-	}
-	return Log{VKey: vkey, KeyName: name, KeyID: id, PublicKey: key}, nil
+	return Log{VKey: vkey, KeyName: k.Name, KeyID: k.Hash, PublicKey: k.Key,
+		Verifier: c2sp.NewEd25519Verifier(k.Name, k.Key)}, nil
 }
 
 // ParseWitnessVKey parses a witness's C2SP vkey. Type 0x04 (cosignature/v1)
@@ -321,125 +317,17 @@ func ParseLogVKey(vkey string) (Log, error) {
 // 0x04, as Tessera and formats/note do. The returned KeyID is always the
 // cosignature/v1 one.
 func ParseWitnessVKey(vkey string) (Witness, error) {
-	name, id, typ, key, err := splitVKey(vkey)
+	k, err := c2sp.ParseVKey(vkey)
 	if err != nil {
 		return Witness{}, err
 	}
-	switch typ {
-	case TypeCosignatureV1, TypeEd25519:
+	switch k.Type {
+	case c2sp.TypeCosignatureV1, c2sp.TypeEd25519:
 	default:
-		return Witness{}, fmt.Errorf("vkey %q has signature type 0x%02x, want cosignature/v1 (0x04)", vkey, typ)
+		return Witness{}, fmt.Errorf("vkey %q has signature type 0x%02x, want cosignature/v1 (0x04)", vkey, k.Type)
 	}
-	if want := KeyID(name, typ, key); id != want {
-		return Witness{}, fmt.Errorf("vkey %q has key ID %08x, want %08x", vkey, id, want)
-	}
-	return Witness{VKey: vkey, KeyName: name, KeyID: KeyID(name, TypeCosignatureV1, key), PublicKey: key}, nil
-}
-
-func splitVKey(vkey string) (name string, id uint32, typ byte, key ed25519.PublicKey, err error) {
-	name, rest, ok1 := strings.Cut(vkey, "+")
-	hexID, b64, ok2 := strings.Cut(rest, "+")
-	if !ok1 || !ok2 {
-		return "", 0, 0, nil, fmt.Errorf("vkey %q is not name+keyid+key", vkey)
-	}
-	if !validKeyName(name) {
-		return "", 0, 0, nil, fmt.Errorf("vkey %q has an invalid key name", vkey)
-	}
-	if len(hexID) != 8 {
-		return "", 0, 0, nil, fmt.Errorf("vkey %q: key ID %q is not 8 hex digits", vkey, hexID)
-	}
-	n, err := strconv.ParseUint(hexID, 16, 32)
-	if err != nil {
-		return "", 0, 0, nil, fmt.Errorf("vkey %q: key ID %q is not 8 hex digits", vkey, hexID)
-	}
-	raw, err := base64.StdEncoding.Strict().DecodeString(b64)
-	if err != nil {
-		return "", 0, 0, nil, fmt.Errorf("vkey %q: key is not base64: %w", vkey, err)
-	}
-	if len(raw) != 1+ed25519.PublicKeySize {
-		return "", 0, 0, nil, fmt.Errorf("vkey %q: key is %d bytes, want 1 type byte and a %d-byte Ed25519 key", vkey, len(raw), ed25519.PublicKeySize)
-	}
-	return name, uint32(n), raw[0], ed25519.PublicKey(raw[1:]), nil
-}
-
-// validKeyName reports whether name is a valid signed-note key name:
-// non-empty, valid UTF-8, no Unicode spaces and no plus signs.
-func validKeyName(name string) bool {
-	if name == "" || !isUTF8(name) {
-		return false
-	}
-	for _, r := range name {
-		if r == '+' || isSpace(r) || r < 0x20 {
-			return false
-		}
-	}
-	return true
-}
-
-// KeyID computes a signed-note key ID: the first four bytes of
-// SHA-256(name ‖ "\n" ‖ type ‖ public key), big-endian.
-func KeyID(name string, typ byte, key []byte) uint32 {
-	h := sha256.New()
-	h.Write([]byte(name))
-	h.Write([]byte{'\n', typ})
-	h.Write(key)
-	var sum [sha256.Size]byte
-	return binary.BigEndian.Uint32(h.Sum(sum[:0]))
-}
-
-// VKey formats a C2SP vkey for an Ed25519 public key with the given type.
-func VKey(name string, typ byte, key ed25519.PublicKey) string {
-	return fmt.Sprintf("%s+%08x+%s", name, KeyID(name, typ, key), base64.StdEncoding.EncodeToString(append([]byte{typ}, key...)))
-}
-
-var sigPrefix = []byte("\u2014 ")
-
-// signatureLine is one parsed note signature line.
-type signatureLine struct {
-	name  string
-	keyID uint32
-	sig   []byte // without the key ID
-}
-
-// splitNote splits a signed note into its text (ending in "\n") and its
-// signature lines, with the rules of C2SP signed-note: valid UTF-8, no
-// control characters but newline, a blank line before the signatures, each
-// signature line `— name base64(keyID ‖ sig)`, at most 100 signatures.
-func splitNote(msg []byte) (text []byte, sigs []signatureLine, err error) {
-	if !isUTF8(string(msg)) {
-		return nil, nil, errors.New("malformed note: not UTF-8")
-	}
-	for _, c := range msg {
-		if c < 0x20 && c != '\n' {
-			return nil, nil, errors.New("malformed note: control character")
-		}
-	}
-	split := bytes.LastIndex(msg, []byte("\n\n"))
-	if split < 0 {
-		return nil, nil, errors.New("malformed note: no blank line before signatures")
-	}
-	text, rest := msg[:split+1], msg[split+2:]
-	if len(rest) == 0 || rest[len(rest)-1] != '\n' {
-		return nil, nil, errors.New("malformed note: signature block does not end in a newline")
-	}
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		line := rest[:i]
-		rest = rest[i+1:]
-		if !bytes.HasPrefix(line, sigPrefix) {
-			return nil, nil, fmt.Errorf("malformed note: signature line %q does not start with an em dash and a space", line)
-		}
-		name, b64, _ := strings.Cut(string(line[len(sigPrefix):]), " ")
-		raw, err := base64.StdEncoding.Strict().DecodeString(b64)
-		if err != nil || b64 == "" || !validKeyName(name) || len(raw) < 5 {
-			return nil, nil, fmt.Errorf("malformed note: bad signature line %q", line)
-		}
-		if len(sigs) == 100 {
-			return nil, nil, errors.New("malformed note: more than 100 signatures")
-		}
-		sigs = append(sigs, signatureLine{name: name, keyID: binary.BigEndian.Uint32(raw), sig: raw[4:]})
-	}
-	return text, sigs, nil
+	v := c2sp.NewCosignatureVerifier(k.Name, k.Key)
+	return Witness{VKey: vkey, KeyName: k.Name, KeyID: v.KeyHash(), PublicKey: k.Key, Verifier: v}, nil
 }
 
 // Cosignature is a verified cosignature from a witness in the policy.
@@ -475,10 +363,11 @@ var ErrQuorumNotMet = errors.New("witness quorum not met")
 // signed-note requires; a line that matches a known key (name and key ID)
 // but does not verify is an error.
 func (p *Policy) Check(note []byte) (*Result, error) {
-	text, sigs, err := splitNote(note)
+	n, err := c2sp.SplitNote(note)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("malformed note: %w", err)
 	}
+	text, sigs := n.Text, n.Sigs
 	origin, _, _ := strings.Cut(string(text), "\n")
 	if bytes.Count(text, []byte("\n")) < 3 || origin == "" {
 		return nil, errors.New("malformed checkpoint: fewer than three lines or empty origin")
@@ -487,10 +376,10 @@ func (p *Policy) Check(note []byte) (*Result, error) {
 	if len(p.logs) > 0 {
 		for _, s := range sigs {
 			for _, l := range p.logs {
-				if s.name != l.KeyName || s.keyID != l.KeyID {
+				if s.Name != l.KeyName || s.Hash != l.KeyID {
 					continue
 				}
-				if !ed25519.Verify(l.PublicKey, text, s.sig) {
+				if !l.Verifier.Verify(text, s.Sig) {
 					return nil, fmt.Errorf("invalid signature from log key %s", l.VKey)
 				}
 				if l.KeyName != origin {
@@ -507,11 +396,11 @@ func (p *Policy) Check(note []byte) (*Result, error) {
 	stamps := map[string]uint64{}
 	for _, s := range sigs {
 		for _, w := range p.witnesses {
-			if s.name != w.KeyName || s.keyID != w.KeyID {
+			if s.Name != w.KeyName || s.Hash != w.KeyID {
 				continue
 			}
-			ts, ok := verifyCosignature(w.PublicKey, text, s.sig)
-			if !ok {
+			ts, err := c2sp.CosignatureTimestamp(s.Sig)
+			if err != nil || !w.Verifier.Verify(text, s.Sig) {
 				return nil, fmt.Errorf("invalid cosignature from witness %q (%s)", w.Name, w.VKey)
 			}
 			if !cosigned[w.Name] || ts > stamps[w.Name] {
@@ -544,22 +433,4 @@ func (p *Policy) Verify(note []byte) (*Result, error) {
 		return res, fmt.Errorf("%w: quorum %q, valid cosignatures from %d witnesses %v", ErrQuorumNotMet, p.quorum, len(names), names)
 	}
 	return res, nil
-}
-
-// verifyCosignature checks a cosignature/v1 signature (u64 timestamp ‖
-// Ed25519 signature) over `cosignature/v1\ntime <ts>\n` ‖ text.
-func verifyCosignature(key ed25519.PublicKey, text, sig []byte) (uint64, bool) {
-	if len(sig) != 8+ed25519.SignatureSize {
-		return 0, false
-	}
-	ts := binary.BigEndian.Uint64(sig)
-	if ts > 1<<63-1 {
-		return 0, false
-	}
-	msg := make([]byte, 0, 40+len(text))
-	msg = append(msg, "cosignature/v1\ntime "...)
-	msg = strconv.AppendUint(msg, ts, 10)
-	msg = append(msg, '\n')
-	msg = append(msg, text...)
-	return ts, ed25519.Verify(key, msg, sig[8:])
 }

@@ -17,6 +17,7 @@ import (
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/witness/quorum"
 )
 
@@ -32,17 +33,17 @@ func pub(label string) ed25519.PublicKey { return testKey(label).Public().(ed255
 
 // keys substituted for $NAME placeholders in vectors.
 var placeholders = map[string]string{
-	"$LOG":     quorum.VKey("example.com/log", quorum.TypeEd25519, pub("log")),
-	"$LOG2":    quorum.VKey("example.com/log2", quorum.TypeEd25519, pub("log2")),
-	"$W1":      quorum.VKey("w1.example", quorum.TypeCosignatureV1, pub("w1")),
-	"$W2":      quorum.VKey("w2.example", quorum.TypeCosignatureV1, pub("w2")),
-	"$W3":      quorum.VKey("w3.example", quorum.TypeCosignatureV1, pub("w3")),
-	"$W4":      quorum.VKey("w4.example", quorum.TypeCosignatureV1, pub("w4")),
-	"$W1AS01":  quorum.VKey("w1.example", quorum.TypeEd25519, pub("w1")),
-	"$W1DUP":   quorum.VKey("other-name.example", quorum.TypeCosignatureV1, pub("w1")),
+	"$LOG":     c2sp.FormatVKey("example.com/log", c2sp.TypeEd25519, pub("log")),
+	"$LOG2":    c2sp.FormatVKey("example.com/log2", c2sp.TypeEd25519, pub("log2")),
+	"$W1":      c2sp.FormatVKey("w1.example", c2sp.TypeCosignatureV1, pub("w1")),
+	"$W2":      c2sp.FormatVKey("w2.example", c2sp.TypeCosignatureV1, pub("w2")),
+	"$W3":      c2sp.FormatVKey("w3.example", c2sp.TypeCosignatureV1, pub("w3")),
+	"$W4":      c2sp.FormatVKey("w4.example", c2sp.TypeCosignatureV1, pub("w4")),
+	"$W1AS01":  c2sp.FormatVKey("w1.example", c2sp.TypeEd25519, pub("w1")),
+	"$W1DUP":   c2sp.FormatVKey("other-name.example", c2sp.TypeCosignatureV1, pub("w1")),
 	"$BADID":   "w1.example+00000000+" + base64.StdEncoding.EncodeToString(append([]byte{4}, pub("w1")...)),
 	"$SHORT":   "w1.example+01020304+" + base64.StdEncoding.EncodeToString([]byte{4, 1, 2, 3}),
-	"$LOGAS04": quorum.VKey("example.com/log", quorum.TypeCosignatureV1, pub("log")),
+	"$LOGAS04": c2sp.FormatVKey("example.com/log", c2sp.TypeCosignatureV1, pub("log")),
 }
 
 func expand(s string) string {
@@ -230,7 +231,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 		f.cosigs[w.policyName] = full[len(text)+1:]
-		v, err := fnote.NewVerifierForCosignatureV1(quorum.VKey(w.keyName, 0x04, pub(w.label)))
+		v, err := fnote.NewVerifierForCosignatureV1(c2sp.FormatVKey(w.keyName, 0x04, pub(w.label)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -240,7 +241,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func skey(name string, typ byte, k ed25519.PrivateKey) string {
-	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", name, quorum.KeyID(name, typ, k.Public().(ed25519.PublicKey)),
+	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", name, c2sp.KeyHash(name, typ, k.Public().(ed25519.PublicKey)),
 		base64.StdEncoding.EncodeToString(append([]byte{typ}, k.Seed()...)))
 }
 
@@ -344,7 +345,7 @@ func TestVKeyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := quorum.VKey("example.com/log", quorum.TypeEd25519, pub("log")); got != vk {
+	if got := c2sp.FormatVKey("example.com/log", c2sp.TypeEd25519, pub("log")); got != vk {
 		t.Errorf("VKey = %s, x/mod note says %s", got, vk)
 	}
 	w, err := quorum.ParseWitnessVKey(placeholders["$W1AS01"])

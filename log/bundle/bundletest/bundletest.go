@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/bundle"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/schema"
-	"github.com/keycommit/keycommit/witness/quorum"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -45,15 +45,15 @@ type Witness struct {
 func NewWitness(name string) *Witness {
 	priv := ed25519.NewKeyFromSeed(Seed("witness/" + name))
 	pub := priv.Public().(ed25519.PublicKey)
-	return &Witness{Name: name, Priv: priv, VKey: quorum.VKey(name, quorum.TypeCosignatureV1, pub)}
+	return &Witness{Name: name, Priv: priv, VKey: c2sp.FormatVKey(name, c2sp.TypeCosignatureV1, pub)}
 }
 
 // SKey returns the witness's C2SP signer key (type 0x04), as
 // formats/note.NewSignerForCosignatureV1 reads it.
 func (w *Witness) SKey() string {
 	pub := w.Priv.Public().(ed25519.PublicKey)
-	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", w.Name, quorum.KeyID(w.Name, quorum.TypeCosignatureV1, pub),
-		base64.StdEncoding.EncodeToString(append([]byte{quorum.TypeCosignatureV1}, w.Priv.Seed()...)))
+	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", w.Name, c2sp.KeyHash(w.Name, c2sp.TypeCosignatureV1, pub),
+		base64.StdEncoding.EncodeToString(append([]byte{c2sp.TypeCosignatureV1}, w.Priv.Seed()...)))
 }
 
 // CosignatureLine returns the witness's C2SP tlog-cosignature line over
@@ -61,7 +61,7 @@ func (w *Witness) SKey() string {
 func (w *Witness) CosignatureLine(text []byte, ts uint64) string {
 	msg := fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s", ts, text)
 	sig := make([]byte, 4, 4+8+ed25519.SignatureSize)
-	binary.BigEndian.PutUint32(sig, quorum.KeyID(w.Name, quorum.TypeCosignatureV1, w.Priv.Public().(ed25519.PublicKey)))
+	binary.BigEndian.PutUint32(sig, c2sp.KeyHash(w.Name, c2sp.TypeCosignatureV1, w.Priv.Public().(ed25519.PublicKey)))
 	sig = binary.BigEndian.AppendUint64(sig, ts)
 	sig = append(sig, ed25519.Sign(w.Priv, msg)...)
 	return "\u2014 " + w.Name + " " + base64.StdEncoding.EncodeToString(sig) + "\n"
@@ -81,7 +81,7 @@ type clockSigner struct {
 
 func (s *clockSigner) Name() string { return s.w.Name }
 func (s *clockSigner) KeyHash() uint32 {
-	return quorum.KeyID(s.w.Name, quorum.TypeCosignatureV1, s.w.Priv.Public().(ed25519.PublicKey))
+	return c2sp.KeyHash(s.w.Name, c2sp.TypeCosignatureV1, s.w.Priv.Public().(ed25519.PublicKey))
 }
 func (s *clockSigner) Sign(msg []byte) ([]byte, error) {
 	ts := uint64(s.now().Unix())
@@ -130,13 +130,13 @@ func NewLog(origin string) *Log {
 	seed := Seed("log/" + origin)
 	priv := ed25519.NewKeyFromSeed(seed)
 	pub := priv.Public().(ed25519.PublicKey)
-	skey := fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", origin, quorum.KeyID(origin, quorum.TypeEd25519, pub),
-		base64.StdEncoding.EncodeToString(append([]byte{quorum.TypeEd25519}, seed...)))
+	skey := fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", origin, c2sp.KeyHash(origin, c2sp.TypeEd25519, pub),
+		base64.StdEncoding.EncodeToString(append([]byte{c2sp.TypeEd25519}, seed...)))
 	signer, err := note.NewSigner(skey)
 	if err != nil {
 		panic(fmt.Sprintf("bundletest: bad log key: %v", err))
 	}
-	return &Log{Origin: origin, VKey: quorum.VKey(origin, quorum.TypeEd25519, pub), signer: signer,
+	return &Log{Origin: origin, VKey: c2sp.FormatVKey(origin, c2sp.TypeEd25519, pub), signer: signer,
 		commitments: map[string]uint64{}}
 }
 
