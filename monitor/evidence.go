@@ -9,8 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // EvidenceType is the type string of a split-view evidence bundle.
@@ -77,7 +78,7 @@ var ErrNotSplitView = errors.New("evidence does not show a split view")
 // size and different roots, or a proof that reproduces the larger root but
 // not the smaller). It returns the parsed bundle.
 func VerifyEvidence(data []byte, vkey string) (*Evidence, error) {
-	v, err := note.NewVerifier(vkey)
+	v, err := c2sp.NewVerifier(vkey)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse the log verifier key: %w", err)
 	}

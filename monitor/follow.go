@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/policy"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // A follower follows one log, in rounds (see round), each step in its
@@ -26,7 +26,7 @@ type follower struct {
 	origin   string
 	vkey     string
 	url      string
-	verifier note.Verifier
+	verifier c2sp.Verifier
 	client   *tileClient
 
 	mu       sync.Mutex // guards the fields below, read by gossip
@@ -44,7 +44,7 @@ type follower struct {
 }
 
 func newFollower(ctx context.Context, m *Monitor, lc LogConfig) (*follower, error) {
-	v, err := note.NewVerifier(lc.VKey)
+	v, err := c2sp.NewVerifier(lc.VKey)
 	if err != nil {
 		return nil, fmt.Errorf("couldn't parse log verifier key %q: %w", lc.VKey, err)
 	}
