@@ -2,7 +2,6 @@ package monitor
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // Tile geometry of C2SP tlog-tiles.
@@ -164,30 +165,14 @@ func (c *tileClient) bundle(ctx context.Context, n int64, w int) ([][]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	entries, err := parseBundle(b, w, exact)
+	var entries [][]byte
+	if exact {
+		entries, err = c2sp.ParseEntryBundle(b, w)
+	} else {
+		entries, _, err = c2sp.SplitEntryBundle(b, w)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("entry bundle %s: %w", tilePath(t), err)
-	}
-	return entries, nil
-}
-
-// parseBundle splits an entry bundle into w entries. With exact, the
-// bundle must hold exactly w entries and nothing more.
-func parseBundle(b []byte, w int, exact bool) ([][]byte, error) {
-	entries := make([][]byte, 0, w)
-	for len(entries) < w {
-		if len(b) < 2 {
-			return nil, fmt.Errorf("truncated: %d entries, want %d", len(entries), w)
-		}
-		n := int(binary.BigEndian.Uint16(b))
-		if len(b) < 2+n {
-			return nil, fmt.Errorf("entry %d truncated: %d bytes of %d", len(entries), len(b)-2, n)
-		}
-		entries = append(entries, b[2:2+n:2+n])
-		b = b[2+n:]
-	}
-	if exact && len(b) != 0 {
-		return nil, fmt.Errorf("%d bytes of trailing data after %d entries", len(b), w)
 	}
 	return entries, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/verify"
@@ -206,27 +207,7 @@ func (c *Client) EntryBundle(ctx context.Context, t tlog.Tile) ([][]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	return ParseBundle(b, t.W)
-}
-
-// ParseBundle splits entry bundle data holding exactly n entries.
-func ParseBundle(b []byte, n int) ([][]byte, error) {
-	var out [][]byte
-	for len(b) > 0 {
-		if len(b) < 2 {
-			return nil, errors.New("entry bundle: truncated length prefix")
-		}
-		l := int(b[0])<<8 | int(b[1])
-		if len(b) < 2+l {
-			return nil, fmt.Errorf("entry bundle: entry %d is truncated", len(out))
-		}
-		out = append(out, b[2:2+l])
-		b = b[2+l:]
-	}
-	if len(out) != n {
-		return nil, fmt.Errorf("entry bundle has %d entries, want %d", len(out), n)
-	}
-	return out, nil
+	return c2sp.ParseEntryBundle(b, t.W)
 }
 
 // TileReader returns a tlog.TileReader over the log's tiles, for

@@ -16,7 +16,6 @@ package server
 import (
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +30,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/bundle"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/storage"
@@ -337,10 +337,9 @@ func (s *Server) readBundle(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var b []byte
-	for _, e := range es {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
-		b = append(b, e...)
+	b, err := c2sp.AppendEntryBundle(nil, es)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode entry bundle %s: %w", tiles.Path(t), err)
 	}
 	s.cache.Add(t, b)
 	return b, nil

@@ -16,7 +16,6 @@ package monitortest
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +26,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // TileHeight is the height of the tiles the double serves.
@@ -282,16 +283,7 @@ func (l *Log) tileData(t tlog.Tile) ([]byte, error) {
 		if start+int64(t.W) > n {
 			return nil, fmt.Errorf("entry bundle %d of width %d is beyond the log's %d entries", t.N, t.W, n)
 		}
-		size := 0
-		for i := start; i < start+int64(t.W); i++ {
-			size += 2 + len(l.entries[i])
-		}
-		b := make([]byte, 0, size)
-		for i := start; i < start+int64(t.W); i++ {
-			b = binary.BigEndian.AppendUint16(b, uint16(len(l.entries[i])))
-			b = append(b, l.entries[i]...)
-		}
-		return b, nil
+		return c2sp.AppendEntryBundle(nil, l.entries[start:start+int64(t.W)])
 	}
 	if (t.N*tileWidth+int64(t.W))<<(TileHeight*t.L) > n {
 		return nil, fmt.Errorf("tile %d/%d of width %d is beyond the log's %d entries", t.L, t.N, t.W, n)
