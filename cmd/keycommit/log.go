@@ -17,7 +17,6 @@ import (
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // logDBFile is the log's SQLite database inside its data directory.
@@ -103,11 +102,11 @@ func initLog(ctx context.Context, dir, origin string, clock func() time.Time) (s
 	if err != nil {
 		return "", err
 	}
-	signer, err := note.NewSigner(skey)
+	signer, err := checkpoint.NewSigner(skey)
 	if err != nil {
 		return "", err
 	}
-	verifier, err := note.NewVerifier(vkey)
+	verifier, err := checkpoint.NewVerifier(vkey)
 	if err != nil {
 		return "", err
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // Files of a Trillian frontend's data directory (beside log.key, log.vkey).
@@ -103,11 +102,11 @@ func initTrillianLog(ctx context.Context, dir, origin, addr string, treeID int64
 	if err != nil {
 		return "", 0, err
 	}
-	signer, err := note.NewSigner(skey)
+	signer, err := checkpoint.NewSigner(skey)
 	if err != nil {
 		return "", 0, err
 	}
-	verifier, err := note.NewVerifier(vkey)
+	verifier, err := checkpoint.NewVerifier(vkey)
 	if err != nil {
 		return "", 0, err
 	}

@@ -27,7 +27,6 @@ import (
 	"github.com/keycommit/keycommit/schema"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -35,7 +34,7 @@ import (
 type Client struct {
 	base     string
 	http     *http.Client
-	verifier note.Verifier
+	verifier c2sp.Verifier
 }
 
 // New returns a client for the log served under baseURL (the prefix of
@@ -57,7 +56,7 @@ func New(baseURL, vkey string, httpClient *http.Client) (*Client, error) {
 }
 
 // Verifier returns the log key's verifier.
-func (c *Client) Verifier() note.Verifier { return c.verifier }
+func (c *Client) Verifier() c2sp.Verifier { return c.verifier }
 
 // HTTPError is a non-2xx answer from the log.
 type HTTPError struct {

@@ -32,11 +32,11 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/keycommit/keycommit/witness/quorum"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // Log is what the pages read from the log's storage (storage.Reader has
@@ -70,7 +70,7 @@ type Config struct {
 	Log Log
 	// Verifier is the log's checkpoint key; proofs are verified against
 	// checkpoints it signed. Required.
-	Verifier note.Verifier
+	Verifier c2sp.Verifier
 	// VKey is the log's verifier key in C2SP vkey form, shown on the
 	// home page for readers to configure their verifiers (optional).
 	VKey string

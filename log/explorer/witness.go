@@ -6,15 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/witness/quorum"
-	fnote "github.com/transparency-dev/formats/note"
-	"golang.org/x/mod/sumdb/note"
 )
 
 type witnessVerifier struct {
 	w quorum.Witness
-	v note.Verifier
+	v c2sp.Verifier
 }
 
 func witnessVerifiers(p *quorum.Policy) ([]witnessVerifier, error) {
@@ -23,11 +22,7 @@ func witnessVerifiers(p *quorum.Policy) ([]witnessVerifier, error) {
 	}
 	var out []witnessVerifier
 	for _, w := range p.Witnesses() {
-		v, err := fnote.NewVerifierForCosignatureV1(w.VKey)
-		if err != nil {
-			return nil, fmt.Errorf("witness %s: %w", w.Name, err)
-		}
-		out = append(out, witnessVerifier{w: w, v: v})
+		out = append(out, witnessVerifier{w: w, v: w.Verifier})
 	}
 	return out, nil
 }
@@ -77,20 +72,29 @@ func (e *Explorer) witnesses(ctx context.Context, latest uint64, now time.Time) 
 		return nil, err
 	}
 	v.CosignedSize, v.Latest = n, n == latest
-	vs := []note.Verifier{e.cfg.Verifier}
+	vs := []c2sp.Verifier{e.cfg.Verifier}
 	for _, wv := range e.wvers {
 		vs = append(vs, wv.v)
 	}
-	nt, err := note.Open(cos, note.VerifierList(vs...))
+	nt, verified, err := c2sp.Open(cos, vs...)
 	if err != nil {
 		// The log's own signature is checked on write; say so, don't fail.
 		e.log.Warn("explorer: cosigned checkpoint does not open", "err", err)
 		return v, nil
 	}
 	times := map[uint32]time.Time{}
-	for _, s := range nt.Sigs {
-		if t, err := fnote.CoSigV1Timestamp(s); err == nil {
-			times[s.Hash] = t
+	type key struct {
+		name string
+		hash uint32
+	}
+	isVerified := map[key]bool{}
+	for _, s := range verified {
+		isVerified[key{s.Name, s.Hash}] = true
+		if s.Name == e.cfg.Verifier.Name() && s.Hash == e.cfg.Verifier.KeyHash() {
+			continue // the log's signature has no timestamp
+		}
+		if ts, err := c2sp.CosignatureTimestamp(s.Sig); err == nil {
+			times[s.Hash] = time.Unix(int64(ts), 0)
 		}
 	}
 	cosigned := map[string]bool{}
@@ -103,8 +107,10 @@ func (e *Explorer) witnesses(ctx context.Context, latest uint64, now time.Time) 
 		v.Rows = append(v.Rows, row)
 	}
 	if !v.Configured {
-		for _, s := range nt.UnverifiedSigs {
-			v.Rows = append(v.Rows, witnessRow{Name: s.Name, KeyName: s.Name})
+		for _, s := range nt.Sigs {
+			if !isVerified[key{s.Name, s.Hash}] {
+				v.Rows = append(v.Rows, witnessRow{Name: s.Name, KeyName: s.Name})
+			}
 		}
 	}
 	if e.cfg.Witnesses != nil {

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // Origin is the origin of test logs.
@@ -50,8 +50,8 @@ type Log struct {
 	Client   *client.Client
 	Clock    *Clock
 	VKey     string
-	Signer   note.Signer
-	Verifier note.Verifier
+	Signer   c2sp.Signer
+	Verifier c2sp.Verifier
 	Registry *prometheus.Registry
 	// Config is the sequencer's configuration (for Restart).
 	Config sequencer.Config
@@ -92,8 +92,8 @@ func Start(tb testing.TB, b storage.Backend, opts *Options) *Log {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s, _ := note.NewSigner(skey)
-	v, _ := note.NewVerifier(vkey)
+	s, _ := checkpoint.NewSigner(skey)
+	v, _ := checkpoint.NewVerifier(vkey)
 	clock := &Clock{t: T0}
 	cfg := sequencer.Config{Backend: b, Signer: s, Verifier: v, Clock: clock.Now, Witness: opts.Witness,
 		CosignInterval: opts.CosignInterval, CosignRetryMin: opts.CosignRetryMin, CosignRetryMax: opts.CosignRetryMax,

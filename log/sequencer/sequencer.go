@@ -82,13 +82,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -110,10 +110,10 @@ type Config struct {
 	// Backend stores the log. Required.
 	Backend Store
 	// Signer is the log key; its name is the log's origin. Required.
-	Signer note.Signer
+	Signer c2sp.Signer
 	// Verifier is the log key's verifier, used to check what the Witness
 	// hook returns and the stored checkpoint at startup. Required.
-	Verifier note.Verifier
+	Verifier c2sp.Verifier
 	// Clock gives the log's time (default time.Now). Entry times are
 	// never taken from clients and never decrease: while Clock reads
 	// earlier than the last entry's time, the sequencer refuses to

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/storage"
@@ -17,7 +18,6 @@ import (
 	"github.com/keycommit/keycommit/log/witnessing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -70,7 +70,7 @@ type StartConfig struct {
 // Opening is what StartConfig.Open is given.
 type Opening struct {
 	// Signer is the log's key (a backend may sign its own checkpoints).
-	Signer note.Signer
+	Signer c2sp.Signer
 	// Registry receives the backend's metrics.
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
@@ -100,7 +100,7 @@ type Mounting struct {
 	// questions.
 	Log WritingLog
 	// Verifier is the log's checkpoint key, and VKey its text form.
-	Verifier note.Verifier
+	Verifier c2sp.Verifier
 	VKey     string
 	// WitnessPolicy is the witness policy file (StartConfig.WitnessPolicy),
 	// if any.

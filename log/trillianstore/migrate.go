@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/google/trillian"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/schema"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc/codes"
 )
@@ -27,7 +27,7 @@ type MigrateConfig struct {
 	Source storage.LogReader
 	// Verifier is the log key: every checkpoint proved is verified with
 	// it. Required.
-	Verifier note.Verifier
+	Verifier c2sp.Verifier
 	// Client and TreeID name the target PREORDERED_LOG tree, which must be
 	// empty or hold a prefix of Source (an interrupted migration resumes).
 	// No frontend may write to it during the migration. Required.

@@ -60,6 +60,7 @@ import (
 
 	"github.com/google/trillian"
 	"github.com/google/trillian/types"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
@@ -69,7 +70,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/grpc/codes"
 )
@@ -88,7 +88,7 @@ type Config struct {
 	// frontends appended (and, at Open, over leaves the cache lacks).
 	// Without it the store only serves what this frontend appended and
 	// refuses to follow.
-	Signer note.Signer
+	Signer c2sp.Signer
 	// PollInterval is how often the store asks Trillian for its root while
 	// it waits for leaves to be integrated (default 5ms).
 	PollInterval time.Duration

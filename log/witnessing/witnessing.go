@@ -15,13 +15,10 @@ package witnessing
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -30,10 +27,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	flog "github.com/transparency-dev/formats/log"
-	fnote "github.com/transparency-dev/formats/note"
-	"golang.org/x/mod/sumdb/note"
 
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/witness/quorum"
 )
@@ -93,7 +88,7 @@ type Collector struct {
 type witnessClient struct {
 	w        quorum.Witness
 	url      string
-	verifier note.Verifier
+	verifier c2sp.Verifier
 	lock     chan struct{} // one-slot semaphore: one call at a time
 	size     uint64        // witness's latest cosigned size as we know it; guarded by lock
 }
@@ -137,10 +132,7 @@ func New(cfg Config) (*Collector, error) {
 		if w.URL == "" {
 			return nil, fmt.Errorf("witness %q in the policy has no URL", w.Name)
 		}
-		v, err := fnote.NewVerifierForCosignatureV1(w.VKey)
-		if err != nil {
-			return nil, fmt.Errorf("couldn't use key of witness %q: %w", w.Name, err)
-		}
+		v := w.Verifier
 		c.witnesses = append(c.witnesses, &witnessClient{
 			w:        w,
 			url:      strings.TrimSuffix(w.URL, "/") + "/add-checkpoint",
@@ -205,12 +197,13 @@ func (c *Collector) Collect(ctx context.Context, signedCheckpoint []byte) (*Resu
 // nil). It also returns, per witness that cosigned, its verified
 // cosignature.
 func (c *Collector) collect(ctx context.Context, signedCheckpoint []byte, only []string) (*Result, map[string]sequencer.Cosignature, error) {
-	text, sigLines, err := splitNote(signedCheckpoint)
+	n, err := c2sp.SplitNote(signedCheckpoint)
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
 	}
-	var cp flog.Checkpoint
-	if _, err := cp.Unmarshal(text); err != nil {
+	text := n.Text
+	cp, err := c2sp.ParseCheckpoint(text)
+	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't witness checkpoint: %w", err)
 	}
 	start := time.Now()
@@ -296,12 +289,11 @@ collect:
 	var out bytes.Buffer
 	out.Write(text)
 	out.WriteByte('\n')
-	for _, l := range sigLines {
-		if id, ok := lineKey(l); ok && replaced[id] {
+	for _, sig := range n.Sigs {
+		if replaced[fmt.Sprintf("%s %08x", sig.Name, sig.Hash)] {
 			continue
 		}
-		out.Write(l)
-		out.WriteByte('\n')
+		out.Write(sig.Line())
 	}
 	for i := range c.witnesses {
 		out.Write(lines[i])
@@ -348,11 +340,11 @@ func (c *Collector) Cosign(ctx context.Context, signed []byte, names []string) (
 func (c *Collector) Cosignatures(cosigned []byte) []sequencer.Cosignature {
 	var out []sequencer.Cosignature
 	for _, wc := range c.witnesses {
-		n, err := note.Open(cosigned, note.VerifierList(wc.verifier))
-		if err != nil || len(n.Sigs) == 0 {
+		_, verified, err := c2sp.Open(cosigned, wc.verifier)
+		if err != nil {
 			continue
 		}
-		line := []byte("\u2014 " + n.Sigs[0].Name + " " + n.Sigs[0].Base64 + "\n")
+		line := verified[0].Line()
 		out = append(out, sequencer.Cosignature{Witness: wc.w.Name, Time: lineTime(line), Line: line})
 	}
 	return out
@@ -373,13 +365,15 @@ func (c *Collector) Names() []string {
 // lineTime is the tlog-cosignature timestamp of a verified cosignature
 // line (key ID, then the big-endian timestamp).
 func lineTime(line []byte) time.Time {
-	_, b64, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(string(line), "\u2014 "), "\n"), " ")
-	sig, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(sig) < 12 {
+	s, err := c2sp.ParseSignatureLine(line)
+	if err != nil {
 		return time.Time{}
 	}
-	ts := binary.BigEndian.Uint64(sig[4:12])
-	return time.Unix(int64(min(ts, math.MaxInt64)), 0)
+	ts, err := c2sp.CosignatureTimestamp(s.Sig)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(int64(ts), 0)
 }
 
 // witnessOne runs add-checkpoint against one witness, retrying once on 409.
@@ -444,15 +438,11 @@ func (c *Collector) witnessOne(ctx context.Context, wc *witnessClient, signed, t
 }
 
 func (c *Collector) post(ctx context.Context, wc *witnessClient, old uint64, pf [][]byte, signed []byte) (status int, ctype string, body []byte, err error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "old %d\n", old)
-	for _, h := range pf {
-		b.WriteString(base64.StdEncoding.EncodeToString(h))
-		b.WriteByte('\n')
+	b, err := (&c2sp.AddCheckpointRequest{OldSize: old, Proof: pf, Checkpoint: signed}).Marshal()
+	if err != nil {
+		return 0, "", nil, err
 	}
-	b.WriteByte('\n')
-	b.Write(signed)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wc.url, &b)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wc.url, bytes.NewReader(b))
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("couldn't make request to %s: %w", wc.url, err)
 	}
@@ -478,42 +468,14 @@ func (c *Collector) post(ctx context.Context, wc *witnessClient, old uint64, pf 
 
 // cosignatureLine picks the witness's verified signature line out of its
 // response (which may contain lines for other keys, to be ignored).
-func cosignatureLine(text, body []byte, v note.Verifier) ([]byte, error) {
+func cosignatureLine(text, body []byte, v c2sp.Verifier) ([]byte, error) {
 	msg := make([]byte, 0, len(text)+1+len(body))
 	msg = append(append(append(msg, text...), '\n'), body...)
-	n, err := note.Open(msg, note.VerifierList(v))
+	_, verified, err := c2sp.Open(msg, v)
 	if err != nil {
 		return nil, fmt.Errorf("its cosignature does not verify: %w", err)
 	}
-	s := n.Sigs[0]
-	return []byte("\u2014 " + s.Name + " " + s.Base64 + "\n"), nil
-}
-
-// splitNote separates a signed note into its text (with final newline) and
-// signature lines (without newlines).
-func splitNote(msg []byte) (text []byte, sigs [][]byte, err error) {
-	i := bytes.LastIndex(msg, []byte("\n\n"))
-	if i < 0 || len(msg) == i+2 || msg[len(msg)-1] != '\n' {
-		return nil, nil, errors.New("not a signed note")
-	}
-	text = msg[:i+1]
-	for _, l := range bytes.Split(msg[i+2:len(msg)-1], []byte("\n")) {
-		if !bytes.HasPrefix(l, []byte("\u2014 ")) {
-			return nil, nil, fmt.Errorf("not a signed note: bad signature line %q", snippet(l))
-		}
-		sigs = append(sigs, l)
-	}
-	return text, sigs, nil
-}
-
-// lineKey returns "name keyID" of a signature line.
-func lineKey(line []byte) (string, bool) {
-	name, b64, ok := strings.Cut(strings.TrimPrefix(string(line), "\u2014 "), " ")
-	sig, err := base64.StdEncoding.DecodeString(b64)
-	if !ok || err != nil || len(sig) < 4 {
-		return "", false
-	}
-	return fmt.Sprintf("%s %08x", name, binary.BigEndian.Uint32(sig)), true
+	return verified[0].Line(), nil
 }
 
 func snippet(b []byte) string {
