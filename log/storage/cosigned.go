@@ -2,9 +2,10 @@ package storage
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
+
+	"github.com/keycommit/keycommit/log/c2sp"
 )
 
 // ErrCosignedConflict is wrapped by SetCosigned's error when the note has
@@ -92,36 +93,23 @@ func indexKey(ls []sigLine, key string) int {
 	return -1
 }
 
-// splitSigned splits a signed note into its text (with its final newline)
-// and signature lines.
+// splitSigned splits a signed note (c2sp.SplitNote) into its text (with
+// its final newline) and signature lines. A tlog-cosignature (Ed25519 or
+// ML-DSA-44) is timestamp ‖ signature; a log's own Ed25519 signature is 64
+// bytes and has no timestamp. (Two different lines of any other key keep
+// one of the two, either being as good.)
 func splitSigned(msg []byte) ([]byte, []sigLine, error) {
-	i := bytes.LastIndex(msg, []byte("\n\n"))
-	if i < 0 || len(msg) == i+2 || msg[len(msg)-1] != '\n' {
-		return nil, nil, errors.New("not a signed note")
+	n, err := c2sp.SplitNote(msg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not a signed note: %w", err)
 	}
-	text := msg[:i+1]
-	var out []sigLine
-	for rest := msg[i+2:]; len(rest) > 0; {
-		j := bytes.IndexByte(rest, '\n')
-		line := rest[:j+1]
-		rest = rest[j+1:]
-		body, ok := bytes.CutPrefix(line[:len(line)-1], []byte("\u2014 "))
-		name, b64, ok2 := bytes.Cut(body, []byte(" "))
-		sig, err := base64.StdEncoding.DecodeString(string(b64))
-		if !ok || !ok2 || err != nil || len(sig) < 4 {
-			return nil, nil, fmt.Errorf("not a signed note: bad signature line %q", line)
-		}
-		l := sigLine{key: fmt.Sprintf("%s %x", name, sig[:4]), line: line}
-		// A tlog-cosignature (Ed25519 or ML-DSA-44) is key ID ‖
-		// timestamp ‖ signature; a log's own Ed25519 signature is 68
-		// bytes and has no timestamp. (Two different lines of any other
-		// key keep one of the two, either being as good.)
-		if len(sig) >= 4+8+64 {
-			for _, c := range sig[4:12] {
-				l.time = l.time<<8 | uint64(c)
-			}
+	out := make([]sigLine, 0, len(n.Sigs))
+	for _, s := range n.Sigs {
+		l := sigLine{key: fmt.Sprintf("%s %08x", s.Name, s.Hash), line: s.Line()}
+		if len(s.Sig) >= 8+64 {
+			l.time, _ = c2sp.CosignatureTimestamp(s.Sig)
 		}
 		out = append(out, l)
 	}
-	return text, out, nil
+	return n.Text, out, nil
 }
