@@ -140,7 +140,7 @@ func TestCheckpointSeenAcrossStores(t *testing.T) {
 				t.Fatalf("after append %d: Checkpoint = %d, %q, %v", i, n, got, err)
 			}
 		}
-		const cosigned3 = "cosigned 3\n\n\u2014 w AAAAAA==\n"
+		const cosigned3 = "cosigned 3\n\n\u2014 w AAAAAAA=\n" // key ID and a 1-byte signature
 		if i == 2 {
 			if err := w.SetCosigned(ctx, 3, []byte(cosigned3)); err != nil {
 				t.Fatal(err)
