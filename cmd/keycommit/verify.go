@@ -212,7 +212,7 @@ type verifyChange struct {
 func newVerifyResult(got *verify.Verified, ks *verify.KeySet, prev *verify.Verified, deltaBytes int, deltaErr string) *verifyResult {
 	cp := got.Checkpoint
 	r := &verifyResult{
-		Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Root, SnapshotIndex: got.Bundle.Index,
+		Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Hash[:], SnapshotIndex: got.Bundle.Index,
 		SnapshotTime: got.SnapshotTime.UTC().Format(time.RFC3339Nano), PSTIssuers: len(ks.PST), PrivacyPassIssuers: len(ks.PrivacyPass),
 		Cosignatures: []verifyCosignature{}, DeltaBytes: deltaBytes, DeltaError: deltaErr,
 	}
