@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"os"
 	"path/filepath"
 
@@ -34,22 +35,10 @@ func InitDir(ctx context.Context, dir, name string) (vkey string, err error) {
 		return "", err
 	}
 	keyPath := filepath.Join(dir, KeyFile)
-	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("couldn't create witness key file: %w", err)
-	}
-	if _, err := f.WriteString(skey + "\n"); err != nil {
-		f.Close()
+	if err := durable.WriteNew(keyPath, []byte(skey+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("couldn't write witness key file %s: %w", keyPath, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("couldn't sync witness key file %s: %w", keyPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("couldn't write witness key file %s: %w", keyPath, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, VKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
+	if err := durable.WriteNew(filepath.Join(dir, VKeyFile), []byte(vkey+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("couldn't write witness vkey file: %w", err)
 	}
 	s, err := CreateStore(ctx, filepath.Join(dir, DBFile), name, vkey)
@@ -93,16 +82,9 @@ func OpenDirStore(ctx context.Context, dir string) (*Store, error) {
 
 func openKey(ctx context.Context, dir string, s *Store) (*Dir, error) {
 	keyPath := filepath.Join(dir, KeyFile)
-	fi, err := os.Stat(keyPath)
+	skey, err := durable.ReadPrivate(keyPath, "witness key file")
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read witness key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("witness key file %s has mode %v: it must not be readable by group or others (chmod 600)", keyPath, fi.Mode().Perm())
-	}
-	skey, err := os.ReadFile(keyPath)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read witness key: %w", err)
+		return nil, err
 	}
 	signer, vkey, err := NewSigner(string(skey))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"io"
 	"log/slog"
 	"net"
@@ -563,17 +564,8 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// writeFileAtomic writes b to path through a temporary file and a rename,
-// so readers never see a half-written file.
+// writeFileAtomic is durable.Replace: readers never see a half-written
+// file, and the new one survives a crash once this returns.
 func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp)
-	if err := writeNewFile(tmp, b, perm); err != nil {
-		return fmt.Errorf("couldn't write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("couldn't write %s: %w", path, err)
-	}
-	return nil
+	return durable.Replace(path, b, perm)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"os"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 // writeNewFile writes b to a new file at path with mode perm, refusing to
 // overwrite.
 func writeNewFile(path string, b []byte, perm os.FileMode) error {
-	err := issuer.WriteNewFile(path, b, perm)
+	err := durable.WriteNew(path, b, perm)
 	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("refusing to overwrite %s", path)
 	}

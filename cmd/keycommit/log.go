@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"log/slog"
 	"net"
 	"net/http"
@@ -129,7 +130,7 @@ func initLog(ctx context.Context, dir, origin string, clock func() time.Time) (s
 		os.Remove(tmp)
 		return "", err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, logDBFile)); err != nil {
+	if err := durable.Rename(tmp, filepath.Join(dir, logDBFile)); err != nil {
 		return "", fmt.Errorf("couldn't move the new database into place: %w", err)
 	}
 	return vkey, nil

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,7 +141,7 @@ func writeTrillianTarget(dir string, t trillianTarget) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, trillianConfigFile), append(b, '\n'), 0o600); err != nil {
+	if err := durable.Replace(filepath.Join(dir, trillianConfigFile), append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("couldn't write %s: %w", trillianConfigFile, err)
 	}
 	return nil

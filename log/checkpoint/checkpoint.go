@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,19 +64,10 @@ func WriteKeyFiles(dir, skey, vkey string) error {
 }
 
 func writeNew(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("couldn't create key file: %w", err)
+	if err := durable.WriteNew(path, data, mode); err != nil {
+		return fmt.Errorf("couldn't write key file %s: %w", path, err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("couldn't sync %s: %w", path, err)
-	}
-	return f.Close()
+	return nil
 }
 
 // LoadSigner reads the log's signer key from dir/log.key. It refuses a

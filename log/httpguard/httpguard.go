@@ -17,7 +17,7 @@
 //   - RequestID names a failed request in the log and in the generic
 //     answer, so internal error text never reaches clients.
 //
-// It uses only the standard library.
+// It uses only the standard library (and log/durable).
 package httpguard
 
 import (
@@ -30,10 +30,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/keycommit/keycommit/log/durable"
 )
 
 // RetryAfterSeconds is the Retry-After sent with every 429.
@@ -192,16 +193,9 @@ const MinTokenLen = 16
 // trimmed). The file must not be readable by group or others, and the
 // token must be at least MinTokenLen bytes.
 func LoadToken(path string) (*Token, error) {
-	fi, err := os.Stat(path)
+	b, err := durable.ReadPrivate(path, "admin token file")
 	if err != nil {
-		return nil, fmt.Errorf("couldn't read admin token: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("admin token file %s has mode %v: it must not be readable by group or others (chmod 600)", path, fi.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read admin token: %w", err)
+		return nil, err
 	}
 	tok := strings.TrimSpace(string(b))
 	if len(tok) < MinTokenLen || strings.ContainsAny(tok, " \t\r\n") {

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"net/http"
 	"os"
 
@@ -133,27 +134,11 @@ func WriteKeyFile(path string) (ed25519.PublicKey, error) {
 	return nil, fmt.Errorf("couldn't write key file %s: %w", path, err)
 }
 
-// WriteNewFile writes b to a new file at path with mode perm and syncs
-// it, for the issuer's secrets (account keys, private token keys). It
-// never overwrites: for an existing path errors.Is(err, os.ErrExist). A
-// failure to create the file is os.OpenFile's *os.PathError (Op "open");
-// after a later failure the file is removed.
+// WriteNewFile is durable.WriteNew: it writes b to a new file at path
+// with mode perm, syncing the file and its directory, for the issuer's
+// secrets (account keys, private token keys). It never overwrites.
 func WriteNewFile(path string, b []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-	}
-	return err
+	return durable.WriteNew(path, b, perm)
 }
 
 // ReadKeyFile reads an Ed25519 account key written by WriteKeyFile (any

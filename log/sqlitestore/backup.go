@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/keycommit/keycommit/log/durable"
 	"os"
-	"path/filepath"
 )
 
 // Backup writes a consistent copy of the database to path, which must
@@ -50,13 +50,9 @@ func (s *Store) Backup(ctx context.Context, path string) (int64, error) {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("refusing to overwrite %s", path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := durable.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return 0, fmt.Errorf("couldn't move the backup into place: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return fi.Size(), nil
 }

@@ -3,7 +3,7 @@
 // the Trillian backend.
 //
 // MariaDB must listen on 127.0.0.1:3306 with a root user that has an empty
-// password (.ci/trillian-setup.sh and .ci/services.sh provide it). When
+// password (`.ci/trillian-setup.sh --mariadb` provides it). When
 // it is unreachable a test is skipped with a message, except with CI=true,
 // where it fails. The two Trillian binaries are taken from
 // $KEYCOMMIT_TRILLIAN_BIN (default $HOME/.cache/keycommit/trillian-v1.8.0/bin)
