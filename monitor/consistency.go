@@ -1,13 +1,13 @@
 package monitor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/keycommit/keycommit/log/storage"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -112,27 +112,18 @@ func (f *follower) mergeCosignatures(ctx context.Context, cp *Checkpoint) {
 	}
 }
 
-// mergeNotes returns a with the signature lines of b it lacks; both must
-// have the same text.
+// mergeNotes merges the signature lines of b into a, both notes of the
+// same checkpoint, by the rule the log's storage uses
+// (storage.MergeCosigned): per signing key the cosignature with the newer
+// timestamp is kept, so a log re-cosigning an unchanged checkpoint every
+// interval makes the anchor fresher without making it longer.
 func mergeNotes(a, b []byte) ([]byte, bool) {
-	ia, ib := bytes.Index(a, []byte("\n\n")), bytes.Index(b, []byte("\n\n"))
-	if ia < 0 || ib < 0 || !bytes.Equal(a[:ia], b[:ib]) {
+	const size = 0 // same checkpoint: the merge compares the bodies
+	merged, err := storage.MergeCosigned(size, a, size, b)
+	if err != nil || merged == nil {
 		return a, false
 	}
-	have := map[string]bool{}
-	for _, l := range strings.SplitAfter(string(a[ia+2:]), "\n") {
-		have[l] = true
-	}
-	out := append([]byte(nil), a...)
-	changed := false
-	for _, l := range strings.SplitAfter(string(b[ib+2:]), "\n") {
-		if l != "" && strings.HasSuffix(l, "\n") && !have[l] {
-			out = append(out, l...)
-			have[l] = true
-			changed = true
-		}
-	}
-	return out, changed
+	return merged, true
 }
 
 // compare reports whether a and b (both signed by the log) are consistent.

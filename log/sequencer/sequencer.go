@@ -290,9 +290,6 @@ type Sequencer struct {
 	stateTime  time.Time // when it was made (or the state loaded)
 
 	witnessCh chan []byte
-	// quorumTime is the time (UnixNano) of the freshest stored quorum's
-	// oldest cosignature, 0 if none (see witness.go).
-	quorumTime atomic.Int64
 
 	clock *clockCheck
 }

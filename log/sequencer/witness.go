@@ -172,7 +172,6 @@ func (s *Sequencer) newWitnessState(ctx context.Context, signed []byte) *witness
 		for _, cs := range s.cfg.Witnesses.Cosignatures(note) {
 			ws.have[cs.Witness] = cs
 		}
-		s.setQuorumTime(ws)
 	}
 	return ws
 }
@@ -222,7 +221,6 @@ func (s *Sequencer) cosignRound(ctx context.Context, ws *witnessState, names []s
 		s.log.Error("couldn't store the cosigned checkpoint", "size", ws.size, "err", err)
 		return
 	}
-	s.setQuorumTime(ws)
 	s.log.Debug("checkpoint cosigned", "size", ws.size, "witnesses", len(ws.have))
 }
 
@@ -255,34 +253,38 @@ func (s *Sequencer) storeCosigned(ctx context.Context, ws *witnessState) error {
 	return s.cfg.Backend.SetCosigned(ctx, ws.size, note)
 }
 
-// setQuorumTime records the time of the freshest quorum held: the
+// quorumTime returns the time of the freshest quorum among cs: the
 // latest t such that the cosignatures dated t or later meet the quorum.
-func (s *Sequencer) setQuorumTime(ws *witnessState) {
-	cs := make([]Cosignature, 0, len(ws.have))
-	for _, c := range ws.have {
-		if !c.Time.IsZero() {
-			cs = append(cs, c)
-		}
-	}
+func quorumTime(w Witnesses, cs []Cosignature) (time.Time, bool) {
+	cs = slices.DeleteFunc(slices.Clone(cs), func(c Cosignature) bool { return c.Time.IsZero() })
 	slices.SortFunc(cs, func(a, b Cosignature) int { return b.Time.Compare(a.Time) })
 	names := map[string]bool{}
 	for _, c := range cs {
 		names[c.Witness] = true
-		if s.cfg.Witnesses.Satisfied(names) {
-			s.quorumTime.Store(c.Time.UnixNano())
-			return
+		if w.Satisfied(names) {
+			return c.Time, true
 		}
 	}
+	return time.Time{}, false
 }
 
-// quorumAge is the age of the oldest cosignature of the freshest quorum
-// stored, by the log's clock (NaN before there is one).
+// quorumAge is the age, by the log's clock, of the oldest cosignature of
+// the freshest quorum in the stored cosigned checkpoint: what /checkpoint
+// and the bundles serve (NaN when there is none). It reads the backend,
+// not this sequencer's memory, so it stays true when another sequencer
+// (a Trillian frontend's replacement, another frontend) stores it.
 func (s *Sequencer) quorumAge() float64 {
-	t := s.quorumTime.Load()
-	if t == 0 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, note, err := s.cfg.Backend.Cosigned(ctx)
+	if err != nil {
 		return math.NaN()
 	}
-	return s.cfg.Clock().Sub(time.Unix(0, t)).Seconds()
+	t, ok := quorumTime(s.cfg.Witnesses, s.cfg.Witnesses.Cosignatures(note))
+	if !ok {
+		return math.NaN()
+	}
+	return s.cfg.Clock().Sub(t).Seconds()
 }
 
 // hookWitnesses adapts Config.Witness to Witnesses: one pseudo-witness
