@@ -165,3 +165,16 @@ func TestWitnessBackAfterPublication(t *testing.T) {
 	waitCosigned(size, back.Add(10*time.Second+4*retryMax), "after w2 came back")
 	t.Logf("cosigned by the quorum %v after w2 was back", time.Since(back).Round(time.Millisecond))
 }
+
+// TestCosignFlagsRefuseNegative: a negative --cosign-interval or
+// --cosign-retry-max is refused with the flag's name, not silently
+// replaced by the default.
+func TestCosignFlagsRefuseNegative(t *testing.T) {
+	bin := buildBinary(t)
+	for _, flag := range []string{"--cosign-interval", "--cosign-retry-max"} {
+		out, err := exec.Command(bin, "log", "serve", "--data", t.TempDir(), flag, "-1h").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), flag) || !strings.Contains(string(out), "negative") {
+			t.Errorf("log serve %s -1h: %v\n%s", flag, err, out)
+		}
+	}
+}

@@ -173,6 +173,9 @@ type logServeConfig struct {
 // startLog opens the log's backend in cfg.Dir and serves it through the
 // server library.
 func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) {
+	if cfg.CosignInterval < 0 || cfg.CosignRetryMax < 0 {
+		return nil, fmt.Errorf("--cosign-interval (%v) and --cosign-retry-max (%v) must not be negative", cfg.CosignInterval, cfg.CosignRetryMax)
+	}
 	on, err := cfg.Storage.trillian()
 	if err != nil {
 		return nil, err
