@@ -43,9 +43,11 @@
 //     submitter's future resolves with its index, inclusion proof and the
 //     checkpoint (or with its policy refusal). A crash here is the same
 //     as after 2.
-//  4. Asynchronously, the witness hook cosigns the checkpoint and the
-//     result is stored with SetCosigned. A crash or failure here only
-//     delays cosigning; it never blocks steps 1-3.
+//  4. Asynchronously, the witness loop gets the checkpoint cosigned by
+//     the witnesses and stores the result with SetCosigned, and keeps it
+//     cosigned afresh every CosignInterval, retrying missing witnesses
+//     (witness.go). A crash or failure here only delays cosigning; it
+//     never blocks steps 1-3.
 //
 // At startup the sequencer loads the latest serialised policy state, if
 // the backend stores one (storage.PolicyStateReader), and applies only the
