@@ -38,6 +38,9 @@ const (
 	// KindAccountKeyChange: a watched origin's account key changed, or the
 	// origin was registered.
 	KindAccountKeyChange = "account-key-change"
+	// KindReclaim: a watched origin was reclaimed after its registration
+	// lapsed, by a new account key that proved control of the origin.
+	KindReclaim = "reclaim"
 )
 
 // Rules the monitor checks itself, besides the policy's.

@@ -53,7 +53,7 @@ func newFollower(ctx context.Context, m *Monitor, lc LogConfig) (*follower, erro
 		origin = v.Name()
 	}
 	f := &follower{m: m, origin: origin, vkey: lc.VKey, url: lc.URL, verifier: v,
-		client: newTileClient(lc.URL, m.hc), st: policy.NewState()}
+		client: newTileClient(lc.URL, m.hc), st: policy.NewLogState(origin)}
 	row, ok, err := m.store.loadLog(ctx, origin)
 	if err != nil {
 		return nil, err
@@ -74,6 +74,9 @@ func newFollower(ctx context.Context, m *Monitor, lc LogConfig) (*follower, erro
 		}
 		if row.state != nil {
 			if f.st, err = policy.UnmarshalState(row.state); err != nil {
+				return nil, fmt.Errorf("stored policy state of log %s: %w", origin, err)
+			}
+			if err := f.st.BindLog(origin); err != nil {
 				return nil, fmt.Errorf("stored policy state of log %s: %w", origin, err)
 			}
 		}

@@ -74,7 +74,7 @@ func TestPolicyViolationsAlert(t *testing.T) {
 	// A valid entry with one extra space: not canonical.
 	good := must[*schema.Entry](t)(g.CommitEntry(origins[1], 0, 3, nil))
 	raw := must[[]byte](t)(good.Marshal())
-	rawIdx := int64(must[uint64](t)(g.ForceRaw(bytes.Replace(raw, []byte(`{"v":1,`), []byte(`{"v":1, `), 1))))
+	rawIdx := int64(must[uint64](t)(g.ForceRaw(bytes.Replace(raw, []byte(`{"v":2,`), []byte(`{"v":2, `), 1))))
 	must[uint64](t)(g.Snapshot()) // the log goes on honestly
 
 	m := newTestMonitor(t, "", nil, l)

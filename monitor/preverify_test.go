@@ -34,7 +34,7 @@ func TestSignaturesCheckedDespitePreverify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := schema.Statement{Kind: k, Issuer: origin, Body: raw}
+		st := schema.Statement{Kind: k, Log: g.Log.Origin(), Issuer: origin, Body: raw}
 		if is, ok := g.State.Issuer(origin); ok {
 			st.Prev = append([]byte(nil), is.LastLeafHash[:]...)
 		}

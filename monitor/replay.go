@@ -174,6 +174,15 @@ func (r *replayer) checkWatch(idx int64, e *schema.Entry, before *policy.Issuer)
 	switch e.Kind {
 	case schema.KindRegistration:
 		switch {
+		case before != nil && len(after.Reclaims) > len(before.Reclaims):
+			rc := after.Reclaims[len(after.Reclaims)-1]
+			proof := "no proof of origin control recorded"
+			if after.Control != nil {
+				proof = fmt.Sprintf("proof of origin control: %s %s checked at %s", after.Control.Method, after.Control.URL, time.UnixMilli(after.Control.Time).UTC().Format(time.RFC3339))
+			}
+			r.raise(Alert{Kind: KindReclaim, Index: index(idx), Rule: RuleWatch, Issuer: e.Issuer,
+				Message: fmt.Sprintf("watched origin %s was RECLAIMED at entry %d by a new account key %x after its registration at entry %d lapsed (previous account key %x; %s)",
+					e.Issuer, idx, []byte(after.AccountKey), rc.Lapsed, rc.PreviousKey, proof)})
 		case before == nil:
 			r.raise(Alert{Kind: KindAccountKeyChange, Index: index(idx), Rule: RuleWatch, Issuer: e.Issuer,
 				Message: fmt.Sprintf("watched origin %s was registered at entry %d with account key %x", e.Issuer, idx, []byte(after.AccountKey))})

@@ -20,8 +20,8 @@ func evaluate(st *State, e *schema.Entry, idx uint64, verified ed25519.PublicKey
 	if e.Time < 0 || e.Time > maxTime {
 		return reject(RuleMalformed, "entry time %d ms is outside 0..%d (year 3000)", e.Time, int64(maxTime))
 	}
-	if e.V != schema.Version {
-		return reject(RuleMalformed, "entry schema version %d, want %d", e.V, schema.Version)
+	if d, ok := checkVersion(st, e); !ok {
+		return d
 	}
 	body, err := e.ParsedBody()
 	if err != nil {
@@ -33,13 +33,22 @@ func evaluate(st *State, e *schema.Entry, idx uint64, verified ed25519.PublicKey
 		}
 		return evaluateLogEntry(st, e, body)
 	}
+	if d, ok := checkBinding(st, e); !ok {
+		return d
+	}
 	is := st.issuers[e.Issuer]
 	// Who must have signed, and what prev must be.
 	var signer ed25519.PublicKey
 	var wantPrev []byte
+	claim := claimOf(st, e, body)
 	switch {
-	case is == nil && e.Kind == schema.KindRegistration:
+	case claim != claimNone:
+		// A first registration or a reclaim is signed by the key it
+		// registers; a reclaim still names the issuer's latest entry.
 		signer = body.(*schema.Registration).AccountKey
+		if is != nil {
+			wantPrev = is.LastLeafHash[:]
+		}
 	case is == nil:
 		return reject(RuleRegistration, "issuer %s is not registered; register it before submitting a %s", e.Issuer, e.Kind)
 	default:
@@ -60,8 +69,16 @@ func evaluate(st *State, e *schema.Entry, idx uint64, verified ed25519.PublicKey
 	if is != nil && e.Time < is.LastTime {
 		return reject(RuleTime, "log time %s is before issuer %s's latest entry at index %d (%s)", fmtMillis(e.Time), e.Issuer, is.LastIndex, fmtMillis(is.LastTime))
 	}
+	if claim != claimNone {
+		if d, ok := checkControl(is, e, body.(*schema.Registration), claim); !ok {
+			return d
+		}
+	}
 	switch b := body.(type) {
 	case *schema.Registration:
+		if claim == claimReclaim {
+			return accept() // signed by the new key itself, with proof of control
+		}
 		return evaluateRegistration(is, e, b)
 	case *schema.KeyCommitment:
 		return evaluateCommitment(st, is, e, b)

@@ -31,7 +31,7 @@ type harness struct {
 }
 
 func newHarness(t testing.TB) *harness {
-	return &harness{t: t, st: policy.NewState(), key: map[string]ed25519.PrivateKey{}}
+	return &harness{t: t, st: policy.NewLogState(gen.LogName), key: map[string]ed25519.PrivateKey{}}
 }
 
 func (h *harness) prev(origin string) []byte {

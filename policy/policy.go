@@ -64,6 +64,8 @@ func DefaultParams() schema.PolicyParams {
 // Rule names, as they appear in rejections.
 const (
 	RuleMalformed      = "malformed"
+	RuleLogBinding     = "log-binding"
+	RuleOriginControl  = "origin-control"
 	RuleSignature      = "signature"
 	RulePrev           = "prev"
 	RuleTime           = "time"
@@ -95,10 +97,12 @@ type RuleInfo struct {
 // Rules lists every rule in the order Evaluate checks them: an entry that
 // breaks several rules is refused by the first.
 var Rules = []RuleInfo{
-	{RuleMalformed, nil, "the entry does not parse, is not canonical, or is evaluated at the wrong index"},
+	{RuleMalformed, nil, "the entry does not parse, is not canonical, names an origin in a non-canonical spelling, is evaluated at the wrong index, or goes back to entry version 1 after version 2"},
+	{RuleLogBinding, nil, "the statement is signed for another log, names no log, or was signed for a dry run (POST /v1/check) and so can never be logged"},
 	{RulePrev, nil, "prev is not the leaf hash of the issuer's latest entry (empty for a first registration)"},
 	{RuleSignature, nil, "the statement is not signed by the issuer's account key in force (a first registration: by the key it registers)"},
 	{RuleTime, nil, "the entry's time is before the issuer's latest entry"},
+	{RuleOriginControl, nil, "the first registration of an origin, or a registration after its registration lapsed (a reclaim), without the log's record of a proof of origin control (the HTTPS challenge for this log, origin and account key, checked at most MaxControlAge before the entry)"},
 	{RuleRegistration, []string{"registration_lifetime"}, "the issuer is not registered, its registration has lapsed, or an account key change lacks a valid key_proof"},
 	{RuleBatchSize, []string{"min_batch_size", "max_batch_size"}, "a PST batchsize outside [min_batch_size, max_batch_size]"},
 	{RuleKeyCount, []string{"max_keys_voprf", "max_keys_pmb", "max_keys_privacy_pass"}, "more keys in one commitment than the protocol allows"},

@@ -26,7 +26,8 @@ func EvaluatePreverified(st *State, e *schema.Entry, idx uint64, verified ed2551
 
 // SigningKey returns the account key that must have signed e if it were
 // evaluated against st now: the key of e's issuer in force, or, for the
-// first registration of an origin, the key that registration carries. It
+// first registration of an origin or a registration after its lapse (at
+// e.Time), the key that registration carries. It
 // returns nil when no key applies (a log-written kind, an unregistered
 // issuer's other entries, a body that does not parse). The result is a
 // copy; the state may change afterwards, so pass the key to
@@ -35,19 +36,17 @@ func SigningKey(st *State, e *schema.Entry) ed25519.PublicKey {
 	if !e.Kind.IssuerSigned() {
 		return nil
 	}
+	if e.Kind == schema.KindRegistration {
+		body, err := e.ParsedBody()
+		if err != nil {
+			return nil
+		}
+		if claimOf(st, e, body) != claimNone {
+			return append(ed25519.PublicKey(nil), body.(*schema.Registration).AccountKey...)
+		}
+	}
 	if is := st.issuers[e.Issuer]; is != nil {
 		return append(ed25519.PublicKey(nil), is.AccountKey...)
 	}
-	if e.Kind != schema.KindRegistration {
-		return nil
-	}
-	body, err := e.ParsedBody()
-	if err != nil {
-		return nil
-	}
-	r, ok := body.(*schema.Registration)
-	if !ok {
-		return nil
-	}
-	return append(ed25519.PublicKey(nil), r.AccountKey...)
+	return nil
 }

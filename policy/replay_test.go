@@ -46,7 +46,7 @@ func TestReplay(t *testing.T) {
 // replay evaluates l from scratch and returns the refusals' decisions.
 func replay(t *testing.T, l *gen.Log) {
 	t.Helper()
-	st := policy.NewState()
+	st := policy.NewLogState(gen.LogName)
 	a := 0
 	for i := 0; i <= len(l.Entries); i++ {
 		for ; a < len(l.Attempts) && l.Attempts[a].Before == uint64(i); a++ {

@@ -70,6 +70,27 @@ type Issuer struct {
 	// KeyIntros are the commitments of the last MaxWindow that added
 	// keys, oldest first.
 	KeyIntros []KeyIntro
+	// Control is the latest proof of origin control the log recorded
+	// for the issuer (its first registration, a renewal after a lapse or
+	// a reclaim), and ControlIndex its entry; nil for issuers registered
+	// by legacy entries.
+	Control      *schema.OriginControl
+	ControlIndex uint64
+	// Reclaims are the registrations by which a new account key took the
+	// origin over after its registration lapsed, oldest first.
+	Reclaims []Reclaim
+}
+
+// Reclaim is a registration by which a new account key took an origin
+// over after the registration in force lapsed, proving control of the
+// origin: the history before it stays in the log, the keys committed
+// before it are retired.
+type Reclaim struct {
+	Event
+	// Lapsed is the index of the registration that had lapsed.
+	Lapsed uint64 `json:"lapsed"`
+	// PreviousKey is the account key in force before.
+	PreviousKey []byte `json:"previous_key"`
 }
 
 // clone returns a deep copy of the mutable parts of is (the commitment is
@@ -84,6 +105,7 @@ func (is *Issuer) clone() *Issuer {
 	}
 	c.Emergencies = append([]Event(nil), is.Emergencies...)
 	c.KeyIntros = append([]KeyIntro(nil), is.KeyIntros...)
+	c.Reclaims = append([]Reclaim(nil), is.Reclaims...)
 	if is.LastEmergency != nil {
 		le := *is.LastEmergency
 		c.LastEmergency = &le
@@ -108,11 +130,37 @@ type State struct {
 	issuers map[string]*Issuer
 	keys    map[schema.KeyID]*keyRecord
 	size    uint64
+	// log is the log the state is bound to ("" for none): only
+	// statements signed for it are admitted (rule log-binding).
+	log string
+	// version is the highest entry version applied.
+	version int
 }
 
-// NewState returns the state of an empty log.
-func NewState() *State {
-	return &State{params: DefaultParams(), issuers: map[string]*Issuer{}, keys: map[schema.KeyID]*keyRecord{}}
+// NewState returns the state of an empty log bound to no log: it judges
+// legacy (version 1) entries, but refuses every issuer statement of
+// version 2 (rule log-binding), as it cannot tell which log they must be
+// for. A log and a monitor use NewLogState.
+func NewState() *State { return NewLogState("") }
+
+// NewLogState returns the state of an empty log whose checkpoint origin
+// is log: issuer statements of version 2 must be signed for it.
+func NewLogState(log string) *State {
+	return &State{params: DefaultParams(), issuers: map[string]*Issuer{}, keys: map[schema.KeyID]*keyRecord{}, log: log}
+}
+
+// Log returns the log the state is bound to ("" for none).
+func (s *State) Log() string { return s.log }
+
+// BindLog binds a state to the log with checkpoint origin log, for a
+// state decoded by UnmarshalState from a version that did not record
+// it. It refuses to rebind a state bound to another log.
+func (s *State) BindLog(log string) error {
+	if s.log != "" && s.log != log {
+		return fmt.Errorf("policy state is bound to log %q, not %q", s.log, log)
+	}
+	s.log = log
+	return nil
 }
 
 // Params returns the parameters in force.
@@ -191,6 +239,7 @@ func (s *State) Apply(e *schema.Entry, idx uint64, leafHash [32]byte) error {
 			}
 			s.params = *p
 		}
+		s.version = max(s.version, e.V)
 		s.size++
 		return nil
 	}
@@ -204,7 +253,15 @@ func (s *State) Apply(e *schema.Entry, idx uint64, leafHash [32]byte) error {
 	var apply func()
 	switch b := body.(type) {
 	case *schema.Registration:
+		c := claimOf(s, e, b)
 		apply = func() {
+			if c == claimReclaim {
+				s.reclaim(is, e, idx)
+			}
+			if c != claimNone && e.Control != nil {
+				ctl := *e.Control
+				is.Control, is.ControlIndex = &ctl, idx
+			}
 			is.AccountKey = append(ed25519.PublicKey(nil), b.AccountKey...)
 			is.Contact = b.Contact
 			is.Registered = idx
@@ -227,8 +284,27 @@ func (s *State) Apply(e *schema.Entry, idx uint64, leafHash [32]byte) error {
 	apply()
 	s.issuers[e.Issuer] = is
 	is.LastIndex, is.LastLeafHash, is.LastTime = idx, leafHash, e.Time
+	s.version = max(s.version, e.V)
 	s.size++
 	return nil
+}
+
+// reclaim records that the registration e at idx takes the origin of is
+// over with a new account key: the previous owner's commitment leaves the
+// key set and its keys are retired (they cannot come back), and the
+// rotation, emergency and key-window history starts afresh, as for a new
+// issuer. Commitment ids still only increase.
+func (s *State) reclaim(is *Issuer, e *schema.Entry, idx uint64) {
+	is.Reclaims = append(is.Reclaims, Reclaim{Event: Event{Index: idx, Time: e.Time}, Lapsed: is.Registered,
+		PreviousKey: append([]byte(nil), is.AccountKey...)})
+	for _, k := range is.Keys {
+		if r := s.keys[k.ID]; r != nil && !r.retired {
+			r.retired, r.retiredAt = true, idx
+		}
+	}
+	is.Commitment, is.Keys, is.CommitmentIndex, is.CommitmentTime = nil, nil, 0, 0
+	is.LastRotation, is.HasRotated = Event{}, false
+	is.Emergencies, is.LastEmergency, is.KeyIntros = nil, nil, nil
 }
 
 func (s *State) applyCommitment(is *Issuer, e *schema.Entry, idx uint64, c *schema.KeyCommitment) (func(), error) {

@@ -23,6 +23,10 @@ type stateWire struct {
 	Params  schema.PolicyParams `json:"params"`
 	Issuers []issuerWire        `json:"issuers"`
 	Keys    []keyRecordWire     `json:"keys"`
+	// Log and EntryVersion: see State.log and State.version (absent in
+	// states stored before entry format 2).
+	Log          string `json:"log,omitempty"`
+	EntryVersion int    `json:"entry_version,omitempty"`
 }
 
 // issuerWire is Issuer without Keys, which is derived from Commitment.
@@ -44,6 +48,9 @@ type issuerWire struct {
 	Emergencies     []Event                 `json:"emergencies"`
 	LastEmergency   *Emergency              `json:"last_emergency"`
 	KeyIntros       []KeyIntro              `json:"key_intros"`
+	Control         *schema.OriginControl   `json:"control,omitempty"`
+	ControlIndex    uint64                  `json:"control_index,omitempty"`
+	Reclaims        []Reclaim               `json:"reclaims,omitempty"`
 }
 
 type keyRecordWire struct {
@@ -58,7 +65,7 @@ type keyRecordWire struct {
 // equal bytes), so that a monitor can checkpoint its replay and resume it
 // later with UnmarshalState, ending where an uninterrupted replay would.
 func (s *State) MarshalBinary() ([]byte, error) {
-	w := stateWire{V: stateCodecVersion, Size: s.size, Params: s.params,
+	w := stateWire{V: stateCodecVersion, Size: s.size, Params: s.params, Log: s.log, EntryVersion: s.version,
 		Issuers: make([]issuerWire, 0, len(s.issuers)), Keys: make([]keyRecordWire, 0, len(s.keys))}
 	for _, o := range s.Origins() {
 		is := s.issuers[o]
@@ -69,6 +76,7 @@ func (s *State) MarshalBinary() ([]byte, error) {
 			Commitment: is.Commitment, CommitmentIndex: is.CommitmentIndex, CommitmentTime: is.CommitmentTime,
 			IDs: is.IDs, LastRotation: is.LastRotation, HasRotated: is.HasRotated,
 			Emergencies: is.Emergencies, LastEmergency: is.LastEmergency, KeyIntros: is.KeyIntros,
+			Control: is.Control, ControlIndex: is.ControlIndex, Reclaims: is.Reclaims,
 		})
 	}
 	for id, r := range s.keys {
@@ -99,7 +107,7 @@ func UnmarshalState(b []byte) (*State, error) {
 	if w.V != stateCodecVersion {
 		return nil, fmt.Errorf("policy state encoding version %d, want %d", w.V, stateCodecVersion)
 	}
-	st := &State{params: w.Params, size: w.Size,
+	st := &State{params: w.Params, size: w.Size, log: w.Log, version: w.EntryVersion,
 		issuers: make(map[string]*Issuer, len(w.Issuers)), keys: make(map[schema.KeyID]*keyRecord, len(w.Keys))}
 	for i, iw := range w.Issuers {
 		if iw.Origin == "" {
@@ -119,7 +127,8 @@ func UnmarshalState(b []byte) (*State, error) {
 			LastIndex: iw.LastIndex, LastTime: iw.LastTime,
 			CommitmentIndex: iw.CommitmentIndex, CommitmentTime: iw.CommitmentTime,
 			IDs: iw.IDs, LastRotation: iw.LastRotation, HasRotated: iw.HasRotated,
-			Emergencies: iw.Emergencies, LastEmergency: iw.LastEmergency, KeyIntros: iw.KeyIntros}
+			Emergencies: iw.Emergencies, LastEmergency: iw.LastEmergency, KeyIntros: iw.KeyIntros,
+			Control: iw.Control, ControlIndex: iw.ControlIndex, Reclaims: iw.Reclaims}
 		copy(is.LastLeafHash[:], iw.LastLeafHash)
 		if iw.Commitment != nil {
 			// Parse the commitment again through schema so that it is

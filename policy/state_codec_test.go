@@ -18,10 +18,10 @@ import (
 // codecFields lists every field of State and Issuer that state_codec.go
 // carries. A new field must be added to the codec (and to this list).
 var codecFields = map[string][]string{
-	"State": {"params", "issuers", "keys", "size"},
+	"State": {"params", "issuers", "keys", "size", "log", "version"},
 	"Issuer": {"Origin", "AccountKey", "Contact", "Registered", "Expires", "LastIndex", "LastLeafHash",
 		"LastTime", "Commitment", "CommitmentIndex", "CommitmentTime", "Keys", "IDs", "LastRotation",
-		"HasRotated", "Emergencies", "LastEmergency", "KeyIntros"},
+		"HasRotated", "Emergencies", "LastEmergency", "KeyIntros", "Control", "ControlIndex", "Reclaims"},
 	"keyRecord": {"issuer", "first", "retired", "retiredAt"},
 }
 
@@ -41,7 +41,8 @@ func TestStateCodecCoversEveryField(t *testing.T) {
 // registrations, commitments and a policy parameters entry.
 func codecTestState(t *testing.T) *State {
 	t.Helper()
-	st := NewState()
+	const logName = "keycommit.example/log/codec"
+	st := NewLogState(logName)
 	now := int64(1_800_000_000_000)
 	keys := map[string]ed25519.PrivateKey{}
 	apply := func(e *schema.Entry) {
@@ -64,7 +65,7 @@ func codecTestState(t *testing.T) *State {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := schema.Statement{Kind: k, Issuer: origin, Body: raw}
+		s := schema.Statement{Kind: k, Log: logName, Issuer: origin, Body: raw}
 		if is, ok := st.Issuer(origin); ok {
 			s.Prev = is.LastLeafHash[:]
 		}
@@ -72,7 +73,11 @@ func codecTestState(t *testing.T) *State {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return schema.NewEntry(sub, now)
+		e := schema.NewEntry(sub, now)
+		if r, ok := body.(*schema.Registration); ok {
+			e.Control = &schema.OriginControl{Method: schema.ControlHTTPS, URL: schema.ChallengeURL(logName, origin, r.AccountKey), Time: now}
+		}
+		return e
 	}
 	newKey := func(id uint32, exp int64) schema.PSTKey {
 		t.Helper()
@@ -89,6 +94,9 @@ func codecTestState(t *testing.T) *State {
 	}
 	report := &schema.IncidentReport{Summary: "key leaked", Discovered: now, Impact: "tokens forgeable",
 		RootCause: "backup exposed", Remediation: "rotated", URL: "https://a.example/incident"}
+	_, cKey, _ := ed25519.GenerateKey(rand.Reader)
+	keys["https://c.example"] = cKey
+	apply(signed("https://c.example", schema.KindRegistration, &schema.Registration{Contact: "mailto:x@c.example", AccountKey: cKey.Public().(ed25519.PublicKey)}))
 	for i, origin := range []string{"https://b.example", "https://a.example"} {
 		_, priv, _ := ed25519.GenerateKey(rand.Reader)
 		keys[origin] = priv
@@ -107,6 +115,14 @@ func codecTestState(t *testing.T) *State {
 	now += day * 1000
 	apply(signed("https://a.example", schema.KindIncidentReport, &schema.IncidentFinal{Emergency: emergencyIdx, Report: *report}))
 	apply(signed("https://b.example", schema.KindRegistration, &schema.Registration{Contact: "https://b.example/contact", AccountKey: keys["https://b.example"].Public().(ed25519.PublicKey)}))
+	// c.example lapses and is reclaimed by a new key.
+	now += 184 * day * 1000
+	_, cKey2, _ := ed25519.GenerateKey(rand.Reader)
+	keys["https://c.example"] = cKey2
+	apply(signed("https://c.example", schema.KindRegistration, &schema.Registration{Contact: "mailto:new@c.example", AccountKey: cKey2.Public().(ed25519.PublicKey)}))
+	if c, _ := st.Issuer("https://c.example"); len(c.Reclaims) != 1 || c.Control == nil {
+		t.Fatalf("test state lacks the reclaim: %+v", c)
+	}
 	p := DefaultParams()
 	p.MaxEmergencies = 3
 	e, err := schema.NewLogEntry(schema.KindPolicyParams, now, &p)

@@ -51,6 +51,13 @@ type IssuerStatus struct {
 	KeysAllowedNow int `json:"keys_allowed_now"`
 	// Keys are the keys of the latest commitment.
 	Keys []KeyStatus `json:"keys"`
+	// Control is the latest proof of origin control the log recorded for
+	// the issuer (at entry ControlIndex); absent for legacy registrations.
+	Control      *schema.OriginControl `json:"control,omitempty"`
+	ControlIndex *uint64               `json:"control_index,omitempty"`
+	// Reclaims are the registrations by which a new account key took the
+	// origin over after a lapse, oldest first.
+	Reclaims []Reclaim `json:"reclaims,omitempty"`
 	// Params are the policy parameters in force.
 	Params schema.PolicyParams `json:"params"`
 	// Now is the time the status was computed for.
@@ -94,8 +101,13 @@ func (s *State) Status(origin string, now int64) (*IssuerStatus, bool) {
 		LastTime:            is.LastTime,
 		CommitmentIDs:       []VersionID{},
 		Keys:                []KeyStatus{},
+		Reclaims:            append([]Reclaim(nil), is.Reclaims...),
 		Params:              p,
 		Now:                 now,
+	}
+	if is.Control != nil {
+		c, i := *is.Control, is.ControlIndex
+		st.Control, st.ControlIndex = &c, &i
 	}
 	if is.Commitment != nil {
 		ci := is.CommitmentIndex

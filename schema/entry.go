@@ -17,10 +17,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
-// Version is the schema version written in every entry's "v" member.
-const Version = 1
+// Version is the schema version written in every entry's "v" member by
+// this code. Entries of version 1 (VersionLegacy), written before it,
+// still parse, verify and replay: their statements name no log (signed
+// with the "keycommit/statement/v1" context) and their registrations
+// record no proof of origin control. Version 2 adds, in this member
+// order, "log" after "time" (the log the statement was signed for: its
+// checkpoint origin; every issuer-signed entry has one) and "control"
+// after "sig" (registrations only: the proof of origin control the log
+// checked). See docs/entries.md.
+const Version = 2
+
+// VersionLegacy is the entry format of logs made before Version 2.
+const VersionLegacy = 1
 
 // MaxEntrySize is the largest canonical entry the log accepts. C2SP
 // tlog-tiles entry bundles prefix each entry with a uint16 length.
@@ -28,10 +40,16 @@ const MaxEntrySize = 65535
 
 // MaxSubmissionSize is the largest submission, in its compact encoding
 // (as log/client and log/issuer send it), whose entry fits in
-// MaxEntrySize: the entry is the submission's members plus "v":1 and a
-// "time" of 13 digits (every millisecond time from 2001 to 2286). A
+// MaxEntrySize: the entry is the submission's members plus "v":2, a
+// "time" of 13 digits (every millisecond time from 2001 to 2286) and,
+// for a registration, the log's "control" record (maxControlSize). A
 // larger body cannot be admitted, so servers refuse it before parsing.
-const MaxSubmissionSize = MaxEntrySize - len(`"v":1,"time":1000000000000,`)
+const MaxSubmissionSize = MaxEntrySize - len(`"v":2,"time":1000000000000,`) - maxControlSize
+
+// maxControlSize bounds the encoded "control" member: its fixed text, an
+// origin of at most 253 + 6 bytes of host and port, the challenge path
+// and a 13-digit time.
+const maxControlSize = len(`,"control":{"method":"https","url":"https://","time":1000000000000}`) + 253 + 6 + len(ChallengePath) + 64
 
 // Kind names what an entry records.
 type Kind string
@@ -83,28 +101,53 @@ var ErrNotCanonical = errors.New("not in canonical encoding")
 // and the kind's body. Prev binds every statement to the issuer's history,
 // so a statement cannot be replayed, and two submissions made against the
 // same history cannot both be admitted.
+//
+// Log names the log the statement is for (its checkpoint origin, e.g.
+// "keycommit.example/log/2026"), so a statement signed for one log cannot
+// be replayed into another. DryRun marks a statement made for POST
+// /v1/check only: it is signed in its own context and can never be
+// logged. A statement with no Log is a legacy (version 1) one.
 type Statement struct {
 	Kind   Kind            `json:"kind"`
+	Log    string          `json:"log,omitempty"`
 	Issuer string          `json:"issuer"`
 	Prev   []byte          `json:"prev"`
 	Body   json.RawMessage `json:"body"`
+	DryRun bool            `json:"dry_run,omitempty"`
 }
 
-// statementContext is prepended to the canonical statement to form the
-// signed message, so a keycommit signature can never be confused with a
-// signature over anything else.
-const statementContext = "keycommit/statement/v1\n"
+// The contexts prepended to the canonical statement to form the signed
+// message, so a keycommit signature can never be confused with a
+// signature over anything else, a dry run with a statement to log, nor
+// a legacy statement (no log) with a current one.
+const (
+	statementContextLegacy = "keycommit/statement/v1\n"
+	statementContext       = "keycommit/statement/v2\n"
+	dryRunContext          = "keycommit/dry-run/v2\n"
+)
 
 // SignedMessage returns the bytes an issuer signs for s.
 func (s *Statement) SignedMessage() ([]byte, error) {
 	if _, err := ParseBody(s.Kind, s.Body); err != nil {
 		return nil, err
 	}
+	return s.message()
+}
+
+// message is SignedMessage without parsing the body.
+func (s *Statement) message() ([]byte, error) {
 	b, err := canonicalJSON(s)
 	if err != nil {
 		return nil, err
 	}
-	return append([]byte(statementContext), b...), nil
+	ctx := statementContext
+	switch {
+	case s.DryRun:
+		ctx = dryRunContext
+	case s.Log == "":
+		ctx = statementContextLegacy
+	}
+	return append([]byte(ctx), b...), nil
 }
 
 // Submission is the wire form of POST /v1/submit: a statement and the
@@ -173,24 +216,51 @@ func ParseSubmission(b []byte) (*Submission, error) {
 	if len(s.Sig) != ed25519.SignatureSize {
 		return nil, fmt.Errorf("signature is %d bytes, want %d", len(s.Sig), ed25519.SignatureSize)
 	}
+	if s.DryRun && s.Log == "" {
+		return nil, errors.New("a dry-run statement must name its log")
+	}
+	if s.Log != "" {
+		if err := checkLogName(s.Log); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := ParseBody(s.Kind, s.Body); err != nil {
 		return nil, err
 	}
 	return &s, nil
 }
 
+// checkLogName refuses a log name that cannot be a checkpoint origin line.
+func checkLogName(l string) error {
+	if len(l) > 256 || !utf8.ValidString(l) {
+		return fmt.Errorf("log %q is not a checkpoint origin", l)
+	}
+	for _, r := range l {
+		if r <= ' ' || r == 0x7f || r == '+' {
+			return fmt.Errorf("log %q is not a checkpoint origin (no spaces, controls or '+')", l)
+		}
+	}
+	return nil
+}
+
 // Entry is one leaf of the log: a statement, the issuer's signature, and
 // the log's timestamp (milliseconds since the Unix epoch, assigned by the
 // log, never taken from the client). Entries of log-written kinds have an
 // empty Issuer, Prev and Sig.
+//
+// Version 2 entries carry the Log their statement was signed for, and a
+// registration carries the Control the log checked when the policy asks
+// for one (see OriginControl); version 1 entries carry neither.
 type Entry struct {
-	V      int             `json:"v"`
-	Kind   Kind            `json:"kind"`
-	Time   int64           `json:"time"`
-	Issuer string          `json:"issuer"`
-	Prev   []byte          `json:"prev"`
-	Body   json.RawMessage `json:"body"`
-	Sig    []byte          `json:"sig"`
+	V       int             `json:"v"`
+	Kind    Kind            `json:"kind"`
+	Time    int64           `json:"time"`
+	Log     string          `json:"log,omitempty"`
+	Issuer  string          `json:"issuer"`
+	Prev    []byte          `json:"prev"`
+	Body    json.RawMessage `json:"body"`
+	Sig     []byte          `json:"sig"`
+	Control *OriginControl  `json:"control,omitempty"`
 
 	// parsed caches ParsedBody's result for the Kind and Body it was
 	// computed from.
@@ -205,7 +275,7 @@ type parsedBody struct {
 
 // NewEntry makes the entry that records sub at log time timeMillis.
 func NewEntry(sub *Submission, timeMillis int64) *Entry {
-	return &Entry{V: Version, Kind: sub.Kind, Time: timeMillis, Issuer: sub.Issuer,
+	return &Entry{V: Version, Kind: sub.Kind, Time: timeMillis, Log: sub.Log, Issuer: sub.Issuer,
 		Prev: sub.Prev, Body: sub.Body, Sig: sub.Sig}
 }
 
@@ -223,7 +293,7 @@ func NewLogEntry(kind Kind, timeMillis int64, body any) (*Entry, error) {
 
 // Submission returns the issuer's submission recorded by e.
 func (e *Entry) Submission() *Submission {
-	return &Submission{Statement: Statement{Kind: e.Kind, Issuer: e.Issuer, Prev: e.Prev, Body: e.Body}, Sig: e.Sig}
+	return &Submission{Statement: Statement{Kind: e.Kind, Log: e.Log, Issuer: e.Issuer, Prev: e.Prev, Body: e.Body}, Sig: e.Sig}
 }
 
 // Marshal returns the canonical encoding of e.
@@ -262,12 +332,12 @@ func (e *Entry) VerifySignature(pub ed25519.PublicKey) error {
 	if _, err := e.ParsedBody(); err != nil {
 		return err
 	}
-	st := Statement{Kind: e.Kind, Issuer: e.Issuer, Prev: e.Prev, Body: e.Body}
-	b, err := canonicalJSON(&st)
+	st := Statement{Kind: e.Kind, Log: e.Log, Issuer: e.Issuer, Prev: e.Prev, Body: e.Body}
+	msg, err := st.message()
 	if err != nil {
 		return err
 	}
-	if !ed25519.Verify(pub, append([]byte(statementContext), b...), e.Sig) {
+	if !ed25519.Verify(pub, msg, e.Sig) {
 		return fmt.Errorf("bad signature: %s statement for %q does not verify under the account key", e.Kind, e.Issuer)
 	}
 	return nil
@@ -282,8 +352,11 @@ func ParseEntry(b []byte) (*Entry, error) {
 	if err := strictUnmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("malformed entry: %w", err)
 	}
-	if e.V != Version {
-		return nil, fmt.Errorf("entry schema version %d, want %d", e.V, Version)
+	if e.V != Version && e.V != VersionLegacy {
+		return nil, fmt.Errorf("entry schema version %d, want %d (or %d for a legacy entry)", e.V, Version, VersionLegacy)
+	}
+	if err := e.checkVersioned(); err != nil {
+		return nil, err
 	}
 	if !e.Kind.Known() {
 		return nil, fmt.Errorf("unknown entry kind %q", e.Kind)
@@ -351,6 +424,40 @@ func strictUnmarshal(b []byte, v any) error {
 func emptyIsNull(name string, b []byte) error {
 	if b != nil && len(b) == 0 {
 		return fmt.Errorf("%s is \"\"; an empty %s is encoded as null: %w", name, name, ErrNotCanonical)
+	}
+	return nil
+}
+
+// checkVersioned checks the members that depend on the entry's version:
+// a legacy entry has no log and no control; a current issuer-signed entry
+// names its log; only registrations carry a control, and it is
+// well-formed.
+func (e *Entry) checkVersioned() error {
+	if e.V == VersionLegacy {
+		if e.Log != "" || e.Control != nil {
+			return fmt.Errorf("a version %d entry has no log or control member", VersionLegacy)
+		}
+		return nil
+	}
+	if !e.Kind.IssuerSigned() {
+		if e.Log != "" || e.Control != nil {
+			return fmt.Errorf("%s entry is written by the log and must have no log or control", e.Kind)
+		}
+		return nil
+	}
+	if e.Log == "" {
+		return fmt.Errorf("version %d %s entry names no log", e.V, e.Kind)
+	}
+	if err := checkLogName(e.Log); err != nil {
+		return err
+	}
+	if e.Control != nil {
+		if e.Kind != KindRegistration {
+			return fmt.Errorf("%s entry has a control member; only registrations do", e.Kind)
+		}
+		if err := e.Control.validate(); err != nil {
+			return fmt.Errorf("control: %w", err)
+		}
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 
 // submissionMembers are the members a submission may have, spelled
 // exactly so.
-var submissionMembers = []string{"kind", "issuer", "prev", "body", "sig"}
+var submissionMembers = []string{"kind", "log", "issuer", "prev", "body", "dry_run", "sig"}
 
 // checkMembers refuses b unless it is one JSON object whose member names
 // are all among names, spelled exactly so, each at most once, and no

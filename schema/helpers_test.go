@@ -77,6 +77,9 @@ func testReport() *IncidentReport {
 }
 
 // testEntries returns one valid entry of every kind, canonical.
+// testLog is the log the test statements are signed for.
+const testLog = "keycommit.example/log/test"
+
 func testEntries(t testing.TB) map[string][]byte {
 	t.Helper()
 	key := testAccountKey("issuer")
@@ -87,11 +90,15 @@ func testEntries(t testing.TB) map[string][]byte {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		sub, err := Sign(Statement{Kind: k, Issuer: origin, Prev: prev, Body: raw}, key)
+		sub, err := Sign(Statement{Kind: k, Log: testLog, Issuer: origin, Prev: prev, Body: raw}, key)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		b, err := NewEntry(sub, 1_767_225_600_000).Marshal()
+		e := NewEntry(sub, 1_767_225_600_000)
+		if name == "registration" {
+			e.Control = &OriginControl{Method: ControlHTTPS, URL: ChallengeURL(testLog, origin, key.Public().(ed25519.PublicKey)), Time: 1_767_225_599_000}
+		}
+		b, err := e.Marshal()
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/challenge"
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/log/server"
@@ -92,6 +93,10 @@ type devWitness struct {
 type devIssuerState struct {
 	Origin  string `json:"origin"`
 	KeyFile string `json:"key_file"`
+	// Server is the loopback address serving the origin over HTTPS
+	// (its challenges), with a certificate from the CA in CAFile.
+	Server string `json:"server"`
+	CAFile string `json:"ca_file"`
 }
 
 func newDevCmd() *cobra.Command {
@@ -103,8 +108,11 @@ func newDevCmd() *cobra.Command {
 		Long: `dev starts, on loopback, a complete keycommit deployment with its state under
 DIR: the log (embedded SQLite), three witnesses whose 2-of-3 cosignatures the log
 collects for every checkpoint, and a monitor that follows the log, replays every
-policy decision and watches the demo issuer. The first time, it registers a demo
-issuer and submits its first key commitment so the log is not empty. It writes
+policy decision and watches the demo issuer. The demo issuer's origin is served
+over HTTPS on loopback with a throwaway CA (DIR/demo-issuer-ca.pem) that the log
+trusts, and serves its challenge: the first time, dev registers the demo issuer
+through the log's real proof-of-origin-control check and submits its first key
+commitment so the log is not empty. It writes
 DIR/dev.json (URLs and keys) and DIR/witness-policy.txt once everything is
 listening, prints the commands to try next, and runs until interrupted. Run it
 again with the same DIR to pick up where it stopped.`,
@@ -217,8 +225,20 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 		ln.Close()
 		return err
 	}
+	// The demo issuer's HTTPS origin, whose challenges the log fetches.
+	demo, err := startDevOrigin(dir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	closers = append(closers, demo.close)
+	fetcher, err := demo.fetcher()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	lg, err := startLog(ctx, logServeConfig{Dir: logDir, Listener: ln, WitnessPolicy: info.WitnessPolicy,
-		CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax, Logger: logger.With("component", "log")})
+		CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax, OriginControl: fetcher.Check, Logger: logger.With("component", "log")})
 	if err != nil {
 		return err
 	}
@@ -240,8 +260,8 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 		}
 		fmt.Fprintf(cfg.Out, "resumed log at size %d in %s\n", cp.Size, logDir)
 	}
-	info.Issuer = devIssuerState{Origin: devIssuer, KeyFile: filepath.Join(dir, devIssuerKey)}
-	if err := devSeedIssuer(ctx, c, dir, info.Issuer, cfg.Out); err != nil {
+	info.Issuer = devIssuerState{Origin: devIssuer, KeyFile: filepath.Join(dir, devIssuerKey), Server: demo.addr, CAFile: filepath.Join(dir, devCAFile)}
+	if err := devSeedIssuer(ctx, c, dir, demo.resp, info.Issuer, cfg.Out); err != nil {
 		return err
 	}
 
@@ -359,7 +379,7 @@ func devWitnessPolicy(info *devInfo) string {
 
 // devSeedIssuer registers the demo issuer and submits its first key
 // commitment, unless the log already has them.
-func devSeedIssuer(ctx context.Context, c *client.Client, dir string, is devIssuerState, out io.Writer) error {
+func devSeedIssuer(ctx context.Context, c *client.Client, dir string, origin *challenge.Responder, is devIssuerState, out io.Writer) error {
 	if _, err := os.Stat(is.KeyFile); errors.Is(err, os.ErrNotExist) {
 		if _, err := issuer.WriteKeyFile(is.KeyFile); err != nil {
 			return err
@@ -374,6 +394,10 @@ func devSeedIssuer(ctx context.Context, c *client.Client, dir string, is devIssu
 		return err
 	}
 	st := demo.Status
+	// The demo origin serves the challenge for its key, as an issuer's
+	// web server would: the log fetches it before it admits the first
+	// registration (or one after a lapse).
+	origin.Serve(c.Verifier().Name(), demo.Origin, key.Public().(ed25519.PublicKey))
 	if st == nil {
 		reg := &schema.Registration{Contact: "mailto:keys@demo-issuer.example", AccountKey: key.Public().(ed25519.PublicKey)}
 		res, err := demo.Submit(ctx, schema.KindRegistration, reg)
@@ -505,6 +529,7 @@ func printDevSummary(w io.Writer, dir string, info *devInfo, self string) {
 		fmt.Fprintf(w, "  witness  %s   (%s)\n", wt.URL, wt.Name)
 	}
 	fmt.Fprintf(w, "  monitor  %s\n", info.MonitorURL)
+	fmt.Fprintf(w, "  issuer   %s   (served over HTTPS at %s, CA %s: the log fetched its challenge)\n", info.Issuer.Origin, info.Issuer.Server, info.Issuer.CAFile)
 	fmt.Fprintf(w, "  log vkey %s\n\n", info.LogVKey)
 	fmt.Fprintf(w, "Try next, in another terminal (each command runs as printed, in order):\n\n")
 	for _, line := range devTryNext(info, self) {

@@ -103,7 +103,7 @@ func nearLimitSubmission(t *testing.T, i int) []byte {
 	t.Helper()
 	is := issuertest.Numbered(t, 100000+i)
 	mk := func(n int) []byte {
-		sub, err := issuer.Sign(is.Key, is.Origin, nil, schema.KindIncidentReport, &schema.IncidentFinal{Emergency: 1, Report: schema.IncidentReport{
+		sub, err := issuer.Sign(is.Key, is.Log, is.Origin, nil, schema.KindIncidentReport, &schema.IncidentFinal{Emergency: 1, Report: schema.IncidentReport{
 			Summary: strings.Repeat("s", n), Discovered: 1, Impact: "i", RootCause: "r", Remediation: "m", URL: "https://x.example/r"}})
 		if err != nil {
 			t.Fatal(err)

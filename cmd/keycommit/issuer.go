@@ -37,7 +37,7 @@ Exit codes: 0 success; 1 any failure; 3 the log's policy refused the submission
 (the message names the rule and the numbers).`,
 	}
 	cmd.AddCommand(newIssuerKeygenCmd(), newIssuerRegisterCmd(), newIssuerSubmitCmd(),
-		newIssuerReportCmd(), newIssuerStatusCmd(), newIssuerGenCommitmentCmd())
+		newIssuerReportCmd(), newIssuerStatusCmd(), newIssuerGenCommitmentCmd(), newIssuerChallengeCmd())
 	return cmd
 }
 
@@ -191,7 +191,13 @@ func newIssuerRegisterCmd() *cobra.Command {
 		Long: `Registers ORIGIN with the account key in --key. If ORIGIN is already registered,
 this renews the registration (signed by --key, the key in force); with --new-key
 it also moves the account to the key in that file, which signs a proof of
-possession.`,
+possession.
+
+The first registration of an origin, and any registration after its registration
+lapsed (a renewal after the lapse, or a reclaim by a new key in --key), needs
+proof of control of the origin: serve the challenge of ` + "`keycommit issuer challenge`" + `
+first. The log fetches it; a refusal (exit 3, rule origin-control) says what the
+log fetched and what it expected.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -388,9 +394,16 @@ func printIssuerStatus(w io.Writer, res *api.Issuer) {
 	fmt.Fprintf(w, "account key       %s\n", base64.StdEncoding.EncodeToString(st.AccountKey))
 	lapsed := ""
 	if st.RegistrationLapsed {
-		lapsed = " (LAPSED: renew with `keycommit issuer register`)"
+		lapsed = " (LAPSED: renew with `keycommit issuer register`, with proof of control: `keycommit issuer challenge`)"
 	}
 	fmt.Fprintf(w, "registered        index %d, expires %s%s\n", st.Registered, fmtMs(st.RegistrationExpires), lapsed)
+	if st.Control != nil {
+		fmt.Fprintf(w, "origin control    proven at index %d: %s %s checked %s\n", *st.ControlIndex, st.Control.Method, st.Control.URL, fmtMs(st.Control.Time))
+	}
+	for _, r := range st.Reclaims {
+		fmt.Fprintf(w, "RECLAIMED         at index %d (%s) by a new account key after the registration at index %d lapsed; previous key %s\n",
+			r.Index, fmtMs(r.Time), r.Lapsed, base64.StdEncoding.EncodeToString(r.PreviousKey))
+	}
 	fmt.Fprintf(w, "latest entry      index %d at %s, leaf hash %s\n", st.LastIndex, fmtMs(st.LastTime), base64.StdEncoding.EncodeToString(st.LastLeafHash))
 	if st.Commitment == nil {
 		fmt.Fprintf(w, "key commitment    none yet\n")

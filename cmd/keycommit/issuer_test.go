@@ -29,7 +29,8 @@ func TestIssuerRoundTrip(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	vkey := lines[len(lines)-1]
-	_, url := startServe(t, keycommitBin, logDir, "--log-level", "warn")
+	web := startStoryOrigin(t, dir, "roundtrip.example")
+	_, url := startServe(t, keycommitBin, logDir, append(web.serveArgs(), "--log-level", "warn")...)
 	run := func(args ...string) []byte {
 		t.Helper()
 		cmd := exec.Command(keycommitBin, args...)
@@ -49,6 +50,7 @@ func TestIssuerRoundTrip(t *testing.T) {
 	commitment := filepath.Join(dir, "commitment.json")
 	run("issuer", "gen-commitment", "--out", commitment, "--keys-out", filepath.Join(dir, "keys.json"))
 	origin := "https://roundtrip.example"
+	web.serveChallengeFor(t, "roundtrip.example/log", origin, key)
 	verifier, err := note.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"github.com/keycommit/keycommit/log/durable"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
 )
 
@@ -164,6 +166,10 @@ type logServeConfig struct {
 	// sequencer's defaults, DefaultCosignInterval and
 	// DefaultCosignRetryMax).
 	CosignInterval, CosignRetryMax time.Duration
+	// Challenge configures the fetch of proofs of origin control, unless
+	// OriginControl is set, which is used instead.
+	Challenge     challengeFlags
+	OriginControl func(ctx context.Context, log, origin string, accountKey ed25519.PublicKey) (*schema.OriginControl, error)
 	// Extra mounts handlers beside the log's routes, given the running log
 	// (see server.StartConfig.Extra), e.g. the web explorer at /.
 	Extra  func(server.Mounting) (map[string]http.Handler, error)
@@ -194,10 +200,19 @@ func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) 
 	if extra == nil {
 		extra = explorerExtra
 	}
+	control := cfg.OriginControl
+	if control == nil {
+		fetcher, err := cfg.Challenge.fetcher()
+		if err != nil {
+			return nil, err
+		}
+		control = fetcher.Check
+	}
 	return server.Start(ctx, server.StartConfig{
 		Dir: cfg.Dir, Open: open, Listen: cfg.Listen, Listener: cfg.Listener, ClockOffset: cfg.ClockOffset,
 		Witness: cfg.Witness, WitnessPolicy: cfg.WitnessPolicy, CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax,
 		Extra: extra, Logger: cfg.Logger,
+		OriginControl: control,
 	})
 }
 
@@ -245,6 +260,7 @@ func newLogServeCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&cfg.ClockOffset, "unsafe-clock-offset", 0, "TESTS ONLY: shift the log's clock by this duration")
 	cmd.Flags().MarkHidden("unsafe-clock-offset")
 	addCosignFlags(cmd, &cfg.CosignInterval, &cfg.CosignRetryMax)
+	cfg.Challenge.add(cmd)
 	cfg.Storage.add(cmd, "with --storage trillian: the log's Trillian tree")
 	cmd.Flags().DurationVar(&cfg.Follow, "trillian-follow", 200*time.Millisecond, "with --storage trillian: how often to pick up entries other frontends appended")
 	cmd.MarkFlagRequired("data")

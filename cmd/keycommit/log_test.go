@@ -90,7 +90,8 @@ func TestCrashRecovery(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	vkey := lines[len(lines)-1]
 
-	proc, url := startServe(t, bin, dir)
+	web := startStoryOrigin(t, t.TempDir(), "*.example")
+	proc, url := startServe(t, bin, dir, web.serveArgs()...)
 	c, err := client.New(url, vkey, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +113,7 @@ func TestCrashRecovery(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				is := issuertest.Numbered(t, w*100000+i)
+				web.serveChallenge(is)
 				r, err := c.Submit(ctx, is.Register(t))
 				if err != nil {
 					select {
@@ -143,13 +145,14 @@ func TestCrashRecovery(t *testing.T) {
 		return
 	}
 
-	_, url = startServe(t, bin, dir)
+	_, url = startServe(t, bin, dir, web.serveArgs()...)
 	c, err = client.New(url, vkey, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One more entry, for a fresh checkpoint.
 	is := issuertest.New(t, "https://after-crash.example")
+	web.serveChallenge(is)
 	r, err := c.Submit(ctx, is.Register(t))
 	if err != nil {
 		t.Fatalf("submit after restart: %v", err)

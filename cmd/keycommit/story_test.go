@@ -17,10 +17,29 @@ type storyLog struct {
 	url string
 }
 
-func serveShifted(t *testing.T, dir string, offset time.Duration) *storyLog {
+func serveShifted(t *testing.T, dir string, offset time.Duration, extra ...string) *storyLog {
 	t.Helper()
-	cmd, url := startServe(t, keycommitBin, dir, "--log-level", "warn", "--unsafe-clock-offset", offset.String())
+	cmd, url := startServe(t, keycommitBin, dir, append([]string{"--log-level", "warn", "--unsafe-clock-offset", offset.String()}, extra...)...)
 	return &storyLog{cmd: cmd, url: strings.TrimSuffix(url, "/")}
+}
+
+// runAgainst runs the keycommit binary with the log at l (and its vkey)
+// as $KEYCOMMIT_LOG, and returns its output and exit code.
+func runAgainst(l *storyLog, vkey string, args ...string) (string, int) {
+	cmd := exec.Command(keycommitBin, args...)
+	cmd.Env = append(os.Environ(), "KEYCOMMIT_LOG="+l.url, "KEYCOMMIT_LOG_VKEY="+vkey)
+	out, err := cmd.CombinedOutput()
+	return string(out), exitCodeOf(err)
+}
+
+// mustRunAgainst is runAgainst, failing the test unless it exits 0.
+func mustRunAgainst(t *testing.T, l *storyLog, vkey string, args ...string) string {
+	t.Helper()
+	out, code := runAgainst(l, vkey, args...)
+	if code != 0 {
+		t.Fatalf("keycommit %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
 }
 
 func (l *storyLog) stop(t *testing.T) {
@@ -49,21 +68,8 @@ func TestRotationStory(t *testing.T) {
 
 	// run runs an issuer command against the log and returns its output and exit code.
 	var log *storyLog
-	run := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command(keycommitBin, args...)
-		cmd.Env = append(os.Environ(), "KEYCOMMIT_LOG="+log.url, "KEYCOMMIT_LOG_VKEY="+vkey)
-		out, err := cmd.CombinedOutput()
-		return string(out), exitCodeOf(err)
-	}
-	mustRun := func(args ...string) string {
-		t.Helper()
-		out, code := run(args...)
-		if code != 0 {
-			t.Fatalf("keycommit %s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
+	run := func(args ...string) (string, int) { return runAgainst(log, vkey, args...) }
+	mustRun := func(args ...string) string { t.Helper(); return mustRunAgainst(t, log, vkey, args...) }
 	commitment := func(id int) string {
 		t.Helper()
 		f := filepath.Join(dir, fmt.Sprintf("commitment-%d.json", id))
@@ -82,9 +88,11 @@ func TestRotationStory(t *testing.T) {
 		return run(append([]string{"issuer", "submit", "--key", key, "--origin", origin, "--commitment", f}, extra...)...)
 	}
 
-	// Day 0.
-	log = serveShifted(t, logDir, 0)
+	// Day 0. The issuer's origin serves the challenge for its key.
+	web := startStoryOrigin(t, dir, "issuer.story.example")
+	log = serveShifted(t, logDir, 0, web.serveArgs()...)
 	mustRun("issuer", "keygen", "--out", key)
+	web.serveChallengeFor(t, "story.example/log", origin, key)
 	mustRun("issuer", "register", "--key", key, "--origin", origin, "--contact", "mailto:keys@issuer.story.example")
 	if out, code := submit(commitment(1)); code != 0 {
 		t.Fatalf("first commitment refused (exit %d):\n%s", code, out)

@@ -44,7 +44,9 @@ type statePolicy struct {
 
 func (p *statePolicy) Status(o string) (*policy.IssuerStatus, bool) { return p.st.Status(o, p.now) }
 func (p *statePolicy) Params() schema.PolicyParams                  { return p.st.Params() }
-func (p *statePolicy) Check(*schema.Submission) policy.Decision     { return policy.Decision{} }
+func (p *statePolicy) Check(context.Context, *schema.Submission) policy.Decision {
+	return policy.Decision{}
+}
 func (p *statePolicy) Submit(context.Context, *schema.Submission) (*sequencer.Result, error) {
 	return nil, errors.New("read-only")
 }
@@ -140,7 +142,7 @@ func buildBenchLog(tb testing.TB) (*benchLog, error) {
 		if err != nil {
 			return err
 		}
-		sub, err := schema.Sign(schema.Statement{Kind: k, Issuer: is.origin, Prev: is.prev, Body: raw}, is.key)
+		sub, err := schema.Sign(schema.Statement{Kind: k, Log: "keycommit.example/log/bench", Issuer: is.origin, Prev: is.prev, Body: raw}, is.key)
 		if err != nil {
 			return err
 		}

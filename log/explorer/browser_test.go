@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/explorer/browsertest"
-	"github.com/keycommit/keycommit/log/issuer/issuertest"
 )
 
 // TestBrowser opens a running log's explorer in headless Chromium and
@@ -24,7 +23,7 @@ func TestBrowser(t *testing.T) {
 	b := browsertest.Start(t)
 	do, text, count, shot := b.Do, b.Text, b.Count, b.Shot
 	d := startDeployment(t, "keycommit.example/log/browser")
-	is := issuertest.New(t, "https://issuer.example")
+	is := d.issuer(t, "https://issuer.example")
 	is.Contact = "mailto:keys@issuer.example"
 	d.history(t, is, report("signing key exposed in a backup"))
 

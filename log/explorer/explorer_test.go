@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/keycommit/keycommit/log/api"
-	"github.com/keycommit/keycommit/log/issuer/issuertest"
 )
 
 func TestPages(t *testing.T) {
 	d := startDeployment(t, "keycommit.example/log/explorer")
-	is := issuertest.New(t, "https://issuer.example")
+	is := d.issuer(t, "https://issuer.example")
 	em := d.history(t, is, report("key exposed in a backup"))
-	other := issuertest.New(t, "https://other.example")
+	other := d.issuer(t, "https://other.example")
 	other.Contact = "mailto:keys@other.example"
 	d.submit(t, other, other.Register(t))
 
@@ -112,7 +111,7 @@ func TestBadInput(t *testing.T) {
 func TestMarkupIsText(t *testing.T) {
 	const xss = `<script>alert(1)</script>`
 	d := startDeployment(t, "keycommit.example/"+xss+`<img/src=x/onerror=alert(2)>`)
-	is := issuertest.New(t, "https://issuer.example")
+	is := d.issuer(t, "https://issuer.example")
 	is.Contact = "mailto:" + xss + "@issuer.example"
 	rep := report(xss + `<b onmouseover="alert(3)">bold</b>`)
 	rep.Impact = `"><svg/onload=alert(4)>`

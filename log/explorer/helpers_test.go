@@ -44,7 +44,7 @@ func startDeployment(t testing.TB, origin string) *deployment {
 	b := storage.NewMemory()
 	clock := &logtest.Clock{}
 	clock.Set(logtest.T0)
-	cfg := sequencer.Config{Backend: b, Signer: s, Verifier: v, Clock: clock.Now}
+	cfg := sequencer.Config{Backend: b, Signer: s, Verifier: v, Clock: clock.Now, OriginControl: issuertest.AssumeControl}
 	if _, err := sequencer.Init(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +64,13 @@ func startDeployment(t testing.TB, origin string) *deployment {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(func() { hs.Close(); seq.Close() })
 	return &deployment{URL: hs.URL, Backend: b, Seq: seq, Clock: clock, Origin: origin, VKey: vkey, Exp: ex}
+}
+
+// issuer returns a test issuer signing for the deployment's log.
+func (d *deployment) issuer(t testing.TB, origin string) *issuertest.Issuer {
+	is := issuertest.New(t, origin)
+	is.Log = d.Origin
+	return is
 }
 
 func (d *deployment) submit(t testing.TB, is *issuertest.Issuer, sub *schema.Submission) uint64 {

@@ -26,14 +26,25 @@ import (
 )
 
 // Sign returns the submission of a statement of kind with body (a Go
-// value or JSON bytes, canonicalized first) by origin after prev, signed
-// by key.
-func Sign(key ed25519.PrivateKey, origin string, prev []byte, kind schema.Kind, body any) (*schema.Submission, error) {
-	raw, err := schema.CanonicalizeBody(kind, body)
+// value or JSON bytes, canonicalized first) by origin after prev, for the
+// log named log (its checkpoint origin), signed by key.
+func Sign(key ed25519.PrivateKey, log, origin string, prev []byte, kind schema.Kind, body any) (*schema.Submission, error) {
+	return sign(key, schema.Statement{Kind: kind, Log: log, Issuer: origin, Prev: prev}, body)
+}
+
+// SignDryRun is Sign for a dry run (POST /v1/check): the statement is
+// signed in the dry-run context and can never be logged.
+func SignDryRun(key ed25519.PrivateKey, log, origin string, prev []byte, kind schema.Kind, body any) (*schema.Submission, error) {
+	return sign(key, schema.Statement{Kind: kind, Log: log, Issuer: origin, Prev: prev, DryRun: true}, body)
+}
+
+func sign(key ed25519.PrivateKey, st schema.Statement, body any) (*schema.Submission, error) {
+	raw, err := schema.CanonicalizeBody(st.Kind, body)
 	if err != nil {
 		return nil, err
 	}
-	return schema.Sign(schema.Statement{Kind: kind, Issuer: origin, Prev: prev, Body: raw}, key)
+	st.Body = raw
+	return schema.Sign(st, key)
 }
 
 // Issuer is an issuer talking to one log.
@@ -52,10 +63,15 @@ type Issuer struct {
 	Prev []byte
 }
 
-// Open returns the issuer origin with account key key on the log of c,
-// with its status and prev fetched from the log.
+// Open returns the issuer origin (any spelling; it is normalised) with
+// account key key on the log of c, with its status and prev fetched from
+// the log.
 func Open(ctx context.Context, c *client.Client, origin string, key ed25519.PrivateKey) (*Issuer, error) {
-	is := &Issuer{Client: c, Origin: origin, Key: key}
+	o, err := schema.NormalizeOrigin(origin)
+	if err != nil {
+		return nil, err
+	}
+	is := &Issuer{Client: c, Origin: o, Key: key}
 	if err := is.Refresh(ctx); err != nil {
 		return nil, err
 	}
@@ -78,9 +94,10 @@ func (is *Issuer) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Sign returns the issuer's statement of kind with body after Prev.
+// Sign returns the issuer's statement of kind with body after Prev, for
+// the log of Client (the name of its key).
 func (is *Issuer) Sign(kind schema.Kind, body any) (*schema.Submission, error) {
-	return Sign(is.Key, is.Origin, is.Prev, kind, body)
+	return Sign(is.Key, is.Client.Verifier().Name(), is.Origin, is.Prev, kind, body)
 }
 
 // Submit signs and submits a statement of kind with body. The log's
@@ -100,10 +117,11 @@ func (is *Issuer) Submit(ctx context.Context, kind schema.Kind, body any) (*clie
 	return res, nil
 }
 
-// Check signs a statement of kind with body and asks the log's policy
-// about it (POST /v1/check); nothing is logged and Prev is unchanged.
+// Check signs a dry-run statement of kind with body and asks the log's
+// policy about it (POST /v1/check); nothing is logged, the statement can
+// never be, and Prev is unchanged.
 func (is *Issuer) Check(ctx context.Context, kind schema.Kind, body any) (*api.CheckResult, error) {
-	sub, err := is.Sign(kind, body)
+	sub, err := SignDryRun(is.Key, is.Client.Verifier().Name(), is.Origin, is.Prev, kind, body)
 	if err != nil {
 		return nil, err
 	}

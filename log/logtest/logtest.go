@@ -5,6 +5,7 @@ package logtest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -14,14 +15,16 @@ import (
 	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Origin is the origin of test logs.
-const Origin = "keycommit.example/log/test"
+// Origin is the origin of test logs (the log test issuers sign for).
+const Origin = issuertest.DefaultLog
 
 // T0 is where test clocks start.
 var T0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -79,6 +82,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Mount is passed to the server (extra handlers, e.g. "/").
 	Mount map[string]http.Handler
+	// OriginControl is passed to the sequencer (default
+	// issuertest.AssumeControl).
+	OriginControl func(ctx context.Context, log, origin string, accountKey ed25519.PublicKey) (*schema.OriginControl, error)
 }
 
 // Start initializes a log on the empty backend b and serves it. It is
@@ -95,9 +101,13 @@ func Start(tb testing.TB, b storage.Backend, opts *Options) *Log {
 	s, _ := checkpoint.NewSigner(skey)
 	v, _ := checkpoint.NewVerifier(vkey)
 	clock := &Clock{t: T0}
+	control := opts.OriginControl
+	if control == nil {
+		control = issuertest.AssumeControl
+	}
 	cfg := sequencer.Config{Backend: b, Signer: s, Verifier: v, Clock: clock.Now, Witness: opts.Witness,
 		CosignInterval: opts.CosignInterval, CosignRetryMin: opts.CosignRetryMin, CosignRetryMax: opts.CosignRetryMax,
-		OnCosignature: opts.OnCosignature}
+		OnCosignature: opts.OnCosignature, OriginControl: control}
 	if opts.Witnesses != nil {
 		cfg.Witnesses = opts.Witnesses(clock, b, vkey)
 	}

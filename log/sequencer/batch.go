@@ -189,6 +189,11 @@ func (s *Sequencer) admit(b *builder, ps []*pending) bool {
 		}
 		e := p.e
 		e.Time = b.now
+		if c := e.Control; c != nil && c.Time > e.Time {
+			// Checked while this batch was open: the batch's time is the
+			// entry's, and the proof is dated no later.
+			c.Time = e.Time
+		}
 		data, err := e.Marshal()
 		if err != nil {
 			s.metrics.rejections.WithLabelValues(policy.RuleMalformed).Inc()

@@ -24,10 +24,10 @@ import (
 )
 
 func benchConfig(b *testing.B, be storage.Backend) sequencer.Config {
-	skey, vkey, _ := checkpoint.GenerateKey("keycommit.example/log/bench")
+	skey, vkey, _ := checkpoint.GenerateKey(issuertest.DefaultLog)
 	s, _ := note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
-	return sequencer.Config{Backend: be, Signer: s, Verifier: v}
+	return sequencer.Config{Backend: be, Signer: s, Verifier: v, OriginControl: issuertest.AssumeControl}
 }
 
 // registrations returns n self-signed registrations of distinct issuers.

@@ -41,7 +41,7 @@ func (s *Sequencer) load(ctx context.Context) error {
 	lastTime, err := s.replay(ctx, st, from, size)
 	if err != nil && from > 0 {
 		s.log.Warn("entries after the stored policy state don't apply; replaying every entry", "state_size", from, "err", err)
-		st, from = policy.NewState(), 0
+		st, from = policy.NewLogState(s.origin), 0
 		lastTime, err = s.replay(ctx, st, 0, size)
 	}
 	if err != nil {
@@ -76,28 +76,32 @@ func (s *Sequencer) load(ctx context.Context) error {
 // if there is a usable one, or a fresh state and 0.
 func (s *Sequencer) loadPolicyState(ctx context.Context, size uint64) (*policy.State, uint64) {
 	if s.psr == nil {
-		return policy.NewState(), 0
+		return policy.NewLogState(s.origin), 0
 	}
 	ps, err := s.psr.PolicyState(ctx)
 	if errors.Is(err, storage.ErrNotFound) {
-		return policy.NewState(), 0
+		return policy.NewLogState(s.origin), 0
 	}
 	if err != nil {
 		s.log.Warn("couldn't read the stored policy state; replaying every entry", "err", err)
-		return policy.NewState(), 0
+		return policy.NewLogState(s.origin), 0
 	}
 	if ps.Size > size {
 		s.log.Warn("stored policy state is beyond the stored tree; replaying every entry", "state_size", ps.Size, "size", size)
-		return policy.NewState(), 0
+		return policy.NewLogState(s.origin), 0
 	}
 	st, err := policy.UnmarshalState(ps.Data)
 	if err != nil {
 		s.log.Warn("stored policy state doesn't load; replaying every entry", "err", err)
-		return policy.NewState(), 0
+		return policy.NewLogState(s.origin), 0
+	}
+	if err := st.BindLog(s.origin); err != nil {
+		s.log.Warn("stored policy state is for another log; replaying every entry", "err", err)
+		return policy.NewLogState(s.origin), 0
 	}
 	if st.Size() != ps.Size {
 		s.log.Warn("stored policy state covers another size than stored with it; replaying every entry", "state_size", st.Size(), "stored_size", ps.Size)
-		return policy.NewState(), 0
+		return policy.NewLogState(s.origin), 0
 	}
 	return st, ps.Size
 }

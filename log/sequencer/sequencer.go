@@ -154,6 +154,17 @@ type Config struct {
 	// quorum is not met. Its result is stored as the cosigned checkpoint
 	// when it returns no error. OnCosignature is not called for it.
 	Witness func(ctx context.Context, signedCheckpoint []byte) (cosigned []byte, err error)
+	// OriginControl, when set, checks that the origin lets accountKey
+	// register it with this log (log is the log's origin), and returns
+	// the record the registration entry carries (package log/challenge
+	// fetches the HTTPS challenge). The sequencer calls it, on the
+	// submitter's goroutine, for every registration the policy says
+	// needs one (policy.NeedsOriginControl: a first registration, or one
+	// after a lapse) whose signature verifies; an error is the refusal,
+	// by rule origin-control, and must say what was fetched and what was
+	// expected. The record's Time is replaced by the log's clock when the
+	// check returns. Without it such registrations are refused.
+	OriginControl func(ctx context.Context, log, origin string, accountKey ed25519.PublicKey) (*schema.OriginControl, error)
 	// WitnessTimeout bounds each call to the witnesses (default 30s).
 	WitnessTimeout time.Duration
 	// CosignInterval is how often the latest checkpoint is sent to every
@@ -402,7 +413,7 @@ func Init(ctx context.Context, cfg Config) (*Result, error) {
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("couldn't check that the log is empty: %w", err)
 	}
-	s.st = policy.NewState()
+	s.st = policy.NewLogState(s.origin)
 	if s.app, err = tiles.NewAppender(0, nil); err != nil {
 		return nil, err
 	}

@@ -51,7 +51,7 @@ func newConfig(t testing.TB, b storage.Backend) (Config, *clock) {
 	s, _ := note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
 	c := &clock{t: t0}
-	return Config{Backend: b, Signer: s, Verifier: v, Clock: c.Now}, c
+	return Config{Backend: b, Signer: s, Verifier: v, Clock: c.Now, OriginControl: issuertest.AssumeControl}, c
 }
 
 func newLog(t testing.TB, b storage.Backend) *testLog {
@@ -189,17 +189,22 @@ func TestRejectionsLogNothing(t *testing.T) {
 	unregistered := is.Commit(t, 1, t0)
 	badSig := other.Register(t)
 	badSig.Sig[0] ^= 1
+	badSigDry := other.DryRun(t, other.Register(t))
+	badSigDry.Sig[0] ^= 1
 	for _, tc := range []struct {
-		name string
-		sub  *schema.Submission
-		rule string
+		name     string
+		sub, dry *schema.Submission
+		rule     string
 	}{
-		{"unregistered", unregistered, policy.RuleRegistration},
-		{"bad signature", badSig, policy.RuleSignature},
+		{"unregistered", unregistered, is.DryRun(t, unregistered), policy.RuleRegistration},
+		{"bad signature", badSig, badSigDry, policy.RuleSignature},
 	} {
 		before, _ := l.seq.Checkpoint()
-		if d := l.seq.Check(tc.sub); d.Accept || d.Rule != tc.rule {
+		if d := l.seq.Check(ctx, tc.dry); d.Accept || d.Rule != tc.rule {
 			t.Errorf("%s: Check = %+v, want rule %s", tc.name, d, tc.rule)
+		}
+		if d := l.seq.Check(ctx, tc.sub); d.Accept || d.Rule != policy.RuleLogBinding {
+			t.Errorf("%s: Check of a statement that is not a dry run = %+v, want rule log-binding", tc.name, d)
 		}
 		_, err := l.seq.Submit(ctx, tc.sub)
 		var re *policy.RejectError

@@ -68,7 +68,9 @@ func (l *blockingLog) Submit(ctx context.Context, sub *schema.Submission) (*sequ
 	<-l.release
 	return nil, sequencer.ErrClosed
 }
-func (l *blockingLog) Check(*schema.Submission) policy.Decision   { return policy.Decision{Accept: true} }
+func (l *blockingLog) Check(context.Context, *schema.Submission) policy.Decision {
+	return policy.Decision{Accept: true}
+}
 func (l *blockingLog) Status(string) (*policy.IssuerStatus, bool) { return nil, false }
 func (l *blockingLog) Params() schema.PolicyParams                { return schema.PolicyParams{} }
 

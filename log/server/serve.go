@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/witnessing"
+	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/mod/sumdb/tlog"
@@ -55,6 +57,10 @@ type StartConfig struct {
 	// CosignInterval and CosignRetryMax are the witness loop's interval
 	// and backoff cap (see sequencer.Config; zero means the defaults).
 	CosignInterval, CosignRetryMax time.Duration
+	// OriginControl checks proofs of origin control (see
+	// sequencer.Config.OriginControl; log/challenge fetches them). Without
+	// it the log admits no first registration and no reclaim.
+	OriginControl func(ctx context.Context, log, origin string, accountKey ed25519.PublicKey) (*schema.OriginControl, error)
 	// Registry receives every metric of the process (the backend's may
 	// already be there) and is served at /metrics; nil means a new one.
 	// Start adds the Go and process collectors.
@@ -190,7 +196,7 @@ func Start(ctx context.Context, cfg StartConfig) (_ *Running, err error) {
 	wlog, err = newLog(ctx, sequencer.Config{
 		Backend: backend, Signer: signer, Verifier: verifier, Clock: clock,
 		Witness: cfg.Witness, Witnesses: witnesses, CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax,
-		Logger: logger, Registerer: reg,
+		Logger: logger, Registerer: reg, OriginControl: cfg.OriginControl,
 	})
 	if err != nil {
 		return nil, err

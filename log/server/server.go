@@ -45,7 +45,7 @@ import (
 // Log is the writing side the server needs: *sequencer.Sequencer.
 type Log interface {
 	Submit(ctx context.Context, sub *schema.Submission) (*sequencer.Result, error)
-	Check(sub *schema.Submission) policy.Decision
+	Check(ctx context.Context, sub *schema.Submission) policy.Decision
 	Status(origin string) (*policy.IssuerStatus, bool)
 	Params() schema.PolicyParams
 }
@@ -645,7 +645,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := s.cfg.Log.Check(sub)
+	d := s.cfg.Log.Check(r.Context(), sub)
 	writeJSON(w, http.StatusOK, &api.CheckResult{Accept: d.Accept, Rule: d.Rule, Reason: d.Reason})
 	return nil
 }

@@ -110,7 +110,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 					b.Fatal(err)
 				}
 				st := openStore(b, env, tree, k)
-				if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier}); err != nil {
+				if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}); err != nil {
 					b.Fatal(err)
 				}
 				st.Close()
@@ -203,7 +203,7 @@ func sqliteSequencer(b *testing.B, k logKey) (*sqlitestore.Store, *sequencer.Seq
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { src.Close() })
-	cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier}
+	cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}
 	if _, err := sequencer.Init(context.Background(), cfg); err != nil {
 		b.Fatal(err)
 	}

@@ -66,7 +66,9 @@ func (f *Frontend) Sequencer() *sequencer.Sequencer { return f.cur.Load() }
 func (f *Frontend) Close() error { return f.cur.Load().Close() }
 
 // Check implements server.Log.
-func (f *Frontend) Check(sub *schema.Submission) policy.Decision { return f.cur.Load().Check(sub) }
+func (f *Frontend) Check(ctx context.Context, sub *schema.Submission) policy.Decision {
+	return f.cur.Load().Check(ctx, sub)
+}
 
 // Status implements server.Log.
 func (f *Frontend) Status(origin string) (*policy.IssuerStatus, bool) {

@@ -30,7 +30,7 @@ func buildSQLiteLog(t testing.TB, k logKey, n int) (*sqlitestore.Store, [][]byte
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { src.Close() })
-	cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier}
+	cfg := sequencer.Config{Backend: src, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}
 	first, err := sequencer.Init(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *trill
 func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *frontend {
 	t.Helper()
 	st := openStore(t, env, tree, k)
-	fe, err := trillianstore.NewFrontend(context.Background(), sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier}, st)
+	fe, err := trillianstore.NewFrontend(context.Background(), sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func newLog(t testing.TB) (*trilliantest.Env, int64, logKey) {
 	}
 	k := newKey(t)
 	st := openStore(t, env, tree, k)
-	if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier}); err != nil {
+	if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}); err != nil {
 		t.Fatalf("couldn't initialize the log: %v\n%s", err, env.Logs())
 	}
 	st.Close()

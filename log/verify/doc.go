@@ -25,7 +25,7 @@
 //   - time: the snapshot entry is not dated later than the cosignatures
 //     of the checkpoint plus TimeSkew, for a set of witnesses that meets
 //     the quorum (CheckEntryTime; docs/time.md);
-//   - snapshot: the entry is a schema version 1 snapshot written by the log;
+//   - snapshot: the entry is a schema version 2 (or legacy 1) snapshot written by the log;
 //   - inclusion: the entry is in the checkpoint's tree at the bundle's index;
 //   - digest: the key set hashes (SHA-256) to the snapshot's digest;
 //   - keyset: the key set is in its canonical encoding and has as many

@@ -25,7 +25,7 @@ type IssuerEntry struct {
 
 // VerifyIssuerProof verifies a C2SP tlog-proof as keycommit serves it for
 // one issuer: the extra data is the issuer's key commitment entry (exact
-// leaf bytes), which must be a schema version 1 key_commitment for issuer,
+// leaf bytes), which must be a schema version 2 (or 1) key_commitment for issuer,
 // included at the proof's index in a checkpoint that passes the log
 // signature, cosignature, freshness and quorum checks, and not dated
 // later than the cosignatures of that checkpoint allow (the time check,
@@ -49,8 +49,8 @@ func (v *Verifier) VerifyIssuerProof(raw []byte, issuer string) (*IssuerEntry, e
 		return nil, fail(CheckEntry, "malformed entry: %v", err)
 	}
 	switch {
-	case e.V != schemaVersion:
-		return nil, fail(CheckEntry, "entry has schema version %d, want %d", e.V, schemaVersion)
+	case !knownVersion(e.V):
+		return nil, fail(CheckEntry, "entry has schema version %d, want %d (or %d)", e.V, schemaVersion, legacyVersion)
 	case e.Kind != "key_commitment":
 		return nil, fail(CheckEntry, "entry is a %q, not a key_commitment", e.Kind)
 	case e.Issuer != issuer:

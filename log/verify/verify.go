@@ -480,13 +480,22 @@ func verifyInclusion(leaf []byte, index uint64, hashes [][]byte, cp *Checkpoint)
 // logEntry mirrors schema.Entry: member order and types must stay the same
 // (a test checks).
 type logEntry struct {
-	V      int             `json:"v"`
-	Kind   string          `json:"kind"`
-	Time   int64           `json:"time"`
-	Issuer string          `json:"issuer"`
-	Prev   []byte          `json:"prev"`
-	Body   json.RawMessage `json:"body"`
-	Sig    []byte          `json:"sig"`
+	V       int             `json:"v"`
+	Kind    string          `json:"kind"`
+	Time    int64           `json:"time"`
+	Log     string          `json:"log,omitempty"`
+	Issuer  string          `json:"issuer"`
+	Prev    []byte          `json:"prev"`
+	Body    json.RawMessage `json:"body"`
+	Sig     []byte          `json:"sig"`
+	Control *originControl  `json:"control,omitempty"`
+}
+
+// originControl mirrors schema.OriginControl.
+type originControl struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+	Time   int64  `json:"time"`
 }
 
 type snapshotBody struct {
@@ -519,24 +528,33 @@ func ParseSnapshotEntry(entry []byte) (*SnapshotEntry, error) {
 	return &SnapshotEntry{Time: time.UnixMilli(e.Time), Issuers: e.Body.Issuers, Digest: e.Body.Digest}, nil
 }
 
-// schemaVersion is the entry schema version this verifier understands.
-const schemaVersion = 1
+// schemaVersion is the entry schema version the log writes;
+// legacyVersion that of logs made before it (see docs/entries.md). This
+// verifier reads both: what it checks is the same in each.
+const (
+	schemaVersion = 2
+	legacyVersion = 1
+)
+
+// knownVersion reports whether v is an entry schema version this
+// verifier reads.
+func knownVersion(v int) bool { return v == schemaVersion || v == legacyVersion }
 
 // parseSnapshotEntry parses a snapshot entry strictly: canonical JSON,
-// schema version 1, kind snapshot, written by the log (no issuer, prev or
-// signature), a 32-byte digest.
+// schema version 2 (or 1), kind snapshot, written by the log (no log,
+// issuer, prev, signature or control), a 32-byte digest.
 func parseSnapshotEntry(b []byte) (*snapshotEntry, error) {
 	var e logEntry
 	if err := strictJSON(b, &e); err != nil {
 		return nil, fmt.Errorf("malformed entry: %w", err)
 	}
-	if e.V != schemaVersion {
-		return nil, fmt.Errorf("entry has schema version %d, want %d", e.V, schemaVersion)
+	if !knownVersion(e.V) {
+		return nil, fmt.Errorf("entry has schema version %d, want %d (or %d)", e.V, schemaVersion, legacyVersion)
 	}
 	if e.Kind != "snapshot" {
 		return nil, fmt.Errorf("entry is a %q, not a snapshot", e.Kind)
 	}
-	if e.Issuer != "" || len(e.Prev) != 0 || len(e.Sig) != 0 {
+	if e.Log != "" || e.Issuer != "" || len(e.Prev) != 0 || len(e.Sig) != 0 || e.Control != nil {
 		return nil, errors.New("snapshot entry has an issuer, prev or signature; snapshots are written by the log")
 	}
 	var body snapshotBody

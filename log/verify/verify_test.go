@@ -376,7 +376,9 @@ func TestSnapshotChecks(t *testing.T) {
 		want        verify.Check
 	}{
 		{"valid", `{"v":1,"kind":"snapshot","time":1,"issuer":"","prev":null,"body":` + body + `,"sig":null}`, ksb, ""},
-		{"schema version 2", `{"v":2,"kind":"snapshot","time":1,"issuer":"","prev":null,"body":` + body + `,"sig":null}`, ksb, verify.CheckSnapshot},
+		{"schema version 2", `{"v":2,"kind":"snapshot","time":1,"issuer":"","prev":null,"body":` + body + `,"sig":null}`, ksb, ""},
+		{"schema version 3", `{"v":3,"kind":"snapshot","time":1,"issuer":"","prev":null,"body":` + body + `,"sig":null}`, ksb, verify.CheckSnapshot},
+		{"with a log", `{"v":2,"kind":"snapshot","time":1,"log":"keycommit.example/log","issuer":"","prev":null,"body":` + body + `,"sig":null}`, ksb, verify.CheckSnapshot},
 		{"not a snapshot", `{"v":1,"kind":"policy_params","time":1,"issuer":"","prev":null,"body":` + body + `,"sig":null}`, ksb, verify.CheckSnapshot},
 		{"with an issuer", `{"v":1,"kind":"snapshot","time":1,"issuer":"https://a.example","prev":null,"body":` + body + `,"sig":null}`, ksb, verify.CheckSnapshot},
 		{"unknown member", `{"v":1,"kind":"snapshot","time":1,"issuer":"","prev":null,"body":` + body + `,"sig":null,"x":1}`, ksb, verify.CheckSnapshot},

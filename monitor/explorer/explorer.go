@@ -226,7 +226,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var kinds = []string{monitor.KindPolicy, monitor.KindSnapshot, monitor.KindTimestamp, monitor.KindNonCanonical,
 	monitor.KindMalformed, monitor.KindInclusion, monitor.KindCheckpoint, monitor.KindSplitView,
-	monitor.KindKeyChange, monitor.KindAccountKeyChange}
+	monitor.KindKeyChange, monitor.KindAccountKeyChange, monitor.KindReclaim}
 
 func (e *Explorer) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e.cfg.Logger.Error("monitor explorer failed", "err", err)

@@ -43,7 +43,7 @@ type genIssuer struct {
 func NewGen(l *Log, start time.Time, seed uint64) *Gen {
 	var s [32]byte
 	binary.BigEndian.PutUint64(s[:], seed)
-	return &Gen{Log: l, State: policy.NewState(), Now: start.UnixMilli(),
+	return &Gen{Log: l, State: policy.NewLogState(l.Origin()), Now: start.UnixMilli(),
 		rng: mrand.NewChaCha8(s), issuers: map[string]*genIssuer{}}
 }
 
@@ -237,7 +237,7 @@ func (g *Gen) signed(origin string, k schema.Kind, body any) (*schema.Entry, err
 	if err != nil {
 		return nil, err
 	}
-	st := schema.Statement{Kind: k, Issuer: origin, Body: raw}
+	st := schema.Statement{Kind: k, Log: g.Log.Origin(), Issuer: origin, Body: raw}
 	if is, ok := g.State.Issuer(origin); ok {
 		st.Prev = append([]byte(nil), is.LastLeafHash[:]...)
 	}
@@ -245,7 +245,13 @@ func (g *Gen) signed(origin string, k schema.Kind, body any) (*schema.Entry, err
 	if err != nil {
 		return nil, err
 	}
-	return schema.NewEntry(sub, g.Now), nil
+	e := schema.NewEntry(sub, g.Now)
+	if r, ok := body.(*schema.Registration); ok {
+		// The log's record of the proof of origin control, as a log that
+		// fetched the challenge writes it.
+		e.Control = &schema.OriginControl{Method: schema.ControlHTTPS, URL: schema.ChallengeURL(st.Log, origin, r.AccountKey), Time: g.Now}
+	}
+	return e, nil
 }
 
 // newVOPRFKey returns the base64 Y of a fresh PST VOPRF key: a 4-byte

@@ -183,7 +183,7 @@ func TestGenAdmitsOnlyAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := policy.NewState()
+	st := policy.NewLogState(l.Origin())
 	for i := int64(0); i < l.Size(); i++ {
 		b := l.Entry(i)
 		e, err := schema.ParseEntry(b)

@@ -7,6 +7,7 @@
 package issuertest
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"strconv"
@@ -22,6 +23,9 @@ import (
 // entry (nil before it registers); call Logged after each accepted
 // submission, or set Prev directly.
 type Issuer struct {
+	// Log is the log its statements are signed for (DefaultLog unless
+	// set).
+	Log     string
 	Origin  string
 	Key     ed25519.PrivateKey
 	Contact string
@@ -38,7 +42,17 @@ func New(tb testing.TB, origin string) *Issuer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Issuer{Origin: origin, Key: k, Contact: "mailto:ops@example.com", NextID: 1}
+	return &Issuer{Log: DefaultLog, Origin: origin, Key: k, Contact: "mailto:ops@example.com", NextID: 1}
+}
+
+// DefaultLog is the log test issuers sign for: logtest.Origin.
+const DefaultLog = "keycommit.example/log/test"
+
+// AssumeControl is a sequencer.Config.OriginControl for tests that are
+// not about proofs of origin control: it fetches nothing and records the
+// proof the policy wants, as if every origin served its challenge.
+func AssumeControl(_ context.Context, log, origin string, accountKey ed25519.PublicKey) (*schema.OriginControl, error) {
+	return &schema.OriginControl{Method: schema.ControlHTTPS, URL: schema.ChallengeURL(log, origin, accountKey), Time: time.Now().UnixMilli()}, nil
 }
 
 // Numbered returns New(tb, "https://issuer<i>.example").
@@ -50,11 +64,24 @@ func Numbered(tb testing.TB, i int) *Issuer {
 // signed by the issuer's account key with the issuer's current Prev.
 func (is *Issuer) Sign(tb testing.TB, kind schema.Kind, body any) *schema.Submission {
 	tb.Helper()
-	sub, err := issuer.Sign(is.Key, is.Origin, is.Prev, kind, body)
+	sub, err := issuer.Sign(is.Key, is.Log, is.Origin, is.Prev, kind, body)
 	if err != nil {
 		tb.Fatalf("issuertest: couldn't sign %s: %v", kind, err)
 	}
 	return sub
+}
+
+// DryRun returns sub's statement signed again by the issuer's account
+// key as a dry run (POST /v1/check), which can never be logged.
+func (is *Issuer) DryRun(tb testing.TB, sub *schema.Submission) *schema.Submission {
+	tb.Helper()
+	st := sub.Statement
+	st.DryRun = true
+	d, err := schema.Sign(st, is.Key)
+	if err != nil {
+		tb.Fatalf("issuertest: couldn't sign the dry run: %v", err)
+	}
+	return d
 }
 
 // Register returns a registration binding the origin to the issuer's

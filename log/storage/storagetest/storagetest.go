@@ -555,11 +555,12 @@ func testLookups(t *testing.T, h Harness) {
 	}
 	// Check is a dry run: a good submission is accepted and not logged.
 	cp, _, _ := l.Client.Checkpoint(ctx)
-	chk, err := l.Client.Check(ctx, a.Register(t))
+	chk, err := l.Client.Check(ctx, a.DryRun(t, a.Register(t)))
 	if err != nil || !chk.Accept {
 		t.Fatalf("check: %+v, %v", chk, err)
 	}
-	chk, err = l.Client.Check(ctx, issuertest.New(t, "https://b.example").Commit(t, 1, l.Clock.Now()))
+	b := issuertest.New(t, "https://b.example")
+	chk, err = l.Client.Check(ctx, b.DryRun(t, b.Commit(t, 1, l.Clock.Now())))
 	if err != nil || chk.Accept || chk.Rule == "" || chk.Reason == "" {
 		t.Fatalf("check of an unregistered issuer's commitment: %+v, %v", chk, err)
 	}

@@ -73,8 +73,14 @@ func AccountKey(name string) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(s[:])
 }
 
+// LogName is the log the generated statements are signed for: bind the
+// policy state with policy.NewLogState(LogName).
+const LogName = "keycommit.example/log/gen"
+
 // Signed returns the entry for a statement of kind k by origin with body,
-// prev and log time, signed with key.
+// prev and log time, signed with key for Log. A registration carries the
+// log's record of a proof of origin control checked a second before, as
+// the log writes it when the policy needs one.
 func Signed(key ed25519.PrivateKey, origin string, k schema.Kind, prev []byte, body any, timeMillis int64) (*schema.Entry, error) {
 	raw, err := schema.CanonicalizeBody(k, body)
 	if err != nil {
@@ -83,11 +89,15 @@ func Signed(key ed25519.PrivateKey, origin string, k schema.Kind, prev []byte, b
 	if len(prev) == 0 {
 		prev = nil
 	}
-	sub, err := schema.Sign(schema.Statement{Kind: k, Issuer: origin, Prev: prev, Body: raw}, key)
+	sub, err := schema.Sign(schema.Statement{Kind: k, Log: LogName, Issuer: origin, Prev: prev, Body: raw}, key)
 	if err != nil {
 		return nil, err
 	}
-	return schema.NewEntry(sub, timeMillis), nil
+	e := schema.NewEntry(sub, timeMillis)
+	if r, ok := body.(*schema.Registration); ok {
+		e.Control = &schema.OriginControl{Method: schema.ControlHTTPS, URL: schema.ChallengeURL(LogName, origin, r.AccountKey), Time: max(timeMillis-1000, 0)}
+	}
+	return e, nil
 }
 
 // LeafHash returns the RFC 6962 leaf hash of an entry's bytes.

@@ -101,7 +101,7 @@ type generator struct {
 func Generate(cfg Config) (*Log, error) {
 	g := &generator{
 		rng:    rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6b6579636f6d6d74)),
-		st:     policy.NewState(),
+		st:     policy.NewLogState(LogName),
 		now:    1_767_225_600_000, // 2026-01-01T00:00:00Z
 		log:    &Log{Counts: map[string]int{}},
 		params: policy.DefaultParams(),
