@@ -91,8 +91,9 @@ func TestWitnessBackAfterPublication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, logURL := startServe(t, bin, logDir, "--log-level", "warn", "--witness-policy", policy,
-		"--cosign-interval", "1h", "--cosign-retry-max", retryMax.String())
+	web := startStoryOrigin(t, dir, "issuer.cosign.example")
+	_, logURL := startServe(t, bin, logDir, append(web.serveArgs(), "--log-level", "warn", "--witness-policy", policy,
+		"--cosign-interval", "1h", "--cosign-retry-max", retryMax.String())...)
 	logURL = strings.TrimSuffix(logURL, "/")
 
 	// waitCosigned polls /checkpoint until it verifies (quorum, fresh)
@@ -125,8 +126,11 @@ func TestWitnessBackAfterPublication(t *testing.T) {
 	ws[1].cmd.Wait()
 	key := filepath.Join(dir, "issuer.key")
 	env := append(os.Environ(), "KEYCOMMIT_LOG="+logURL, "KEYCOMMIT_LOG_VKEY="+logVKey)
-	for _, args := range [][]string{{"issuer", "keygen", "--out", key},
+	for i, args := range [][]string{{"issuer", "keygen", "--out", key},
 		{"issuer", "register", "--key", key, "--origin", "https://issuer.cosign.example", "--contact", "mailto:keys@issuer.cosign.example"}} {
+		if i == 1 { // the origin serves the challenge for the new key
+			web.serveChallengeFor(t, origin, "https://issuer.cosign.example", key)
+		}
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
 		if out, err := cmd.CombinedOutput(); err != nil {

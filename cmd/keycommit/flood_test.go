@@ -141,7 +141,8 @@ func TestLogFloodBoundedMemory(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	vkey := lines[len(lines)-1]
-	cmd, url := startServe(t, keycommitBin, dir, "--log-level", "error")
+	web := startStoryOrigin(t, t.TempDir(), "*.example")
+	cmd, url := startServe(t, keycommitBin, dir, append(web.serveArgs(), "--log-level", "error")...)
 	pid := cmd.Process.Pid
 	c, err := client.New(url, vkey, nil)
 	if err != nil {
@@ -164,6 +165,8 @@ func TestLogFloodBoundedMemory(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			is := issuertest.Numbered(t, i)
+			is.Log = "flood.example/log"
+			web.serveChallenge(is)
 			<-start
 			r, err := c.Submit(ctx, is.Register(t))
 			if err != nil {
