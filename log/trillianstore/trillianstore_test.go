@@ -256,8 +256,13 @@ func TestConcurrentRotationsTwoFrontends(t *testing.T) {
 }
 
 // TestConcurrentKeyReuseTwoFrontends: two issuers commit the same key at
-// once through two frontends; exactly one is admitted (a cross-issuer
-// rule, which leaf identities alone could not enforce).
+// once through two frontends (all 12 submissions released together by a
+// start barrier); exactly one of each pair is admitted (a cross-issuer
+// rule, which leaf identities alone could not enforce). Mutation (named,
+// not tried): let a
+// frontend admit against its own cached policy state without catching
+// up on the other frontend's leaves first, and both of a pair are
+// admitted.
 func TestConcurrentKeyReuseTwoFrontends(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
@@ -274,18 +279,21 @@ func TestConcurrentKeyReuseTwoFrontends(t *testing.T) {
 		subs[1] = append(subs[1], y.Sign(t, schema.KindKeyCommitment, &schema.KeyCommitment{PST: c}))
 	}
 	var wg sync.WaitGroup
+	start := make(chan struct{})
 	results := make([][2]error, pairs)
 	for p := range pairs {
 		for side, f := range []*frontend{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				<-start
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
 				_, results[p][side] = f.fe.Submit(ctx, subs[side][p])
 			}()
 		}
 	}
+	close(start)
 	wg.Wait()
 	for p, r := range results {
 		ok := 0
