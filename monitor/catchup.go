@@ -34,9 +34,16 @@ func (f *follower) catchUp(ctx context.Context) error {
 	}
 	r := &replayer{origin: f.origin, st: f.st, now: f.m.now, keys: f.keys,
 		watched: func(issuer string, idx int64) bool { return f.m.watched(f.origin, issuer, idx) }}
+	f.mu.Lock()
+	from := f.verified
+	f.mu.Unlock()
+	tc, err := f.newTimeCheck(ctx, anchor, from)
+	if err != nil {
+		return err
+	}
 	start, startTime := pos, time.Now()
 	lastLog := startTime
-	err := f.stream(ctx, anchor.tree(), pos, f.keys, func(batch []*bundleData) error {
+	err = f.stream(ctx, anchor.tree(), pos, f.keys, func(batch []*bundleData) error {
 		before := pos
 		for _, bd := range batch {
 			for j := range bd.entries {
@@ -47,6 +54,7 @@ func (f *follower) catchUp(ctx context.Context) error {
 				if err := r.entry(idx, bd.leaves[j], bd.parsed[j], bd.perrs[j], bd.verified[j]); err != nil {
 					return err
 				}
+				tc.entry(idx, bd.entries[j], bd.parsed[j])
 				pos = idx + 1
 			}
 		}
@@ -55,6 +63,9 @@ func (f *follower) catchUp(ctx context.Context) error {
 		f.mu.Unlock()
 		f.m.metrics.position.WithLabelValues(f.origin).Set(float64(pos))
 		f.m.metrics.entries.WithLabelValues(f.origin).Add(float64(pos - before))
+		if err := tc.flush(ctx); err != nil {
+			return err
+		}
 		alerts := r.takeAlerts()
 		if len(alerts) > 0 || pos-f.savedPos >= f.m.cfg.SaveEvery || time.Since(f.savedTime) >= f.m.cfg.SaveInterval || pos == anchor.Size {
 			if err := f.save(ctx, alerts, pos == anchor.Size); err != nil {

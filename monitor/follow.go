@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/policy"
 )
 
@@ -28,6 +29,7 @@ type follower struct {
 	url      string
 	verifier c2sp.Verifier
 	client   *tileClient
+	tv       *verify.Verifier // with Config.WitnessPolicy: verifies cosignatures (time.go)
 
 	mu       sync.Mutex // guards the fields below, read by gossip
 	anchor   *Checkpoint
@@ -54,6 +56,11 @@ func newFollower(ctx context.Context, m *Monitor, lc LogConfig) (*follower, erro
 	}
 	f := &follower{m: m, origin: origin, vkey: lc.VKey, url: lc.URL, verifier: v,
 		client: newTileClient(lc.URL, m.hc), st: policy.NewLogState(origin)}
+	if m.cfg.WitnessPolicy != nil {
+		if f.tv, err = verify.New(verify.Config{LogKey: lc.VKey, Origin: origin, Policy: m.cfg.WitnessPolicy}); err != nil {
+			return nil, fmt.Errorf("log %s under the witness policy: %w", origin, err)
+		}
+	}
 	row, ok, err := m.store.loadLog(ctx, origin)
 	if err != nil {
 		return nil, err
@@ -135,6 +142,9 @@ func (f *follower) round(ctx context.Context) error {
 	}
 	if res == resultSplit {
 		return fmt.Errorf("the checkpoint %s served by the log is inconsistent with the monitor's verified history; see the split-view evidence", cp)
+	}
+	if err := f.checkLatest(ctx, cp); err != nil {
+		return err
 	}
 	if err := f.catchUp(ctx); err != nil {
 		return err

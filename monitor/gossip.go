@@ -27,8 +27,8 @@ type EvidenceInfo struct {
 //	GET  /<hex sha256(origin)>/checkpoint  latest verified checkpoint of a log (as a C2SP witness serves it)
 //	GET  /v1/checkpoints                   JSON status of every log followed
 //	POST /v1/checkpoint                    a signed checkpoint to check (from a peer or a user agent)
-//	GET  /v1/evidence                      JSON list of split-view evidence (paginated)
-//	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence)
+//	GET  /v1/evidence                      JSON list of split-view and time evidence (paginated)
+//	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence or VerifyTimeEvidence)
 //	GET  /v1/gossip                        JSON status of the latest pull from each peer and witness
 //	POST /watch                            {"origin": "https://issuer.example"}: alert on its key changes (operator's token)
 //	GET  /watch                            JSON list of watched origins (paginated)
@@ -158,6 +158,11 @@ func (m *Monitor) submitCheckpoint(ctx context.Context, note []byte, source stri
 	res, evidenceID, err := f.observe(ctx, cp, source)
 	if err != nil {
 		return 0, "", err
+	}
+	if res == resultConsistent {
+		if err := f.checkLatest(ctx, cp); err != nil {
+			return 0, "", err
+		}
 	}
 	m.metrics.gossip.WithLabelValues(sourceKind(source), res.String()).Inc()
 	return res, evidenceID, nil
@@ -350,6 +355,17 @@ func (m *Monitor) pullEvidence(ctx context.Context, base string) error {
 		body, err := httpGet(ctx, m.hc, base+"/v1/evidence/"+info.ID, 1<<20)
 		if err != nil {
 			return fmt.Errorf("couldn't fetch evidence %s from %s: %w", info.ID, base, err)
+		}
+		if EvidenceTypeOf(body) == TimeEvidenceType {
+			tev, err := VerifyTimeEvidence(body, f.vkey, m.cfg.WitnessPolicy, m.now())
+			if err != nil {
+				m.log.Warn("peer served time evidence that does not verify", "peer", base, "id", info.ID, "err", err)
+				continue
+			}
+			if err := m.recordTimeEvidence(ctx, tev); err != nil {
+				return err
+			}
+			continue
 		}
 		ev, err := VerifyEvidence(body, f.vkey)
 		if err != nil {

@@ -8,8 +8,9 @@
 // parses every entry, re-runs policy.Evaluate in log order and applies it,
 // and recomputes every snapshot. Anything the log admitted that the
 // policy refuses, a wrong snapshot, an issuer's timestamps going
-// backwards, or an entry that is not canonical is an alert naming the
-// entry's index and the rule.
+// backwards, an entry dated against the witnesses' cosignatures or in the
+// future of the monitor's clock (time.go, docs/time.md), or an entry that
+// is not canonical is an alert naming the entry's index and the rule.
 //
 // It gossips: it serves the latest verified checkpoint of each log (at the
 // C2SP witness monitoring path /<hex sha256(origin)>/checkpoint), accepts
@@ -40,6 +41,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/schema"
+	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -69,6 +71,10 @@ type Config struct {
 	// Witnesses are C2SP witnesses to pull cosigned checkpoints from
 	// (URL/<hex sha256(origin)>/checkpoint).
 	Witnesses []string
+	// WitnessPolicy, if set, is the witness policy whose witnesses'
+	// cosignatures the monitor verifies and checks entry times against
+	// (docs/time.md); without it only the monitor's own clock is.
+	WitnessPolicy *quorum.Policy
 	// Watch lists issuer origins whose key changes raise alerts (more can
 	// be added with Watch or POST /watch; watches are kept).
 	Watch []string
@@ -98,8 +104,9 @@ type Config struct {
 	// (default 8); FetchWorkers the number fetched and parsed in parallel
 	// (default 4). Memory use is bounded by about three batches.
 	BatchBundles, FetchWorkers int
-	// Now returns the current time (default time.Now); only alert and
-	// evidence timestamps use it.
+	// Now returns the current time (default time.Now): alert and
+	// evidence timestamps, and the time check of entries against the
+	// monitor's clock, use it.
 	Now func() time.Time
 	// AdminToken is the operator's token that POST /watch needs (Bearer);
 	// nil turns POST /watch off (403). Watches in Watch and Config.Watch
@@ -348,7 +355,7 @@ func (m *Monitor) unstored(alerts []Alert, err error) {
 func (m *Monitor) recordEvidence(ctx context.Context, ev *Evidence) error {
 	a := Alert{Time: m.now().UTC(), Log: ev.Origin, Kind: KindSplitView, Rule: RuleConsistency, Evidence: ev.ID(),
 		Message: fmt.Sprintf("split view: the log signed two inconsistent checkpoints (%s); evidence %s", ev.Reason, ev.ID())}
-	isNew, err := m.store.addEvidence(ctx, ev, a)
+	isNew, err := m.store.addEvidence(ctx, ev.ID(), ev.Origin, ev, ev.Found, a)
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,12 @@ CREATE TABLE IF NOT EXISTS evidence (
 	body   BLOB NOT NULL,
 	found  INTEGER NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS latest_entry (
+	origin TEXT PRIMARY KEY,
+	idx    INTEGER NOT NULL,
+	time   INTEGER NOT NULL,
+	entry  BLOB NOT NULL
+) STRICT;
 CREATE TABLE IF NOT EXISTS pending (
 	origin   TEXT NOT NULL,
 	size     INTEGER NOT NULL,
@@ -321,8 +327,9 @@ func (s *store) watches(ctx context.Context, after string, limit int) ([]string,
 	return out, rows.Err()
 }
 
-// addEvidence stores e and its alert; it reports whether e is new.
-func (s *store) addEvidence(ctx context.Context, e *Evidence, alert Alert) (bool, error) {
+// addEvidence stores the evidence bundle e (split-view or time) of log
+// origin under id, and its alert; it reports whether e is new.
+func (s *store) addEvidence(ctx context.Context, id, origin string, e any, found time.Time, alert Alert) (bool, error) {
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return false, err
@@ -333,9 +340,9 @@ func (s *store) addEvidence(ctx context.Context, e *Evidence, alert Alert) (bool
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `INSERT INTO evidence (id, origin, body, found) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		e.ID(), e.Origin, b, e.Found.UnixMilli())
+		id, origin, b, found.UnixMilli())
 	if err != nil {
-		return false, fmt.Errorf("couldn't store evidence %s: %w", e.ID(), err)
+		return false, fmt.Errorf("couldn't store evidence %s: %w", id, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/monitor"
+	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
@@ -26,10 +27,10 @@ import (
 
 func newMonitorCmd() *cobra.Command {
 	var (
-		logs, vkeys, peers, witnesses, watches  []string
-		once, asJSON                            bool
-		data, listen, webhook, level, tokenFile string
-		poll, gossip                            time.Duration
+		logs, vkeys, peers, witnesses, watches          []string
+		once, asJSON                                    bool
+		data, listen, webhook, level, tokenFile, policy string
+		poll, gossip                                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor --log URL --log-vkey VKEY [--once] [--data DIR]",
@@ -39,11 +40,16 @@ path, verifies every checkpoint, proves every entry's inclusion, replays the
 policy on every entry in order and recomputes every snapshot. Alerts are JSON
 lines on stdout (and POSTed to --webhook). With --listen it serves gossip:
 the latest verified checkpoint per log at /<hex sha256(origin)>/checkpoint,
-POST /v1/checkpoint, split-view evidence at /v1/evidence, GET and POST /watch
-(POST needs the operator's token from --admin-token-file, sent as
+POST /v1/checkpoint, split-view and time evidence at /v1/evidence, GET and
+POST /watch (POST needs the operator's token from --admin-token-file, sent as
 Authorization: Bearer <token>; without the flag POST /watch is off), and
 Prometheus metrics at /metrics. Lists are paginated (?after=, ?limit=, Link
 rel="next").
+
+Entry times are checked against the monitor's clock and, with
+--witness-policy, against the cosignatures of its witnesses on the checkpoints
+it sees (the log's, pulled from --witness and --peer, POSTed): a violation is
+a time alert with evidence (docs/time.md).
 
 With --once it verifies every log up to its current checkpoint, pulls once
 from peers and witnesses, and exits: 0 if everything checked out, 2 if it
@@ -99,13 +105,17 @@ monitor on it refuses to start.`,
 				}
 			}
 			reg := prometheus.NewRegistry()
+			pol, err := readWitnessPolicy(policy)
+			if err != nil {
+				return err
+			}
 			// With --once --json the alerts go into the report object.
 			var alertBuf bytes.Buffer
 			alertOut := cmd.OutOrStdout()
 			if asJSON {
 				alertOut = &alertBuf
 			}
-			cfg := monitor.Config{AdminToken: token, DataDir: data, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
+			cfg := monitor.Config{AdminToken: token, DataDir: data, WitnessPolicy: pol, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
 				AlertOut: alertOut, Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip}
 			for i := range logs {
 				cfg.Logs = append(cfg.Logs, monitor.LogConfig{URL: logs[i], VKey: vkeys[i]})
@@ -180,6 +190,7 @@ monitor on it refuses to start.`,
 	f.StringVar(&listen, "listen", "", "address to serve gossip, evidence, watches and metrics on")
 	f.StringArrayVar(&peers, "peer", nil, "URL of a peer monitor to gossip with (repeatable)")
 	f.StringArrayVar(&witnesses, "witness", nil, "URL of a witness whose cosigned checkpoints to pull (repeatable)")
+	f.StringVar(&policy, "witness-policy", "", "witness policy file: entry times are checked against its witnesses' cosignatures (docs/time.md)")
 	f.StringArrayVar(&watches, "watch", nil, "issuer origin whose key changes raise an alert (repeatable)")
 	f.StringVar(&webhook, "webhook", "", "URL to POST every alert to, as JSON")
 	f.DurationVar(&poll, "poll", 10*time.Second, "pause between checks of each log")
@@ -221,13 +232,35 @@ func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, log
 	return srv, errc, nil
 }
 
+// readWitnessPolicy parses the witness policy file at path; "" gives nil.
+func readWitnessPolicy(path string) (*quorum.Policy, error) {
+	if path == "" {
+		return nil, nil
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the witness policy: %w", err)
+	}
+	pol, err := quorum.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't parse the witness policy %s: %w", path, err)
+	}
+	return pol, nil
+}
+
 func newMonitorCheckEvidenceCmd() *cobra.Command {
-	var vkey string
+	var vkey, policy string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "check-evidence FILE [--log-vkey VKEY]",
-		Short: "Check a split-view evidence bundle offline against the log's verifier key",
-		Args:  cobra.ExactArgs(1),
+		Use:   "check-evidence FILE [--log-vkey VKEY] [--witness-policy FILE]",
+		Short: "Check a split-view or time evidence bundle offline against the log's verifier key",
+		Long: `check-evidence checks an evidence bundle a monitor produced, offline: a
+split view (two inconsistent checkpoints signed by the log), or a time
+violation (an entry, its inclusion proof and the cosigned checkpoint(s) its
+time contradicts; docs/time.md), which needs the witness policy whose
+cosignatures it cites. Evidence of an entry dated in the monitor's future is
+checked against this machine's clock. Exit 0 if the evidence holds.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if vkey == "" {
 				return errors.New("no log verifier key: set --log-vkey or $KEYCOMMIT_LOG_VKEY")
@@ -235,6 +268,21 @@ func newMonitorCheckEvidenceCmd() *cobra.Command {
 			b, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("couldn't read evidence: %w", err)
+			}
+			if monitor.EvidenceTypeOf(b) == monitor.TimeEvidenceType {
+				pol, err := readWitnessPolicy(policy)
+				if err != nil {
+					return err
+				}
+				ev, err := monitor.VerifyTimeEvidence(b, vkey, pol, time.Now())
+				if err != nil {
+					return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
+				}
+				if asJSON {
+					return writeJSONOut(cmd.OutOrStdout(), &evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Origin, Reason: ev.Reason})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "valid time evidence %s (%s) for log %s: %s\n", ev.ID(), ev.Rule, ev.Origin, ev.Reason)
+				return nil
 			}
 			ev, err := monitor.VerifyEvidence(b, vkey)
 			if err != nil {
@@ -248,6 +296,7 @@ func newMonitorCheckEvidenceCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&vkey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "the log's C2SP verifier key (default $KEYCOMMIT_LOG_VKEY)")
+	cmd.Flags().StringVar(&policy, "witness-policy", "", "witness policy file (needed for time evidence against cosignatures)")
 	addJSONFlag(cmd, &asJSON, "monitor-check-evidence")
 	return cmd
 }
@@ -278,7 +327,7 @@ func reportOnce(w io.Writer, rep *monitor.Report, asJSON bool, alerts []byte) er
 	var err error
 	switch {
 	case rep.Alerts > 0 || rep.Evidence > 0:
-		err = &exitError{code: 2, err: fmt.Errorf("%d alerts raised, %d split-view evidence bundles on record", rep.Alerts, rep.Evidence)}
+		err = &exitError{code: 2, err: fmt.Errorf("%d alerts raised, %d evidence bundles (split-view or time) on record", rep.Alerts, rep.Evidence)}
 	case len(rep.Errors) > 0:
 		err = &exitError{code: 1, err: fmt.Errorf("couldn't check everything: %s", rep.Errors[0])}
 	}
@@ -313,7 +362,7 @@ func reportOnce(w io.Writer, rep *monitor.Report, asJSON bool, alerts []byte) er
 	if rep.OK() {
 		fmt.Fprintf(w, "ok: every checkpoint, inclusion proof, policy decision and snapshot checked out\n")
 	} else {
-		fmt.Fprintf(w, "NOT OK: %d alerts raised, %d split-view evidence bundles, %d errors\n", rep.Alerts, rep.Evidence, len(rep.Errors))
+		fmt.Fprintf(w, "NOT OK: %d alerts raised, %d evidence bundles (split-view or time), %d errors\n", rep.Alerts, rep.Evidence, len(rep.Errors))
 	}
 	return err
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/verify"
-	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/spf13/cobra"
 )
 
@@ -113,13 +112,9 @@ func runVerify(ctx context.Context, cfg *verifyConfig) error {
 	case cfg.MaxAge <= 0:
 		return usageErr("--max-age must be positive")
 	}
-	text, err := os.ReadFile(cfg.PolicyFile)
+	pol, err := readWitnessPolicy(cfg.PolicyFile)
 	if err != nil {
-		return usageErr("couldn't read the witness policy: %v", err)
-	}
-	pol, err := quorum.Parse(text)
-	if err != nil {
-		return usageErr("couldn't parse the witness policy %s: %v", cfg.PolicyFile, err)
+		return usageErr("%v", err)
 	}
 	v, err := verify.New(verify.Config{LogKey: strings.TrimSpace(cfg.LogVKey), Origin: cfg.Origin, Policy: pol, MaxAge: cfg.MaxAge})
 	if err != nil {
