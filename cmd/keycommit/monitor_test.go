@@ -53,7 +53,7 @@ func TestMonitorOnceBinary(t *testing.T) {
 	}
 	srv := httptest.NewServer(l)
 	defer srv.Close()
-	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 3)
+	g := monitortest.NewGen(l, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), 3)
 	for _, o := range []string{"https://a.example", "https://b.example"} {
 		if _, err := g.Register(o); err != nil {
 			t.Fatal(err)
@@ -141,7 +141,7 @@ func TestMonitorKillResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 5)
+	g := monitortest.NewGen(l, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), 5)
 	if _, err := g.Register("https://a.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestMonitorListenBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 4)
+	g := monitortest.NewGen(l, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), 4)
 	if _, err := g.Register("https://a.example"); err != nil {
 		t.Fatal(err)
 	}
