@@ -27,7 +27,7 @@ func InitDir(ctx context.Context, dir, name string) (vkey string, err error) {
 	}
 	for _, f := range []string{KeyFile, DBFile} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			return "", fmt.Errorf("refusing to initialise witness in %s: %s already exists", dir, f)
+			return "", fmt.Errorf("refusing to initialize witness in %s: %s already exists", dir, f)
 		}
 	}
 	skey, vkey, err := GenerateKey(name)

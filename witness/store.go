@@ -48,7 +48,7 @@ const (
 
 // ErrNotInitialized is returned by OpenStore when the database file does not
 // exist: the witness refuses to create state implicitly.
-var ErrNotInitialized = errors.New("witness state not initialised")
+var ErrNotInitialized = errors.New("witness state not initialized")
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (

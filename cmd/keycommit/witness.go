@@ -52,7 +52,7 @@ func newWitnessInitCmd() *cobra.Command {
 			if asJSON {
 				return writeJSONOut(out, &witnessInitResult{Name: name, Dir: dir, VKey: vkey})
 			}
-			fmt.Fprintf(out, "initialised witness %q in %s\n", name, dir)
+			fmt.Fprintf(out, "initialized witness %q in %s\n", name, dir)
 			fmt.Fprintln(out, vkey)
 			return nil
 		},

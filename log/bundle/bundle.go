@@ -17,9 +17,12 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// ErrNotFound is returned (wrapped) by a Source when what was asked for
-// does not exist in the tree of the given size.
-var ErrNotFound = errors.New("not found")
+// ErrNotLogged is returned (wrapped) by a Source when the log has not
+// logged what was asked for in the tree of the given size (no checkpoint
+// yet, no snapshot, no key commitment of that issuer). The Handler
+// answers it with 404; a storage.ErrNotFound from the storage the Source
+// reads is not this (the Handler answers that with a server error).
+var ErrNotLogged = errors.New("not logged")
 
 // Source is what building bundles and issuer proofs needs from the log.
 // Every method reads a consistent view of the log; treeSize is the size of
@@ -31,12 +34,12 @@ type Source interface {
 	Checkpoint(ctx context.Context) ([]byte, error)
 	// LatestSnapshot returns the index and exact leaf bytes of the latest
 	// snapshot entry with index < treeSize, and the canonical key set
-	// (schema.KeySet.Marshal) whose digest it records. ErrNotFound if
+	// (schema.KeySet.Marshal) whose digest it records. ErrNotLogged if
 	// there is none.
 	LatestSnapshot(ctx context.Context, treeSize uint64) (index uint64, entry, keySet []byte, err error)
 	// LatestCommitment returns the index and exact leaf bytes of the
 	// issuer's latest key commitment entry with index < treeSize.
-	// ErrNotFound if there is none.
+	// ErrNotLogged if there is none.
 	LatestCommitment(ctx context.Context, issuer string, treeSize uint64) (index uint64, entry []byte, err error)
 	// InclusionProof returns the RFC 6962 inclusion proof of the leaf at
 	// index in the tree of size treeSize.

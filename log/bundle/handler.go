@@ -128,7 +128,7 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		old = n
 	}
 	note, err := h.src.Checkpoint(r.Context())
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotLogged) {
 		h.error(w, BundlePath, http.StatusNotFound, "the log has no checkpoint yet")
 		return
 	}
@@ -157,7 +157,7 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotLogged) {
 			h.error(w, BundlePath, http.StatusNotFound, "the log has no snapshot yet")
 			return
 		}
@@ -255,7 +255,7 @@ func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	note, err := h.src.Checkpoint(r.Context())
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotLogged) {
 		h.error(w, DeltaPath, http.StatusNotFound, "the log has no checkpoint yet")
 		return
 	}
@@ -274,7 +274,7 @@ func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrSnapshotPending) {
+		if errors.Is(err, ErrNotLogged) || errors.Is(err, ErrSnapshotPending) {
 			h.error(w, DeltaPath, http.StatusNotFound, "the log has no cosigned snapshot yet")
 			return
 		}
@@ -398,7 +398,7 @@ func (h *Handler) ServeIssuerProof(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := BuildIssuerProof(r.Context(), h.src, issuer)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotLogged) {
 			h.error(w, IssuerProofPath, http.StatusNotFound, fmt.Sprintf("no key commitment for issuer %q", issuer))
 			return
 		}

@@ -50,7 +50,7 @@ func (s *StorageSource) Checkpoint(ctx context.Context) ([]byte, error) {
 		_, note, err = s.r.Checkpoint(ctx)
 	}
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("the log has no checkpoint: %w", ErrNotFound)
+		return nil, fmt.Errorf("the log has no checkpoint: %w", ErrNotLogged)
 	}
 	return note, err
 }
@@ -59,7 +59,7 @@ func (s *StorageSource) Checkpoint(ctx context.Context) ([]byte, error) {
 func (s *StorageSource) LatestSnapshot(ctx context.Context, treeSize uint64) (uint64, []byte, []byte, error) {
 	ks, err := s.r.KeySet(ctx)
 	if errors.Is(err, storage.ErrNotFound) {
-		return 0, nil, nil, fmt.Errorf("no snapshot logged yet: %w", ErrNotFound)
+		return 0, nil, nil, fmt.Errorf("no snapshot logged yet: %w", ErrNotLogged)
 	}
 	if err != nil {
 		return 0, nil, nil, err
@@ -99,7 +99,7 @@ func (s *StorageSource) LatestCommitment(ctx context.Context, issuer string, tre
 			return idx[i], es[0], nil
 		}
 	}
-	return 0, nil, fmt.Errorf("no key commitment of %q below size %d: %w", issuer, treeSize, ErrNotFound)
+	return 0, nil, fmt.Errorf("no key commitment of %q below size %d: %w", issuer, treeSize, ErrNotLogged)
 }
 
 // hashReader reads the hashes of the tree of the given size from stored

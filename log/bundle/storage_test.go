@@ -99,8 +99,8 @@ func TestStorageSource(t *testing.T) {
 		}
 		prev = got
 	}
-	if _, err := bundle.BuildIssuerProof(ctx, src, "https://nobody.example"); !errors.Is(err, bundle.ErrNotFound) {
-		t.Errorf("issuer proof for an unknown issuer: %v, want ErrNotFound", err)
+	if _, err := bundle.BuildIssuerProof(ctx, src, "https://nobody.example"); !errors.Is(err, bundle.ErrNotLogged) {
+		t.Errorf("issuer proof for an unknown issuer: %v, want ErrNotLogged", err)
 	}
 }
 

@@ -63,11 +63,6 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// ErrQuorumNotMet is wrapped by Witness's error when the cosignatures
-// collected do not meet the policy's quorum. It is quorum.ErrQuorumNotMet,
-// so one errors.Is test covers both packages.
-var ErrQuorumNotMet = quorum.ErrQuorumNotMet
-
 // maxResponse bounds a witness's response body.
 const maxResponse = 64 << 10
 
@@ -166,7 +161,7 @@ type Result struct {
 //
 // It returns the checkpoint with the cosignatures obtained. If the quorum is
 // not met it still returns that checkpoint, with an error wrapping
-// ErrQuorumNotMet, so the caller chooses whether to publish it.
+// quorum.ErrQuorumNotMet, so the caller chooses whether to publish it.
 func (c *Collector) Witness(ctx context.Context, signedCheckpoint []byte) ([]byte, error) {
 	res, err := c.Collect(ctx, signedCheckpoint)
 	if err != nil {
@@ -180,7 +175,7 @@ func (c *Collector) Witness(ctx context.Context, signedCheckpoint []byte) ([]byt
 			}
 		}
 		return res.Checkpoint, fmt.Errorf("%w: quorum %q, cosigned by %v; failures: %s",
-			ErrQuorumNotMet, c.policy.Quorum(), res.Cosigned, strings.Join(errs, "; "))
+			quorum.ErrQuorumNotMet, c.policy.Quorum(), res.Cosigned, strings.Join(errs, "; "))
 	}
 	return res.Checkpoint, nil
 }

@@ -273,7 +273,7 @@ func TestStuckWitnessDoesNotBlock(t *testing.T) {
 	}
 	signed := mustSequence(t, l, 1)
 	cosigned, err := c3.Witness(context.Background(), signed)
-	if !errors.Is(err, witnessing.ErrQuorumNotMet) {
+	if !errors.Is(err, quorum.ErrQuorumNotMet) {
 		t.Fatalf("3-of-3 with a stuck witness: %v, want ErrQuorumNotMet", err)
 	}
 	if !bytes.HasPrefix(cosigned, signed) || bytes.Count(cosigned, []byte("\u2014 ")) != 3 {
@@ -318,7 +318,7 @@ func TestResyncOn409(t *testing.T) {
 	// witness without hanging.
 	_, stale := l.sequence(t, 0)
 	c2, _ := witnessing.New(witnessing.Config{Policy: pol, Prove: l.prove})
-	if _, err := c2.Witness(context.Background(), signedAt(t, l, stale-3)); !errors.Is(err, witnessing.ErrQuorumNotMet) {
+	if _, err := c2.Witness(context.Background(), signedAt(t, l, stale-3)); !errors.Is(err, quorum.ErrQuorumNotMet) {
 		t.Errorf("stale checkpoint: %v, want ErrQuorumNotMet", err)
 	}
 }
@@ -388,7 +388,7 @@ func TestConcurrentCalls(t *testing.T) {
 			defer wg.Done()
 			// Older checkpoints may lose the race; that is the only
 			// acceptable failure.
-			if _, err := c.Witness(context.Background(), cp); err != nil && !errors.Is(err, witnessing.ErrQuorumNotMet) {
+			if _, err := c.Witness(context.Background(), cp); err != nil && !errors.Is(err, quorum.ErrQuorumNotMet) {
 				t.Errorf("unexpected error: %v", err)
 			}
 		}()

@@ -281,7 +281,7 @@ func (l *Log) Checkpoint(context.Context) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.checkpoint == nil {
-		return nil, fmt.Errorf("no checkpoint published: %w", bundle.ErrNotFound)
+		return nil, fmt.Errorf("no checkpoint published: %w", bundle.ErrNotLogged)
 	}
 	return append([]byte(nil), l.checkpoint...), nil
 }
@@ -295,7 +295,7 @@ func (l *Log) LatestSnapshot(_ context.Context, treeSize uint64) (uint64, []byte
 			return s.index, l.entries[s.index], s.keySet, nil
 		}
 	}
-	return 0, nil, nil, fmt.Errorf("no snapshot below size %d: %w", treeSize, bundle.ErrNotFound)
+	return 0, nil, nil, fmt.Errorf("no snapshot below size %d: %w", treeSize, bundle.ErrNotLogged)
 }
 
 // LatestCommitment implements bundle.Source (the latest commitment
@@ -305,7 +305,7 @@ func (l *Log) LatestCommitment(_ context.Context, issuer string, treeSize uint64
 	defer l.mu.Unlock()
 	i, ok := l.commitments[issuer]
 	if !ok || i >= treeSize {
-		return 0, nil, fmt.Errorf("no commitment for %q below size %d: %w", issuer, treeSize, bundle.ErrNotFound)
+		return 0, nil, fmt.Errorf("no commitment for %q below size %d: %w", issuer, treeSize, bundle.ErrNotLogged)
 	}
 	return i, l.entries[i], nil
 }
