@@ -296,26 +296,6 @@ func applyMembers(old []member, changes []DeltaChange) ([]member, error) {
 	return append(out, old[i:]...), nil
 }
 
-// Apply returns the full bundle that d turns prev (a full bundle of tree
-// size prevSize) into. It checks that d is from prev (tree size and key
-// set digest) and that every deletion removes a member prev has; the
-// result is a bundle still to be verified. Errors are *Error with
-// CheckDelta.
-func (d *Delta) Apply(prev *Bundle, prevSize uint64) (*Bundle, error) {
-	pd := sha256.Sum256(prev.KeySet)
-	if err := d.checkBase(prevSize, pd[:]); err != nil {
-		return nil, err
-	}
-	var m keySetMembers
-	if d.Entry != nil && len(d.Changes) > 0 {
-		if _, err := parseKeySetFast(prev.KeySet, &m); err != nil {
-			return nil, fail(CheckDelta, "the key set held does not parse: %v", err)
-		}
-	}
-	b, _, err := d.apply(prev, &m)
-	return b, err
-}
-
 func (d *Delta) checkBase(size uint64, digest []byte) error {
 	if d.BaseSize != size || !bytes.Equal(d.BaseDigest, digest) {
 		return fail(CheckDelta, "delta is from the bundle of tree size %d with key set digest %x, but the bundle held has tree size %d and key set digest %x: fetch the full bundle",
