@@ -203,7 +203,11 @@ func (s *Store) load(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("couldn't read the cached checkpoint: %w", err)
 	}
-	st := policy.NewState()
+	origin := "" // a store without the log key never follows (see Config.Signer)
+	if s.cfg.Signer != nil {
+		origin = s.cfg.Signer.Name()
+	}
+	st := policy.NewLogState(origin)
 	const chunk = 1024
 	for start := uint64(0); start < size && st != nil; start += chunk {
 		end := min(start+chunk, size)

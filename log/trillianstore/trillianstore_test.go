@@ -324,7 +324,7 @@ func replayAll(t testing.TB, env *trilliantest.Env, tree int64, k logKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := policy.NewState()
+	st := policy.NewLogState(origin)
 	var hashes []tlog.Hash
 	for start := uint64(0); start < r.Size; {
 		resp, err := env.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: tree, StartIndex: int64(start), Count: int64(r.Size - start)})
