@@ -133,9 +133,10 @@ func TestClockLieStory(t *testing.T) {
 	}
 
 	var log *storyLog
+	web := startStoryOrigin(t, dir, "issuer.clock.example")
 	start := func(offset time.Duration, witnesses bool) {
 		t.Helper()
-		args := []string{"--log-level", "warn", "--unsafe-clock-offset", offset.String()}
+		args := append(web.serveArgs(), "--log-level", "warn", "--unsafe-clock-offset", offset.String())
 		if witnesses {
 			args = append(args, "--witness-policy", policy)
 		}
@@ -181,6 +182,7 @@ func TestClockLieStory(t *testing.T) {
 	// Day 0, with the witnesses: a first commitment.
 	start(0, true)
 	mustRun("issuer", "keygen", "--out", key)
+	web.serveChallengeFor(t, "clock.example/log", origin, key)
 	mustRun("issuer", "register", "--key", key, "--origin", origin, "--contact", "mailto:keys@issuer.clock.example")
 	if out, code := submit(commitment(1)); code != 0 {
 		t.Fatalf("first commitment refused (exit %d):\n%s", code, out)

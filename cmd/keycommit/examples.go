@@ -53,6 +53,8 @@ var examples = map[string]string{
 	"issuer submit": `  keycommit issuer submit --origin https://issuer.example --commitment commitment.json --dry-run
   keycommit issuer submit --origin https://issuer.example --commitment commitment.json --json
   keycommit issuer submit --origin https://issuer.example --commitment commitment.json --emergency incident.json`,
+	"issuer challenge": `  keycommit issuer challenge --key issuer.key --origin https://issuer.example --out challenge.txt
+  keycommit issuer register --origin https://issuer.example --contact mailto:keys@issuer.example --key issuer.key`,
 	"issuer report": `  keycommit issuer report --origin https://issuer.example --emergency-index 42 --report final-report.json`,
 	"issuer status": `  keycommit issuer status --origin https://issuer.example
   keycommit issuer status --origin issuer.example --json --log http://127.0.0.1:7370 --log-vkey "$KEYCOMMIT_LOG_VKEY"`,

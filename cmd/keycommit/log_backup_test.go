@@ -23,11 +23,13 @@ func TestLogBackupRestore(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	vkey := lines[len(lines)-1]
-	srv, url := startServe(t, keycommitBin, logDir)
+	web := startStoryOrigin(t, dir, "backup.example")
+	srv, url := startServe(t, keycommitBin, logDir, web.serveArgs()...)
 	key := filepath.Join(dir, "issuer.key")
 	if out, errOut, code := runBin(t, keycommitBin, "issuer", "keygen", "--out", key); code != 0 {
 		t.Fatalf("keygen: %s%s", out, errOut)
 	}
+	web.serveChallengeFor(t, "keycommit.example/log/backup", "https://backup.example", key)
 	if out, errOut, code := runBin(t, keycommitBin, "issuer", "register", "--log", url, "--log-vkey", vkey, "--origin", "https://backup.example", "--contact", "mailto:a@backup.example", "--key", key); code != 0 {
 		t.Fatalf("register: %s%s", out, errOut)
 	}

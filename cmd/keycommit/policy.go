@@ -289,7 +289,7 @@ func replayLog(ctx context.Context, c *client.Client) (*policy.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("couldn't fetch the log's checkpoint: %w", err)
 	}
-	st := policy.NewState()
+	st := policy.NewLogState(cp.Origin)
 	for start := uint64(0); start < cp.Size; {
 		end := min(start+api.MaxEntriesPerRequest, cp.Size)
 		es, err := c.Entries(ctx, start, end)
