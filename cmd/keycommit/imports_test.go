@@ -1,6 +1,6 @@
 // Package keycommit_test holds the tests that look at the module as a
 // whole.
-package keycommit_test
+package main
 
 import (
 	"bufio"
@@ -27,7 +27,7 @@ type importRule struct {
 // docs/DEVELOPING.md: | `pkg` | `a`, `b` or — or any | `mod`, … or — or any |.
 func readImportRules(t *testing.T) []importRule {
 	t.Helper()
-	f, err := os.Open("docs/DEVELOPING.md")
+	f, err := os.Open("../../docs/DEVELOPING.md") // the module root, two levels up
 	if err != nil {
 		t.Fatalf("couldn't open the developers' guide: %v", err)
 	}
@@ -87,6 +87,7 @@ type goPackage struct {
 func listPackages(t *testing.T) []goPackage {
 	t.Helper()
 	cmd := exec.Command("go", "list", "-json=ImportPath,GoFiles,Imports,TestImports,XTestImports", "./...")
+	cmd.Dir = "../.." // the module root
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
