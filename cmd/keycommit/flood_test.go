@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -370,7 +369,7 @@ func TestMonitorFloodBoundedMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := monitortest.NewGen(l, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), 4)
+	g := monitortest.NewGen(l, time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), 4)
 	if _, err := g.Register("https://a.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -380,30 +379,9 @@ func TestMonitorFloodBoundedMemory(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte("operator-token-0123456789\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(keycommitBin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--data", t.TempDir(),
+	cmd, base := startListeningMonitor(t, keycommitBin, "--log", srv.URL, "--log-vkey", vkey, "--data", t.TempDir(),
 		"--listen", "127.0.0.1:0", "--poll", "100ms", "--admin-token-file", tokFile)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	sc := bufio.NewScanner(stderr)
-	base := ""
-	for base == "" && sc.Scan() {
-		if _, u, found := strings.Cut(sc.Text(), "url=http://"); found && strings.Contains(sc.Text(), "monitor listening") {
-			base = "http://" + strings.Fields(u)[0]
-		}
-	}
-	if base == "" {
-		t.Fatal("monitor printed no listening line")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
 	cpURL := base + "/" + fmt.Sprintf("%x", sha256.Sum256([]byte(l.Origin()))) + "/checkpoint"
 	var genuine []byte
 	for deadline := time.Now().Add(time.Minute); genuine == nil; time.Sleep(50 * time.Millisecond) {

@@ -257,41 +257,8 @@ func TestMonitorListenBinary(t *testing.T) {
 	}
 	srv := httptest.NewServer(l)
 	defer srv.Close()
-	cmd := exec.Command(bin, "monitor", "--log", srv.URL, "--log-vkey", vkey, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--poll", "100ms")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, base := startListeningMonitor(t, bin, "--log", srv.URL, "--log-vkey", vkey, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--poll", "100ms")
 	defer cmd.Process.Kill()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	var base string
-	for base == "" {
-		select {
-		case line, ok := <-lines:
-			if !ok {
-				t.Fatal("monitor exited before listening")
-			}
-			if _, u, found := strings.Cut(line, "url=http://"); found && strings.Contains(line, "monitor listening") {
-				base = "http://" + strings.Fields(u)[0]
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("no listening line")
-		}
-	}
-	go func() {
-		for range lines {
-		}
-	}()
 	cpURL := base + "/" + fmt.Sprintf("%x", sha256.Sum256([]byte(l.Origin()))) + "/checkpoint"
 	var body []byte
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
@@ -329,5 +296,47 @@ func TestMonitorListenBinary(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("monitor did not exit cleanly on SIGTERM: %v", err)
+	}
+}
+
+// startListeningMonitor starts `keycommit monitor` with args (which hold
+// --listen), waits for its "monitor listening" line and returns the
+// process and its base URL; the rest of its stderr is drained.
+func startListeningMonitor(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"monitor"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				cmd.Process.Kill()
+				t.Fatal("monitor exited before listening")
+			}
+			if _, u, found := strings.Cut(line, "url=http://"); found && strings.Contains(line, "monitor listening") {
+				go func() {
+					for range lines {
+					}
+				}()
+				return cmd, "http://" + strings.Fields(u)[0]
+			}
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			t.Fatal("no listening line")
+		}
 	}
 }
