@@ -20,9 +20,10 @@ var MaxDiscovered = time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 // CheckDiscovered refuses an incident report whose discovered time is not
 // a plausible date in milliseconds: before MinDiscovered (seconds given
 // instead of milliseconds; now is used to suggest the fix) or after
-// MaxDiscovered (microseconds). Issuer tools call it before signing; the
-// log's admission rules do not (entries logged before it existed must
-// replay the same).
+// MaxDiscovered (microseconds). Issuer tools call it before signing and
+// the log refuses new submissions that fail it (CheckIncidentTimes); the
+// policy's replay does not apply it, so entries logged before the check
+// existed replay the same.
 func (r *IncidentReport) CheckDiscovered(now time.Time) error {
 	d := r.Discovered
 	switch {
@@ -37,4 +38,30 @@ func (r *IncidentReport) CheckDiscovered(now time.Time) error {
 		return fmt.Errorf("incident report: discovered %d is after the year 3000 in milliseconds since the epoch: it must be milliseconds, not microseconds (write %d)", d, d/1000)
 	}
 	return nil
+}
+
+// CheckIncidentTimes applies CheckDiscovered to the incident report e
+// carries, if any: an emergency key commitment's or a final incident
+// report's. An entry without one, or whose body does not parse (the
+// policy refuses that as malformed), passes. The log applies it to new
+// submissions only, never in replay (see CheckDiscovered).
+func (e *Entry) CheckIncidentTimes(now time.Time) error {
+	if e.Kind != KindKeyCommitment && e.Kind != KindIncidentReport {
+		return nil
+	}
+	body, err := e.ParsedBody()
+	if err != nil {
+		return nil
+	}
+	var r *IncidentReport
+	switch b := body.(type) {
+	case *KeyCommitment:
+		r = b.Emergency
+	case *IncidentFinal:
+		r = &b.Report
+	}
+	if r == nil {
+		return nil
+	}
+	return r.CheckDiscovered(now)
 }

@@ -30,6 +30,9 @@ type Prepared struct {
 	dryRun bool
 	// control is set when the policy needs a proof of origin control.
 	control bool
+	// refused is set when the log refuses the submission before the
+	// policy sees it (an implausible incident discovery time).
+	refused error
 }
 
 // Prepare copies sub and verifies its issuer signature against the
@@ -50,11 +53,25 @@ func (s *Sequencer) Prepare(sub *schema.Submission) *Prepared {
 	key := policy.SigningKey(s.st, e)
 	control := policy.NeedsOriginControl(s.st, e)
 	s.mu.RUnlock()
-	p := &Prepared{e: e, dryRun: sub.DryRun, control: control}
+	p := &Prepared{e: e, dryRun: sub.DryRun, control: control, refused: admissionProblem(e)}
 	if key != nil && !sub.DryRun && e.VerifySignature(key) == nil {
 		p.key = key
 	}
 	return p
+}
+
+// admissionProblem is what the log refuses in a new submission although
+// the policy's replay accepts it: an incident report whose discovered
+// time is not a plausible date in milliseconds (seconds or microseconds
+// given instead), which the policy cannot tell from a real date because
+// entries logged before this check must replay the same. Parsing the body
+// here, on the submitter's goroutine, also leaves it cached for the
+// sequencer's evaluation.
+func admissionProblem(e *schema.Entry) error {
+	if err := e.CheckIncidentTimes(time.Now()); err != nil {
+		return &policy.RejectError{Rule: policy.RuleIncidentReport, Reason: err.Error()}
+	}
+	return nil
 }
 
 // errDryRun refuses to log a statement signed for a dry run.
@@ -108,6 +125,10 @@ func (s *Sequencer) SubmitPrepared(ctx context.Context, prep *Prepared) (*Result
 	}
 	if prep.dryRun {
 		return nil, errDryRun
+	}
+	if prep.refused != nil {
+		s.metrics.rejections.WithLabelValues(policy.RuleIncidentReport).Inc()
+		return nil, prep.refused
 	}
 	if prep.control {
 		if err := s.proveControl(ctx, prep.e, prep.key); err != nil {
@@ -172,6 +193,12 @@ func (s *Sequencer) Check(ctx context.Context, sub *schema.Submission) policy.De
 	}
 	s.mu.RLock()
 	e := schema.NewEntry(sub, max(s.cfg.Clock().UnixMilli(), s.lastTime))
+	if err := admissionProblem(e); err != nil {
+		s.mu.RUnlock()
+		var re *policy.RejectError
+		errors.As(err, &re)
+		return policy.Decision{Rule: re.Rule, Reason: re.Reason}
+	}
 	key := policy.SigningKey(s.st, e)
 	control := policy.NeedsOriginControl(s.st, e)
 	s.mu.RUnlock()
