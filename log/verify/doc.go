@@ -7,9 +7,12 @@
 // standard library, github.com/transparency-dev/merkle (RFC 6962 proofs),
 // github.com/keycommit/keycommit/log/c2sp (the C2SP note, checkpoint,
 // cosignature and tlog-proof formats) and
-// github.com/keycommit/keycommit/witness/quorum (the witness policy parser),
-// both standard-library only. Signatures are verified by log/c2sp with
-// crypto/ed25519.
+// github.com/keycommit/keycommit/witness/quorum (the witness policy parser).
+// Signatures are verified by log/c2sp with crypto/ed25519, and ML-DSA-44
+// witness cosignatures by log/c2sp/mldsa (through witness/quorum) with
+// github.com/cloudflare/circl's pure-Go ML-DSA-44: user agents must be able
+// to count post-quantum witnesses, so that is the one module verification
+// adds besides merkle (docs/DEVELOPING.md).
 //
 // A bundle is accepted only when every check passes:
 //
@@ -18,7 +21,7 @@
 //     tlog-checkpoint body for the expected origin;
 //   - log-signature: the log's Ed25519 signature on it verifies;
 //   - cosignature: every cosignature from a witness of the policy verifies
-//     (C2SP tlog-cosignature, type 0x04);
+//     (C2SP tlog-cosignature: Ed25519 type 0x04 or ML-DSA-44 type 0x06);
 //   - freshness and quorum: the witnesses whose cosignatures are no older
 //     than the maximum age (and not from the future beyond the allowed
 //     skew) satisfy the policy's quorum;

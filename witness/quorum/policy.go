@@ -11,14 +11,16 @@
 //	group majority 2 w1 w2 w3
 //	quorum majority
 //
-// Keys are C2SP signed-note vkeys: Ed25519 (type 0x01) for logs, Ed25519
-// cosignature/v1 (type 0x04, or 0x01 read as 0x04, as Tessera does) for
-// witnesses. Names are defined before use, each member appears in a group at
+// Keys are C2SP signed-note vkeys: Ed25519 (type 0x01) for logs; for
+// witnesses, Ed25519 cosignature/v1 (type 0x04, or 0x01 read as 0x04, as
+// Tessera does) or ML-DSA-44 cosignatures (type 0x06, c2sp.org/tlog-cosignature
+// v1.1, verified by log/c2sp/mldsa); a group may mix them. Names are defined before use, each member appears in a group at
 // most once, and `quorum none` requires no cosignatures.
 //
-// The package imports only the Go standard library and log/c2sp (itself
-// standard library only) so that user agents can embed it; notes, vkeys and
-// signatures are read and verified by log/c2sp.
+// The package imports only the Go standard library, log/c2sp (itself
+// standard library only) and log/c2sp/mldsa (circl's ML-DSA-44) so that user
+// agents can embed it; notes, vkeys and signatures are read and verified by
+// log/c2sp.
 package quorum
 
 import (
@@ -30,6 +32,7 @@ import (
 	"strings"
 
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/c2sp/mldsa"
 )
 
 // Limits on a policy's size; tlog-policy recommends supporting at least 32 of
@@ -67,11 +70,16 @@ type Witness struct {
 	VKey string
 	// KeyName is the key name from the vkey: the name on its signature lines.
 	KeyName string
-	// KeyID is the cosignature/v1 key ID (computed with type 0x04).
+	// KeyID is the key ID on its cosignature lines (computed with type
+	// 0x04 for Ed25519 keys, 0x06 for ML-DSA-44 ones).
 	KeyID uint32
-	// PublicKey is the witness's Ed25519 public key.
-	PublicKey ed25519.PublicKey
-	// Verifier verifies the witness's cosignature/v1 signatures.
+	// Type is the cosignature type: c2sp.TypeCosignatureV1 (also for a
+	// vkey written with type 0x01) or c2sp.TypeCosignatureMLDSA44.
+	Type byte
+	// PublicKey is the witness's public key: 32 bytes of Ed25519 or
+	// 1,312 bytes of ML-DSA-44.
+	PublicKey []byte
+	// Verifier verifies the witness's cosignatures.
 	Verifier c2sp.Verifier
 	// URL is the optional submission prefix of the witness (tlog-witness).
 	URL string
@@ -313,21 +321,28 @@ func ParseLogVKey(vkey string) (Log, error) {
 }
 
 // ParseWitnessVKey parses a witness's C2SP vkey. Type 0x04 (cosignature/v1)
-// is the standard; type 0x01 is accepted and read as the same key with type
-// 0x04, as Tessera and formats/note do. The returned KeyID is always the
-// cosignature/v1 one.
+// is the standard Ed25519 one; type 0x01 is accepted and read as the same
+// key with type 0x04, as Tessera and formats/note do; type 0x06 is an
+// ML-DSA-44 cosigner key (1,312 bytes). The returned KeyID is the one on the
+// witness's cosignature lines (computed with type 0x04 or 0x06). Any other
+// type is an error naming it.
 func ParseWitnessVKey(vkey string) (Witness, error) {
 	k, err := c2sp.ParseVKey(vkey)
 	if err != nil {
 		return Witness{}, err
 	}
+	var v c2sp.Verifier
 	switch k.Type {
 	case c2sp.TypeCosignatureV1, c2sp.TypeEd25519:
+		k.Type, v = c2sp.TypeCosignatureV1, c2sp.NewCosignatureVerifier(k.Name, k.Key)
+	case c2sp.TypeCosignatureMLDSA44:
+		if v, err = mldsa.NewVerifier(k.Name, k.Key); err != nil {
+			return Witness{}, fmt.Errorf("vkey %q: %w", vkey, err)
+		}
 	default:
-		return Witness{}, fmt.Errorf("vkey %q has signature type 0x%02x, want cosignature/v1 (0x04)", vkey, k.Type)
+		return Witness{}, fmt.Errorf("vkey %q has unknown signature type 0x%02x, want cosignature/v1 (0x04) or ML-DSA-44 (0x06)", vkey, k.Type)
 	}
-	v := c2sp.NewCosignatureVerifier(k.Name, k.Key)
-	return Witness{VKey: vkey, KeyName: k.Name, KeyID: v.KeyHash(), PublicKey: k.Key, Verifier: v}, nil
+	return Witness{VKey: vkey, KeyName: k.Name, KeyID: v.KeyHash(), Type: k.Type, PublicKey: k.Key, Verifier: v}, nil
 }
 
 // Cosignature is a verified cosignature from a witness in the policy.
