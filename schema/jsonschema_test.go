@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // TestJSONSchemaMatchesGoTypes: every Go field of a wire type is a property
@@ -111,7 +113,11 @@ func jsonFields(t reflect.Type) map[string]bool {
 // code: one entry of every kind, the submission of every issuer-signed
 // one, and a key set, each named <schema>-<what>.json for validators in
 // other languages (go test ./schema -run TestJSONSchemaExamples -update
-// rewrites them). Every example must still parse strictly.
+// rewrites them). Every example must still parse strictly and be valid
+// under the JSON Schema its name starts with (draft 2020-12, checked by
+// santhosh-tekuri/jsonschema with formats asserted); and each example
+// broken two ways (a member the schema does not know added, a required
+// member removed) must fail that schema, so the validation can fail.
 func TestJSONSchemaExamples(t *testing.T) {
 	ex := map[string][]byte{}
 	for name, b := range testEntries(t) {
@@ -140,10 +146,94 @@ func TestJSONSchemaExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	ex["key_set-example"] = kb
+	compile := compileJSONSchemas(t)
 	for name, want := range ex {
 		got := readTestdata(t, filepath.Join("examples", name+".json"), want)
 		if !bytes.Equal(got, want) {
 			t.Errorf("testdata/schema/examples/%s.json is stale; rerun with -update", name)
 		}
+		doc, _, _ := strings.Cut(name, "-")
+		sch := compile(doc)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(got))
+		if err != nil {
+			t.Fatalf("testdata/schema/examples/%s.json: %v", name, err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("testdata/schema/examples/%s.json is not valid under %s.json: %v", name, doc, err)
+		}
+		obj := inst.(map[string]any)
+		for what, broken := range map[string]map[string]any{
+			"an unknown member added":   with(obj, "not-in-the-schema", true),
+			"a required member removed": without(obj, requiredMember(t, doc)),
+		} {
+			if err := sch.Validate(broken); err == nil {
+				t.Errorf("%s.json with %s is valid under %s.json", name, what, doc)
+			}
+		}
 	}
+}
+
+// compileJSONSchemas loads every schema document (they refer to each
+// other by relative URL) and returns a compiler of one by name.
+func compileJSONSchemas(t *testing.T) func(name string) *jsonschema.Schema {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	const base = "https://keycommit.example/schema/v1/"
+	for _, name := range JSONSchemaNames() {
+		b, err := JSONSchema(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s.json: %v", name, err)
+		}
+		if err := c.AddResource(base+name+".json", doc); err != nil {
+			t.Fatalf("%s.json: %v", name, err)
+		}
+	}
+	return func(name string) *jsonschema.Schema {
+		t.Helper()
+		s, err := c.Compile(base + name + ".json")
+		if err != nil {
+			t.Fatalf("JSON Schema %s.json: %v", name, err)
+		}
+		return s
+	}
+}
+
+// requiredMember returns the first required member of schema doc's top
+// level object.
+func requiredMember(t *testing.T, doc string) string {
+	t.Helper()
+	b, err := JSONSchema(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Required []string `json:"required"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil || len(s.Required) == 0 {
+		t.Fatalf("%s.json: no required members (%v)", doc, err)
+	}
+	return s.Required[0]
+}
+
+func with(obj map[string]any, k string, v any) map[string]any {
+	out := map[string]any{k: v}
+	for k, v := range obj {
+		out[k] = v
+	}
+	return out
+}
+
+func without(obj map[string]any, k string) map[string]any {
+	out := map[string]any{}
+	for kk, v := range obj {
+		if kk != k {
+			out[kk] = v
+		}
+	}
+	return out
 }
