@@ -62,14 +62,30 @@ type Entry struct {
 	Data []byte `json:"data"`
 }
 
-// Entries answers GET /v1/entries?start=S&end=E (at most
-// MaxEntriesPerRequest entries, E exclusive).
+// Entries answers GET /v1/entries?start=S&end=E: entries S to E-1, at
+// most MaxEntriesPerRequest (a larger range is 400, an end beyond the
+// tree 404). The cursor is start: while E is below the tree size the
+// answer has Link: </v1/entries?start=E&end=…>; rel="next", a page of the
+// same size (or to the tree's end).
 type Entries struct {
 	Entries []Entry `json:"entries"`
 }
 
-// Issuer answers GET /v1/issuers/<origin>: the policy's view of the
-// issuer and the indexes of all its entries.
+// MaxIssuerEntriesPage bounds the page of GET /v1/issuers/<origin>: at
+// most this many entry indexes per answer (DefaultIssuerEntriesPage
+// without ?limit).
+const (
+	MaxIssuerEntriesPage     = 1000
+	DefaultIssuerEntriesPage = 100
+)
+
+// Issuer answers GET /v1/issuers/<origin>?after=<index>&limit=<n>: the
+// policy's view of the issuer and one page of the indexes of its entries,
+// in increasing order, those after index after (from the first without
+// it), at most limit (1 to MaxIssuerEntriesPage, default
+// DefaultIssuerEntriesPage). When more follow, the answer has a header
+// Link: </v1/issuers/<origin>?after=<last index of this page>&limit=<n>>;
+// rel="next"; the last page has none.
 type Issuer struct {
 	Status  *policy.IssuerStatus `json:"status"`
 	Entries []uint64             `json:"entries"`

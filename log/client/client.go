@@ -21,6 +21,7 @@ import (
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/policy"
@@ -322,16 +323,48 @@ func (c *Client) Entries(ctx context.Context, start, end uint64) ([]api.Entry, e
 	return res.Entries, nil
 }
 
-// Issuer fetches the log's view of the issuer origin.
+// maxIssuerEntries bounds the history Issuer collects from a log.
+const maxIssuerEntries = 1 << 20
+
+// Issuer fetches the log's view of the issuer origin: the status of the
+// first page and every entry index, page after page (api.Issuer). Each
+// page must follow the one before in increasing order.
 func (c *Client) Issuer(ctx context.Context, origin string) (*api.Issuer, error) {
-	var res api.Issuer
-	if err := c.getJSON(ctx, api.PathIssuers+url.PathEscape(origin), &res); err != nil {
-		return nil, err
+	path := api.PathIssuers + url.PathEscape(origin) + "?limit=" + strconv.Itoa(api.MaxIssuerEntriesPage)
+	var out *api.Issuer
+	for {
+		b, h, err := c.do(ctx, http.MethodGet, path, nil)
+		if err != nil {
+			return nil, err
+		}
+		var res api.Issuer
+		if err := json.Unmarshal(b, &res); err != nil {
+			return nil, fmt.Errorf("couldn't parse response to GET %s: %w", path, err)
+		}
+		if res.Status == nil {
+			return nil, errors.New("issuer response has no status")
+		}
+		if out == nil {
+			out = &api.Issuer{Status: res.Status, Entries: []uint64{}}
+		}
+		for _, i := range res.Entries {
+			if n := len(out.Entries); n > 0 && i <= out.Entries[n-1] {
+				return nil, fmt.Errorf("issuer history of %s: entry %d after %d", origin, i, out.Entries[n-1])
+			}
+			out.Entries = append(out.Entries, i)
+		}
+		if len(out.Entries) > maxIssuerEntries {
+			return nil, fmt.Errorf("issuer history of %s has over %d entries", origin, maxIssuerEntries)
+		}
+		next := httpguard.NextPage(h)
+		if next == "" {
+			return out, nil
+		}
+		if n := len(out.Entries); n == 0 || next != strconv.FormatUint(out.Entries[n-1], 10) {
+			return nil, fmt.Errorf("issuer history of %s: the next page does not start after this page's last entry", origin)
+		}
+		path = api.PathIssuers + url.PathEscape(origin) + "?after=" + next + "&limit=" + strconv.Itoa(api.MaxIssuerEntriesPage)
 	}
-	if res.Status == nil {
-		return nil, errors.New("issuer response has no status")
-	}
-	return &res, nil
 }
 
 // KeySet fetches the key set of the latest snapshot: its canonical bytes

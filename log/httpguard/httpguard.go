@@ -160,7 +160,8 @@ func ParsePage(r *http.Request, maxLimit int) (after string, limit int, err erro
 func SetNext(w http.ResponseWriter, r *http.Request, after string) {
 	q := r.URL.Query()
 	q.Set("after", after)
-	u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+	// RawPath keeps a path-escaped segment (an origin's "//") escaped.
+	u := url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: q.Encode()}
 	w.Header().Set("Link", "<"+u.String()+`>; rel="next"`)
 }
 

@@ -524,6 +524,11 @@ func (s *Server) entries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if end < latest {
+		// The cursor is start: the next page starts at this page's end.
+		q := url.Values{"start": {strconv.FormatUint(end, 10)}, "end": {strconv.FormatUint(min(latest, 2*end-start), 10)}}
+		w.Header().Set("Link", "<"+api.PathEntries+"?"+q.Encode()+`>; rel="next"`)
+	}
 	res := &api.Entries{Entries: make([]api.Entry, len(es))}
 	for i, e := range es {
 		h := tiles.LeafHash(e)
@@ -556,13 +561,49 @@ func (s *Server) issuer(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errorf(http.StatusNotFound, "issuer %s is not registered", origin)
 	}
+	after, limit, err := issuerPage(r)
+	if err != nil {
+		return err
+	}
 	idx, err := s.cfg.Reader.IssuerEntries(r.Context(), origin)
 	if err != nil {
 		return err
 	}
 	// The status may include a batch not yet durable; list only what is.
+	if after != nil {
+		idx = idx[sort.Search(len(idx), func(i int) bool { return idx[i] > *after }):]
+	}
+	if len(idx) > limit {
+		idx = idx[:limit]
+		httpguard.SetNext(w, r, strconv.FormatUint(idx[limit-1], 10))
+	}
+	if idx == nil {
+		idx = []uint64{}
+	}
 	writeJSON(w, http.StatusOK, &api.Issuer{Status: st, Entries: idx})
 	return nil
+}
+
+// issuerPage reads the page of GET /v1/issuers/<origin> (api.Issuer):
+// ?after, an entry index (nil without it), and ?limit.
+func issuerPage(r *http.Request) (*uint64, int, error) {
+	q := r.URL.Query()
+	limit := api.DefaultIssuerEntriesPage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > api.MaxIssuerEntriesPage {
+			return nil, 0, errorf(http.StatusBadRequest, "limit=%q: want an integer from 1 to %d", v, api.MaxIssuerEntriesPage)
+		}
+		limit = n
+	}
+	if !q.Has("after") {
+		return nil, limit, nil
+	}
+	a, err := strconv.ParseUint(q.Get("after"), 10, 64)
+	if err != nil {
+		return nil, 0, errorf(http.StatusBadRequest, "after=%q: want the index of the last entry of the previous page", q.Get("after"))
+	}
+	return &a, limit, nil
 }
 
 func (s *Server) keys(w http.ResponseWriter, r *http.Request) error {
