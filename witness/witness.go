@@ -91,11 +91,18 @@ type Config struct {
 	// Store holds the witness's state. Required. The Witness does not
 	// close it.
 	Store *Store
-	// Signer makes the cosignatures: a tlog-cosignature/v1 signer such as
-	// NewSigner returns. Required.
+	// Signer makes the cosignatures: a tlog-cosignature signer (Ed25519
+	// cosignature/v1 or ML-DSA-44) such as NewSigner returns. Signer or
+	// Signers is required.
 	Signer c2sp.Signer
 	// VKey is the signer's verifier key, served at GET /. Optional.
 	VKey string
+	// Signers are further cosigners after Signer (or all of them, without
+	// Signer), e.g. an ML-DSA-44 key next to an Ed25519 one, with the same
+	// name: every cosigned checkpoint gets one line from each. VKeys are
+	// their verifier keys, served at GET /.
+	Signers []c2sp.Signer
+	VKeys   []string
 	// Logger receives operational logs. Nil discards them.
 	Logger *slog.Logger
 	// Metrics, if set, receives the witness's Prometheus collectors.
@@ -115,8 +122,8 @@ type Config struct {
 // Handler, and Close it when done.
 type Witness struct {
 	store   *Store
-	signer  c2sp.Signer
-	vkey    string
+	signers []c2sp.Signer
+	vkeys   []string
 	logger  *slog.Logger
 	metrics *metrics
 
@@ -154,8 +161,23 @@ func New(cfg Config) (*Witness, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("witness: Config.Store is required")
 	}
-	if cfg.Signer == nil {
-		return nil, errors.New("witness: Config.Signer is required")
+	var signers []c2sp.Signer
+	var vkeys []string
+	if cfg.Signer != nil {
+		signers = append(signers, cfg.Signer)
+		if cfg.VKey != "" {
+			vkeys = append(vkeys, cfg.VKey)
+		}
+	}
+	signers = append(signers, cfg.Signers...)
+	vkeys = append(vkeys, cfg.VKeys...)
+	if len(signers) == 0 {
+		return nil, errors.New("witness: Config.Signer or Config.Signers is required")
+	}
+	for _, s := range signers {
+		if s == nil {
+			return nil, errors.New("witness: nil signer in Config.Signers")
+		}
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -177,8 +199,8 @@ func New(cfg Config) (*Witness, error) {
 		addLimit:      httpguard.NewLimiter(inFlight),
 		evidenceLimit: httpguard.NewLimiter(max(4, inFlight/10)),
 		store:         cfg.Store,
-		signer:        cfg.Signer,
-		vkey:          cfg.VKey,
+		signers:       signers,
+		vkeys:         vkeys,
 		logger:        logger,
 		metrics:       m,
 		cache:         map[string]*logState{},
@@ -367,7 +389,7 @@ func (w *Witness) AddCheckpoint(ctx context.Context, body []byte) ([]byte, error
 	// Sign before taking the log's lock, to keep the serialised section
 	// short. The cosignature is released only if the checks under the
 	// lock pass and the new state is durable.
-	full, err := c2sp.Sign(n.Text, w.signer)
+	full, err := c2sp.Sign(n.Text, w.signers...)
 	if err != nil {
 		return nil, fail(http.StatusInternalServerError, "couldn't cosign checkpoint: %w", err)
 	}
@@ -668,5 +690,8 @@ func (w *Witness) serveEvidence(rw http.ResponseWriter, r *http.Request) {
 
 func (w *Witness) serveInfo(rw http.ResponseWriter, r *http.Request) {
 	rw.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(rw, "C2SP tlog-witness %s\nvkey %s\n", w.signer.Name(), w.vkey)
+	fmt.Fprintf(rw, "C2SP tlog-witness %s\n", w.signers[0].Name())
+	for _, k := range w.vkeys {
+		fmt.Fprintf(rw, "vkey %s\n", k)
+	}
 }

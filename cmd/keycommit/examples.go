@@ -30,7 +30,8 @@ var examples = map[string]string{
   keycommit witness add-log --data /var/lib/keycommit/witness --origin keycommit.example/log/2026 --vkey "$KEYCOMMIT_LOG_VKEY"
   keycommit witness serve --data /var/lib/keycommit/witness --listen :7380`,
 	"witness init": `  keycommit witness init --data /var/lib/keycommit/witness --name witness.example.com/w1
-  keycommit witness init --data ./w1 --name witness.example.com/w1 --json`,
+  keycommit witness init --data ./w1 --name witness.example.com/w1 --json
+  keycommit witness init --data ./pq --name witness.example.com/pq --mldsa --ed25519=false`,
 	"witness add-log": `  keycommit witness add-log --data /var/lib/keycommit/witness --origin keycommit.example/log/2026 --vkey "$KEYCOMMIT_LOG_VKEY"`,
 	"witness list-logs": `  keycommit witness list-logs --data /var/lib/keycommit/witness
   keycommit witness list-logs --data /var/lib/keycommit/witness --json`,

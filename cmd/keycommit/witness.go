@@ -35,30 +35,38 @@ func newWitnessCmd() *cobra.Command {
 
 func newWitnessInitCmd() *cobra.Command {
 	var dir, name string
-	var asJSON bool
+	var asJSON, withEd25519, withMLDSA bool
 	cmd := &cobra.Command{
-		Use:   "init --data DIR --name NAME",
-		Short: "Create a witness: a cosignature key and an empty state database",
-		Long: "Creates DIR/witness.key (mode 0600), DIR/witness.vkey and DIR/witness.db.\n" +
-			"Refuses to overwrite an existing witness. Prints the witness's cosignature\n" +
-			"verifier key (C2SP vkey, type 0x04) as the last line.",
+		Use:   "init --data DIR --name NAME [--mldsa] [--ed25519=false]",
+		Short: "Create a witness: cosignature keys and an empty state database",
+		Long: "Creates DIR/witness.key (mode 0600, one private key a line), DIR/witness.vkey\n" +
+			"and DIR/witness.db. By default the witness has an Ed25519 cosignature key\n" +
+			"(C2SP vkey type 0x04); --mldsa adds an ML-DSA-44 one (type 0x06, which C2SP\n" +
+			"tlog-cosignature recommends for new deployments), and --mldsa --ed25519=false\n" +
+			"makes an ML-DSA-44-only witness. A witness with both keys returns both\n" +
+			"cosignatures. Refuses to overwrite an existing witness. Prints the witness's\n" +
+			"verifier keys, one a line, last.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			vkey, err := witness.InitDir(cmd.Context(), dir, name)
+			vkeys, err := witness.InitDirKeys(cmd.Context(), dir, name, witness.Keys{Ed25519: withEd25519, MLDSA44: withMLDSA})
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				return writeJSONOut(out, &witnessInitResult{Name: name, Dir: dir, VKey: vkey})
+				return writeJSONOut(out, &witnessInitResult{Name: name, Dir: dir, VKey: vkeys[0], VKeys: vkeys})
 			}
 			fmt.Fprintf(out, "initialized witness %q in %s\n", name, dir)
-			fmt.Fprintln(out, vkey)
+			for _, vkey := range vkeys {
+				fmt.Fprintln(out, vkey)
+			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "witness data directory (required)")
 	cmd.Flags().StringVar(&name, "name", "", "witness key name, e.g. witness.example.com/w1 (required)")
+	cmd.Flags().BoolVar(&withEd25519, "ed25519", true, "make an Ed25519 cosignature key (type 0x04)")
+	cmd.Flags().BoolVar(&withMLDSA, "mldsa", false, "make an ML-DSA-44 cosignature key (type 0x06)")
 	addJSONFlag(cmd, &asJSON, "witness-init")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("name")
@@ -144,7 +152,10 @@ func newWitnessListLogsCmd() *cobra.Command {
 type witnessInitResult struct {
 	Name string `json:"name"`
 	Dir  string `json:"dir"`
-	VKey string `json:"vkey"`
+	// VKey is the first key (Ed25519 unless the witness is ML-DSA-only);
+	// VKeys are all of them.
+	VKey  string   `json:"vkey"`
+	VKeys []string `json:"vkeys"`
 }
 
 // witnessAddLogResult is `witness add-log --json`
@@ -195,7 +206,7 @@ func newWitnessServeCmd() *cobra.Command {
 			defer d.Close()
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			w, err := witness.New(witness.Config{Store: d.Store, Signer: d.Signer, VKey: d.VKey, Logger: logger, Metrics: reg})
+			w, err := witness.New(witness.Config{Store: d.Store, Signers: d.Signers, VKeys: d.VKeys, Logger: logger, Metrics: reg})
 			if err != nil {
 				return err
 			}
@@ -219,7 +230,7 @@ func newWitnessServeCmd() *cobra.Command {
 				return fmt.Errorf("couldn't listen on %s: %w", listen, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "http://%s/\n", ln.Addr())
-			logger.Info("witness serving", "name", d.Name, "vkey", d.VKey, "addr", ln.Addr().String())
+			logger.Info("witness serving", "name", d.Name, "vkeys", d.VKeys, "addr", ln.Addr().String())
 
 			errc := make(chan error, 1)
 			go func() { errc <- srv.Serve(ln) }()
