@@ -70,6 +70,9 @@ type devConfig struct {
 	// Self is how the printed commands run keycommit; "" means
 	// selfCommand of this executable.
 	Self string
+	// Ready, when set (dev --json), receives one devReady JSON object
+	// once the deployment is up; Out and AlertOut then go to stderr.
+	Ready io.Writer
 }
 
 // devInfo is Dir/dev.json: what scripts and tests need to use the
@@ -82,6 +85,21 @@ type devInfo struct {
 	WitnessPolicy string         `json:"witness_policy"`
 	MonitorURL    string         `json:"monitor_url"`
 	Issuer        devIssuerState `json:"issuer"`
+}
+
+// devReady is what dev --json prints on stdout once the deployment is
+// up (schema/jsonschema/cli/dev.json): dev.json's content, where it is,
+// whether the log was resumed, and the commands to try next.
+type devReady struct {
+	devInfo
+	DataDir  string `json:"data_dir"`
+	InfoFile string `json:"info_file"`
+	// Resumed is set when dev picked up an existing log; ResumedSize is the
+	// size of its checkpoint when dev started.
+	Resumed     bool   `json:"resumed"`
+	ResumedSize uint64 `json:"resumed_size"`
+	// TryNext are the commands dev prints, to run in order in one shell.
+	TryNext []string `json:"try_next"`
 }
 
 type devWitness struct {
@@ -102,6 +120,7 @@ type devIssuerState struct {
 func newDevCmd() *cobra.Command {
 	var cfg devConfig
 	var level string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "dev [--data DIR]",
 		Short: "Run a complete local deployment: log, three witnesses (2-of-3), a monitor, a demo issuer",
@@ -115,7 +134,10 @@ through the log's real proof-of-origin-control check and submits its first key
 commitment so the log is not empty. It writes
 DIR/dev.json (URLs and keys) and DIR/witness-policy.txt once everything is
 listening, prints the commands to try next, and runs until interrupted. Run it
-again with the same DIR to pick up where it stopped.`,
+again with the same DIR to pick up where it stopped. With --json, stdout gets
+one JSON object once everything is up (dev.json's content, the data
+directory, whether the log was resumed and at what size, and the commands to
+try next) and everything else goes to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			logger, err := newLogger(cmd.ErrOrStderr(), level)
@@ -124,6 +146,10 @@ again with the same DIR to pick up where it stopped.`,
 			}
 			cfg.Logger = logger
 			cfg.Out, cfg.AlertOut = cmd.OutOrStdout(), cmd.OutOrStdout()
+			if asJSON {
+				// stdout carries only the devReady object.
+				cfg.Out, cfg.AlertOut, cfg.Ready = cmd.ErrOrStderr(), cmd.ErrOrStderr(), cmd.OutOrStdout()
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runDev(ctx, cfg)
@@ -133,6 +159,7 @@ again with the same DIR to pick up where it stopped.`,
 	cmd.Flags().IntVar(&cfg.BasePort, "base-port", devDefaultPorts, "the log's port on 127.0.0.1; witnesses use the next three, the monitor the one after; 0 picks free ports")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "log level of the components: debug, info, warn, error")
 	addCosignFlags(cmd, &cfg.CosignInterval, &cfg.CosignRetryMax)
+	addJSONFlag(cmd, &asJSON, "dev")
 	return cmd
 }
 
@@ -253,11 +280,13 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	if err != nil {
 		return err
 	}
+	var resumedSize uint64
 	if resumed {
 		cp, _, err := c.Checkpoint(ctx)
 		if err != nil {
 			return fmt.Errorf("couldn't read the dev log's checkpoint: %w", err)
 		}
+		resumedSize = cp.Size
 		fmt.Fprintf(cfg.Out, "resumed log at size %d in %s\n", cp.Size, logDir)
 	}
 	info.Issuer = devIssuerState{Origin: devIssuer, KeyFile: filepath.Join(dir, devIssuerKey), Server: demo.addr, CAFile: filepath.Join(dir, devCAFile)}
@@ -292,6 +321,13 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 		self = selfCommand(exe, wd)
 	}
 	printDevSummary(cfg.Out, dir, info, self)
+	if cfg.Ready != nil {
+		r := devReady{devInfo: *info, DataDir: dir, InfoFile: filepath.Join(dir, devJSONFile),
+			Resumed: resumed, ResumedSize: resumedSize, TryNext: devTryNext(info, self)}
+		if err := writeJSONOut(cfg.Ready, r); err != nil {
+			return err
+		}
+	}
 
 	monErr := make(chan error, 1)
 	go func() { monErr <- mon.Run(ctx) }()

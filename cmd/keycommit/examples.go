@@ -73,7 +73,8 @@ var examples = map[string]string{
   keycommit verify --bundle keys.bundle --log-vkey "$KEYCOMMIT_LOG_VKEY" --witness-policy witnesses.txt --max-age 24h`,
 	"dev": `  keycommit dev
   keycommit dev --data /tmp/kc --base-port 0      # free ports
-  go run ./cmd/keycommit dev --log-level info`,
+  go run ./cmd/keycommit dev --log-level info
+  keycommit dev --base-port 0 --json 2>dev.log    # stdout: one JSON object once it is up`,
 }
 
 // setExamples fills in the Example of every command below root from

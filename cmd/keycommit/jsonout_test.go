@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,6 +147,7 @@ func TestJSONOutputs(t *testing.T) {
 		{name: "verify-wrong-key", args: []string{"verify", "--bundle", info.LogURL + "/v1/keys.bundle", "--witness-policy", info.WitnessPolicy, "--log-vkey", wrongVKey}, schema: "error", code: 1, again: true},
 		{name: "monitor-once", args: []string{"monitor", "--once", "--log-level", "error"}, again: true},
 		{name: "monitor-check-evidence", args: []string{"monitor", "check-evidence", filepath.Join(evidence, "proof.json"), "--log-vkey", strings.TrimSpace(string(evKey))}, again: true},
+		{name: "dev-bad-port", args: []string{"dev", "--data", tmp("dev-bad-port"), "--base-port", "70000"}, schema: "error", code: 1, again: true},
 		{name: "monitor-check-evidence-bad", args: []string{"monitor", "check-evidence", filepath.Join(evidence, "bad-proof.json"), "--log-vkey", strings.TrimSpace(string(evKey))}, schema: "error", code: 1, again: true},
 	}
 	covered := map[string]bool{}
@@ -229,10 +231,105 @@ func TestJSONOutputs(t *testing.T) {
 		if _, err := os.Stat(filepath.Join("..", "..", "schema", "jsonschema", "cli", name+".json")); err != nil {
 			t.Errorf("%s: %v", cmd.CommandPath(), err)
 		}
-		if !covered[name] && name != "log-migrate" { // log migrate needs Trillian: TestLogMigrateJSON
+		// log migrate needs Trillian (TestLogMigrateJSON); dev runs until
+		// stopped (TestDevJSON).
+		if !covered[name] && name != "log-migrate" && name != "dev" {
 			t.Errorf("%s --json has no successful case in TestJSONOutputs", cmd.CommandPath())
 		}
 	})
+}
+
+// TestDevJSON: dev --json prints, once the deployment is up, one JSON
+// object valid under cli/dev.json (shape in testdata/json/dev.json) whose
+// URLs answer and whose commands are the ones dev prints; nothing else
+// reaches stdout, through shutdown; run again over the same directory it
+// says it resumed the log at its size.
+func TestDevJSON(t *testing.T) {
+	schemas := jsonSchemas(t)
+	dir := filepath.Join(t.TempDir(), "dev")
+	run := func() (map[string]any, devReady) {
+		t.Helper()
+		cmd := exec.Command(keycommitBin, "dev", "--data", dir, "--base-port", "0", "--json")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		dec := json.NewDecoder(stdout)
+		dec.UseNumber()
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("dev --json printed no JSON object: %v\n%s", err, stderr.String())
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas("dev").Validate(inst); err != nil {
+			t.Errorf("dev --json does not follow cli/dev.json: %v\n%s", err, raw)
+		}
+		var v map[string]any
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		var r devReady
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		// Stop it: the rest of stdout (through "shutting down") must be empty.
+		cmd.Process.Signal(os.Interrupt)
+		rest, _ := io.ReadAll(stdout)
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("dev --json did not stop cleanly on SIGINT: %v\n%s", err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "keycommit dev is running") || !strings.Contains(stderr.String(), "shutting down") {
+			t.Errorf("the human summary is not on stderr under --json:\n%s", stderr.String())
+		}
+		if len(bytes.TrimSpace(rest)) != 0 {
+			t.Errorf("dev --json printed more than its one object on stdout: %q", rest)
+		}
+		return v, r
+	}
+	v, r := run()
+	got, _ := json.MarshalIndent(shape(v), "", "  ")
+	golden := filepath.Join("testdata", "json", "dev.json")
+	if *updateGolden {
+		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if want, err := os.ReadFile(golden); err != nil || !bytes.Equal(want, append(got, '\n')) {
+		t.Errorf("the shape of dev --json changed (%v): got\n%s\nwant\n%s", err, got, want)
+	}
+	if r.Resumed || r.ResumedSize != 0 {
+		t.Errorf("a new deployment says resumed %v at size %d", r.Resumed, r.ResumedSize)
+	}
+	info, err := os.ReadFile(r.InfoFile)
+	if err != nil {
+		t.Fatalf("info_file: %v", err)
+	}
+	var fromFile devInfo
+	if err := json.Unmarshal(info, &fromFile); err != nil {
+		t.Fatal(err)
+	}
+	if fromFile.LogVKey != r.LogVKey || fromFile.LogOrigin != r.LogOrigin || len(fromFile.Witnesses) != len(r.Witnesses) {
+		t.Errorf("dev --json and %s disagree:\n%+v\n%+v", r.InfoFile, r.devInfo, fromFile)
+	}
+	if len(r.TryNext) == 0 || !strings.HasPrefix(r.TryNext[0], "export KEYCOMMIT_LOG=") {
+		t.Errorf("try_next does not start with the export line: %q", r.TryNext)
+	}
+	_, r2 := run()
+	if !r2.Resumed || r2.ResumedSize == 0 || r2.LogVKey != r.LogVKey {
+		t.Errorf("second run over the same directory: resumed %v at size %d (vkey same: %v), want resumed at the log's size", r2.Resumed, r2.ResumedSize, r2.LogVKey == r.LogVKey)
+	}
 }
 
 // annotationOf returns the JSON Schema name of the command args run.
