@@ -639,8 +639,9 @@ func (w *Witness) serveCheckpoint(rw http.ResponseWriter, r *http.Request) {
 	}
 	cp, ok, err := w.store.LatestCheckpoint(r.Context(), id)
 	if err != nil {
-		w.logger.Error("couldn't read latest checkpoint", "id", id, "err", err)
-		http.Error(rw, "couldn't read latest checkpoint", http.StatusInternalServerError)
+		rid := httpguard.RequestID()
+		w.logger.Error("couldn't read latest checkpoint", "id", id, "request_id", rid, "err", err)
+		http.Error(rw, "couldn't read latest checkpoint (request id "+rid+")", http.StatusInternalServerError)
 		return
 	}
 	if !ok {

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -115,6 +116,28 @@ func (h *Handler) error(w http.ResponseWriter, path string, code int, msg string
 	api.WriteError(w, code, &api.Error{Error: msg})
 }
 
+// fail answers a 5xx: msg, which names what failed and nothing of its
+// cause, with a request id; the cause err (nil for an expected state such
+// as a snapshot not cosigned yet) and attrs go to the log with that id.
+func (h *Handler) fail(w http.ResponseWriter, path string, code int, msg string, err error, attrs ...any) {
+	id := httpguard.RequestID()
+	attrs = append(attrs, "path", path, "status", code, "request_id", id)
+	if err != nil {
+		h.log.Error(msg, append(attrs, "err", err)...)
+	} else {
+		h.log.Warn(msg, attrs...)
+	}
+	h.error(w, path, code, msg+" (request id "+id+")")
+}
+
+// failure is a 5xx to answer with fail.
+type failure struct {
+	code  int
+	msg   string
+	err   error
+	attrs []any
+}
+
 // ServeBundle serves the keys bundle; ?old=N adds the consistency proof
 // from tree size N when N is smaller than the checkpoint's size.
 func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
@@ -133,8 +156,7 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.log.Error("couldn't read the checkpoint for a keys bundle", "err", err)
-		h.error(w, BundlePath, http.StatusServiceUnavailable, "couldn't read the checkpoint")
+		h.fail(w, BundlePath, http.StatusServiceUnavailable, "couldn't read the checkpoint", err)
 		return
 	}
 	var c *cached
@@ -163,11 +185,10 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		}
 		if errors.Is(err, ErrSnapshotPending) {
 			w.Header().Set("Retry-After", "1")
-			h.error(w, BundlePath, http.StatusServiceUnavailable, "the latest snapshot is not cosigned yet; retry shortly")
+			h.fail(w, BundlePath, http.StatusServiceUnavailable, "the latest snapshot is not cosigned yet; retry shortly", nil)
 			return
 		}
-		h.log.Error("couldn't build the keys bundle", "err", err)
-		h.error(w, BundlePath, http.StatusInternalServerError, "couldn't build the keys bundle")
+		h.fail(w, BundlePath, http.StatusInternalServerError, "couldn't build the keys bundle", err)
 		return
 	}
 	w.Header().Set("Content-Type", BundleContentType)
@@ -260,8 +281,7 @@ func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.log.Error("couldn't read the checkpoint for a delta", "err", err)
-		h.error(w, DeltaPath, http.StatusServiceUnavailable, "couldn't read the checkpoint")
+		h.fail(w, DeltaPath, http.StatusServiceUnavailable, "couldn't read the checkpoint", err)
 		return
 	}
 	c, err := h.latest(r, note)
@@ -278,11 +298,14 @@ func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
 			h.error(w, DeltaPath, http.StatusNotFound, "the log has no cosigned snapshot yet")
 			return
 		}
-		h.log.Error("couldn't build the keys bundle for a delta", "err", err)
-		h.error(w, DeltaPath, http.StatusInternalServerError, "couldn't build the delta")
+		h.fail(w, DeltaPath, http.StatusInternalServerError, "couldn't build the delta", err)
 		return
 	}
-	d, code, msg := h.delta(r, c, old, base)
+	d, code, msg, f := h.delta(r, c, old, base)
+	if f != nil {
+		h.fail(w, DeltaPath, f.code, f.msg, f.err, f.attrs...)
+		return
+	}
 	if d == nil {
 		h.error(w, DeltaPath, code, msg)
 		return
@@ -300,16 +323,16 @@ func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(d.raw)
 }
 
-// delta returns the (cached) delta from (old, base) to c, or an HTTP
-// status and message.
-func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*cached, int, string) {
+// delta returns the (cached) delta from (old, base) to c, or a 4xx status
+// and message, or a 5xx failure.
+func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*cached, int, string, *failure) {
 	next := *c.bundle
 	cp, err := verify.ParseCheckpoint(next.Checkpoint)
 	if err != nil {
-		return nil, http.StatusInternalServerError, "couldn't parse the checkpoint"
+		return nil, 0, "", &failure{http.StatusInternalServerError, "couldn't parse the checkpoint", err, nil}
 	}
 	if old > cp.Size {
-		return nil, http.StatusBadRequest, fmt.Sprintf("old=%d is beyond the checkpoint's tree size %d", old, cp.Size)
+		return nil, http.StatusBadRequest, fmt.Sprintf("old=%d is beyond the checkpoint's tree size %d", old, cp.Size), nil
 	}
 	key := strconv.FormatUint(old, 10) + "/" + base
 	h.mu.Lock()
@@ -322,28 +345,25 @@ func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*c
 	d := h.deltas[key]
 	h.mu.Unlock()
 	if d != nil && bytes.Equal(d.note, c.note) {
-		return d, 0, ""
+		return d, 0, "", nil
 	}
 	if b == nil {
-		return nil, http.StatusNotFound, fmt.Sprintf("no delta from key set %s: the log no longer holds it; fetch %s", base, BundlePath)
+		return nil, http.StatusNotFound, fmt.Sprintf("no delta from key set %s: the log no longer holds it; fetch %s", base, BundlePath), nil
 	}
 	if old < cp.Size {
 		hashes, err := h.src.ConsistencyProof(r.Context(), old, cp.Size)
 		if err != nil {
-			h.log.Error("couldn't build a consistency proof for a delta", "old", old, "size", cp.Size, "err", err)
-			return nil, http.StatusInternalServerError, "couldn't build the consistency proof"
+			return nil, 0, "", &failure{http.StatusInternalServerError, "couldn't build the consistency proof", err, []any{"old", old, "size", cp.Size}}
 		}
 		next.Consistency = &verify.ConsistencyProof{OldSize: old, Hashes: hashes}
 	}
 	dl, err := verify.MakeDelta(b, old, &next)
 	if err != nil {
-		h.log.Error("couldn't build a delta", "old", old, "base", base, "err", err)
-		return nil, http.StatusInternalServerError, "couldn't build the delta"
+		return nil, 0, "", &failure{http.StatusInternalServerError, "couldn't build the delta", err, []any{"old", old, "base", base}}
 	}
 	raw, err := dl.Marshal()
 	if err != nil {
-		h.log.Error("couldn't encode a delta", "old", old, "base", base, "err", err)
-		return nil, http.StatusInternalServerError, "couldn't build the delta"
+		return nil, 0, "", &failure{http.StatusInternalServerError, "couldn't encode the delta", err, []any{"old", old, "base", base}}
 	}
 	d = newCached(c.note, raw, false)
 	h.mu.Lock()
@@ -351,7 +371,7 @@ func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*c
 		h.deltas[key] = d
 	}
 	h.mu.Unlock()
-	return d, 0, ""
+	return d, 0, "", nil
 }
 
 func newCached(note, raw []byte, compress bool) *cached {
@@ -402,8 +422,7 @@ func (h *Handler) ServeIssuerProof(w http.ResponseWriter, r *http.Request) {
 			h.error(w, IssuerProofPath, http.StatusNotFound, fmt.Sprintf("no key commitment for issuer %q", issuer))
 			return
 		}
-		h.log.Error("couldn't build an issuer proof", "issuer", issuer, "err", err)
-		h.error(w, IssuerProofPath, http.StatusInternalServerError, "couldn't build the proof")
+		h.fail(w, IssuerProofPath, http.StatusInternalServerError, "couldn't build the proof", err, "issuer", issuer)
 		return
 	}
 	w.Header().Set("Content-Type", ProofContentType)

@@ -33,6 +33,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
@@ -224,7 +225,9 @@ func (e *Explorer) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, storage.ErrNotFound):
 		code, msg = http.StatusNotFound, err.Error()
 	default:
-		e.log.Error("explorer page failed", "path", r.URL.Path, "err", err)
+		id := httpguard.RequestID()
+		msg = "internal error (request id " + id + ")"
+		e.log.Error("explorer page failed", "path", r.URL.Path, "request_id", id, "err", err)
 	}
 	e.render(w, r, code, &page{Title: http.StatusText(code), Data: msg})
 }
@@ -239,10 +242,11 @@ func (e *Explorer) render(w http.ResponseWriter, r *http.Request, code int, p *p
 	}
 	var buf bytes.Buffer
 	if err := e.tmpl.ExecuteTemplate(&buf, name, p); err != nil {
-		e.log.Error("explorer template failed", "template", name, "err", err)
+		id := httpguard.RequestID()
+		e.log.Error("explorer template failed", "template", name, "request_id", id, "err", err)
 		code = http.StatusInternalServerError
 		buf.Reset()
-		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error</p>")
+		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error (request id " + id + ")</p>")
 	}
 	WriteHTML(w, r, code, buf.Bytes(), maxAge)
 }

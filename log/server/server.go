@@ -245,6 +245,13 @@ func (s *Server) handle(pattern, name string, inFlight int, h handlerFunc) {
 		if err != nil {
 			var he *httpError
 			switch {
+			case errors.As(err, &he) && he.code >= 500:
+				// A state the server names on purpose (shutting down,
+				// read-only, its clock): that message and a request id.
+				code = he.code
+				id := httpguard.RequestID()
+				s.log.Warn("request refused", "handler", name, "path", r.URL.Path, "status", code, "request_id", id, "err", he.err)
+				writeError(w, code, fmt.Errorf("%v (request id %s)", he.err, id))
 			case errors.As(err, &he):
 				code = he.code
 				if he.body != nil {

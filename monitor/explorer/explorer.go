@@ -31,6 +31,7 @@ import (
 	"unicode/utf8"
 
 	page "github.com/keycommit/keycommit/log/explorer"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/monitor"
 )
 
@@ -229,17 +230,19 @@ var kinds = []string{monitor.KindPolicy, monitor.KindSnapshot, monitor.KindTimes
 	monitor.KindTime, monitor.KindKeyChange, monitor.KindAccountKeyChange, monitor.KindReclaim}
 
 func (e *Explorer) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e.cfg.Logger.Error("monitor explorer failed", "err", err)
-	e.render(w, r, http.StatusInternalServerError, &data{Error: "internal error"})
+	id := httpguard.RequestID()
+	e.cfg.Logger.Error("monitor explorer failed", "request_id", id, "err", err)
+	e.render(w, r, http.StatusInternalServerError, &data{Error: "internal error (request id " + id + ")"})
 }
 
 func (e *Explorer) render(w http.ResponseWriter, r *http.Request, code int, d *data) {
 	var buf bytes.Buffer
 	if err := e.tmpl.Execute(&buf, d); err != nil {
-		e.cfg.Logger.Error("monitor explorer template failed", "err", err)
+		id := httpguard.RequestID()
+		e.cfg.Logger.Error("monitor explorer template failed", "request_id", id, "err", err)
 		code = http.StatusInternalServerError
 		buf.Reset()
-		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error</p>")
+		buf.WriteString("<!doctype html><title>Internal error</title><p>internal error (request id " + id + ")</p>")
 	}
 	page.WriteHTML(w, r, code, buf.Bytes(), "public, max-age=5")
 }
