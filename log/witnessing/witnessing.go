@@ -82,10 +82,26 @@ type Collector struct {
 
 type witnessClient struct {
 	w        quorum.Witness
-	url      string
 	verifier c2sp.Verifier
-	lock     chan struct{} // one-slot semaphore: one call at a time
-	size     uint64        // witness's latest cosigned size as we know it; guarded by lock
+	ep       *endpoint
+}
+
+// endpoint is one witness server. Policy witnesses with the same URL (one
+// witness's Ed25519 and ML-DSA-44 keys, on two `witness` lines) share it:
+// one add-checkpoint call answers with the cosignatures of all its keys.
+type endpoint struct {
+	url  string
+	name string        // the first policy witness at this URL, for metrics and logs
+	lock chan struct{} // one-slot semaphore: one call at a time
+	size uint64        // witness's latest cosigned size as we know it; guarded by lock
+}
+
+// exchange is one collection's add-checkpoint call to an endpoint, shared
+// by the policy witnesses at it.
+type exchange struct {
+	once sync.Once
+	body []byte
+	err  error
 }
 
 // New parses the policy and prepares the witness clients.
@@ -123,17 +139,18 @@ func New(cfg Config) (*Collector, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
+	endpoints := map[string]*endpoint{}
 	for _, w := range p.Witnesses() {
 		if w.URL == "" {
 			return nil, fmt.Errorf("witness %q in the policy has no URL", w.Name)
 		}
-		v := w.Verifier
-		c.witnesses = append(c.witnesses, &witnessClient{
-			w:        w,
-			url:      strings.TrimSuffix(w.URL, "/") + "/add-checkpoint",
-			verifier: v,
-			lock:     make(chan struct{}, 1),
-		})
+		url := strings.TrimSuffix(w.URL, "/") + "/add-checkpoint"
+		ep := endpoints[url]
+		if ep == nil {
+			ep = &endpoint{url: url, name: w.Name, lock: make(chan struct{}, 1)}
+			endpoints[url] = ep
+		}
+		c.witnesses = append(c.witnesses, &witnessClient{w: w, verifier: w.Verifier, ep: ep})
 	}
 	if c.m, err = newMetrics(cfg.Metrics); err != nil {
 		return nil, err
@@ -213,13 +230,17 @@ func (c *Collector) collect(ctx context.Context, signedCheckpoint []byte, only [
 	}
 	results := make(chan outcome, len(c.witnesses))
 	asked := len(c.witnesses)
+	calls := map[*endpoint]*exchange{}
+	for _, wc := range c.witnesses {
+		calls[wc.ep] = &exchange{}
+	}
 	for i, wc := range c.witnesses {
 		if only != nil && !slices.Contains(only, wc.w.Name) {
 			asked--
 			continue
 		}
 		go func() {
-			line, err := c.witnessOne(ctx, wc, signedCheckpoint, text, cp.Size, proofs)
+			line, err := c.witnessOne(ctx, wc, calls[wc.ep], signedCheckpoint, text, cp.Size, proofs)
 			results <- outcome{i, line, err}
 		}()
 	}
@@ -371,16 +392,34 @@ func lineTime(line []byte) time.Time {
 	return time.Unix(int64(ts), 0)
 }
 
-// witnessOne runs add-checkpoint against one witness, retrying once on 409.
-func (c *Collector) witnessOne(ctx context.Context, wc *witnessClient, signed, text []byte, size uint64, proofs *proofCache) ([]byte, error) {
+// witnessOne gets one policy witness's cosignature: from the
+// add-checkpoint call to its endpoint, made once per collection for all
+// the policy witnesses at that endpoint.
+func (c *Collector) witnessOne(ctx context.Context, wc *witnessClient, x *exchange, signed, text []byte, size uint64, proofs *proofCache) ([]byte, error) {
+	x.once.Do(func() { x.body, x.err = c.addCheckpoint(ctx, wc.ep, signed, size, proofs) })
+	if x.err != nil {
+		return nil, x.err
+	}
+	line, err := cosignatureLine(text, x.body, wc.verifier)
+	if err != nil {
+		return nil, fmt.Errorf("witness answered 200 but %w", err)
+	}
+	c.m.size.WithLabelValues(wc.w.Name).Set(float64(size))
+	c.m.cosignatures.WithLabelValues(wc.w.Name).Inc()
+	return line, nil
+}
+
+// addCheckpoint runs add-checkpoint against one endpoint, retrying once on
+// 409, and returns the body of its 200 answer.
+func (c *Collector) addCheckpoint(ctx context.Context, ep *endpoint, signed []byte, size uint64, proofs *proofCache) ([]byte, error) {
 	select {
-	case wc.lock <- struct{}{}:
+	case ep.lock <- struct{}{}:
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for the previous call to this witness: %w", ctx.Err())
 	}
-	defer func() { <-wc.lock }()
+	defer func() { <-ep.lock }()
 
-	old := wc.size
+	old := ep.size
 	for attempt := 0; ; attempt++ {
 		if old > size {
 			return nil, fmt.Errorf("witness has cosigned size %d, larger than this checkpoint's %d", old, size)
@@ -392,20 +431,14 @@ func (c *Collector) witnessOne(ctx context.Context, wc *witnessClient, signed, t
 				return nil, fmt.Errorf("couldn't build consistency proof %d -> %d: %w", old, size, err)
 			}
 		}
-		status, ctype, body, err := c.post(ctx, wc, old, pf, signed)
+		status, ctype, body, err := c.post(ctx, ep, old, pf, signed)
 		if err != nil {
 			return nil, err
 		}
 		switch status {
 		case http.StatusOK:
-			line, err := cosignatureLine(text, body, wc.verifier)
-			if err != nil {
-				return nil, fmt.Errorf("witness answered 200 but %w", err)
-			}
-			wc.size = size
-			c.m.size.WithLabelValues(wc.w.Name).Set(float64(size))
-			c.m.cosignatures.WithLabelValues(wc.w.Name).Inc()
-			return line, nil
+			ep.size = size
+			return body, nil
 		case http.StatusConflict:
 			if ctype != "text/x.tlog.size" {
 				return nil, fmt.Errorf("witness answered 409 without a size (Content-Type %q): %s", ctype, snippet(body))
@@ -418,21 +451,21 @@ func (c *Collector) witnessOne(ctx context.Context, wc *witnessClient, signed, t
 				// The witness has seen a larger tree than this
 				// checkpoint: either an older checkpoint is being
 				// witnessed late or the log lost state.
-				wc.size = n
+				ep.size = n
 				return nil, fmt.Errorf("witness has cosigned size %d, larger than this checkpoint's %d", n, size)
 			}
 			if attempt > 0 {
 				return nil, fmt.Errorf("witness answered 409 twice (size %d, then %d)", old, n)
 			}
-			c.logger.Info("witness size differs from ours; retrying from its size", "witness", wc.w.Name, "ours", old, "theirs", n)
-			wc.size, old = n, n
+			c.logger.Info("witness size differs from ours; retrying from its size", "witness", ep.name, "ours", old, "theirs", n)
+			ep.size, old = n, n
 		default:
 			return nil, fmt.Errorf("witness answered %d: %s", status, snippet(body))
 		}
 	}
 }
 
-func (c *Collector) post(ctx context.Context, wc *witnessClient, old uint64, pf [][]byte, signed []byte) (status int, ctype string, body []byte, err error) {
+func (c *Collector) post(ctx context.Context, wc *endpoint, old uint64, pf [][]byte, signed []byte) (status int, ctype string, body []byte, err error) {
 	b, err := (&c2sp.AddCheckpointRequest{OldSize: old, Proof: pf, Checkpoint: signed}).Marshal()
 	if err != nil {
 		return 0, "", nil, err
@@ -445,13 +478,13 @@ func (c *Collector) post(ctx context.Context, wc *witnessClient, old uint64, pf 
 	start := time.Now()
 	resp, err := c.client.Do(req)
 	if err != nil {
-		c.m.requests.WithLabelValues(wc.w.Name, "error").Inc()
+		c.m.requests.WithLabelValues(wc.name, "error").Inc()
 		return 0, "", nil, fmt.Errorf("couldn't reach witness at %s: %w", wc.url, err)
 	}
 	defer resp.Body.Close()
 	body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	c.m.requests.WithLabelValues(wc.w.Name, strconv.Itoa(resp.StatusCode)).Inc()
-	c.m.requestSeconds.WithLabelValues(wc.w.Name).Observe(time.Since(start).Seconds())
+	c.m.requests.WithLabelValues(wc.name, strconv.Itoa(resp.StatusCode)).Inc()
+	c.m.requestSeconds.WithLabelValues(wc.name).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return 0, "", nil, fmt.Errorf("couldn't read answer from witness at %s: %w", wc.url, err)
 	}
