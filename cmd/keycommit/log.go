@@ -18,6 +18,7 @@ import (
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
 )
@@ -46,7 +47,7 @@ as the last line.`,
 			if on, err := st.trillian(); err != nil {
 				return err
 			} else if on {
-				vkey, tree, err := initTrillianLog(cmd.Context(), dir, origin, st.addr, st.treeID)
+				vkey, tree, err := initTrillianLog(cmd.Context(), dir, origin, st.addr, st.mysql, st.treeID)
 				if err != nil {
 					return err
 				}
@@ -153,6 +154,11 @@ type logServeConfig struct {
 	// Follow is how often a Trillian frontend picks up entries other
 	// frontends appended.
 	Follow time.Duration
+	// Advertise is the URL the other Trillian frontends forward
+	// submissions to while this one is the writer (default: http:// and
+	// the listening address), and Lease the writer's lease.
+	Advertise string
+	Lease     time.Duration
 	// ClockOffset shifts the log's clock (tests only).
 	ClockOffset time.Duration
 	// Witness is the optional witness hook (see sequencer.Config).
@@ -194,6 +200,15 @@ func startLog(ctx context.Context, cfg logServeConfig) (*server.Running, error) 
 		return &server.Opened{Backend: store, LogAttrs: []any{"storage", "sqlite"}}, nil
 	}
 	if on {
+		if cfg.Listener == nil {
+			// Listen first: the other frontends forward to this address.
+			if cfg.Listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+				return nil, fmt.Errorf("couldn't listen on %s: %w", cfg.Listen, err)
+			}
+		}
+		if cfg.Advertise == "" {
+			cfg.Advertise = "http://" + cfg.Listener.Addr().String()
+		}
 		open = openTrillian(cfg)
 	}
 	extra := cfg.Extra
@@ -263,6 +278,8 @@ func newLogServeCmd() *cobra.Command {
 	cfg.Challenge.add(cmd)
 	cfg.Storage.add(cmd, "with --storage trillian: the log's Trillian tree")
 	cmd.Flags().DurationVar(&cfg.Follow, "trillian-follow", 200*time.Millisecond, "with --storage trillian: how often to pick up entries other frontends appended")
+	cmd.Flags().StringVar(&cfg.Advertise, "trillian-advertise", "", "with --storage trillian: the URL at which the other frontends reach this one when it is the writer (default: http:// and the --listen address)")
+	cmd.Flags().DurationVar(&cfg.Lease, "trillian-lease", trillianstore.DefaultLease, "with --storage trillian: the writer's lease; a writer that stops renewing it is replaced within about 1.25 times this")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

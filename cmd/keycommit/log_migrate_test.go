@@ -23,14 +23,14 @@ func TestLogMigrateJSON(t *testing.T) {
 		t.Fatalf("log init: %s", out)
 	}
 	srv, _ := startServe(t, keycommitBin, dir)
-	if _, stderr, code := runBin(t, keycommitBin, "log", "migrate", "--data", dir, "--trillian", env.RPCAddr); code == 0 || !strings.Contains(stderr, lockFile) {
+	if _, stderr, code := runBin(t, keycommitBin, "log", "migrate", "--data", dir, "--trillian", env.RPCAddr, "--trillian-mysql", env.MySQLURI); code == 0 || !strings.Contains(stderr, lockFile) {
 		t.Errorf("migrate while log serve runs: exit %d %s", code, stderr)
 	}
 	srv.Process.Kill()
 	srv.Wait()
 	os.Remove(filepath.Join(dir, trillianConfigFile))
 
-	stdout, stderr, code := runBin(t, keycommitBin, "log", "migrate", "--data", dir, "--trillian", env.RPCAddr, "--json")
+	stdout, stderr, code := runBin(t, keycommitBin, "log", "migrate", "--data", dir, "--trillian", env.RPCAddr, "--trillian-mysql", env.MySQLURI, "--json")
 	if code != 0 {
 		t.Fatalf("migrate --json: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -60,7 +60,7 @@ func TestLogMigrateJSON(t *testing.T) {
 		t.Errorf("the shape of log migrate --json changed (%v): got\n%s\nwant\n%s", err, got, want)
 	}
 	os.Remove(filepath.Join(dir, trillianConfigFile))
-	if out, errOut, code := runBin(t, keycommitBin, "log", "migrate", "--data", dir, "--trillian", env.RPCAddr); code != 0 {
+	if out, errOut, code := runBin(t, keycommitBin, "log", "migrate", "--data", dir, "--trillian", env.RPCAddr, "--trillian-mysql", env.MySQLURI); code != 0 {
 		t.Errorf("migrate without --json: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -32,6 +32,7 @@ const (
 // trillianTarget is DIR/trillian.json.
 type trillianTarget struct {
 	Addr   string `json:"trillian"`
+	MySQL  string `json:"mysql"`
 	TreeID int64  `json:"tree_id"`
 }
 
@@ -40,20 +41,22 @@ type trillianTarget struct {
 type storageFlags struct {
 	storage string
 	addr    string
+	mysql   string
 	treeID  int64
 }
 
 func (f *storageFlags) add(cmd *cobra.Command, treeHelp string) {
 	cmd.Flags().StringVar(&f.storage, "storage", "sqlite", "storage backend: sqlite (one machine) or trillian (Trillian log server on MySQL/MariaDB)")
 	cmd.Flags().StringVar(&f.addr, "trillian", "", "with --storage trillian: the Trillian log server's gRPC address, e.g. 127.0.0.1:8090")
+	cmd.Flags().StringVar(&f.mysql, "trillian-mysql", "", "with --storage trillian: the MariaDB database of the Trillian log server, as its --mysql_uri, e.g. 'trillian@tcp(127.0.0.1:3306)/trillian' (keycommit keeps the writer's lease and the log's shared state there)")
 	cmd.Flags().Int64Var(&f.treeID, "tree-id", 0, treeHelp)
 }
 
 func (f *storageFlags) trillian() (bool, error) {
 	switch f.storage {
 	case "sqlite", "":
-		if f.addr != "" || f.treeID != 0 {
-			return false, errors.New("--trillian and --tree-id need --storage trillian")
+		if f.addr != "" || f.treeID != 0 || f.mysql != "" {
+			return false, errors.New("--trillian, --trillian-mysql and --tree-id need --storage trillian")
 		}
 		return false, nil
 	case "trillian":
@@ -64,9 +67,9 @@ func (f *storageFlags) trillian() (bool, error) {
 
 // initTrillianLog creates the log key in dir, a Trillian tree (unless
 // treeID names an empty one), and writes entry 0 to the tree.
-func initTrillianLog(ctx context.Context, dir, origin, addr string, treeID int64) (string, int64, error) {
-	if addr == "" {
-		return "", 0, errors.New("--storage trillian needs --trillian ADDR")
+func initTrillianLog(ctx context.Context, dir, origin, addr, dsn string, treeID int64) (string, int64, error) {
+	if addr == "" || dsn == "" {
+		return "", 0, errors.New("--storage trillian needs --trillian ADDR and --trillian-mysql DSN")
 	}
 	if err := checkpoint.CheckOrigin(origin); err != nil {
 		return "", 0, err
@@ -111,14 +114,23 @@ func initTrillianLog(ctx context.Context, dir, origin, addr string, treeID int64
 	if err != nil {
 		return "", 0, err
 	}
+	db, err := trillianstore.OpenDB(ctx, dsn)
+	if err != nil {
+		return "", 0, err
+	}
+	defer db.Close()
 	cache, err := sqlitestore.Create(ctx, filepath.Join(dir, trillianCacheFile))
 	if err != nil {
 		return "", 0, err
 	}
-	store, err := trillianstore.Open(ctx, trillianstore.Config{Client: lc, TreeID: treeID, Cache: cache, Signer: signer, FollowInterval: -1})
+	store, err := trillianstore.Open(ctx, trillianstore.Config{Client: lc, DB: db, TreeID: treeID, Cache: cache, Verifier: verifier, FollowInterval: -1})
 	if err != nil {
 		cache.Close()
 		return "", 0, err
+	}
+	if ok, err := store.Acquire(ctx, "log-init", "", trillianstore.DefaultLease); err != nil || !ok {
+		store.Close()
+		return "", 0, errors.Join(fmt.Errorf("couldn't take the writer's lease of tree %d to write entry 0", treeID), err)
 	}
 	_, err = sequencer.Init(ctx, sequencer.Config{Backend: store, Signer: signer, Verifier: verifier})
 	if cerr := store.Close(); err == nil && cerr != nil {
@@ -130,7 +142,7 @@ func initTrillianLog(ctx context.Context, dir, origin, addr string, treeID int64
 	if err := checkpoint.WriteKeyFiles(dir, skey, vkey); err != nil {
 		return "", 0, err
 	}
-	if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, TreeID: treeID}); err != nil {
+	if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, MySQL: dsn, TreeID: treeID}); err != nil {
 		return "", 0, err
 	}
 	return vkey, treeID, nil
@@ -147,25 +159,28 @@ func writeTrillianTarget(dir string, t trillianTarget) error {
 	return nil
 }
 
-// resolveTarget fills addr and tree ID from DIR/trillian.json when the
-// flags leave them out.
-func resolveTarget(dir, addr string, treeID int64) (string, int64, error) {
+// resolveTarget fills addr, DSN and tree ID from DIR/trillian.json when
+// the flags leave them out.
+func resolveTarget(dir, addr, dsn string, treeID int64) (string, string, int64, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, trillianConfigFile)); err == nil {
 		var t trillianTarget
 		if err := json.Unmarshal(b, &t); err != nil {
-			return "", 0, fmt.Errorf("couldn't parse %s: %w", trillianConfigFile, err)
+			return "", "", 0, fmt.Errorf("couldn't parse %s: %w", trillianConfigFile, err)
 		}
 		if addr == "" {
 			addr = t.Addr
+		}
+		if dsn == "" {
+			dsn = t.MySQL
 		}
 		if treeID == 0 {
 			treeID = t.TreeID
 		}
 	}
-	if addr == "" || treeID == 0 {
-		return "", 0, errors.New("--storage trillian needs --trillian ADDR and --tree-id ID (or DIR/trillian.json)")
+	if addr == "" || dsn == "" || treeID == 0 {
+		return "", "", 0, errors.New("--storage trillian needs --trillian ADDR, --trillian-mysql DSN and --tree-id ID (or DIR/trillian.json)")
 	}
-	return addr, treeID, nil
+	return addr, dsn, treeID, nil
 }
 
 // openTrillian returns the opener of this frontend's view of the Trillian
@@ -173,12 +188,25 @@ func resolveTarget(dir, addr string, treeID int64) (string, int64, error) {
 // writing side.
 func openTrillian(cfg logServeConfig) func(context.Context, server.Opening) (*server.Opened, error) {
 	return func(ctx context.Context, o server.Opening) (_ *server.Opened, err error) {
-		addr, tree, err := resolveTarget(cfg.Dir, cfg.Storage.addr, cfg.Storage.treeID)
+		addr, dsn, tree, err := resolveTarget(cfg.Dir, cfg.Storage.addr, cfg.Storage.mysql, cfg.Storage.treeID)
+		if err != nil {
+			return nil, err
+		}
+		vkey, err := checkpoint.LoadVerifierKey(cfg.Dir)
+		if err != nil {
+			return nil, err
+		}
+		verifier, err := checkpoint.NewVerifier(vkey)
 		if err != nil {
 			return nil, err
 		}
 		conn, err := trillianstore.Dial(addr)
 		if err != nil {
+			return nil, err
+		}
+		db, err := trillianstore.OpenDB(ctx, dsn)
+		if err != nil {
+			conn.Close()
 			return nil, err
 		}
 		var store *trillianstore.Store
@@ -187,6 +215,7 @@ func openTrillian(cfg logServeConfig) func(context.Context, server.Opening) (*se
 				if store != nil {
 					store.Close()
 				}
+				db.Close()
 				conn.Close()
 			}
 		}()
@@ -206,7 +235,7 @@ func openTrillian(cfg logServeConfig) func(context.Context, server.Opening) (*se
 			return nil, err
 		}
 		store, err = trillianstore.Open(ctx, trillianstore.Config{
-			Client: trillian.NewTrillianLogClient(conn), TreeID: tree, Cache: cache, Signer: o.Signer,
+			Client: trillian.NewTrillianLogClient(conn), DB: db, TreeID: tree, Cache: cache, Verifier: verifier,
 			FollowInterval: cfg.Follow, Logger: o.Logger, Registerer: o.Registry,
 		})
 		if err != nil {
@@ -220,13 +249,16 @@ func openTrillian(cfg logServeConfig) func(context.Context, server.Opening) (*se
 			Backend: store,
 			Close: func() error {
 				err := store.Close()
+				if cerr := db.Close(); err == nil {
+					err = cerr
+				}
 				if cerr := conn.Close(); err == nil {
 					err = cerr
 				}
 				return err
 			},
 			NewLog: func(ctx context.Context, c sequencer.Config) (server.WritingLog, error) {
-				return trillianstore.NewFrontend(ctx, c, store)
+				return trillianstore.NewFrontend(ctx, c, store, trillianstore.FrontendConfig{Advertise: cfg.Advertise, VKey: vkey, Lease: cfg.Lease})
 			},
 			LogAttrs: []any{"storage", "trillian", "tree", tree},
 		}, nil
@@ -246,11 +278,11 @@ type migrateResult struct {
 }
 
 func newLogMigrateCmd() *cobra.Command {
-	var dir, addr, checkpoints string
+	var dir, addr, dsn, checkpoints string
 	var treeID int64
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "migrate --data DIR --trillian ADDR [--tree-id ID]",
+		Use:   "migrate --data DIR --trillian ADDR --trillian-mysql DSN [--tree-id ID]",
 		Short: "Copy a SQLite log into a Trillian tree and prove the copy",
 		Long: `Copies the SQLite log in DIR (stop its log serve first) into a Trillian
 PREORDERED_LOG tree (a new one, or --tree-id: empty, or a prefix left by an
@@ -266,8 +298,8 @@ serve or dev uses DIR.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if addr == "" {
-				return errors.New("migrate needs --trillian ADDR")
+			if addr == "" || dsn == "" {
+				return errors.New("migrate needs --trillian ADDR and --trillian-mysql DSN")
 			}
 			vkey, err := checkpoint.LoadVerifierKey(dir)
 			if err != nil {
@@ -300,6 +332,11 @@ serve or dev uses DIR.`,
 				return err
 			}
 			defer conn.Close()
+			db, err := trillianstore.OpenDB(ctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
 			admin, lc := trillian.NewTrillianAdminClient(conn), trillian.NewTrillianLogClient(conn)
 			if treeID == 0 {
 				if treeID, err = trillianstore.CreateTree(ctx, admin, lc, "keycommit "+verifier.Name()); err != nil {
@@ -308,12 +345,12 @@ serve or dev uses DIR.`,
 			} else if err := trillianstore.CheckTree(ctx, admin, treeID); err != nil {
 				return err
 			}
-			if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, TreeID: treeID}); err != nil {
+			if err := writeTrillianTarget(dir, trillianTarget{Addr: addr, MySQL: dsn, TreeID: treeID}); err != nil {
 				return err
 			}
 			prog := newProgress(cmd.ErrOrStderr(), "entries")
 			res, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{
-				Source: src, Verifier: verifier, Client: lc, TreeID: treeID, Checkpoints: extra,
+				Source: src, Verifier: verifier, Client: lc, DB: db, TreeID: treeID, Checkpoints: extra,
 				Progress: prog.update,
 			})
 			if err != nil {
@@ -332,6 +369,7 @@ serve or dev uses DIR.`,
 	}
 	cmd.Flags().StringVar(&dir, "data", "", "the SQLite log's data directory (required)")
 	cmd.Flags().StringVar(&addr, "trillian", "", "the Trillian log server's gRPC address (required)")
+	cmd.Flags().StringVar(&dsn, "trillian-mysql", "", "the Trillian log server's MariaDB database, as its --mysql_uri (required)")
 	cmd.Flags().Int64Var(&treeID, "tree-id", 0, "an existing PREORDERED_LOG tree (default: create one)")
 	cmd.Flags().StringVar(&checkpoints, "checkpoints", "", "a file of further signed checkpoints the log published, separated by blank lines")
 	addJSONFlag(cmd, &asJSON, "log-migrate")

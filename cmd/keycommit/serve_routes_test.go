@@ -72,7 +72,7 @@ func TestServeRoutesSameForSQLiteAndTrillian(t *testing.T) {
 	_, sqliteURL := startServe(t, bin, sqliteDir)
 
 	trillianDir := filepath.Join(t.TempDir(), "trillian")
-	if out, err := exec.Command(bin, "log", "init", "--data", trillianDir, "--origin", origin, "--storage", "trillian", "--trillian", env.RPCAddr).CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "log", "init", "--data", trillianDir, "--origin", origin, "--storage", "trillian", "--trillian", env.RPCAddr, "--trillian-mysql", env.MySQLURI).CombinedOutput(); err != nil {
 		t.Fatalf("log init --storage trillian: %v\n%s", err, out)
 	}
 	_, trillianURL := startServe(t, bin, trillianDir, "--storage", "trillian")

@@ -2,9 +2,56 @@ package sequencer
 
 import (
 	"errors"
+	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+// Metrics are a sequencer's Prometheus metrics, registered once. A
+// process that replaces its sequencer (a frontend that loses the writer's
+// role and later takes it again, log/trillianstore) hands the same
+// Metrics to each one through Config.Metrics, so that the metrics are
+// registered once and stay live across the replacement: counters go on
+// counting, gauges follow the current sequencer.
+type Metrics struct {
+	reg prometheus.Registerer
+	m   *metrics
+	cm  *clockMetrics
+
+	witnessOnce sync.Once
+	witnessErr  error
+	age         atomic.Pointer[func() float64]
+}
+
+// NewMetrics registers a sequencer's metrics with r (nil: none).
+func NewMetrics(r prometheus.Registerer) (*Metrics, error) {
+	m, err := newMetrics(r)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := newClockMetrics(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Metrics{reg: r, m: m, cm: cm}, nil
+}
+
+// registerWitnessing registers the witness loop's metrics once; the age
+// gauge reads the quorum age of the sequencer that registered last.
+func (ms *Metrics) registerWitnessing(age func() float64) error {
+	ms.age.Store(&age)
+	ms.witnessOnce.Do(func() {
+		ms.witnessErr = ms.m.registerWitnessing(ms.reg, func() float64 {
+			if f := ms.age.Load(); f != nil {
+				return (*f)()
+			}
+			return math.NaN()
+		})
+	})
+	return ms.witnessErr
+}
 
 type metrics struct {
 	submissions   prometheus.Counter

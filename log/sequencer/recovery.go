@@ -21,7 +21,11 @@ import (
 
 // load (re)builds the in-memory state from the backend. It runs on the
 // sequencing goroutine (or before it starts) while no batch is in flight.
-func (s *Sequencer) load(ctx context.Context) error {
+func (s *Sequencer) load(ctx context.Context) error { return s.loadFrom(ctx, nil) }
+
+// loadFrom is load, taking the policy state of v (brought up to the
+// stored size) when v is not nil.
+func (s *Sequencer) loadFrom(ctx context.Context, v *View) error {
 	b := s.cfg.Backend
 	size, cp, err := b.Checkpoint(ctx)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -37,8 +41,21 @@ func (s *Sequencer) load(ctx context.Context) error {
 	if c.Size != size {
 		return fmt.Errorf("stored checkpoint has size %d, storage says %d", c.Size, size)
 	}
-	st, from := s.loadPolicyState(ctx, size)
-	lastTime, err := s.replay(ctx, st, from, size)
+	var st *policy.State
+	var from uint64
+	var lastTime int64
+	if v != nil {
+		st, lastTime, err = v.take(ctx, size)
+		from = size
+		if err != nil {
+			s.log.Warn("couldn't take the policy state of the view; loading it from storage", "err", err)
+			st = nil
+		}
+	}
+	if st == nil {
+		st, from = s.loadPolicyState(ctx, size)
+		lastTime, err = s.replay(ctx, st, from, size)
+	}
 	if err != nil && from > 0 {
 		s.log.Warn("entries after the stored policy state don't apply; replaying every entry", "state_size", from, "err", err)
 		st, from = policy.NewLogState(s.origin), 0

@@ -201,7 +201,17 @@ type Config struct {
 	// Logger receives operational logs (default: discard).
 	Logger *slog.Logger
 	// Registerer receives the sequencer's metrics (default: none).
+	// Ignored when Metrics is set.
 	Registerer prometheus.Registerer
+	// Metrics, when set, are the metrics this sequencer updates (see
+	// NewMetrics), shared with the sequencers it replaces or that replace
+	// it in this process.
+	Metrics *Metrics
+	// View, when set, is the policy state New starts from instead of
+	// loading one from the backend and replaying the entries after it:
+	// New brings the View up to the backend's size and takes its state
+	// (the View must not be used afterwards). See View.
+	View *View
 }
 
 // Result is what a submitter gets once its entry is durable and inside a
@@ -370,14 +380,14 @@ func newSequencer(cfg Config) (*Sequencer, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, err
+	ms := cfg.Metrics
+	if ms == nil {
+		var err error
+		if ms, err = NewMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
 	}
-	cm, err := newClockMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, err
-	}
+	m, cm := ms.m, ms.cm
 	psr, _ := cfg.Backend.(storage.PolicyStateReader)
 	s := &Sequencer{
 		cfg: cfg, log: cfg.Logger, origin: cfg.Signer.Name(), metrics: m, psr: psr,
@@ -385,7 +395,7 @@ func newSequencer(cfg Config) (*Sequencer, error) {
 		witnessCh: make(chan []byte, 1), gen: 1,
 	}
 	if cfg.Witnesses != nil {
-		if err := m.registerWitnessing(cfg.Registerer, s.quorumAge); err != nil {
+		if err := ms.registerWitnessing(s.quorumAge); err != nil {
 			return nil, err
 		}
 	}
@@ -444,9 +454,10 @@ func New(ctx context.Context, cfg Config) (*Sequencer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.load(ctx); err != nil {
+	if err := s.loadFrom(ctx, cfg.View); err != nil {
 		return nil, err
 	}
+	s.cfg.View = nil
 	s.mu.RLock()
 	s.checkClock(s.cfg.Clock()) // says at once whether the clock is checked
 	s.mu.RUnlock()

@@ -664,7 +664,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.cfg.Log.Submit(r.Context(), sub)
+	ctx := r.Context()
+	if r.Header.Get(ForwardedHeader) != "" {
+		ctx = context.WithValue(ctx, forwardedKey{}, true)
+	}
+	res, err := s.cfg.Log.Submit(ctx, sub)
 	var re *policy.RejectError
 	var ce *sequencer.ClockError
 	switch {
@@ -673,6 +677,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{code: http.StatusUnprocessableEntity, err: re, body: &api.Error{Error: re.Error(), Rule: re.Rule, Reason: re.Reason}}
 	case errors.Is(err, sequencer.ErrClosed):
 		return errorf(http.StatusServiceUnavailable, "the log is shutting down")
+	case errors.Is(err, ErrUnavailable):
+		w.Header().Set("Retry-After", "1")
+		return errorf(http.StatusServiceUnavailable, "%s", err)
 	case errors.As(err, &ce):
 		// The operator must fix the clock, or the witnesses' next
 		// cosignatures must vouch for it (docs/time.md).

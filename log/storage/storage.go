@@ -25,14 +25,14 @@
 //
 // The sequencer is the only writer: it computes entries, tiles and the
 // signed checkpoint itself and hands each batch to an Appender, which
-// makes it durable in one atomic step. The embedded backends (Memory,
-// log/sqlitestore) store bytes; they never compute hashes or sign. The
-// Trillian backend (log/trillianstore) is the exception: it is shared by
-// several frontends, so it recomputes the tiles of leaves that other
-// frontends appended, checks them against Trillian's roots, replays them
-// through the policy and signs checkpoints over them with the log key
-// (see its package doc). Every backend runs the suite in package
-// storagetest.
+// makes it durable in one atomic step. No backend signs. The embedded
+// backends (Memory, log/sqlitestore) store bytes and compute no hashes.
+// The Trillian backend (log/trillianstore) hashes: shared by several
+// frontends, it recomputes the leaf hashes, tiles and root of the leaves
+// another frontend (the log's writer) appended and checks them against
+// the checkpoint that writer signed before it serves them, and checks
+// Trillian's roots against its own tree (see its package doc). Every
+// backend runs the suite in package storagetest.
 //
 // Contracts common to every interface here: methods are safe for
 // concurrent use; a read sees every Append and SetCosigned that has

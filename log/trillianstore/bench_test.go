@@ -109,11 +109,7 @@ func BenchmarkInclusionProof(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				st := openStore(b, env, tree, k)
-				if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}); err != nil {
-					b.Fatal(err)
-				}
-				st.Close()
+				initLog(b, env, tree, k)
 				f := newFrontend(b, env, tree, k)
 				if h, err = server.New(server.Config{Reader: f.store, Log: f.fe}); err != nil {
 					b.Fatal(err)

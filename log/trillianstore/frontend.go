@@ -3,143 +3,482 @@ package trillianstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"sync"
-	"sync/atomic"
+	"time"
 
+	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// Frontend is the writing side of one keycommit frontend over a Trillian
-// tree: a sequencer over a Store, made safe for several frontends.
-//
-// The sequencer keeps its policy state in memory and is written for a
-// single writer. When another frontend appended, either its next batch
-// conflicts (Store.Append returns ErrConflict after catching up, the
-// sequencer rebuilds its state from the Store, and Submit runs the
-// submission again, so it is evaluated against the entries that now
-// precede it), or it refuses a submission against a stale state; then
-// Frontend replaces the sequencer by one loaded from the caught-up Store
-// and runs the submission again. A refusal is only answered when the
-// sequencer that made it had seen the whole tree.
-type Frontend struct {
-	cfg   sequencer.Config
-	store *Store
-	cur   atomic.Pointer[sequencer.Sequencer]
-	mu    sync.Mutex // serializes refreshes
-	// MaxRetries bounds the re-runs of one submission (default 100).
-	MaxRetries int
+// DefaultLease is the writer's lease: a writer that stops renewing it
+// (killed, cut off from MariaDB) is replaced within about DefaultLease
+// plus a quarter of it (the others look every quarter), plus the time to
+// catch up and load the policy state.
+const DefaultLease = time.Second
+
+// FrontendConfig configures a Frontend.
+type FrontendConfig struct {
+	// ID names this frontend in the lease (default: random).
+	ID string
+	// Advertise is the base URL (http://host:port) at which the other
+	// frontends reach this frontend's log API when it is the writer.
+	// Required.
+	Advertise string
+	// VKey is the log's verifier key: the answers of the writer to a
+	// forwarded submission are verified with it (log/client). Required.
+	VKey string
+	// Lease is the writer's lease (default DefaultLease), renewed every
+	// quarter of it.
+	Lease time.Duration
+	// HTTPClient forwards submissions (default: a client with a 30 s
+	// timeout).
+	HTTPClient *http.Client
 }
 
-var _ server.Log = (*Frontend)(nil)
+// Frontend is one keycommit frontend over a Trillian tree: the log's
+// writer while it holds the lease, a forwarder otherwise. There is one
+// writer at a time, and any frontend can become it:
+//
+//   - The writer runs the log's sequencer over the Store (batches, policy
+//     in log order across the whole log, signing, witnesses) and renews the
+//     lease every Lease/4. Each of its batches is one MariaDB transaction
+//     that checks its fencing token (Store.Append), so a writer that lost
+//     the lease can never write again.
+//   - The others forward each submission to the writer (Lease.Addr, POST
+//     /v1/submit with ForwardedHeader) and answer their submitter with the
+//     writer's answer, verified (inclusion proof against a checkpoint
+//     signed by the log key) by log/client. They answer every read from
+//     their cache and a sequencer.View of the policy state, both kept up
+//     to date from the shared store (Store.Sync, then View.Advance on
+//     every growth).
+//   - Every Lease/4 a frontend that is not the writer reads the lease; when
+//     it expired (or nobody holds it) it takes it (the fencing token grows),
+//     catches up with the shared store, hands its View to a new sequencer
+//     (no replay) and is the writer. A writer whose renewal is refused
+//     because another took over, or who could not renew for a whole
+//     Lease, steps down: its sequencer closes, and queued submissions are
+//     forwarded to the new writer.
+//
+// A submission the writer committed but did not answer (it died) is
+// refused by the prev rule when the submitter retries; the frontend then
+// answers with the logged entry (see Submit), so the submitter gets the
+// same verified result.
+type Frontend struct {
+	cfg    FrontendConfig
+	seqCfg sequencer.Config
+	store  *Store
+	log    *slog.Logger
+	fwd    *http.Client
+	m      *frontendMetrics
 
-// NewFrontend starts a sequencer with cfg, whose Backend must be store,
-// and returns the Frontend over it.
-func NewFrontend(ctx context.Context, cfg sequencer.Config, store *Store) (*Frontend, error) {
+	mu        sync.RWMutex
+	seq       *sequencer.Sequencer // while the writer
+	view      *sequencer.View      // while not the writer
+	lease     Lease                // as last read
+	renewedAt time.Time
+
+	stop, done chan struct{}
+	closeOnce  sync.Once
+}
+
+var _ server.WritingLog = (*Frontend)(nil)
+
+type frontendMetrics struct {
+	writer               prometheus.Gauge
+	takeovers, stepdowns prometheus.Counter
+	forwarded            *prometheus.CounterVec
+}
+
+func newFrontendMetrics(r prometheus.Registerer) (*frontendMetrics, error) {
+	m := &frontendMetrics{
+		writer:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "keycommit_trillian_writer", Help: "1 while this frontend holds the writer's lease."}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_takeovers_total", Help: "Times this frontend took the writer's lease."}),
+		stepdowns: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_stepdowns_total", Help: "Times this frontend stopped being the writer."}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_trillian_forwarded_total", Help: "Submissions forwarded to the writer, by outcome (ok, refused, error)."}, []string{"outcome"}),
+	}
+	if r != nil {
+		for _, c := range []prometheus.Collector{m.writer, m.takeovers, m.stepdowns, m.forwarded} {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("couldn't register Trillian frontend metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// NewFrontend starts a frontend over store with the sequencer
+// configuration cfg (whose Backend must be store). It loads the policy
+// state, tries once to become the writer, and keeps trying in the
+// background.
+func NewFrontend(ctx context.Context, cfg sequencer.Config, store *Store, fc FrontendConfig) (*Frontend, error) {
 	if cfg.Backend != store {
 		return nil, errors.New("trillianstore: the sequencer's backend must be the Store")
 	}
-	seq, err := sequencer.New(ctx, cfg)
+	if fc.Advertise == "" || fc.VKey == "" {
+		return nil, errors.New("trillianstore: a frontend needs the URL it is reached at (Advertise) and the log's vkey")
+	}
+	if fc.ID == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		fc.ID = hex.EncodeToString(b[:])
+	}
+	if fc.Lease <= 0 {
+		fc.Lease = DefaultLease
+	}
+	fwd := fc.HTTPClient
+	if fwd == nil {
+		fwd = &http.Client{Timeout: 30 * time.Second}
+	}
+	base := fwd.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	fwd = &http.Client{Transport: forwardedTransport{base}, Timeout: fwd.Timeout, CheckRedirect: fwd.CheckRedirect, Jar: fwd.Jar}
+	// One set of sequencer metrics for every sequencer this frontend
+	// runs: they stay registered and live across takeovers.
+	if cfg.Metrics == nil {
+		ms, err := sequencer.NewMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Metrics = ms
+	}
+	m, err := newFrontendMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, err
 	}
-	f := &Frontend{cfg: cfg, store: store, MaxRetries: 100}
-	if cfg.Registerer != nil {
-		// A replacement sequencer cannot register its metrics again.
-		f.cfg.Registerer = nil
+	cfg.Registerer = nil
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	f.cur.Store(seq)
+	view, err := sequencer.NewView(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	f := &Frontend{cfg: fc, seqCfg: cfg, store: store, log: logger, fwd: fwd, m: m, view: view,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	f.tick(ctx)
+	go f.loop()
 	return f, nil
 }
 
-// Sequencer returns the current sequencer.
-func (f *Frontend) Sequencer() *sequencer.Sequencer { return f.cur.Load() }
+// forwardedTransport marks forwarded submissions.
+type forwardedTransport struct{ base http.RoundTripper }
 
-// Close stops the current sequencer.
-func (f *Frontend) Close() error { return f.cur.Load().Close() }
+func (t forwardedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(server.ForwardedHeader, "1")
+	return t.base.RoundTrip(r)
+}
 
-// Check implements server.Log.
+// ID returns the frontend's name in the lease.
+func (f *Frontend) ID() string { return f.cfg.ID }
+
+// Writer reports whether this frontend is the log's writer.
+func (f *Frontend) Writer() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.seq != nil
+}
+
+// Sequencer returns the sequencer while this frontend is the writer, or
+// nil.
+func (f *Frontend) Sequencer() *sequencer.Sequencer {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.seq
+}
+
+func (f *Frontend) loop() {
+	defer close(f.done)
+	t := time.NewTicker(f.cfg.Lease / 4)
+	defer t.Stop()
+	for {
+		grown := f.store.Grown()
+		select {
+		case <-f.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), f.cfg.Lease)
+			f.tick(ctx)
+			cancel()
+		case <-grown:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			f.advance(ctx)
+			cancel()
+		}
+	}
+}
+
+// advance brings the view up to the cache.
+func (f *Frontend) advance(ctx context.Context) {
+	f.mu.RLock()
+	v := f.view
+	f.mu.RUnlock()
+	if v == nil {
+		return
+	}
+	if err := v.Advance(ctx); err != nil {
+		f.log.Warn("couldn't bring the policy view up to date; loading it again", "err", err)
+		f.mu.Lock()
+		if f.view == v {
+			f.view = nil
+		}
+		f.mu.Unlock()
+	}
+}
+
+// tick renews the lease (writer) or looks whether to take it over.
+func (f *Frontend) tick(ctx context.Context) {
+	f.mu.RLock()
+	seq, view := f.seq, f.view
+	f.mu.RUnlock()
+	if seq != nil {
+		err := f.store.Renew(ctx, f.cfg.Lease)
+		f.mu.Lock()
+		if err == nil {
+			f.renewedAt = time.Now()
+		}
+		lost := errors.Is(err, ErrNotWriter) || err != nil && time.Since(f.renewedAt) >= f.cfg.Lease
+		f.mu.Unlock()
+		if err != nil {
+			f.log.Warn("couldn't renew the writer's lease", "err", err)
+		}
+		if lost {
+			f.stepDown(ctx, seq)
+		}
+		return
+	}
+	if view == nil {
+		v, err := sequencer.NewView(ctx, f.seqCfg)
+		if err != nil {
+			f.log.Warn("couldn't load the policy view", "err", err)
+			return
+		}
+		f.mu.Lock()
+		f.view = v
+		f.mu.Unlock()
+	}
+	l, err := f.store.Lease(ctx)
+	if err != nil {
+		f.log.Warn("couldn't read the writer's lease", "err", err)
+		return
+	}
+	f.mu.Lock()
+	f.lease = l
+	f.mu.Unlock()
+	if l.Held() && l.Holder != f.cfg.ID {
+		f.advance(ctx)
+		return
+	}
+	ok, err := f.store.Acquire(ctx, f.cfg.ID, f.cfg.Advertise, f.cfg.Lease)
+	if err != nil {
+		f.log.Warn("couldn't take the writer's lease", "err", err)
+		return
+	}
+	if ok {
+		f.takeOver(ctx)
+	}
+}
+
+// takeOver starts the sequencer once this frontend holds the lease.
+func (f *Frontend) takeOver(ctx context.Context) {
+	t0 := time.Now()
+	fail := func(err error) {
+		f.log.Error("couldn't take over as the log's writer; giving up the lease", "err", err)
+		f.store.Release(ctx)
+	}
+	// Nobody else writes now: catch up with everything committed.
+	if err := f.store.Sync(ctx); err != nil {
+		fail(err)
+		return
+	}
+	f.mu.Lock()
+	view := f.view
+	f.view = nil
+	f.mu.Unlock()
+	cfg := f.seqCfg
+	cfg.View = view
+	seq, err := sequencer.New(ctx, cfg)
+	if err != nil {
+		fail(err)
+		return
+	}
+	f.mu.Lock()
+	f.seq, f.renewedAt = seq, time.Now()
+	f.lease = Lease{Holder: f.cfg.ID, Addr: f.cfg.Advertise}
+	f.mu.Unlock()
+	f.m.writer.Set(1)
+	f.m.takeovers.Inc()
+	size, _ := seq.Checkpoint()
+	f.log.Info("this frontend is the log's writer", "id", f.cfg.ID, "size", size, "took", time.Since(t0).String())
+}
+
+// stepDown stops seq, the sequencer of a lease this frontend lost.
+func (f *Frontend) stepDown(ctx context.Context, seq *sequencer.Sequencer) {
+	f.mu.Lock()
+	if f.seq != seq {
+		f.mu.Unlock()
+		return
+	}
+	f.seq = nil
+	f.mu.Unlock()
+	f.m.writer.Set(0)
+	f.m.stepdowns.Inc()
+	f.log.Warn("this frontend is no longer the log's writer", "id", f.cfg.ID)
+	go seq.Close() // queued submissions get ErrClosed and are forwarded
+	f.store.Release(ctx)
+	if v, err := sequencer.NewView(ctx, f.seqCfg); err == nil {
+		f.mu.Lock()
+		f.view = v
+		f.mu.Unlock()
+	} else {
+		f.log.Warn("couldn't load the policy view", "err", err)
+	}
+}
+
+// Close stops the frontend: its sequencer finishes the batches it staged,
+// and the lease is given up so that another frontend takes over at once.
+func (f *Frontend) Close() error {
+	f.closeOnce.Do(func() { close(f.stop) })
+	<-f.done
+	f.mu.Lock()
+	seq := f.seq
+	f.seq = nil
+	f.mu.Unlock()
+	if seq != nil {
+		seq.Close()
+		f.m.writer.Set(0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return f.store.Release(ctx)
+}
+
+// Crash stops the frontend as kill -9 would leave it for the others: it
+// stops renewing and writing, and keeps the lease until it expires
+// (tests of failover).
+func (f *Frontend) Crash() {
+	f.closeOnce.Do(func() { close(f.stop) })
+	<-f.done
+	f.mu.Lock()
+	seq := f.seq
+	f.seq = nil
+	f.mu.Unlock()
+	f.store.Abandon()
+	if seq != nil {
+		seq.Close() // its writes are refused: the store gave up its token
+	}
+}
+
+// Check implements server.Log: the writer's sequencer, or the view.
 func (f *Frontend) Check(ctx context.Context, sub *schema.Submission) policy.Decision {
-	return f.cur.Load().Check(ctx, sub)
+	f.mu.RLock()
+	seq, view := f.seq, f.view
+	f.mu.RUnlock()
+	switch {
+	case seq != nil:
+		return seq.Check(ctx, sub)
+	case view != nil:
+		return view.Check(ctx, sub)
+	}
+	return policy.Decision{Rule: policy.RuleMalformed, Reason: "the frontend is loading the log's policy state; try again"}
 }
 
 // Status implements server.Log.
 func (f *Frontend) Status(origin string) (*policy.IssuerStatus, bool) {
-	return f.cur.Load().Status(origin)
+	f.mu.RLock()
+	seq, view := f.seq, f.view
+	f.mu.RUnlock()
+	switch {
+	case seq != nil:
+		return seq.Status(origin)
+	case view != nil:
+		return view.Status(origin)
+	}
+	return nil, false
 }
 
 // Params implements server.Log.
-func (f *Frontend) Params() schema.PolicyParams { return f.cur.Load().Params() }
-
-// stale reports whether the tree has grown beyond what seq has seen.
-func (f *Frontend) stale(ctx context.Context, seq *sequencer.Sequencer) (bool, error) {
-	if err := f.store.Sync(ctx); err != nil {
-		return false, err
+func (f *Frontend) Params() schema.PolicyParams {
+	f.mu.RLock()
+	seq, view := f.seq, f.view
+	f.mu.RUnlock()
+	switch {
+	case seq != nil:
+		return seq.Params()
+	case view != nil:
+		return view.Params()
 	}
-	n, _, err := f.store.Checkpoint(ctx)
-	if err != nil {
-		return false, err
-	}
-	seen, _ := seq.Checkpoint()
-	return n > seen, nil
+	return policy.DefaultParams()
 }
 
-// refresh replaces old by a sequencer loaded from the Store.
-func (f *Frontend) refresh(ctx context.Context, old *sequencer.Sequencer) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.cur.Load() != old {
-		return nil
-	}
-	seq, err := sequencer.New(ctx, f.cfg)
-	if err != nil {
-		return fmt.Errorf("couldn't reload the sequencer from the caught-up store: %w", err)
-	}
-	f.cur.Store(seq)
-	go old.Close() // queued submissions get ErrClosed and run again on seq
-	return nil
-}
-
-// Submit sequences sub, running it again after conflicts with other
-// frontends. When it is refused by the prev rule because sub itself is
-// already logged (its batch was partly stored before a conflict, or the
-// submitter repeats a logged statement), Submit answers with that entry.
+// Submit sequences sub on the writer: here, or forwarded to it. It goes
+// on through takeovers (until ctx ends, at most a minute without a
+// writer). When sub is refused by the prev rule because it is already
+// logged (its batch was committed but not answered, or the submitter
+// repeats a logged statement), Submit answers with that entry.
 func (f *Frontend) Submit(ctx context.Context, sub *schema.Submission) (*sequencer.Result, error) {
-	var err error
-	for attempt := 0; attempt <= f.MaxRetries; attempt++ {
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, cerr
+	giveUp := time.Now().Add(time.Minute)
+	var last error
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, errors.Join(err, last)
 		}
-		seq := f.cur.Load()
+		if attempt > 0 {
+			if time.Now().After(giveUp) {
+				return nil, fmt.Errorf("no writer took the submission within a minute: %w", last)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, errors.Join(ctx.Err(), last)
+			case <-time.After(min(time.Duration(attempt)*10*time.Millisecond, f.cfg.Lease/4)):
+			}
+		}
+		f.mu.RLock()
+		seq, l := f.seq, f.lease
+		f.mu.RUnlock()
 		var res *sequencer.Result
-		res, err = seq.Submit(ctx, sub)
+		var err error
+		if seq != nil {
+			res, err = seq.Submit(ctx, sub)
+			if errors.Is(err, ErrNotWriter) {
+				f.stepDown(ctx, seq)
+			}
+		} else {
+			if server.Forwarded(ctx) {
+				// Never forwarded twice: the forwarder asks the writer
+				// it reads from the lease again.
+				return nil, fmt.Errorf("%w: %w", server.ErrUnavailable, ErrNotWriter)
+			}
+			if !l.Held() || l.Addr == "" || l.Holder == f.cfg.ID {
+				last = errors.New("no frontend holds the writer's lease")
+				f.refreshLease(ctx)
+				continue
+			}
+			res, err = f.forward(ctx, l.Addr, sub)
+		}
 		if err == nil {
 			return res, nil
 		}
+		last = err
 		var re *policy.RejectError
 		switch {
-		case errors.Is(err, storage.ErrConflict):
-			continue // the sequencer rebuilds its state before its next batch
-		case errors.Is(err, sequencer.ErrClosed) && f.cur.Load() != seq:
-			continue // replaced by refresh
 		case errors.As(err, &re):
-			stale, serr := f.stale(ctx, seq)
-			if serr != nil {
-				return nil, errors.Join(err, serr)
-			}
-			if stale {
-				if rerr := f.refresh(ctx, seq); rerr != nil {
-					return nil, errors.Join(err, rerr)
-				}
-				continue
-			}
 			if re.Rule == policy.RulePrev {
 				if res, ok, lerr := f.logged(ctx, sub); lerr != nil {
 					return nil, errors.Join(err, lerr)
@@ -148,11 +487,62 @@ func (f *Frontend) Submit(ctx context.Context, sub *schema.Submission) (*sequenc
 				}
 			}
 			return nil, err
+		case errors.Is(err, ErrNotWriter), errors.Is(err, sequencer.ErrClosed), errors.Is(err, storage.ErrConflict),
+			errors.Is(err, errForward):
+			if seq == nil {
+				f.refreshLease(ctx)
+			}
+			continue
 		default:
+			var ce *sequencer.ClockError
+			if errors.As(err, &ce) {
+				return nil, err
+			}
+			if seq != nil && ctx.Err() == nil {
+				continue // a failed batch: the sequencer rebuilt its state
+			}
 			return nil, err
 		}
 	}
-	return nil, fmt.Errorf("gave up after %d conflicts with other frontends: %w", f.MaxRetries+1, err)
+}
+
+func (f *Frontend) refreshLease(ctx context.Context) {
+	if l, err := f.store.Lease(ctx); err == nil {
+		f.mu.Lock()
+		if f.seq == nil {
+			f.lease = l
+		}
+		f.mu.Unlock()
+	}
+}
+
+// errForward marks a forwarding failure that is worth retrying.
+var errForward = errors.New("couldn't forward the submission to the writer")
+
+// forward submits sub to the writer at addr and returns its verified
+// answer.
+func (f *Frontend) forward(ctx context.Context, addr string, sub *schema.Submission) (*sequencer.Result, error) {
+	c, err := client.New(addr, f.cfg.VKey, f.fwd)
+	if err != nil {
+		return nil, fmt.Errorf("the writer's address in the lease: %w", err)
+	}
+	res, err := c.Submit(ctx, sub)
+	if err != nil {
+		if re, ok := client.Reject(err); ok {
+			f.m.forwarded.WithLabelValues("refused").Inc()
+			return nil, re
+		}
+		f.m.forwarded.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("%w at %s: %w", errForward, addr, err)
+	}
+	f.m.forwarded.WithLabelValues("ok").Inc()
+	proof := make([]tlog.Hash, len(res.InclusionProof))
+	for i, h := range res.InclusionProof {
+		copy(proof[i][:], h)
+	}
+	out := &sequencer.Result{Index: res.Index, Entry: res.Entry, Proof: proof, Size: res.TreeSize, Checkpoint: []byte(res.Checkpoint)}
+	copy(out.LeafHash[:], res.LeafHash)
+	return out, nil
 }
 
 // logged looks for sub among its issuer's logged entries (the same

@@ -3,6 +3,7 @@ package trillianstore
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,12 @@ type MigrateConfig struct {
 	// No frontend may write to it during the migration. Required.
 	Client trillian.TrillianLogClient
 	TreeID int64
+	// DB is the MariaDB database of the Trillian log server (OpenDB):
+	// once the copy is proved, the tree's shared state (see Store) is set
+	// to the source's latest checkpoint, key set, policy state and
+	// cosigned checkpoint, so that the first frontend serves the log at
+	// once. Required.
+	DB *sql.DB
 	// Checkpoints are further signed checkpoints the source log published
 	// (for example, collected by a monitor) to prove against the new tree.
 	// The source's latest and cosigned checkpoints are always proved.
@@ -74,8 +81,8 @@ type MigrateResult struct {
 // new tree's root. The same log key then goes on signing checkpoints over
 // the Trillian tree, and witnesses see a seamless, consistent log.
 func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
-	if cfg.Source == nil || cfg.Verifier == nil || cfg.Client == nil || cfg.TreeID == 0 {
-		return nil, errors.New("migrate config needs a Source, a Verifier, a Client and a TreeID")
+	if cfg.Source == nil || cfg.Verifier == nil || cfg.Client == nil || cfg.DB == nil || cfg.TreeID == 0 {
+		return nil, errors.New("migrate config needs a Source, a Verifier, a Client, a DB and a TreeID")
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
@@ -243,8 +250,53 @@ func Migrate(ctx context.Context, cfg MigrateConfig) (*MigrateResult, error) {
 		}
 		res.CheckpointsProved++
 	}
+	if err := publishMigrated(ctx, cfg, n, latest); err != nil {
+		return nil, err
+	}
 	log.Info("migration proved", "tree", cfg.TreeID, "size", n, "checkpoints", res.CheckpointsProved)
 	return res, nil
+}
+
+// publishMigrated sets the tree's shared state to the source's, unless a
+// frontend already serves the tree (its shared size is not 0: a rerun of
+// a migration that completed).
+func publishMigrated(ctx context.Context, cfg MigrateConfig, n uint64, latest []byte) error {
+	if err := ensureRow(ctx, cfg.DB, cfg.TreeID); err != nil {
+		return err
+	}
+	q := "UPDATE KeycommitLog SET Size=?, Checkpoint=?"
+	args := []any{n, latest}
+	if ksr, ok := cfg.Source.(storage.KeySetReader); ok {
+		ks, err := ksr.KeySet(ctx)
+		switch {
+		case err == nil:
+			q += ", KeySetIndex=?, KeySet=?"
+			args = append(args, ks.Index, ks.Data)
+		case !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("couldn't read the source's key set: %w", err)
+		}
+	}
+	if psr, ok := cfg.Source.(storage.PolicyStateReader); ok {
+		ps, err := psr.PolicyState(ctx)
+		switch {
+		case err == nil:
+			q += ", PolicySize=?, PolicyState=?"
+			args = append(args, ps.Size, ps.Data)
+		case !errors.Is(err, storage.ErrNotFound):
+			return fmt.Errorf("couldn't read the source's policy state: %w", err)
+		}
+	}
+	if size, cos, err := cfg.Source.Cosigned(ctx); err == nil {
+		q += ", CosignedSize=?, Cosigned=?"
+		args = append(args, size, cos)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("couldn't read the source's cosigned checkpoint: %w", err)
+	}
+	args = append(args, cfg.TreeID)
+	if _, err := cfg.DB.ExecContext(ctx, q+" WHERE TreeId=? AND (Size=0 OR Size=?)", append(args, n)...); err != nil {
+		return fmt.Errorf("couldn't set the shared state of tree %d: %w", cfg.TreeID, err)
+	}
+	return nil
 }
 
 // memoHashReader reads hashes from tiles, keeping every tile it read.

@@ -77,6 +77,7 @@ func buildSQLiteLog(t testing.TB, k logKey, n int) (*sqlitestore.Store, [][]byte
 // the very checkpoint the SQLite log last signed.
 func TestMigrate(t *testing.T) {
 	env := trilliantest.Start(t, trilliantest.Options{})
+	db := openDB(t, env)
 	k := newKey(t)
 	src, published := buildSQLiteLog(t, k, 10000)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -85,7 +86,7 @@ func TestMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{
+	res, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{DB: db,
 		Source: src, Verifier: k.verifier, Client: env.Log, TreeID: tree, Checkpoints: published,
 	})
 	if err != nil {
@@ -124,12 +125,12 @@ func TestMigrate(t *testing.T) {
 		}
 	}
 	// Running it again is a no-op that proves the same.
-	again, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{Source: src, Verifier: k.verifier, Client: env.Log, TreeID: tree})
+	again, err := trillianstore.Migrate(ctx, trillianstore.MigrateConfig{Source: src, Verifier: k.verifier, Client: env.Log, DB: db, TreeID: tree})
 	if err != nil || again.Copied != 0 || again.Root != res.Root {
 		t.Fatalf("second migration: %+v, %v", again, err)
 	}
 	// A frontend over the new tree continues the log with the same key.
-	st, err := trillianstore.Open(ctx, trillianstore.Config{Client: env.Log, TreeID: tree, Cache: storage.NewMemory(), Signer: k.signer, FollowInterval: -1})
+	st, err := trillianstore.Open(ctx, trillianstore.Config{Client: env.Log, DB: db, TreeID: tree, Cache: storage.NewMemory(), Verifier: k.verifier, FollowInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

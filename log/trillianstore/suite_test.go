@@ -17,6 +17,7 @@ import (
 // MariaDB: a fresh tree per backend, a SQLite cache file per frontend.
 func TestSuite(t *testing.T) {
 	env := trilliantest.Start(t, trilliantest.Options{})
+	db := openDB(t, env)
 	type opened struct {
 		tree  int64
 		cache string
@@ -34,9 +35,12 @@ func TestSuite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := trillianstore.Open(ctx, trillianstore.Config{Client: env.Log, TreeID: o.tree, Cache: cache, FollowInterval: -1})
+		st, err := trillianstore.Open(ctx, trillianstore.Config{Client: env.Log, DB: db, TreeID: o.tree, Cache: cache, FollowInterval: -1})
 		if err != nil {
 			t.Fatalf("%v\n%s", err, env.Logs())
+		}
+		if ok, err := st.Acquire(ctx, "suite", "", time.Minute); err != nil || !ok {
+			t.Fatalf("couldn't take the writer's lease: %v, %v", ok, err)
 		}
 		stores[st] = o
 		return st

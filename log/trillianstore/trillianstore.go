@@ -1,60 +1,67 @@
 // Package trillianstore is the log's scale-out backend: the leaves live in
-// a Trillian PREORDERED_LOG tree (Trillian 1.8 on MySQL/MariaDB), and each
-// keycommit frontend keeps a local cache of entries, tiles and the
-// checkpoints it signed, derived from Trillian's leaves.
+// a Trillian PREORDERED_LOG tree (Trillian 1.8 on MySQL/MariaDB), and any
+// number of keycommit frontends serve the log in front of it, each from a
+// local cache of entries, tiles and checkpoints (a sqlitestore).
 //
-// Trillian does not sign anything here: its log roots are unsigned. A
-// frontend signs a C2SP checkpoint over a Trillian root only after it has
-// fetched every leaf up to that root, recomputed the root from them itself,
-// checked Trillian's consistency proof from the last checkpoint it signed,
-// and replayed the new entries through policy.Evaluate in log order.
+// The store is a storage driver, not a second policy engine or signer:
+// the one sequencer of the log (log/sequencer, run by the frontend that
+// holds the writer's lease, see Frontend) evaluates, signs and asks
+// witnesses, for this backend as for every other, and the store makes
+// what it hands to Append durable and readable by every frontend.
 //
-// # Sequencing across frontends
+// # What is shared, and where
 //
-// Several frontends, each running a sequencer over its own Store, append
-// to one tree. Every write is a compare-and-swap on the leaf index:
-// AddSequencedLeaves with an explicit LeafIndex fails for an index that is
-// taken (Trillian's SequencedLeafData has a unique key on it), and a
-// frontend writes leaf i only when it has seen every leaf before i (the
-// tree is integrated up to i, or it wrote i-1 itself in the same batch). So
-// every leaf was admitted by policy.Evaluate against exactly the entries
-// that precede it in the log, whatever the rule: per issuer (prev, rotation
-// rate, ids), across issuers (a key committed by two issuers at once) or
-// log-wide (snapshots, policy parameters). Leaves are added one per RPC and
-// a batch stops at its first refused leaf: a later leaf of the batch was
-// admitted assuming the refused one precedes it.
-//
-// Each leaf also carries an identity hash that Trillian keeps unique:
-// SHA-256 of the issuer and prev for issuer statements (see IdentityHash),
-// so the same issuer history can never be extended twice even by a
-// frontend with a broken policy.
+// Everything lives in the MariaDB database of the Trillian log server:
+// the leaves in Trillian's own tables (LeafData, SequencedLeafData, the
+// rows AddSequencedLeaves writes, integrated into Trillian's Merkle tree
+// by the Trillian signer), and, in keycommit's table KeycommitLog (one row
+// per tree, see shared.go), the writer's lease and fencing token, the
+// latest signed checkpoint, the latest key set, the latest serialised
+// policy state and the latest cosigned checkpoint.
 //
 // # Commit order of Append, and where a crash can land
 //
-//  1. Claim leaves b.Start, b.Start+1, ... one AddSequencedLeaves call
-//     each. A crash (or a refused claim) after k claims leaves k valid
-//     leaves in Trillian that no submitter was answered for; followers pick
-//     them up like any other frontend's leaves. Append returns ErrConflict
-//     (wrapped) after a refused claim.
-//  2. Wait until Trillian's signer has integrated all claimed leaves, then
-//     check Trillian's root (or its consistency proof from our size to its
-//     newer size) against the root in b.Checkpoint. A signer crash only
-//     delays this step: the claimed leaves are durable in MariaDB.
-//  3. Store b in the local cache. A crash before this only loses cache
-//     contents, rebuilt from Trillian by the next Sync.
+//  1. One MariaDB transaction: lock the tree's row, check that this store
+//     still holds the lease (its fencing token is the row's; else
+//     ErrNotWriter) and that the batch starts at the shared size (else
+//     ErrConflict), insert every leaf of the batch into Trillian's tables
+//     (multi-row inserts), and update the row (size, checkpoint, and the
+//     batch's key set and policy state when it has them). A crash before
+//     the commit leaves nothing; after it the batch is durable, and every
+//     frontend picks it up (the writer's submitters were not answered;
+//     they retry and are answered with the logged entry).
+//  2. Store the batch in the local cache. A crash before this only loses
+//     cache contents, fetched again from the shared store at the next
+//     Sync.
+//
+// Append does not wait for the Trillian signer: the leaves are durable
+// when step 1 commits. The follower checks, as Trillian integrates them,
+// that Trillian's root at its size is the root of the same size of the
+// cache's tree (keycommit_trillian_root_mismatches_total counts the
+// failures; a mismatch is logged as an error).
+//
+// # Followers
+//
+// Sync (run every FollowInterval) reads the shared row, fetches the
+// leaves the cache lacks from Trillian's tables, checks each leaf hash,
+// recomputes the tiles and the root, checks the shared checkpoint's
+// signature (Verifier) and that its root is the recomputed one, and only
+// then stores them with that checkpoint and the shared key set; it then
+// copies the shared cosigned checkpoint into the cache once the cache has
+// its size. So a frontend serves only what it verified, and every
+// frontend serves the same checkpoints, cosignatures, bundles and issuer
+// histories, at most one follow interval behind the writer.
 package trillianstore
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -65,39 +72,38 @@ import (
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/verify"
-	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/tlog"
-	"google.golang.org/grpc/codes"
 )
 
 // Config configures a Store.
 type Config struct {
-	// Client talks to the Trillian log server. Required.
+	// Client talks to the Trillian log server: its roots are checked
+	// against the cache's tree. Required.
 	Client trillian.TrillianLogClient
+	// DB is the MariaDB database of the Trillian log server (OpenDB).
+	// Required.
+	DB *sql.DB
 	// TreeID is the PREORDERED_LOG tree holding the log. Required.
 	TreeID int64
 	// Cache is the frontend's local store of entries, tiles and
-	// checkpoints (a sqlitestore in production, storage.Memory in
-	// tests). It must hold nothing, or a prefix of this tree. Required.
+	// checkpoints (a sqlitestore in production). It must hold nothing,
+	// or a prefix of this tree. Required.
 	Cache storage.Backend
-	// Signer is the log key, used to sign checkpoints over leaves other
-	// frontends appended (and, at Open, over leaves the cache lacks).
-	// Without it the store only serves what this frontend appended and
-	// refuses to follow.
-	Signer c2sp.Signer
-	// PollInterval is how often the store asks Trillian for its root while
-	// it waits for leaves to be integrated (default 5ms).
-	PollInterval time.Duration
-	// FollowInterval is how often the background follower picks up
-	// leaves appended by other frontends (default 200ms; negative: no
-	// follower, call Sync yourself).
+	// Verifier is the log key: a checkpoint read from the shared store is
+	// stored in the cache only if it verifies and its root is the one
+	// recomputed from the leaves. Without it (storage contract tests,
+	// whose entries and checkpoints are arbitrary bytes) the store never
+	// follows: Sync fails when the shared store is ahead of the cache.
+	Verifier c2sp.Verifier
+	// FollowInterval is how often the background follower picks up what
+	// the writer appended (default 200ms; negative: no follower, call
+	// Sync yourself).
 	FollowInterval time.Duration
-	// FetchBatch bounds the leaves asked for in one GetLeavesByRange call
-	// (default 1000).
+	// FetchBatch bounds the leaves read in one query (default 1000).
 	FetchBatch int
 	// Logger receives operational logs (default: discard).
 	Logger *slog.Logger
@@ -105,46 +111,52 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Store is a storage.Backend over a Trillian tree.
+// Store is a storage.Backend over a Trillian tree, shared by frontends.
 type Store struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
 
-	// mu serializes writers to the cache: Append and Sync. It guards st,
-	// app and lastRoot.
-	mu sync.Mutex
-	// st is the policy state after the cache's entries, or nil when the
-	// cache holds bytes that are not keycommit entries (the storage
-	// contract lets a writer store any bytes; such a store cannot follow).
-	st       *policy.State
+	// mu serializes writers to the cache: Append and Sync. It guards app,
+	// lastRoot and token.
+	mu       sync.Mutex
 	app      *tiles.Appender
-	lastRoot tlog.Hash // root of the cache's tree (the last checkpoint signed or stored)
+	lastRoot tlog.Hash // root of the cache's tree
+	token    int64     // the fencing token of the lease held, 0 if none
+
+	// grown is closed and replaced when the cache grows.
+	grownMu sync.Mutex
+	grown   chan struct{}
 
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
 }
 
-var _ storage.Backend = (*Store)(nil)
+var (
+	_ storage.Backend           = (*Store)(nil)
+	_ storage.PolicyStateReader = (*Store)(nil)
+)
 
 type metrics struct {
-	claims, conflicts, followed prometheus.Counter
-	size                        prometheus.Gauge
-	waits                       prometheus.Histogram
+	appended, followed, batches, fenced, mismatches prometheus.Counter
+	size                                            prometheus.Gauge
+	commit                                          prometheus.Histogram
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		claims:    prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_leaves_claimed_total", Help: "Leaves this frontend added to the Trillian tree."}),
-		conflicts: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_claim_conflicts_total", Help: "Leaf claims refused because another frontend took the index (or the identity)."}),
-		followed:  prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_leaves_followed_total", Help: "Leaves fetched from Trillian that other frontends appended."}),
-		size:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "keycommit_trillian_cache_size", Help: "Tree size of this frontend's cache."}),
-		waits: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keycommit_trillian_integration_wait_seconds", Help: "Time from the last claim of a batch to its integration by the Trillian signer.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		appended:   prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_leaves_appended_total", Help: "Leaves this frontend wrote to the Trillian tree as the log's writer."}),
+		batches:    prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_batches_total", Help: "Batches this frontend committed (one MariaDB transaction each)."}),
+		fenced:     prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_fenced_writes_total", Help: "Writes refused because another frontend took the writer's lease."}),
+		followed:   prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_leaves_followed_total", Help: "Leaves fetched from the shared store that another frontend appended."}),
+		mismatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_root_mismatches_total", Help: "Trillian roots that differ from the root of the same size of this frontend's tree."}),
+		size:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "keycommit_trillian_cache_size", Help: "Tree size of this frontend's cache."}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keycommit_trillian_commit_seconds", Help: "Time of one batch's MariaDB transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
 	if r != nil {
-		for _, c := range []prometheus.Collector{m.claims, m.conflicts, m.followed, m.size, m.waits} {
+		for _, c := range []prometheus.Collector{m.appended, m.batches, m.fenced, m.followed, m.mismatches, m.size, m.commit} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("couldn't register Trillian store metrics: %w", err)
 			}
@@ -153,15 +165,11 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// Open returns a Store over cfg.TreeID. It checks that the cache is a
-// prefix of the tree, brings it up to date with Trillian (see Sync), and
-// starts the background follower.
+// Open returns a Store over cfg.TreeID. It brings the cache up to date
+// with the shared store (see Sync) and starts the background follower.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	if cfg.Client == nil || cfg.TreeID == 0 || cfg.Cache == nil {
-		return nil, errors.New("trillianstore config needs a Client, a TreeID and a Cache")
-	}
-	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = 5 * time.Millisecond
+	if cfg.Client == nil || cfg.DB == nil || cfg.TreeID == 0 || cfg.Cache == nil {
+		return nil, errors.New("trillianstore config needs a Client, a DB, a TreeID and a Cache")
 	}
 	if cfg.FollowInterval == 0 {
 		cfg.FollowInterval = 200 * time.Millisecond
@@ -176,7 +184,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, m: m,
+	if err := ensureRow(ctx, cfg.DB, cfg.TreeID); err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, m: m, grown: make(chan struct{}),
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.load(ctx); err != nil {
 		return nil, err
@@ -192,8 +203,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// load rebuilds the policy state and the tree edge from the cache. The
-// cache is checked against Trillian by the Sync that follows.
+// load rebuilds the tree edge from the cache.
 func (s *Store) load(ctx context.Context) error {
 	c := s.cfg.Cache
 	size, _, err := c.Checkpoint(ctx)
@@ -203,26 +213,6 @@ func (s *Store) load(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("couldn't read the cached checkpoint: %w", err)
 	}
-	origin := "" // a store without the log key never follows (see Config.Signer)
-	if s.cfg.Signer != nil {
-		origin = s.cfg.Signer.Name()
-	}
-	st := policy.NewLogState(origin)
-	const chunk = 1024
-	for start := uint64(0); start < size && st != nil; start += chunk {
-		end := min(start+chunk, size)
-		es, err := c.Entries(ctx, start, end)
-		if err != nil {
-			return fmt.Errorf("couldn't read cached entries [%d, %d): %w", start, end, err)
-		}
-		for i, data := range es {
-			if err := applyEntry(st, data, start+uint64(i)); err != nil {
-				s.log.Warn("the cache holds an entry the policy can't replay; this store can't follow other frontends", "err", err)
-				st = nil
-				break
-			}
-		}
-	}
 	app, err := tiles.NewAppender(int64(size), func(t tlog.Tile) ([]byte, error) { return c.Tile(ctx, t.L, t.N) })
 	if err != nil {
 		return fmt.Errorf("couldn't load the edge of the cached tree: %w", err)
@@ -231,28 +221,30 @@ func (s *Store) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("couldn't compute the root of the cached tree: %w", err)
 	}
-	s.mu.Lock()
-	s.st, s.app, s.lastRoot = st, app, root
-	s.mu.Unlock()
+	s.app, s.lastRoot = app, root
 	s.m.size.Set(float64(size))
 	return nil
 }
 
-func applyEntry(st *policy.State, data []byte, idx uint64) error {
-	var e schema.Entry
-	if err := json.Unmarshal(data, &e); err != nil {
-		return fmt.Errorf("couldn't parse entry %d: %w", idx, err)
-	}
-	if err := st.Apply(&e, idx, tiles.LeafHash(data)); err != nil {
-		return fmt.Errorf("couldn't apply entry %d: %w", idx, err)
-	}
-	return nil
-}
-
-// Close stops the follower and closes the cache.
+// Close stops the follower, gives up the lease if held, and closes the
+// cache.
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.stop) })
 	<-s.stopped
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Release(ctx)
+	return s.cfg.Cache.Close()
+}
+
+// Abandon stops the follower and closes the cache without giving up the
+// lease, as a crash would leave it (tests of failover).
+func (s *Store) Abandon() error {
+	s.once.Do(func() { close(s.stop) })
+	<-s.stopped
+	s.mu.Lock()
+	s.token = 0
+	s.mu.Unlock()
 	return s.cfg.Cache.Close()
 }
 
@@ -268,10 +260,503 @@ func (s *Store) follow() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := s.Sync(ctx); err != nil {
-			s.log.Warn("couldn't follow the Trillian tree", "tree", s.cfg.TreeID, "err", err)
+			s.log.Warn("couldn't follow the shared store", "tree", s.cfg.TreeID, "err", err)
 		}
+		s.checkTrillian(ctx)
 		cancel()
 	}
+}
+
+// Grown returns a channel closed when the cache grows next.
+func (s *Store) Grown() <-chan struct{} {
+	s.grownMu.Lock()
+	defer s.grownMu.Unlock()
+	return s.grown
+}
+
+func (s *Store) signalGrown() {
+	s.grownMu.Lock()
+	close(s.grown)
+	s.grown = make(chan struct{})
+	s.grownMu.Unlock()
+}
+
+// Size returns the size of the cache's tree.
+func (s *Store) Size() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(s.app.Size())
+}
+
+// SharedSize returns the size of the log in the shared store.
+func (s *Store) SharedSize(ctx context.Context) (uint64, error) {
+	var n uint64
+	if err := s.cfg.DB.QueryRowContext(ctx, "SELECT Size FROM KeycommitLog WHERE TreeId=?", s.cfg.TreeID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("couldn't read the shared size of tree %d: %w", s.cfg.TreeID, err)
+	}
+	return n, nil
+}
+
+// Sync brings the cache up to the shared store (see the package doc).
+func (s *Store) Sync(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncLocked(ctx)
+}
+
+func (s *Store) syncLocked(ctx context.Context) error {
+	size := uint64(s.app.Size())
+	sh, err := readShared(ctx, s.cfg.DB, s.cfg.TreeID)
+	if err != nil {
+		return err
+	}
+	if sh.size < size {
+		return fmt.Errorf("the shared store of tree %d has %d entries, fewer than the %d this frontend's cache holds", s.cfg.TreeID, sh.size, size)
+	}
+	if sh.size > size {
+		if err := s.fetch(ctx, size, sh); err != nil {
+			if lerr := s.load(ctx); lerr != nil {
+				s.log.Error("couldn't reload the tree edge from the cache", "err", lerr)
+			}
+			return err
+		}
+		s.signalGrown()
+	}
+	if sh.cosigned != nil && sh.cosignedSize <= uint64(s.app.Size()) {
+		if err := s.cfg.Cache.SetCosigned(ctx, sh.cosignedSize, sh.cosigned); err != nil {
+			return fmt.Errorf("couldn't copy the shared cosigned checkpoint of size %d into the cache: %w", sh.cosignedSize, err)
+		}
+	}
+	return nil
+}
+
+// fetch reads the leaves [size, sh.size) from Trillian's tables, checks
+// them against the shared checkpoint and stores them in the cache.
+func (s *Store) fetch(ctx context.Context, size uint64, sh *shared) error {
+	if s.cfg.Verifier == nil {
+		return fmt.Errorf("the shared store of tree %d has %d entries beyond this frontend's %d, and it has no log key to check them with", s.cfg.TreeID, sh.size-size, size)
+	}
+	c, _, err := checkpoint.Open(sh.checkpoint, s.cfg.Verifier)
+	if err != nil {
+		return fmt.Errorf("the shared checkpoint of tree %d: %w", s.cfg.TreeID, err)
+	}
+	if c.Size != sh.size {
+		return fmt.Errorf("the shared checkpoint of tree %d has size %d, the shared store says %d", s.cfg.TreeID, c.Size, sh.size)
+	}
+	entries := make([]storage.Entry, 0, sh.size-size)
+	for next := size; next < sh.size; {
+		n := min(sh.size-next, uint64(s.cfg.FetchBatch))
+		before := next
+		rows, err := s.cfg.DB.QueryContext(ctx, `SELECT s.SequenceNumber, s.MerkleLeafHash, l.LeafValue
+			FROM SequencedLeafData s JOIN LeafData l ON (l.TreeId = s.TreeId AND l.LeafIdentityHash = s.LeafIdentityHash)
+			WHERE s.TreeId = ? AND s.SequenceNumber >= ? AND s.SequenceNumber < ? ORDER BY s.SequenceNumber`,
+			s.cfg.TreeID, next, next+n)
+		if err != nil {
+			return fmt.Errorf("couldn't read leaves [%d, %d) of tree %d: %w", next, next+n, s.cfg.TreeID, err)
+		}
+		for rows.Next() {
+			var idx uint64
+			var mlh, value []byte
+			if err := rows.Scan(&idx, &mlh, &value); err != nil {
+				rows.Close()
+				return fmt.Errorf("couldn't read leaf %d of tree %d: %w", next, s.cfg.TreeID, err)
+			}
+			if idx != next {
+				rows.Close()
+				return fmt.Errorf("tree %d has leaf %d where %d was expected", s.cfg.TreeID, idx, next)
+			}
+			leaf := tiles.LeafHash(value)
+			if !bytes.Equal(mlh, leaf[:]) {
+				rows.Close()
+				return fmt.Errorf("leaf %d of tree %d is stored with leaf hash %x, it hashes to %x", idx, s.cfg.TreeID, mlh, leaf[:])
+			}
+			e := storage.Entry{Data: value, LeafHash: leaf}
+			if pe, err := schema.ParseEntry(value); err == nil {
+				e.Issuer = pe.Issuer
+			}
+			entries = append(entries, e)
+			next++
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("couldn't read leaves of tree %d: %w", s.cfg.TreeID, err)
+		}
+		if next < sh.size && next == before {
+			return fmt.Errorf("tree %d lacks leaf %d below the shared size %d", s.cfg.TreeID, next, sh.size)
+		}
+	}
+	u, err := s.extend(size, entries)
+	if err != nil {
+		return err
+	}
+	if u.Root != c.Hash {
+		return fmt.Errorf("leaves [0, %d) of tree %d give root %x, the shared checkpoint says %x", sh.size, s.cfg.TreeID, u.Root[:], c.Hash[:])
+	}
+	b := &storage.Batch{Start: size, Entries: entries, Tiles: u.Tiles, Checkpoint: sh.checkpoint}
+	if ks := sh.keySet; ks != nil && ks.Index >= size && ks.Index < sh.size {
+		// Read now, and used only if it still is the one of that index
+		// (else a newer one comes with the next Sync).
+		if err := s.cfg.DB.QueryRowContext(ctx, "SELECT KeySet FROM KeycommitLog WHERE TreeId=? AND KeySetIndex=?", s.cfg.TreeID, ks.Index).Scan(&ks.Data); errors.Is(err, sql.ErrNoRows) {
+			ks = nil
+		} else if err != nil {
+			return fmt.Errorf("couldn't read the shared key set of tree %d: %w", s.cfg.TreeID, err)
+		}
+	}
+	if ks := sh.keySet; ks != nil && ks.Data != nil && ks.Index >= size && ks.Index < sh.size {
+		if d := sha256.Sum256(ks.Data); !snapshotDigest(entries[ks.Index-size].Data, d[:]) {
+			return fmt.Errorf("the shared key set of tree %d does not match the digest of snapshot entry %d", s.cfg.TreeID, ks.Index)
+		}
+		b.KeySet = ks
+	}
+	if err := s.store(ctx, b, u); err != nil {
+		return err
+	}
+	s.m.followed.Add(float64(len(entries)))
+	return nil
+}
+
+// snapshotDigest reports whether data is a snapshot entry with digest d.
+func snapshotDigest(data, d []byte) bool {
+	e, err := schema.ParseEntry(data)
+	if err != nil || e.Kind != schema.KindSnapshot {
+		return false
+	}
+	body, err := e.ParsedBody()
+	sn, ok := body.(*schema.Snapshot)
+	return err == nil && ok && bytes.Equal(sn.Digest, d)
+}
+
+// checkTrillian compares Trillian's latest root with the root of the
+// same size of the cache's tree.
+func (s *Store) checkTrillian(ctx context.Context) {
+	r, err := s.LatestRoot(ctx)
+	if err != nil {
+		s.log.Warn("couldn't read Trillian's root", "tree", s.cfg.TreeID, "err", err)
+		return
+	}
+	if r.Size == 0 {
+		return
+	}
+	s.mu.Lock()
+	size := uint64(s.app.Size())
+	s.mu.Unlock()
+	if r.Size > size {
+		return // checked once the cache has it
+	}
+	hr := tiles.HashReader(func(t tlog.Tile) ([]byte, error) { return s.cfg.Cache.Tile(ctx, t.L, t.N) })
+	root, err := tlog.TreeHash(int64(r.Size), hr)
+	if err != nil {
+		s.log.Warn("couldn't compute the cache's root", "size", r.Size, "err", err)
+		return
+	}
+	if root != r.Hash {
+		s.m.mismatches.Inc()
+		s.log.Error("Trillian's root differs from this frontend's tree at the same size", "tree", s.cfg.TreeID, "size", r.Size, "trillian", fmt.Sprintf("%x", r.Hash[:]), "ours", fmt.Sprintf("%x", root[:]))
+	}
+}
+
+// extend appends entries to the tree edge (start must be its size).
+func (s *Store) extend(start uint64, entries []storage.Entry) (*tiles.Update, error) {
+	hashes := make([]tlog.Hash, len(entries))
+	for i, e := range entries {
+		hashes[i] = e.LeafHash
+	}
+	u, err := s.app.Append(hashes)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't compute tiles for [%d, %d): %w", start, start+uint64(len(entries)), err)
+	}
+	return u, nil
+}
+
+// store writes b, whose tree edge is already extended to u, to the cache.
+func (s *Store) store(ctx context.Context, b *storage.Batch, u *tiles.Update) error {
+	c := *b
+	c.PolicyState = nil // the shared store keeps it
+	if err := s.cfg.Cache.Append(ctx, &c); err != nil {
+		return fmt.Errorf("couldn't store entries [%d, %d) in the cache: %w", b.Start, b.Size(), err)
+	}
+	s.lastRoot = u.Root
+	s.m.size.Set(float64(u.Size))
+	return nil
+}
+
+// Acquire takes the writer's lease for d if nobody holds it, it expired,
+// or holder holds it; addr is where the other frontends forward
+// submissions. It reports whether this store now holds it. The fencing
+// token grows with every new holder.
+func (s *Store) Acquire(ctx context.Context, holder, addr string, d time.Duration) (bool, error) {
+	if holder == "" {
+		return false, errors.New("a lease holder needs a name")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res, err := s.cfg.DB.ExecContext(ctx, "UPDATE KeycommitLog SET LeaseToken=LeaseToken+1, LeaseHolder=?, LeaseAddr=?, LeaseExpiresMillis="+nowMillis+"+? WHERE TreeId=? AND (LeaseHolder='' OR LeaseExpiresMillis<"+nowMillis+" OR LeaseHolder=?)",
+		holder, addr, d.Milliseconds(), s.cfg.TreeID, holder)
+	if err != nil {
+		return false, fmt.Errorf("couldn't take the writer's lease of tree %d: %w", s.cfg.TreeID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, err
+	}
+	l, err := readLease(ctx, s.cfg.DB, s.cfg.TreeID)
+	if err != nil {
+		return false, err
+	}
+	if l.Holder != holder {
+		return false, nil
+	}
+	s.token = l.Token
+	return true, nil
+}
+
+// Renew extends the lease this store holds by d from now (the database's
+// clock). It returns ErrNotWriter if the lease was taken over.
+func (s *Store) Renew(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	token := s.token
+	s.mu.Unlock()
+	if token == 0 {
+		return ErrNotWriter
+	}
+	res, err := s.cfg.DB.ExecContext(ctx, "UPDATE KeycommitLog SET LeaseExpiresMillis="+nowMillis+"+? WHERE TreeId=? AND LeaseToken=?", d.Milliseconds(), s.cfg.TreeID, token)
+	if err != nil {
+		return fmt.Errorf("couldn't renew the writer's lease of tree %d: %w", s.cfg.TreeID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		s.mu.Lock()
+		if s.token == token {
+			s.token = 0
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("%w: the lease of tree %d was taken over", ErrNotWriter, s.cfg.TreeID)
+	}
+	return nil
+}
+
+// Release gives up the lease if this store holds it, so that another
+// frontend takes over at once.
+func (s *Store) Release(ctx context.Context) error {
+	s.mu.Lock()
+	token := s.token
+	s.token = 0
+	s.mu.Unlock()
+	if token == 0 {
+		return nil
+	}
+	_, err := s.cfg.DB.ExecContext(ctx, "UPDATE KeycommitLog SET LeaseHolder='', LeaseAddr='', LeaseExpiresMillis=0 WHERE TreeId=? AND LeaseToken=?", s.cfg.TreeID, token)
+	if err != nil {
+		return fmt.Errorf("couldn't release the writer's lease of tree %d: %w", s.cfg.TreeID, err)
+	}
+	return nil
+}
+
+// Lease reads the writer's lease.
+func (s *Store) Lease(ctx context.Context) (Lease, error) {
+	return readLease(ctx, s.cfg.DB, s.cfg.TreeID)
+}
+
+// Writer reports whether this store holds the lease (as far as it
+// knows: a write may still be fenced).
+func (s *Store) Writer() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.token != 0
+}
+
+// Append implements storage.Writer; see the package doc for its commit
+// order. It returns ErrNotWriter (wrapped) without the lease, and
+// ErrConflict (wrapped) when b.Start is not the shared size; then the
+// cache is brought up to date before Append returns, so the sequencer
+// can rebuild its state from it.
+func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
+	if len(b.Entries) == 0 {
+		return errors.New("empty batch")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size := uint64(s.app.Size())
+	if b.Start != size {
+		if err := s.syncLocked(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: batch starts at %d, the tree has %d entries", storage.ErrConflict, b.Start, s.app.Size())
+	}
+	for i, e := range b.Entries {
+		if tiles.LeafHash(e.Data) != e.LeafHash {
+			return fmt.Errorf("entry %d of the batch has a wrong leaf hash", b.Start+uint64(i))
+		}
+	}
+	if ps := b.PolicyState; ps != nil && ps.Size != b.Size() {
+		return fmt.Errorf("the batch ends at %d, its policy state covers %d entries", b.Size(), ps.Size)
+	}
+	u, err := s.extend(b.Start, b.Entries)
+	if err != nil {
+		return err
+	}
+	if err := checkTiles(b.Tiles, u.Tiles); err != nil {
+		s.reloadLocked(ctx)
+		return err
+	}
+	t0 := time.Now()
+	if err := s.commit(ctx, b); err != nil {
+		s.reloadLocked(ctx)
+		if errors.Is(err, storage.ErrConflict) {
+			if serr := s.syncLocked(ctx); serr != nil {
+				s.log.Warn("couldn't catch up after a conflict", "err", serr)
+			}
+		}
+		return err
+	}
+	s.m.commit.Observe(time.Since(t0).Seconds())
+	s.m.batches.Inc()
+	s.m.appended.Add(float64(len(b.Entries)))
+	if err := s.store(ctx, b, u); err != nil {
+		s.reloadLocked(ctx)
+		return err
+	}
+	s.signalGrown()
+	return nil
+}
+
+func (s *Store) reloadLocked(ctx context.Context) {
+	if err := s.load(ctx); err != nil {
+		s.log.Error("couldn't reload the tree edge from the cache", "err", err)
+	}
+}
+
+// maxRowsPerInsert bounds the rows of one INSERT statement.
+const maxRowsPerInsert = 256
+
+// commit is step 1 of Append: one transaction.
+func (s *Store) commit(ctx context.Context, b *storage.Batch) (err error) {
+	tx, err := s.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't begin a MariaDB transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	var shared uint64
+	var token int64
+	if err := tx.QueryRowContext(ctx, "SELECT Size, LeaseToken FROM KeycommitLog WHERE TreeId=? FOR UPDATE", s.cfg.TreeID).Scan(&shared, &token); err != nil {
+		return fmt.Errorf("couldn't lock the shared state of tree %d: %w", s.cfg.TreeID, err)
+	}
+	if s.token == 0 || token != s.token {
+		s.m.fenced.Inc()
+		s.token = 0
+		return fmt.Errorf("%w: the lease of tree %d has fencing token %d, this frontend's write carries %d", ErrNotWriter, s.cfg.TreeID, token, s.token)
+	}
+	if shared != b.Start {
+		return fmt.Errorf("%w: batch starts at %d, the shared store has %d entries", storage.ErrConflict, b.Start, shared)
+	}
+	now := time.Now().UnixNano()
+	for i := 0; i < len(b.Entries); i += maxRowsPerInsert {
+		es := b.Entries[i:min(i+maxRowsPerInsert, len(b.Entries))]
+		leafArgs := make([]any, 0, 5*len(es))
+		seqArgs := make([]any, 0, 5*len(es))
+		for j, e := range es {
+			idx := b.Start + uint64(i+j)
+			var parsed *schema.Entry
+			if pe, err := schema.ParseEntry(e.Data); err == nil {
+				parsed = pe
+			}
+			id := IdentityHash(parsed, idx)
+			leafArgs = append(leafArgs, s.cfg.TreeID, id, e.Data, nil, now)
+			seqArgs = append(seqArgs, s.cfg.TreeID, idx, id, e.LeafHash[:], 0)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO LeafData(TreeId,LeafIdentityHash,LeafValue,ExtraData,QueueTimestampNanos) VALUES"+placeholders(len(es), 5), leafArgs...); err != nil {
+			if isDuplicate(err) {
+				return fmt.Errorf("couldn't add entries [%d, %d) to tree %d: a leaf identity is taken (a statement extending the same issuer history, or a log entry at the same index, is in the tree): %w", b.Start, b.Size(), s.cfg.TreeID, err)
+			}
+			return fmt.Errorf("couldn't add entries [%d, %d) to tree %d: %w", b.Start, b.Size(), s.cfg.TreeID, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO SequencedLeafData(TreeId,SequenceNumber,LeafIdentityHash,MerkleLeafHash,IntegrateTimestampNanos) VALUES"+placeholders(len(es), 5), seqArgs...); err != nil {
+			if isDuplicate(err) {
+				return fmt.Errorf("%w: an index of [%d, %d) is taken in tree %d: %v", storage.ErrConflict, b.Start, b.Size(), s.cfg.TreeID, err)
+			}
+			return fmt.Errorf("couldn't sequence entries [%d, %d) in tree %d: %w", b.Start, b.Size(), s.cfg.TreeID, err)
+		}
+	}
+	q := "UPDATE KeycommitLog SET Size=?, Checkpoint=?"
+	args := []any{b.Size(), b.Checkpoint}
+	if ks := b.KeySet; ks != nil {
+		q += ", KeySetIndex=?, KeySet=?"
+		args = append(args, ks.Index, ks.Data)
+	}
+	if ps := b.PolicyState; ps != nil {
+		q += ", PolicySize=?, PolicyState=?"
+		args = append(args, ps.Size, ps.Data)
+	}
+	args = append(args, s.cfg.TreeID)
+	if _, err := tx.ExecContext(ctx, q+" WHERE TreeId=?", args...); err != nil {
+		return fmt.Errorf("couldn't update the shared state of tree %d: %w", s.cfg.TreeID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't commit entries [%d, %d) to tree %d (they may be logged; the shared store tells): %w", b.Start, b.Size(), s.cfg.TreeID, err)
+	}
+	return nil
+}
+
+// SetCosigned implements storage.CosignedWriter: in the shared store, by
+// MergeCosigned under the row's lock, then in the cache.
+func (s *Store) SetCosigned(ctx context.Context, size uint64, note []byte) (err error) {
+	tx, err := s.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("couldn't begin a MariaDB transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	var storedSize sql.NullInt64
+	var stored []byte
+	if err := tx.QueryRowContext(ctx, "SELECT CosignedSize, Cosigned FROM KeycommitLog WHERE TreeId=? FOR UPDATE", s.cfg.TreeID).Scan(&storedSize, &stored); err != nil {
+		return fmt.Errorf("couldn't lock the shared state of tree %d: %w", s.cfg.TreeID, err)
+	}
+	merged, err := storage.MergeCosigned(uint64(storedSize.Int64), stored, size, note)
+	if err != nil {
+		return err
+	}
+	if merged != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE KeycommitLog SET CosignedSize=?, Cosigned=? WHERE TreeId=?", size, merged, s.cfg.TreeID); err != nil {
+			return fmt.Errorf("couldn't store the cosigned checkpoint of size %d: %w", size, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("couldn't store the cosigned checkpoint of size %d: %w", size, err)
+	}
+	return s.cfg.Cache.SetCosigned(ctx, size, note)
+}
+
+// PolicyState implements storage.PolicyStateReader, from the shared
+// store.
+func (s *Store) PolicyState(ctx context.Context) (*storage.PolicyState, error) {
+	var size sql.NullInt64
+	var data []byte
+	err := s.cfg.DB.QueryRowContext(ctx, "SELECT PolicySize, PolicyState FROM KeycommitLog WHERE TreeId=?", s.cfg.TreeID).Scan(&size, &data)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !size.Valid {
+		return nil, fmt.Errorf("no policy state stored for tree %d: %w", s.cfg.TreeID, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the policy state of tree %d: %w", s.cfg.TreeID, err)
+	}
+	return &storage.PolicyState{Size: uint64(size.Int64), Data: data}, nil
+}
+
+// Checkpoint implements storage.Reader: the latest checkpoint in the
+// cache.
+func (s *Store) Checkpoint(ctx context.Context) (uint64, []byte, error) {
+	return s.cfg.Cache.Checkpoint(ctx)
+}
+
+// Cosigned implements storage.Reader: the latest cosigned checkpoint in
+// the cache.
+func (s *Store) Cosigned(ctx context.Context) (uint64, []byte, error) {
+	return s.cfg.Cache.Cosigned(ctx)
 }
 
 // IdentityHash returns the Trillian leaf identity hash of an entry at
@@ -344,253 +829,6 @@ func (s *Store) checkConsistent(ctx context.Context, size1 uint64, root1 tlog.Ha
 	return nil
 }
 
-// Sync brings the cache up to Trillian's latest root: it fetches the new
-// leaves, checks their hashes, replays them through the policy in log
-// order, recomputes the tiles and the root, checks the root against
-// Trillian's (and Trillian's consistency proof from the last checkpoint),
-// and only then signs and stores a checkpoint of the new size.
-func (s *Store) Sync(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.syncLocked(ctx)
-}
-
-func (s *Store) syncLocked(ctx context.Context) error {
-	r, err := s.LatestRoot(ctx)
-	if err != nil {
-		return err
-	}
-	size := uint64(s.app.Size())
-	if r.Size < size {
-		return fmt.Errorf("the Trillian tree %d has %d leaves, fewer than the %d this frontend has seen", s.cfg.TreeID, r.Size, size)
-	}
-	if r.Size == size {
-		if r.Hash != s.lastRoot {
-			return fmt.Errorf("the Trillian log's root at size %d is %x, ours is %x", size, r.Hash[:], s.lastRoot[:])
-		}
-		return nil
-	}
-	if err := s.checkConsistent(ctx, size, s.lastRoot, r); err != nil {
-		return err
-	}
-	if s.cfg.Signer == nil {
-		return fmt.Errorf("the Trillian tree %d has %d leaves beyond this frontend's %d, and it has no log key to sign them", s.cfg.TreeID, r.Size-size, size)
-	}
-	if s.st == nil {
-		return fmt.Errorf("can't follow Trillian tree %d: the cache holds bytes that are not keycommit entries", s.cfg.TreeID)
-	}
-	for size < r.Size {
-		n := min(r.Size-size, uint64(s.cfg.FetchBatch))
-		resp, err := s.cfg.Client.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: s.cfg.TreeID, StartIndex: int64(size), Count: int64(n)})
-		if err != nil {
-			return fmt.Errorf("couldn't get leaves [%d, %d) from Trillian: %w", size, size+n, err)
-		}
-		if len(resp.Leaves) == 0 {
-			return fmt.Errorf("the Trillian log server returned no leaves from %d in a tree of %d", size, r.Size)
-		}
-		// Trillian may cap the count; take what it gave.
-		entries := make([]storage.Entry, 0, len(resp.Leaves))
-		scratch := s.st // Evaluate/Apply in order; on error the state is rebuilt by load
-		var keySet *storage.KeySet
-		for i, l := range resp.Leaves {
-			idx := size + uint64(i)
-			if uint64(l.LeafIndex) != idx {
-				return fmt.Errorf("the Trillian log server returned leaf %d where %d was asked for", l.LeafIndex, idx)
-			}
-			leaf := tiles.LeafHash(l.LeafValue)
-			if !bytes.Equal(l.MerkleLeafHash, leaf[:]) {
-				return fmt.Errorf("the Trillian log's leaf hash for entry %d is %x, the entry hashes to %x", idx, l.MerkleLeafHash, leaf[:])
-			}
-			e, err := schema.ParseEntry(l.LeafValue)
-			if err != nil {
-				return fmt.Errorf("leaf %d of Trillian tree %d is not a keycommit entry: %w", idx, s.cfg.TreeID, err)
-			}
-			// A frontend never signs a checkpoint over an entry that the
-			// policy refuses at its position: monitors would alert, and
-			// rightly.
-			if d := policy.Evaluate(scratch, e, idx); !d.Accept {
-				s.reload(ctx)
-				return fmt.Errorf("leaf %d of Trillian tree %d fails policy replay (refusing to sign): %w", idx, s.cfg.TreeID, d.Err())
-			}
-			if e.Kind == schema.KindSnapshot {
-				ksData, err := scratch.KeySet(e.Time).Marshal()
-				if err != nil {
-					s.reload(ctx)
-					return fmt.Errorf("couldn't encode the key set at %d: %w", idx, err)
-				}
-				keySet = &storage.KeySet{Index: idx, Data: ksData}
-			}
-			if err := scratch.Apply(e, idx, leaf); err != nil {
-				s.reload(ctx)
-				return fmt.Errorf("couldn't apply leaf %d: %w", idx, err)
-			}
-			entries = append(entries, storage.Entry{Data: l.LeafValue, LeafHash: leaf, Issuer: e.Issuer})
-		}
-		u, err := s.extend(size, entries)
-		if err != nil {
-			s.reload(ctx)
-			return err
-		}
-		signed, err := checkpoint.Sign(checkpoint.Checkpoint{Origin: s.cfg.Signer.Name(), Size: uint64(u.Size), Hash: u.Root}, s.cfg.Signer)
-		if err == nil {
-			err = s.store(ctx, &storage.Batch{Start: size, Entries: entries, Tiles: u.Tiles, Checkpoint: signed, KeySet: keySet}, u)
-		}
-		if err != nil {
-			s.reload(ctx)
-			return err
-		}
-		s.m.followed.Add(float64(len(entries)))
-		size += uint64(len(entries))
-	}
-	if s.lastRoot != r.Hash {
-		return fmt.Errorf("leaves [0, %d) of Trillian tree %d give root %x, Trillian says %x", r.Size, s.cfg.TreeID, s.lastRoot[:], r.Hash[:])
-	}
-	return nil
-}
-
-// reload rebuilds the in-memory state from the cache after a failure left
-// it ahead of the cache.
-func (s *Store) reload(ctx context.Context) {
-	s.mu.Unlock()
-	defer s.mu.Lock()
-	if err := s.load(ctx); err != nil {
-		s.log.Error("couldn't reload state from the cache", "err", err)
-	}
-}
-
-// extend appends entries to the tree edge (start must be its size).
-func (s *Store) extend(start uint64, entries []storage.Entry) (*tiles.Update, error) {
-	hashes := make([]tlog.Hash, len(entries))
-	for i, e := range entries {
-		hashes[i] = e.LeafHash
-	}
-	u, err := s.app.Append(hashes)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't compute tiles for [%d, %d): %w", start, start+uint64(len(entries)), err)
-	}
-	return u, nil
-}
-
-// store writes b, whose tree edge is already extended to u, to the cache.
-func (s *Store) store(ctx context.Context, b *storage.Batch, u *tiles.Update) error {
-	if err := s.cfg.Cache.Append(ctx, b); err != nil {
-		return fmt.Errorf("couldn't store entries [%d, %d) in the cache: %w", b.Start, b.Size(), err)
-	}
-	s.lastRoot = u.Root
-	s.m.size.Set(float64(u.Size))
-	return nil
-}
-
-// Append implements storage.Writer; see the package doc for its commit
-// order. It returns ErrConflict (wrapped) when b.Start is not the size of
-// the tree, or when another frontend took one of b's indexes first: then
-// the leaves before that index (possibly none) are in the log and the rest
-// are not, and the cache is brought up to date before Append returns so
-// the sequencer can rebuild its state from it.
-func (s *Store) Append(ctx context.Context, b *storage.Batch) error {
-	if len(b.Entries) == 0 {
-		return errors.New("empty batch")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	size := uint64(s.app.Size())
-	if b.Start > size {
-		if err := s.syncLocked(ctx); err != nil {
-			return err
-		}
-		size = uint64(s.app.Size())
-	}
-	if b.Start != size {
-		return fmt.Errorf("%w: batch starts at %d, the tree has %d entries", storage.ErrConflict, b.Start, size)
-	}
-	parsed := make([]*schema.Entry, len(b.Entries))
-	for i, e := range b.Entries {
-		if tiles.LeafHash(e.Data) != e.LeafHash {
-			return fmt.Errorf("entry %d of the batch has a wrong leaf hash", b.Start+uint64(i))
-		}
-		// Not an entry (the storage contract allows any bytes): stored
-		// with an index identity, and this store stops following.
-		parsed[i], _ = schema.ParseEntry(e.Data)
-	}
-
-	// Step 1: claim the indexes one by one.
-	for i, e := range b.Entries {
-		idx := b.Start + uint64(i)
-		ok, indexTaken, err := s.claim(ctx, idx, e.Data, IdentityHash(parsed[i], idx))
-		if err != nil {
-			// The claim may or may not have been stored: Sync tells.
-			return fmt.Errorf("couldn't add entry %d to Trillian (it may be logged; the tree tells): %w", idx, err)
-		}
-		if !ok {
-			s.m.conflicts.Inc()
-			// Wait for the leaf that took the index (or for our own leaves
-			// before it, when only the identity was taken), so that the
-			// state rebuilt from the cache includes it.
-			wait := idx
-			if indexTaken {
-				wait = idx + 1
-			}
-			serr := s.waitIntegrated(ctx, wait)
-			if serr == nil {
-				serr = s.waitSettled(ctx)
-			}
-			if serr == nil {
-				serr = s.syncLocked(ctx)
-			}
-			if serr != nil {
-				s.log.Warn("couldn't catch up after a claim conflict", "err", serr)
-			}
-			return fmt.Errorf("%w: another frontend took index %d (entries [%d, %d) of the batch are logged)", storage.ErrConflict, idx, b.Start, idx)
-		}
-		s.m.claims.Inc()
-	}
-
-	// Step 2: wait for integration and check Trillian's root against the
-	// root of our tree with the batch (and the batch's tiles against ours).
-	t0 := time.Now()
-	if err := s.waitIntegrated(ctx, b.Size()); err != nil {
-		return err
-	}
-	s.m.waits.Observe(time.Since(t0).Seconds())
-	r, err := s.LatestRoot(ctx)
-	if err != nil {
-		return err
-	}
-	u, err := s.extend(b.Start, b.Entries)
-	if err != nil {
-		s.reload(ctx)
-		return err
-	}
-	if err := checkTiles(b.Tiles, u.Tiles); err != nil {
-		s.reload(ctx)
-		return err
-	}
-	if err := s.checkConsistent(ctx, b.Size(), u.Root, r); err != nil {
-		s.reload(ctx)
-		return fmt.Errorf("the Trillian log server disagrees with the batch: %w", err)
-	}
-
-	// Step 3: the cache.
-	if err := s.store(ctx, b, u); err != nil {
-		s.reload(ctx)
-		return err
-	}
-	if s.st != nil {
-		for i, e := range b.Entries {
-			if parsed[i] == nil {
-				s.st = nil
-				break
-			}
-			if err := s.st.Apply(parsed[i], b.Start+uint64(i), e.LeafHash); err != nil {
-				s.log.Warn("couldn't apply an appended entry; this store can't follow other frontends", "index", b.Start+uint64(i), "err", err)
-				s.st = nil
-				break
-			}
-		}
-	}
-	return nil
-}
-
 // checkTiles checks that the tiles a batch carries are the ones computed
 // from its entries.
 func checkTiles(given []tiles.Tile, computed []tiles.Tile) error {
@@ -607,96 +845,6 @@ func checkTiles(given []tiles.Tile, computed []tiles.Tile) error {
 		}
 	}
 	return nil
-}
-
-// claim adds one leaf at idx. It returns false when Trillian refuses it
-// because the index or the identity hash is taken, and indexTaken when
-// it was the index.
-func (s *Store) claim(ctx context.Context, idx uint64, data, identity []byte) (ok, indexTaken bool, err error) {
-	leaf := tiles.LeafHash(data)
-	resp, err := s.cfg.Client.AddSequencedLeaves(ctx, &trillian.AddSequencedLeavesRequest{
-		LogId: s.cfg.TreeID,
-		Leaves: []*trillian.LogLeaf{{
-			LeafIndex: int64(idx), LeafValue: data, LeafIdentityHash: identity, MerkleLeafHash: leaf[:],
-		}},
-	})
-	if err != nil {
-		return false, false, err
-	}
-	if len(resp.Results) != 1 {
-		return false, false, fmt.Errorf("the Trillian log server answered %d results for one leaf", len(resp.Results))
-	}
-	st := resp.Results[0].GetStatus()
-	switch {
-	case st == nil || st.Code == int32(codes.OK):
-		return true, false, nil
-	case st.Code == int32(codes.FailedPrecondition) || st.Code == int32(codes.AlreadyExists):
-		s.log.Debug("leaf claim refused", "index", idx, "reason", st.Message)
-		return false, strings.Contains(st.Message, "LeafIndex"), nil
-	default:
-		return false, false, fmt.Errorf("the Trillian log server refused leaf %d: %s (code %d)", idx, st.Message, st.Code)
-	}
-}
-
-// waitSettled waits, after a conflict, until Trillian's tree stops
-// growing for a moment (with jitter), so that the retry does not run into
-// the middle of the winning frontend's batch, whose leaves it cannot see
-// before they are integrated.
-func (s *Store) waitSettled(ctx context.Context) error {
-	last, err := s.LatestRoot(ctx)
-	if err != nil {
-		return err
-	}
-	for {
-		d := 4*s.cfg.PollInterval + time.Duration(rand.Int64N(int64(4*s.cfg.PollInterval)))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
-		r, err := s.LatestRoot(ctx)
-		if err != nil {
-			return err
-		}
-		if r.Size == last.Size {
-			return nil
-		}
-		last = r
-	}
-}
-
-// waitIntegrated waits until Trillian's tree has at least size leaves.
-func (s *Store) waitIntegrated(ctx context.Context, size uint64) error {
-	for {
-		r, err := s.LatestRoot(ctx)
-		if err == nil && r.Size >= size {
-			return nil
-		}
-		if err != nil {
-			s.log.Debug("couldn't read Trillian's root while waiting for integration", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for Trillian to integrate up to size %d: %w", size, ctx.Err())
-		case <-time.After(s.cfg.PollInterval):
-		}
-	}
-}
-
-// SetCosigned implements storage.Writer (in this frontend's cache).
-func (s *Store) SetCosigned(ctx context.Context, size uint64, note []byte) error {
-	return s.cfg.Cache.SetCosigned(ctx, size, note)
-}
-
-// Checkpoint implements storage.Reader: the latest checkpoint this
-// frontend signed or stored.
-func (s *Store) Checkpoint(ctx context.Context) (uint64, []byte, error) {
-	return s.cfg.Cache.Checkpoint(ctx)
-}
-
-// Cosigned implements storage.Reader.
-func (s *Store) Cosigned(ctx context.Context) (uint64, []byte, error) {
-	return s.cfg.Cache.Cosigned(ctx)
 }
 
 // Tile implements storage.Reader.

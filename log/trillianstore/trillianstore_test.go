@@ -2,10 +2,15 @@ package trillianstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,12 +18,15 @@ import (
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/sqlitestore"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/log/trillianstore/trilliantest"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
@@ -30,6 +38,7 @@ const origin = "keycommit.example/log/test"
 type logKey struct {
 	signer   note.Signer
 	verifier note.Verifier
+	vkey     string
 }
 
 func newKey(t testing.TB) logKey {
@@ -45,21 +54,43 @@ func newKey(t testing.TB) logKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return logKey{s, v}
+	return logKey{s, v, vkey}
 }
 
-// frontend is one keycommit frontend: a Store with an in-memory cache and
-// a sequencer over it.
+// frontend is one keycommit frontend as production runs it: a Store with
+// a SQLite cache, a Frontend over it, and the log's HTTP API on loopback,
+// where the other frontends forward submissions while it is the writer.
 type frontend struct {
 	store *trillianstore.Store
 	fe    *trillianstore.Frontend
+	url   string
+	reg   *prometheus.Registry
+	srv   *http.Server
 }
 
-func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *trillianstore.Store {
+// testLease is the writer's lease in tests.
+const testLease = 500 * time.Millisecond
+
+func openDB(t testing.TB, env *trilliantest.Env) *sql.DB {
 	t.Helper()
-	st, err := trillianstore.Open(context.Background(), trillianstore.Config{
-		Client: env.Log, TreeID: tree, Cache: storage.NewMemory(), Signer: k.signer,
-		FollowInterval: 20 * time.Millisecond, Logger: testLogger(t),
+	db, err := trillianstore.OpenDB(context.Background(), env.MySQLURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey, reg prometheus.Registerer) *trillianstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	cache, err := sqlitestore.Create(ctx, filepath.Join(t.TempDir(), "trillian-cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := trillianstore.Open(ctx, trillianstore.Config{
+		Client: env.Log, DB: openDB(t, env), TreeID: tree, Cache: cache, Verifier: k.verifier,
+		FollowInterval: 20 * time.Millisecond, Logger: testLogger(t), Registerer: reg,
 	})
 	if err != nil {
 		t.Fatalf("couldn't open the Trillian store: %v\n%s", err, env.Logs())
@@ -69,13 +100,41 @@ func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *trill
 
 func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *frontend {
 	t.Helper()
-	st := openStore(t, env, tree, k)
-	fe, err := trillianstore.NewFrontend(context.Background(), sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}, st)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fe.Close(); st.Close() })
-	return &frontend{store: st, fe: fe}
+	reg := prometheus.NewRegistry()
+	st := openStore(t, env, tree, k, reg)
+	url := "http://" + ln.Addr().String()
+	fe, err := trillianstore.NewFrontend(context.Background(),
+		sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl, Registerer: reg, Logger: testLogger(t)},
+		st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: testLease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := server.New(server.Config{Reader: st, Log: fe, Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	f := &frontend{store: st, fe: fe, url: url, reg: reg, srv: srv}
+	t.Cleanup(f.close)
+	return f
+}
+
+// close stops f gracefully (idempotent).
+func (f *frontend) close() {
+	f.srv.Close()
+	f.fe.Close()
+	f.store.Close()
+}
+
+// crash stops f as kill -9 would: its lease stays until it expires.
+func (f *frontend) crash() {
+	f.srv.Close()
+	f.fe.Crash()
 }
 
 // newLog starts Trillian, creates a tree and initializes the log in it.
@@ -89,12 +148,23 @@ func newLog(t testing.TB) (*trilliantest.Env, int64, logKey) {
 		t.Fatal(err)
 	}
 	k := newKey(t)
-	st := openStore(t, env, tree, k)
+	initLog(t, env, tree, k)
+	return env, tree, k
+}
+
+// initLog writes entry 0 of the log into tree.
+func initLog(t testing.TB, env *trilliantest.Env, tree int64, k logKey) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st := openStore(t, env, tree, k, nil)
+	if ok, err := st.Acquire(ctx, "init", "", testLease); err != nil || !ok {
+		t.Fatalf("couldn't take the lease to initialize the log: %v, %v", ok, err)
+	}
 	if _, err := sequencer.Init(ctx, sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl}); err != nil {
 		t.Fatalf("couldn't initialize the log: %v\n%s", err, env.Logs())
 	}
 	st.Close()
-	return env, tree, k
 }
 
 func submit(t testing.TB, f *frontend, sub *schema.Submission) *sequencer.Result {
@@ -320,6 +390,12 @@ func TestConcurrentKeyReuseTwoFrontends(t *testing.T) {
 func replayAll(t testing.TB, env *trilliantest.Env, tree int64, k logKey) {
 	t.Helper()
 	ctx := context.Background()
+	db := openDB(t, env)
+	var shared uint64
+	if err := db.QueryRowContext(ctx, "SELECT Size FROM KeycommitLog WHERE TreeId=?", tree).Scan(&shared); err != nil {
+		t.Fatal(err)
+	}
+	waitIntegrated(t, env, tree, shared)
 	r, err := trillianstore.LatestRoot(ctx, env.Log, tree)
 	if err != nil {
 		t.Fatal(err)
@@ -361,8 +437,12 @@ func replayAll(t testing.TB, env *trilliantest.Env, tree int64, k logKey) {
 }
 
 // TestSignerKilledDuringBurst kills Trillian's signer while a stream of
-// submissions is in flight, restarts it, and checks that every
-// acknowledged entry is in the tree at its index.
+// submissions is in flight (it asserts some were), restarts it, and
+// checks that every acknowledged entry is in the tree at its index and
+// that Trillian's tree, once the signer is back, has the root of the
+// leaves replayed through the policy. The frontend's writes do not wait
+// for the signer: they are durable when their MariaDB transaction
+// commits, and Trillian integrates them when it is back.
 func TestSignerKilledDuringBurst(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
@@ -374,24 +454,24 @@ func TestSignerKilledDuringBurst(t *testing.T) {
 	var mu sync.Mutex
 	var acks []ack
 	var wg sync.WaitGroup
+	var inFlight atomic.Int64
 	killed := make(chan struct{})
 	var firstAcks sync.WaitGroup
 	firstAcks.Add(clients)
+	start := make(chan struct{})
 	for c := range clients {
 		is := issuertest.Numbered(t, c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			for i := range perClient {
-				var sub *schema.Submission
-				if i == 0 {
-					sub = is.Register(t)
-				} else {
-					sub = is.Register(t) // renewals: each extends the issuer's history
-				}
+				sub := is.Register(t) // the first registers, the others renew: each extends the issuer's history
+				inFlight.Add(1)
 				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 				res, err := a.fe.Submit(ctx, sub)
 				cancel()
+				inFlight.Add(-1)
 				if err != nil {
 					t.Errorf("client %d submission %d: %v", c, i, err)
 					return
@@ -407,9 +487,18 @@ func TestSignerKilledDuringBurst(t *testing.T) {
 			}
 		}()
 	}
+	close(start)
 	firstAcks.Wait()
-	env.KillSigner()
-	close(killed) // submissions continue against a log whose signer is down
+	close(killed) // the clients go on submitting...
+	for inFlight.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	atKill := inFlight.Load()
+	env.KillSigner() // ...and the signer dies under them
+	if atKill == 0 {
+		t.Fatal("no submission was in flight when the signer was killed")
+	}
+	t.Logf("%d submissions in flight when the signer was killed", atKill)
 	time.Sleep(300 * time.Millisecond)
 	if err := env.StartSigner(); err != nil {
 		t.Fatal(err)
@@ -421,6 +510,7 @@ func TestSignerKilledDuringBurst(t *testing.T) {
 	if len(acks) != clients*perClient {
 		t.Fatalf("%d acknowledgements, want %d", len(acks), clients*perClient)
 	}
+	waitIntegrated(t, env, tree, a.store.Size())
 	ctx := context.Background()
 	for _, a := range acks {
 		resp, err := env.Log.GetLeavesByRange(ctx, &trillian.GetLeavesByRangeRequest{LogId: tree, StartIndex: int64(a.idx), Count: 1})
@@ -432,6 +522,22 @@ func TestSignerKilledDuringBurst(t *testing.T) {
 		}
 	}
 	replayAll(t, env, tree, k)
+}
+
+// waitIntegrated waits until Trillian's signer has integrated size leaves.
+func waitIntegrated(t testing.TB, env *trilliantest.Env, tree int64, size uint64) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := trillianstore.LatestRoot(context.Background(), env.Log, tree)
+		if err == nil && r.Size >= size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Trillian did not integrate %d leaves within a minute (%v, %v)\n%s", size, r, err, env.Logs())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // testLogger logs warnings and errors to the test log.
