@@ -8,6 +8,7 @@
 package bundletest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
@@ -21,8 +22,11 @@ import (
 	"sync"
 	"time"
 
+	fnote "github.com/transparency-dev/formats/note"
+
 	"github.com/keycommit/keycommit/log/bundle"
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/c2sp/mldsa"
 	"github.com/keycommit/keycommit/schema"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -34,11 +38,44 @@ func Seed(label string) []byte {
 	return s[:]
 }
 
-// Witness is a test witness with an Ed25519 cosignature/v1 key.
+// Witness is a test witness with an Ed25519 cosignature/v1 key, or (made
+// by NewMLDSAWitness) an ML-DSA-44 one.
 type Witness struct {
 	Name string // key name, as on its signature lines
 	Priv ed25519.PrivateKey
-	VKey string // C2SP vkey, type 0x04
+	VKey string // C2SP vkey, type 0x04 (0x06 for ML-DSA-44)
+
+	// ML-DSA-44 witnesses sign with transparency-dev/formats/note (an
+	// implementation independent of log/c2sp/mldsa).
+	pq     *fnote.SubtreeSigner
+	pqSKey string
+}
+
+// NewMLDSAWitness returns the witness named name with an ML-DSA-44 key
+// (type 0x06) derived from name.
+func NewMLDSAWitness(name string) *Witness {
+	skey, vkey, err := mldsa.GenerateKey(bytes.NewReader(Seed("mldsa-witness/"+name)), name)
+	if err != nil {
+		panic(err)
+	}
+	s, err := fnote.NewMLDSASigner(skey)
+	if err != nil {
+		panic(err)
+	}
+	return &Witness{Name: name, VKey: vkey, pq: s, pqSKey: skey}
+}
+
+// IsMLDSA reports whether w has an ML-DSA-44 key.
+func (w *Witness) IsMLDSA() bool { return w.pq != nil }
+
+// mldsaSig is w's ML-DSA-44 cosignature (timestamp and signature) of the
+// checkpoint text at ts.
+func (w *Witness) mldsaSig(text []byte, ts uint64) ([]byte, error) {
+	c, err := c2sp.ParseCheckpoint(text)
+	if err != nil {
+		return nil, err
+	}
+	return w.pq.SignSubtree(ts, c.Origin, 0, c.Size, c.Hash[:])
 }
 
 // NewWitness returns the witness named name with a key derived from name.
@@ -51,6 +88,9 @@ func NewWitness(name string) *Witness {
 // SKey returns the witness's C2SP signer key (type 0x04), as
 // formats/note.NewSignerForCosignatureV1 reads it.
 func (w *Witness) SKey() string {
+	if w.pq != nil {
+		return w.pqSKey
+	}
 	pub := w.Priv.Public().(ed25519.PublicKey)
 	return fmt.Sprintf("PRIVATE+KEY+%s+%08x+%s", w.Name, c2sp.KeyHash(w.Name, c2sp.TypeCosignatureV1, pub),
 		base64.StdEncoding.EncodeToString(append([]byte{c2sp.TypeCosignatureV1}, w.Priv.Seed()...)))
@@ -59,6 +99,14 @@ func (w *Witness) SKey() string {
 // CosignatureLine returns the witness's C2SP tlog-cosignature line over
 // the checkpoint text at timestamp ts (seconds).
 func (w *Witness) CosignatureLine(text []byte, ts uint64) string {
+	if w.pq != nil {
+		sig, err := w.mldsaSig(text, ts)
+		if err != nil {
+			panic(err)
+		}
+		sig = append(binary.BigEndian.AppendUint32(nil, w.pq.KeyHash()), sig...)
+		return "\u2014 " + w.Name + " " + base64.StdEncoding.EncodeToString(sig) + "\n"
+	}
 	msg := fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s", ts, text)
 	sig := make([]byte, 4, 4+8+ed25519.SignatureSize)
 	binary.BigEndian.PutUint32(sig, c2sp.KeyHash(w.Name, c2sp.TypeCosignatureV1, w.Priv.Public().(ed25519.PublicKey)))
@@ -67,7 +115,8 @@ func (w *Witness) CosignatureLine(text []byte, ts uint64) string {
 	return "\u2014 " + w.Name + " " + base64.StdEncoding.EncodeToString(sig) + "\n"
 }
 
-// Signer returns a tlog-cosignature/v1 note.Signer for the witness
+// Signer returns a tlog-cosignature note.Signer (cosignature/v1 or
+// ML-DSA-44) for the witness
 // whose timestamps come from now (formats/note's signer reads the wall
 // clock), for witnesses living on a test clock.
 func (w *Witness) Signer(now func() time.Time) note.Signer {
@@ -81,10 +130,16 @@ type clockSigner struct {
 
 func (s *clockSigner) Name() string { return s.w.Name }
 func (s *clockSigner) KeyHash() uint32 {
+	if s.w.pq != nil {
+		return s.w.pq.KeyHash()
+	}
 	return c2sp.KeyHash(s.w.Name, c2sp.TypeCosignatureV1, s.w.Priv.Public().(ed25519.PublicKey))
 }
 func (s *clockSigner) Sign(msg []byte) ([]byte, error) {
 	ts := uint64(s.now().Unix())
+	if s.w.pq != nil {
+		return s.w.mldsaSig(msg, ts)
+	}
 	sig := binary.BigEndian.AppendUint64(nil, ts)
 	return append(sig, ed25519.Sign(s.w.Priv, fmt.Appendf(nil, "cosignature/v1\ntime %d\n%s", ts, msg))...), nil
 }
