@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/keycommit/keycommit/witness"
 	"github.com/keycommit/keycommit/witness/quorum"
 )
 
@@ -22,7 +23,19 @@ import (
 // support. Its published checkpoints must carry our cosignature, verified
 // with formats/note, over several rounds of growth (so Tessera's
 // consistency proofs are checked too).
-func TestTesseraInterop(t *testing.T) {
+func TestTesseraInterop(t *testing.T) { testTesseraInterop(t, nil) }
+
+// TestTesseraInteropMLDSA is TestTesseraInterop with an ML-DSA-44-only
+// witness: Tessera (through formats/note) accepts its type 0x06 vkey and
+// publishes checkpoints carrying its tlog-cosignature v1.1 cosignature,
+// which formats/note and our quorum verifier verify.
+func TestTesseraInteropMLDSA(t *testing.T) {
+	testTesseraInterop(t, &witness.Keys{MLDSA44: true})
+}
+
+// testTesseraInterop runs the Tessera interop test with a witness of keys
+// (nil: newTestWitness's Ed25519 key).
+func testTesseraInterop(t *testing.T, keys *witness.Keys) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -35,7 +48,12 @@ func TestTesseraInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw := newTestWitness(t)
+	var tw *testWitness
+	if keys == nil {
+		tw = newTestWitness(t)
+	} else {
+		tw, _ = newKeysWitness(t, *keys)
+	}
 	if err := tw.store.AddLog(ctx, origin, vkey); err != nil {
 		t.Fatal(err)
 	}
