@@ -227,6 +227,14 @@ func TestRejectionsLogNothing(t *testing.T) {
 	}
 }
 
+// TestConcurrentSubmitters: 64 registrations submitted at once (a start
+// barrier, start, releases them together, so that they share batches) get
+// 64 distinct indexes, each holding its own issuer's entry. Mutation
+// (tried): give every entry of a batch the batch's first index (idx :=
+// b.start in Sequencer.admit, without + len(b.stored)): the submitters
+// after the first of a batch fail ("entry evaluated at index 4 but the log
+// has 5 entries"); were that check gone too, "submitters … both got
+// index".
 func TestConcurrentSubmitters(t *testing.T) {
 	b := storage.NewMemory()
 	l := newLog(t, b)
@@ -239,10 +247,12 @@ func TestConcurrentSubmitters(t *testing.T) {
 	}
 	results := make([]*Result, n)
 	var wg sync.WaitGroup
+	start := make(chan struct{})
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			r, err := l.seq.Submit(context.Background(), subs[i])
 			if err != nil {
 				t.Errorf("submitter %d: %v", i, err)
@@ -251,6 +261,7 @@ func TestConcurrentSubmitters(t *testing.T) {
 			results[i] = r
 		}()
 	}
+	close(start)
 	wg.Wait()
 	seen := map[uint64]int{}
 	for i, r := range results {
@@ -529,7 +540,11 @@ func (f *blocking) Append(ctx context.Context, b *storage.Batch) error {
 // TestSequenceErrorsPipelined fails the persisting of a batch while the
 // next batch is already admitted behind it: both batches' submitters get
 // errors, the later batch is never written, and the sequencer rebuilds
-// its state from storage.
+// its state from storage. The barriers: a's batch is held inside Append
+// (f.held) until b's batch is admitted behind it. Mutation: let the
+// persisting goroutine write a batch whose predecessor failed (skip the
+// failed-pipeline check before Append): b's Submit succeeds, or the
+// stored size is one more than it should be.
 func TestSequenceErrorsPipelined(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

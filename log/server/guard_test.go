@@ -127,8 +127,10 @@ func (l *blockingLog) Params() schema.PolicyParams                { return schem
 
 // TestSubmitInFlightLimit: with MaxInFlight submissions being worked on,
 // the next one gets 429 with Retry-After before its body is read, and a
-// body over schema.MaxSubmissionSize gets 413 before it is parsed. (Remove
-// the TryAcquire in server.handle and the third request blocks instead.)
+// body over schema.MaxSubmissionSize gets 413 before it is parsed. The
+// barrier: both held submissions are inside Submit (bl.entered) before the
+// third is sent. Mutation: remove the TryAcquire in server.handle and the
+// third request blocks instead.
 func TestSubmitInFlightLimit(t *testing.T) {
 	bl := &blockingLog{entered: make(chan struct{}), release: make(chan struct{})}
 	srv, err := server.New(server.Config{Reader: storage.NewMemory(), Log: bl, MaxInFlight: 2})

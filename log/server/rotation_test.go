@@ -16,7 +16,12 @@ import (
 // TestConcurrentRotationsOneIssuer: 50 rotations for one issuer submitted
 // at once through the HTTP API of a SQLite log admit exactly one; every
 // other one is refused by the policy (naming its rule) and nothing else is
-// logged.
+// logged. A start barrier (start, closed once every submitter is waiting)
+// sends them together. Mutation: in Sequencer.admit, evaluate the entries
+// of a batch against the policy state as it was when the batch opened
+// (apply them after the loop, not one by one in log order): every rotation
+// in the first batch is admitted and the test fails with "concurrent
+// rotations admitted".
 func TestConcurrentRotationsOneIssuer(t *testing.T) {
 	store, err := sqlitestore.Create(t.Context(), filepath.Join(t.TempDir(), "log.db"))
 	if err != nil {
@@ -54,10 +59,12 @@ func TestConcurrentRotationsOneIssuer(t *testing.T) {
 	var mu sync.Mutex
 	admitted, refused := 0, map[string]int{}
 	var wg sync.WaitGroup
+	start := make(chan struct{})
 	for _, sub := range subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			_, err := l.Client.Submit(t.Context(), sub)
 			mu.Lock()
 			defer mu.Unlock()
@@ -73,6 +80,7 @@ func TestConcurrentRotationsOneIssuer(t *testing.T) {
 			refused[rej.Rule]++
 		}()
 	}
+	close(start) // the start barrier
 	wg.Wait()
 	if admitted != 1 {
 		t.Fatalf("%d of %d concurrent rotations admitted, want exactly 1 (refusals by rule: %v)", admitted, n, refused)
