@@ -1,12 +1,15 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/keycommit/keycommit/log/httpguard"
 )
@@ -97,5 +100,73 @@ func TestWatchPages(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("limit=1001: %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestPostCheckpointInFlightLimit: with MaxInFlight POST /v1/checkpoint
+// requests inside the handler (their bodies still arriving, held by
+// pipes: the barrier is that both are in ReadBody before the third is
+// sent), the next one is answered 429 with Retry-After before its body is
+// read; once they end, a body over the note size bound is 413. Mutation
+// (tried): postLimit without a bound (NewLimiter(1<<30)) and the third
+// request waits for its body instead of being refused: "third POST: no
+// answer while two were in flight" after 30 s.
+func TestPostCheckpointInFlightLimit(t *testing.T) {
+	l := newTestLog(t, "guard.example/log")
+	m := newTestMonitor(t, "", func(c *Config) { c.MaxInFlight = 2 }, l)
+	base := httptestServer(t, m.Handler())
+	var held []*io.PipeWriter
+	done := make(chan struct{}, 2)
+	for range 2 {
+		pr, pw := io.Pipe()
+		held = append(held, pw)
+		go func() {
+			if resp, err := http.Post(base+"/v1/checkpoint", "text/plain", pr); err == nil {
+				resp.Body.Close()
+			}
+			done <- struct{}{}
+		}()
+		pw.Write([]byte("guard.example/log\n")) // the handler is reading
+	}
+	for m.postLimit.InFlight() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	type answer struct {
+		code  int
+		retry string
+		err   error
+	}
+	third := make(chan answer, 1)
+	go func() {
+		resp, err := http.Post(base+"/v1/checkpoint", "text/plain", pr)
+		if err != nil {
+			third <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		third <- answer{resp.StatusCode, resp.Header.Get("Retry-After"), nil}
+	}()
+	select {
+	case a := <-third:
+		if a.err != nil || a.code != http.StatusTooManyRequests || a.retry == "" {
+			t.Errorf("third POST: %d, Retry-After %q, %v; want 429 with Retry-After", a.code, a.retry, a.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("third POST: no answer while two were in flight; want 429 at once")
+	}
+	for _, pw := range held {
+		pw.Close()
+	}
+	<-done
+	<-done
+	resp, err := http.Post(base+"/v1/checkpoint", "text/plain", bytes.NewReader(bytes.Repeat([]byte("x"), maxNoteSize+1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("over-size POST: %d, want 413", resp.StatusCode)
 	}
 }

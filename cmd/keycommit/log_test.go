@@ -75,7 +75,11 @@ func TestLogInitRefusesOverwrite(t *testing.T) {
 // TestCrashRecovery kills `log serve` with SIGKILL while clients stream
 // submissions, restarts it, and checks that every acknowledged entry is
 // there and the next checkpoint is consistent with every checkpoint
-// published before.
+// published before. A start barrier (start) releases the eight submitters
+// together. Mutation: answer a submission once its batch is admitted,
+// before the persisting goroutine's Append returns (the sequencer's
+// Result sent ahead of persist): after the SIGKILL an acknowledged entry
+// is missing ("acknowledged entry N: …").
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -106,11 +110,13 @@ func TestCrashRecovery(t *testing.T) {
 	killed := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
+	start := make(chan struct{})
 	const workers = 8
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			for i := 0; ; i++ {
 				is := issuertest.Numbered(t, w*100000+i)
 				web.serveChallenge(is)
@@ -139,6 +145,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
 	proc.Wait()
 	if t.Failed() {
