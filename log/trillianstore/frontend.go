@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keycommit/keycommit/log/client"
@@ -92,6 +93,7 @@ type Frontend struct {
 
 	stop, done chan struct{}
 	closeOnce  sync.Once
+	closed     atomic.Bool
 }
 
 var _ server.WritingLog = (*Frontend)(nil)
@@ -354,6 +356,7 @@ func (f *Frontend) stepDown(ctx context.Context, seq *sequencer.Sequencer) {
 // Close stops the frontend: its sequencer finishes the batches it staged,
 // and the lease is given up so that another frontend takes over at once.
 func (f *Frontend) Close() error {
+	f.closed.Store(true)
 	f.closeOnce.Do(func() { close(f.stop) })
 	<-f.done
 	f.mu.Lock()
@@ -373,6 +376,7 @@ func (f *Frontend) Close() error {
 // stops renewing and writing, and keeps the lease until it expires
 // (tests of failover).
 func (f *Frontend) Crash() {
+	f.closed.Store(true)
 	f.closeOnce.Do(func() { close(f.stop) })
 	<-f.done
 	f.mu.Lock()
@@ -438,6 +442,9 @@ func (f *Frontend) Submit(ctx context.Context, sub *schema.Submission) (*sequenc
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, errors.Join(err, last)
+		}
+		if f.closed.Load() {
+			return nil, errors.Join(sequencer.ErrClosed, last)
 		}
 		if attempt > 0 {
 			if time.Now().After(giveUp) {

@@ -646,8 +646,9 @@ func (s *Store) commit(ctx context.Context, b *storage.Batch) (err error) {
 	}
 	if s.token == 0 || token != s.token {
 		s.m.fenced.Inc()
+		mine := s.token
 		s.token = 0
-		return fmt.Errorf("%w: the lease of tree %d has fencing token %d, this frontend's write carries %d", ErrNotWriter, s.cfg.TreeID, token, s.token)
+		return fmt.Errorf("%w: the lease of tree %d has fencing token %d, this frontend's write carries %d", ErrNotWriter, s.cfg.TreeID, token, mine)
 	}
 	if shared != b.Start {
 		return fmt.Errorf("%w: batch starts at %d, the shared store has %d entries", storage.ErrConflict, b.Start, shared)

@@ -66,6 +66,7 @@ type frontend struct {
 	url   string
 	reg   *prometheus.Registry
 	srv   *http.Server
+	once  sync.Once
 }
 
 // testLease is the writer's lease in tests.
@@ -98,7 +99,14 @@ func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey, reg pr
 	return st
 }
 
-func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *frontend {
+// withCosigner makes a frontend's sequencer store every checkpoint it
+// publishes as cosigned (a witness hook that adds no cosignature), so
+// that tests see the shared cosigned checkpoint move.
+func withCosigner(c *sequencer.Config) {
+	c.Witness = func(ctx context.Context, signed []byte) ([]byte, error) { return signed, nil }
+}
+
+func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey, opts ...func(*sequencer.Config)) *frontend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,9 +115,11 @@ func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *fro
 	reg := prometheus.NewRegistry()
 	st := openStore(t, env, tree, k, reg)
 	url := "http://" + ln.Addr().String()
-	fe, err := trillianstore.NewFrontend(context.Background(),
-		sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl, Registerer: reg, Logger: testLogger(t)},
-		st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: testLease})
+	cfg := sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl, Registerer: reg, Logger: testLogger(t)}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	fe, err := trillianstore.NewFrontend(context.Background(), cfg, st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: testLease})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,17 +134,22 @@ func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey) *fro
 	return f
 }
 
-// close stops f gracefully (idempotent).
+// close stops f gracefully (idempotent, and a no-op after crash).
 func (f *frontend) close() {
-	f.srv.Close()
-	f.fe.Close()
-	f.store.Close()
+	f.once.Do(func() {
+		f.srv.Close()
+		f.fe.Close()
+		f.store.Close()
+	})
 }
 
-// crash stops f as kill -9 would: its lease stays until it expires.
+// crash stops f as kill -9 leaves it for the others: no more answers, no
+// more writes or renewals, and its lease stays until it expires.
 func (f *frontend) crash() {
-	f.srv.Close()
-	f.fe.Crash()
+	f.once.Do(func() {
+		f.srv.Close()
+		f.fe.Crash()
+	})
 }
 
 // newLog starts Trillian, creates a tree and initializes the log in it.
@@ -269,13 +284,18 @@ func (tr tileReader) ReadTiles(ts []tlog.Tile) ([][]byte, error) {
 }
 func (tr tileReader) SaveTiles([]tlog.Tile, [][]byte) {}
 
-// TestConcurrentRotationsTwoFrontends: 50 concurrent rotations for one
-// issuer, split across two frontends, admit exactly one; the others are
-// refused by the policy's prev rule.
-func TestConcurrentRotationsTwoFrontends(t *testing.T) {
+// TestConcurrentRotationsThreeFrontends: 50 concurrent rotations for one
+// issuer, spread over three frontends (the writer and two that forward
+// to it) and released together by a start barrier, admit exactly one;
+// the others are refused by the policy's prev rule. Mutation (named, not
+// tried): let a frontend that is not the writer sequence submissions
+// itself (Frontend.Submit without forwarding), and several rotations are
+// admitted or the writes are fenced.
+func TestConcurrentRotationsThreeFrontends(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
 	b := newFrontend(t, env, tree, k)
+	c := newFrontend(t, env, tree, k)
 	is := issuertest.New(t, "https://rotating.example")
 	is.Logged(submit(t, a, is.Register(t)).LeafHash)
 	now := time.Now()
@@ -289,10 +309,7 @@ func TestConcurrentRotationsTwoFrontends(t *testing.T) {
 	rules := map[string]int{}
 	start := make(chan struct{})
 	for i, sub := range subs {
-		f := a
-		if i%2 == 1 {
-			f = b
-		}
+		f := []*frontend{a, b, c}[i%3]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
