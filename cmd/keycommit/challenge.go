@@ -14,6 +14,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/challenge"
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/durable"
 	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/spf13/cobra"
@@ -95,7 +96,8 @@ comes from --log-vkey when given, else from the first line of GET /checkpoint.`,
 			}
 			pub := key.Public().(ed25519.PublicKey)
 			body := schema.Challenge(name, o, pub)
-			if err := os.WriteFile(out, body, 0o644); err != nil {
+			// Published (the operator serves it): fsynced with its directory.
+			if err := durable.Replace(out, body, 0o644); err != nil {
 				return fmt.Errorf("couldn't write the challenge: %w", err)
 			}
 			u := schema.ChallengeURL(name, o, pub)

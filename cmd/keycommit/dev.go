@@ -190,6 +190,8 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 		return err
 	}
 	var closers []func()
+	// A witness or monitor server that stops on its own stops dev.
+	srvErr := make(chan error, 1)
 	defer func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
@@ -228,7 +230,7 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	// 2. The witnesses, each trusting the log.
 	info := &devInfo{LogVKey: vkey, LogOrigin: devLogOrigin, WitnessPolicy: filepath.Join(dir, devPolicyFile)}
 	for i := 1; i <= devWitnesses; i++ {
-		w, stop, err := startDevWitness(ctx, filepath.Join(dir, fmt.Sprintf("witness-%d", i)), fmt.Sprintf("witness-%d.localhost", i), cfg.devAddr(i), vkey, logger)
+		w, stop, err := startDevWitness(ctx, filepath.Join(dir, fmt.Sprintf("witness-%d", i)), fmt.Sprintf("witness-%d.localhost", i), cfg.devAddr(i), vkey, logger, srvErr)
 		if err != nil {
 			return err
 		}
@@ -295,7 +297,7 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	}
 
 	// 5. The monitor, following the log and watching the demo issuer.
-	mon, monURL, stopMon, err := startDevMonitor(ctx, dir, cfg, info, logger.With("component", "monitor"))
+	mon, monURL, stopMon, err := startDevMonitor(ctx, dir, cfg, info, logger.With("component", "monitor"), srvErr)
 	if err != nil {
 		return err
 	}
@@ -343,11 +345,28 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 			return nil
 		}
 		return fmt.Errorf("monitor stopped: %w", err)
+	case err := <-srvErr:
+		return err
 	}
 }
 
+// serveBackground serves srv on ln in a goroutine. If it stops on its
+// own (not by Shutdown), the error is logged and sent on errc, naming
+// what stopped, without blocking: dev stops on the first one.
+func serveBackground(srv *http.Server, ln net.Listener, what string, logger *slog.Logger, errc chan<- error) {
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server stopped", "server", what, "err", err)
+			select {
+			case errc <- fmt.Errorf("%s server stopped: %w", what, err):
+			default:
+			}
+		}
+	}()
+}
+
 // startDevWitness creates (once) and serves a witness that trusts the log.
-func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logger *slog.Logger) (*devWitness, func(), error) {
+func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logger *slog.Logger, srvErr chan<- error) (*devWitness, func(), error) {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if _, err := witness.InitDir(ctx, dir, name); err != nil {
 			return nil, nil, fmt.Errorf("couldn't create witness %s: %w", name, err)
@@ -386,7 +405,7 @@ func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logge
 		return nil, nil, fmt.Errorf("couldn't listen for witness %s on %s: %w", name, addr, err)
 	}
 	srv := server.NewHTTPServer(addr, mux, logger)
-	go srv.Serve(ln)
+	serveBackground(srv, ln, "witness "+name, logger, srvErr)
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -465,7 +484,7 @@ func devSeedIssuer(ctx context.Context, c *client.Client, dir string, origin *ch
 }
 
 // startDevMonitor creates the monitor and serves its gossip endpoint.
-func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devInfo, logger *slog.Logger) (*monitor.Monitor, string, func(), error) {
+func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devInfo, logger *slog.Logger, srvErr chan<- error) (*monitor.Monitor, string, func(), error) {
 	alerts, err := os.OpenFile(filepath.Join(dir, devAlertsFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("couldn't open the monitor's alert file: %w", err)
@@ -520,7 +539,7 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 	mux.Handle("/", m.Handler())
 	mux.Handle("GET /{$}", mex)
 	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
-	go srv.Serve(ln)
+	serveBackground(srv, ln, "monitor", logger, srvErr)
 	stop := func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
