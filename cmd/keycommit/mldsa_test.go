@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/verify"
+	"github.com/keycommit/keycommit/witness/quorum"
 )
 
 // TestVerifyCommandMLDSA: `keycommit verify` counts ML-DSA-44 witness
@@ -108,6 +111,71 @@ func TestWitnessInitMLDSA(t *testing.T) {
 		}
 		if fi, err := os.Stat(filepath.Join(dir, "witness.key")); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%v: key file %v %v", tc.args, fi.Mode(), err)
+		}
+	}
+}
+
+// TestLogServeMLDSAWitnesses: `log serve` starts with a witness policy of
+// two ML-DSA-44-only witnesses of ours (`witness init --mldsa
+// --ed25519=false`, `witness serve`), 2 of 2, and publishes a checkpoint
+// that both cosigned, which log/verify accepts.
+func TestLogServeMLDSAWitnesses(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "log")
+	origin := "pq.example/log"
+	out, err := exec.Command(bin, "log", "init", "--data", logDir, "--origin", origin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("log init: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	logVKey := lines[len(lines)-1]
+	var pol strings.Builder
+	fmt.Fprintf(&pol, "log %s\n", logVKey)
+	for i := 1; i <= 2; i++ {
+		wdir := filepath.Join(dir, fmt.Sprintf("w%d", i))
+		out, err := witRun(t, bin, "witness", "init", "--data", wdir, "--name", fmt.Sprintf("w%d.pq.example", i), "--mldsa", "--ed25519=false")
+		if err != nil {
+			t.Fatalf("witness init: %v\n%s", err, out)
+		}
+		ls := strings.Split(strings.TrimSpace(out), "\n")
+		if out, err := witRun(t, bin, "witness", "add-log", "--data", wdir, "--origin", origin, "--vkey", logVKey); err != nil {
+			t.Fatalf("witness add-log: %v\n%s", err, out)
+		}
+		_, url := witServe(t, bin, wdir)
+		fmt.Fprintf(&pol, "witness w%d %s %s\n", i, ls[len(ls)-1], url)
+	}
+	pol.WriteString("group both 2 w1 w2\nquorum both\n")
+	policy := filepath.Join(dir, "policy.txt")
+	if err := os.WriteFile(policy, []byte(pol.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qp, err := quorum.Parse([]byte(pol.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.New(verify.Config{LogKey: logVKey, Policy: qp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, logURL := startServe(t, bin, logDir, "--log-level", "warn", "--witness-policy", policy, "--cosign-interval", "1h")
+	var last string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		cp, err := get200(t, strings.TrimSuffix(logURL, "/")+"/checkpoint")
+		if err == nil {
+			vc, verr := v.VerifyCheckpoint([]byte(cp))
+			if verr == nil {
+				if len(vc.Cosignatures) != 2 {
+					t.Fatalf("verified cosignatures %+v, want w1 and w2", vc.Cosignatures)
+				}
+				return
+			}
+			last = fmt.Sprintf("%v\n%s", verr, cp)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/checkpoint not cosigned by both ML-DSA-44 witnesses in time; last: %s", last)
 		}
 	}
 }
