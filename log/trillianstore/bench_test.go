@@ -2,6 +2,8 @@ package trillianstore_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -17,9 +19,11 @@ import (
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/log/trillianstore/trilliantest"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 type submitter interface {
@@ -63,100 +67,224 @@ func registrations(b *testing.B, n int) []*schema.Submission {
 	return subs
 }
 
-// BenchmarkSubmit compares sustained submissions through the sequencer on
-// the SQLite backend (the baseline) with one and two Trillian frontends
-// over one tree on MariaDB, in the same run.
+// BenchmarkSubmit compares sustained submissions (64 concurrent clients)
+// through the sequencer on the SQLite backend, and through 1, 2 and 3
+// Trillian frontends over one tree (spread round-robin: the writer
+// sequences, the others forward to it), with plain Trillian QueueLeaf of
+// the same bytes into a LOG tree on the same MariaDB in the same run (the
+// baseline: "queueleaf"). Frontends run as production does: SQLite
+// caches, HTTP between them.
 func BenchmarkSubmit(b *testing.B) {
+	env := trilliantest.Start(b, trilliantest.Options{})
 	b.Run("backend=sqlite", func(b *testing.B) {
 		k := newKey(b)
 		_, seq := sqliteSequencer(b, k)
 		runSubmissions(b, registrations(b, b.N), []submitter{seq})
 	})
-	for _, n := range []int{1, 2} {
+	b.Run("trillian=queueleaf", func(b *testing.B) {
+		ctx := context.Background()
+		tree, err := env.Admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
+			TreeState: trillian.TreeState_ACTIVE, TreeType: trillian.TreeType_LOG, DisplayName: "queueleaf", MaxRootDuration: durationpb.New(0)}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := env.Log.InitLog(ctx, &trillian.InitLogRequest{LogId: tree.TreeId}); err != nil {
+			b.Fatal(err)
+		}
+		subs := registrations(b, b.N)
+		values := make([][]byte, len(subs))
+		for i, sub := range subs {
+			if values[i], err = json.Marshal(sub); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		start := time.Now()
+		for range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= len(values) {
+						return
+					}
+					if _, err := env.Log.QueueLeaf(ctx, &trillian.QueueLeafRequest{LogId: tree.TreeId, Leaf: &trillian.LogLeaf{LeafValue: values[i]}}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		b.ReportMetric(float64(len(values))/time.Since(start).Seconds(), "entries/s")
+	})
+	for _, n := range []int{1, 2, 3} {
 		b.Run("backend=trillian/frontends="+strconv.Itoa(n), func(b *testing.B) {
-			env, tree, k := newLog(b)
+			tree, k := newTree(b, env)
 			var to []submitter
 			for range n {
-				to = append(to, newFrontend(b, env, tree, k).fe)
+				to = append(to, newFrontendConfig(b, env, tree, k, productionFrontend).fe)
 			}
 			runSubmissions(b, registrations(b, b.N), to)
 		})
 	}
 }
 
-// BenchmarkInclusionProof measures inclusion proofs served over HTTP on
-// loopback by a Trillian frontend (from its local cache, never asking
-// Trillian) and by the SQLite backend, over 4096 entries.
-func BenchmarkInclusionProof(b *testing.B) {
+// productionFrontend is log serve's configuration: the default lease
+// and follow interval.
+var productionFrontend = frontendOpts{lease: trillianstore.DefaultLease, follow: 200 * time.Millisecond}
+
+// newTree creates a tree in env and initializes a log in it.
+func newTree(b *testing.B, env *trilliantest.Env) (int64, logKey) {
+	b.Helper()
+	tree, err := env.CreateTree(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := newKey(b)
+	initLog(b, env, tree, k)
+	return tree, k
+}
+
+// BenchmarkReads measures reads over HTTP on loopback, 16 parallel
+// clients per core: inclusion proofs and the keys bundle, served by the
+// SQLite backend (the baseline) and by 1, 2 and 3 Trillian frontends
+// (requests spread round-robin; each serves from its own cache), over
+// 4096 entries, in the same run.
+func BenchmarkReads(b *testing.B) {
 	const size = 4096
 	env := trilliantest.Start(b, trilliantest.Options{})
-	for _, backend := range []string{"sqlite", "trillian"} {
-		b.Run("backend="+backend, func(b *testing.B) {
-			k := newKey(b)
-			var h http.Handler
-			var submit submitter
-			switch backend {
-			case "sqlite":
-				src, seq := sqliteSequencer(b, k)
-				var err error
-				if h, err = server.New(server.Config{Reader: src, Log: seq}); err != nil {
-					b.Fatal(err)
-				}
-				submit = seq
-			case "trillian":
-				ctx := context.Background()
-				tree, err := env.CreateTree(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				initLog(b, env, tree, k)
-				f := newFrontend(b, env, tree, k)
-				if h, err = server.New(server.Config{Reader: f.store, Log: f.fe}); err != nil {
-					b.Fatal(err)
-				}
-				submit = f.fe
-			}
-			subs := registrations(b, size-1)
-			var wg sync.WaitGroup
-			for c := range 32 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := c; i < len(subs); i += 32 {
-						if _, err := submit.Submit(context.Background(), subs[i]); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			srv := httptest.NewServer(h)
-			defer srv.Close()
-			client := srv.Client()
-			client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	k := newKey(b)
+	src, seq := sqliteSequencer(b, k)
+	fill(b, seq, size)
+	sh, err := server.New(server.Config{Reader: src, Log: seq})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sqliteSrv := httptest.NewServer(sh)
+	b.Cleanup(sqliteSrv.Close)
+	tree, tk := newTree(b, env)
+	var fs []*frontend
+	for range 3 {
+		fs = append(fs, newFrontendConfig(b, env, tree, tk, productionFrontend))
+	}
+	fill(b, fs[0].fe, size)
+	for _, f := range fs {
+		for f.store.Size() < size {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, path := range []string{"inclusion", "bundle"} {
+		read := func(b *testing.B, urls []string) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 			var next atomic.Int64
 			b.ResetTimer()
 			start := time.Now()
-			b.SetParallelism(32)
+			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					i := next.Add(1) % size
-					resp, err := client.Get(srv.URL + api.PathInclusionProof + "?index=" + strconv.FormatInt(i, 10))
+					i := next.Add(1)
+					u := urls[int(i)%len(urls)] + "/v1/keys.bundle"
+					if path == "inclusion" {
+						u = urls[int(i)%len(urls)] + api.PathInclusionProof + "?index=" + strconv.FormatInt(i%size, 10)
+					}
+					resp, err := client.Get(u)
 					if err != nil {
 						b.Error(err)
 						return
 					}
+					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if resp.StatusCode != 200 {
-						b.Errorf("status %d", resp.StatusCode)
+						b.Errorf("GET %s: status %d", u, resp.StatusCode)
 						return
 					}
 				}
 			})
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "proofs/s")
-		})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "reads/s")
+		}
+		b.Run("read="+path+"/backend=sqlite", func(b *testing.B) { read(b, []string{sqliteSrv.URL}) })
+		for n := 1; n <= 3; n++ {
+			b.Run("read="+path+"/backend=trillian/frontends="+strconv.Itoa(n), func(b *testing.B) {
+				var urls []string
+				for _, f := range fs[:n] {
+					urls = append(urls, f.url)
+				}
+				read(b, urls)
+			})
+		}
 	}
+}
+
+// fill submits registrations and one key commitment (so that there is a
+// snapshot and a keys bundle), n entries in all with entry 0.
+func fill(b *testing.B, to submitter, n int) {
+	b.Helper()
+	subs := registrations(b, n-4)
+	var wg sync.WaitGroup
+	for c := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < len(subs); i += 32 {
+				if _, err := to.Submit(context.Background(), subs[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	is := issuertest.Numbered(b, n)
+	res, err := to.Submit(context.Background(), is.Register(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	is.Logged(res.LeafHash)
+	if _, err := to.Submit(context.Background(), is.Commit(b, 1, time.Now())); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkFailover measures the time from a crash of the writer (as
+// kill -9 leaves it: its lease stays until it expires) to the next
+// acknowledged submission, sent through another frontend, with three
+// frontends and the production lease (DefaultLease). Each iteration
+// crashes the writer and starts a replacement frontend.
+func BenchmarkFailover(b *testing.B) {
+	env := trilliantest.Start(b, trilliantest.Options{})
+	tree, k := newTree(b, env)
+	var fs []*frontend
+	for range 3 {
+		fs = append(fs, newFrontendConfig(b, env, tree, k, productionFrontend))
+	}
+	var total time.Duration
+	for it := 0; it < b.N; it++ {
+		w := -1
+		for w < 0 {
+			for i, f := range fs {
+				if f.fe.Writer() {
+					w = i
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+		is := issuertest.Numbered(b, it)
+		sub := is.Register(b)
+		via := fs[(w+1)%len(fs)]
+		t0 := time.Now()
+		fs[w].crash()
+		if _, err := via.fe.Submit(context.Background(), sub); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t0)
+		fs[w] = newFrontendConfig(b, env, tree, k, productionFrontend)
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/failover")
 }
 
 // BenchmarkClaim measures the primitive the Trillian backend's write path

@@ -146,7 +146,12 @@ func NewFrontend(ctx context.Context, cfg sequencer.Config, store *Store, fc Fro
 	}
 	base := fwd.Transport
 	if base == nil {
-		base = http.DefaultTransport
+		// Keep a connection per forwarded submission in flight (the
+		// default keeps 2 per host, and forwarding would open and close
+		// connections all the time).
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 256
+		base = t
 	}
 	fwd = &http.Client{Transport: forwardedTransport{base}, Timeout: fwd.Timeout, CheckRedirect: fwd.CheckRedirect, Jar: fwd.Jar}
 	// One set of sequencer metrics for every sequencer this frontend

@@ -84,6 +84,11 @@ func openDB(t testing.TB, env *trilliantest.Env) *sql.DB {
 
 func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey, reg prometheus.Registerer) *trillianstore.Store {
 	t.Helper()
+	return openStoreFollow(t, env, tree, k, reg, 20*time.Millisecond)
+}
+
+func openStoreFollow(t testing.TB, env *trilliantest.Env, tree int64, k logKey, reg prometheus.Registerer, follow time.Duration) *trillianstore.Store {
+	t.Helper()
 	ctx := context.Background()
 	cache, err := sqlitestore.Create(ctx, filepath.Join(t.TempDir(), "trillian-cache.db"))
 	if err != nil {
@@ -91,7 +96,7 @@ func openStore(t testing.TB, env *trilliantest.Env, tree int64, k logKey, reg pr
 	}
 	st, err := trillianstore.Open(ctx, trillianstore.Config{
 		Client: env.Log, DB: openDB(t, env), TreeID: tree, Cache: cache, Verifier: k.verifier,
-		FollowInterval: 20 * time.Millisecond, Logger: testLogger(t), Registerer: reg,
+		FollowInterval: follow, Logger: testLogger(t), Registerer: reg,
 	})
 	if err != nil {
 		t.Fatalf("couldn't open the Trillian store: %v\n%s", err, env.Logs())
@@ -108,18 +113,27 @@ func withCosigner(c *sequencer.Config) {
 
 func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey, opts ...func(*sequencer.Config)) *frontend {
 	t.Helper()
+	return newFrontendConfig(t, env, tree, k, frontendOpts{lease: testLease, follow: 20 * time.Millisecond}, opts...)
+}
+
+// frontendOpts are a frontend's lease and follow interval.
+type frontendOpts struct{ lease, follow time.Duration }
+
+func newFrontendConfig(t testing.TB, env *trilliantest.Env, tree int64, k logKey, fo frontendOpts, opts ...func(*sequencer.Config)) *frontend {
+	t.Helper()
+	lease := fo.lease
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	st := openStore(t, env, tree, k, reg)
+	st := openStoreFollow(t, env, tree, k, reg, fo.follow)
 	url := "http://" + ln.Addr().String()
 	cfg := sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl, Registerer: reg, Logger: testLogger(t)}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	fe, err := trillianstore.NewFrontend(context.Background(), cfg, st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: testLease})
+	fe, err := trillianstore.NewFrontend(context.Background(), cfg, st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: lease})
 	if err != nil {
 		t.Fatal(err)
 	}
