@@ -43,14 +43,16 @@ type EvidenceInfo struct {
 // token (Config.AdminToken, Authorization: Bearer).
 func (m *Monitor) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{id}/checkpoint", m.serveCheckpoint)
-	mux.HandleFunc("GET /v1/checkpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
+	// Every read shares one in-flight limit (429 beyond it).
+	read := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, m.readLimit.Wrap(h)) }
+	read("GET /{id}/checkpoint", m.serveCheckpoint)
+	read("GET /v1/checkpoints", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Status()) })
 	mux.Handle("POST /v1/checkpoint", m.postLimit.Wrap(http.HandlerFunc(m.servePostCheckpoint)))
-	mux.HandleFunc("GET /v1/evidence", m.serveEvidenceList)
-	mux.HandleFunc("GET /v1/gossip", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Gossip()) })
-	mux.HandleFunc("GET /v1/evidence/{id}", m.serveEvidence)
-	mux.Handle("POST /watch", m.cfg.AdminToken.Require(http.HandlerFunc(m.servePostWatch)))
-	mux.HandleFunc("GET /watch", func(w http.ResponseWriter, r *http.Request) {
+	read("GET /v1/evidence", m.serveEvidenceList)
+	read("GET /v1/gossip", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, m.Gossip()) })
+	read("GET /v1/evidence/{id}", m.serveEvidence)
+	mux.Handle("POST /watch", m.postLimit.Wrap(m.cfg.AdminToken.Require(http.HandlerFunc(m.servePostWatch))))
+	read("GET /watch", func(w http.ResponseWriter, r *http.Request) {
 		after, limit, err := httpguard.ParsePage(r, maxPage)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

@@ -244,3 +244,45 @@ func TestEvidencePages(t *testing.T) {
 		t.Errorf("walked %d records, want the %d in id order", len(got), len(want))
 	}
 }
+
+// TestReadInFlightLimit: every GET of the monitor's handler shares one
+// in-flight limit (four times MaxInFlight): with its slots taken, each
+// answers 429 with Retry-After; once they are free, 200. (Mount a GET
+// without m.readLimit.Wrap and its row answers 200 while the slots are
+// taken.)
+func TestReadInFlightLimit(t *testing.T) {
+	l := newTestLog(t, "guard.example/log")
+	m := newTestMonitor(t, "", func(c *Config) { c.MaxInFlight = 1 }, l)
+	m.once(t)
+	srv := httptestServer(t, m.Handler())
+	paths := []string{"/" + originID(l.Origin()) + "/checkpoint", "/v1/checkpoints", "/v1/evidence", "/v1/gossip", "/v1/evidence/nope", "/watch"}
+	var release []func()
+	for range m.readLimit.Cap() {
+		r, ok := m.readLimit.TryAcquire()
+		if !ok {
+			t.Fatal("a read slot is taken before the test")
+		}
+		release = append(release, r)
+	}
+	status := func(path string) (int, string) {
+		resp, err := http.Get(srv + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	for _, p := range paths {
+		if code, ra := status(p); code != http.StatusTooManyRequests || ra == "" {
+			t.Errorf("GET %s with every read slot taken: %d, Retry-After %q; want 429", p, code, ra)
+		}
+	}
+	for _, r := range release {
+		r()
+	}
+	for _, p := range paths {
+		if code, _ := status(p); code == http.StatusTooManyRequests {
+			t.Errorf("GET %s with the slots free: 429", p)
+		}
+	}
+}

@@ -112,9 +112,10 @@ type Config struct {
 	// nil turns POST /watch off (403). Watches in Watch and Config.Watch
 	// need none.
 	AdminToken *httpguard.Token
-	// MaxInFlight bounds the POST /v1/checkpoint requests worked on at
-	// once (default 64); beyond it the monitor answers 429 with
-	// Retry-After before reading the body.
+	// MaxInFlight bounds the POST requests (/v1/checkpoint, /watch)
+	// worked on at once (default 64), and four times it the GET requests;
+	// beyond it the monitor answers 429 with Retry-After before reading
+	// the body.
 	MaxInFlight int
 }
 
@@ -139,7 +140,8 @@ type Monitor struct {
 	gossipMu sync.Mutex
 	gossip   map[string]*GossipStatus // by kind and URL
 
-	postLimit *httpguard.Limiter // POST /v1/checkpoint
+	postLimit *httpguard.Limiter // POST /v1/checkpoint, POST /watch
+	readLimit *httpguard.Limiter // every GET of Handler
 
 	deliverMu sync.Mutex
 	raised    atomic.Int64 // alerts delivered by this process
@@ -162,7 +164,7 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Monitor{cfg: cfg, log: cfg.Logger, out: cfg.AlertOut, hc: cfg.HTTPClient, store: st, postLimit: httpguard.NewLimiter(cfg.MaxInFlight),
+	m := &Monitor{cfg: cfg, log: cfg.Logger, out: cfg.AlertOut, hc: cfg.HTTPClient, store: st, postLimit: httpguard.NewLimiter(cfg.MaxInFlight), readLimit: httpguard.NewLimiter(4 * cfg.MaxInFlight),
 		byOrigin: map[string]*follower{}, byID: map[string]*follower{}, watches: map[string]map[string]int64{}}
 	if m.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		st.close()

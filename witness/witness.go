@@ -27,7 +27,9 @@
 // collected, as a JSON array, one page of at most EvidencePageMax records
 // (a Link rel="next" header names the next page). Unproven records are
 // bounded (MaxUnprovenEvidence per log, the latest kept), proven forks
-// too (MaxProvenEvidence per log, the first kept).
+// too (MaxProvenEvidence per log, the first kept). GET /<id>/checkpoint
+// and GET / share an in-flight limit of Config.MaxInFlight, GET /evidence
+// has its own; beyond them the answer is 429 with Retry-After.
 //
 // # State and crashes
 //
@@ -130,7 +132,7 @@ type Witness struct {
 	cacheMu sync.Mutex
 	cache   map[string]*logState
 
-	addLimit, evidenceLimit *httpguard.Limiter
+	addLimit, evidenceLimit, readLimit *httpguard.Limiter
 
 	ops       chan *op
 	maxBatch  int
@@ -198,6 +200,7 @@ func New(cfg Config) (*Witness, error) {
 	w := &Witness{
 		addLimit:      httpguard.NewLimiter(inFlight),
 		evidenceLimit: httpguard.NewLimiter(max(4, inFlight/10)),
+		readLimit:     httpguard.NewLimiter(inFlight),
 		store:         cfg.Store,
 		signers:       signers,
 		vkeys:         vkeys,
@@ -580,9 +583,9 @@ func (w *Witness) settled(o *op) error {
 func (w *Witness) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /add-checkpoint", w.addLimit.Wrap(http.HandlerFunc(w.serveAddCheckpoint)))
-	mux.HandleFunc("GET /{id}/checkpoint", w.serveCheckpoint)
+	mux.Handle("GET /{id}/checkpoint", w.readLimit.Wrap(http.HandlerFunc(w.serveCheckpoint)))
 	mux.Handle("GET /evidence", w.evidenceLimit.Wrap(http.HandlerFunc(w.serveEvidence)))
-	mux.HandleFunc("GET /{$}", w.serveInfo)
+	mux.Handle("GET /{$}", w.readLimit.Wrap(http.HandlerFunc(w.serveInfo)))
 	return mux
 }
 

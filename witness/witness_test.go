@@ -3,6 +3,7 @@ package witness_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -617,5 +618,46 @@ func TestEvidenceBoundAndPages(t *testing.T) {
 	}
 	if r := tw.get(t, "/evidence?limit=101"); r.status != 400 {
 		t.Errorf("limit over the maximum: %d, want 400", r.status)
+	}
+}
+
+// TestReadInFlightLimit: GET /<id>/checkpoint and GET / share one
+// in-flight limit (MaxInFlight): with its slots taken each answers 429
+// with Retry-After, and once they are free 200 (or 404 for a log without
+// a cosigned checkpoint). (Mount them without readLimit.Wrap and the first
+// loop gets 200 and 404.)
+func TestReadInFlightLimit(t *testing.T) {
+	l := newTestLog(t, "example.com/reads", 5)
+	tw := newTestWitness(t, l)
+	if r := tw.add(t, l, 0, 5); r.status != 200 {
+		t.Fatalf("cosign 5: %d %s", r.status, r.body)
+	}
+	paths := []string{"/" + fmt.Sprintf("%x", sha256.Sum256([]byte(l.origin))) + "/checkpoint", "/"}
+	lim := tw.w.ReadLimit()
+	var release []func()
+	for range lim.Cap() {
+		r, ok := lim.TryAcquire()
+		if !ok {
+			t.Fatal("a read slot is taken before the test")
+		}
+		release = append(release, r)
+	}
+	for _, p := range paths {
+		resp, err := tw.srv.Client().Get(tw.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s with every read slot taken: %d, Retry-After %q; want 429", p, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	for _, r := range release {
+		r()
+	}
+	for _, p := range paths {
+		if r := tw.get(t, p); r.status != 200 {
+			t.Errorf("GET %s with the slots free: %d %s", p, r.status, r.body)
+		}
 	}
 }
