@@ -39,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keycommit/keycommit/log/durable"
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/keycommit/keycommit/witness/quorum"
@@ -157,7 +158,7 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 		return nil, errors.New("no data directory for the monitor's state")
 	}
 	setDefaults(&cfg)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create data directory %s: %w", cfg.DataDir, err)
 	}
 	st, err := openStore(ctx, filepath.Join(cfg.DataDir, "monitor.db"))

@@ -45,7 +45,7 @@ func InitDirKeys(ctx context.Context, dir, name string, keys Keys) (vkeys []stri
 	if !keys.Ed25519 && !keys.MLDSA44 {
 		return nil, errors.New("a witness needs an Ed25519 or an ML-DSA-44 key")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("couldn't create witness directory %s: %w", dir, err)
 	}
 	for _, f := range []string{KeyFile, DBFile} {

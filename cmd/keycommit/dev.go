@@ -182,7 +182,7 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	if cfg.Dir == "" {
 		return errors.New("--data must name a directory")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+	if err := durable.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("couldn't create %s: %w", cfg.Dir, err)
 	}
 	dir, err := filepath.Abs(cfg.Dir)
@@ -498,7 +498,7 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		ws = append(ws, w.URL)
 	}
 	monDir := filepath.Join(dir, "monitor")
-	if err := os.MkdirAll(monDir, 0o700); err != nil {
+	if err := durable.MkdirAll(monDir, 0o700); err != nil {
 		alerts.Close()
 		return nil, "", nil, err
 	}

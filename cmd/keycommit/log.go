@@ -94,7 +94,7 @@ func initLog(ctx context.Context, dir, origin string, clock func() time.Time) (s
 	if err := checkpoint.CheckOrigin(origin); err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("couldn't create data directory: %w", err)
 	}
 	for _, f := range []string{checkpoint.PrivateKeyFile, checkpoint.PublicKeyFile, logDBFile, logDBFile + ".init"} {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/durable"
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/monitor"
@@ -90,7 +91,7 @@ monitor on it refuses to start.`,
 				data = tmp
 				logger.Warn("no --data directory: the monitor's state is not kept after it exits", "dir", tmp)
 			}
-			if err := os.MkdirAll(data, 0o700); err != nil {
+			if err := durable.MkdirAll(data, 0o700); err != nil {
 				return fmt.Errorf("couldn't create the monitor's data directory: %w", err)
 			}
 			release, err := lockDir(data, "monitor")

@@ -65,6 +65,37 @@ func Rename(oldpath, newpath string) error {
 	return SyncDir(filepath.Dir(newpath))
 }
 
+// MkdirAll is os.MkdirAll that makes every directory it creates durable:
+// each new directory's parent is fsynced after the directory appears, so
+// that files published inside it later cannot vanish with it in a crash.
+func MkdirAll(path string, perm os.FileMode) error {
+	path = filepath.Clean(path)
+	var created []string
+	for p := path; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !os.IsNotExist(err) {
+			return err
+		}
+		created = append(created, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	if err := os.MkdirAll(path, perm); err != nil {
+		return err
+	}
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := syncDir(filepath.Dir(created[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir is SyncDir; tests record the directories MkdirAll syncs.
+var syncDir = SyncDir
+
 // SyncDir fsyncs directory dir, making the names created, renamed or
 // removed in it durable.
 func SyncDir(dir string) error {

@@ -54,3 +54,41 @@ func TestWriteNewReplaceRename(t *testing.T) {
 		t.Errorf("WriteNew in a missing directory: %v", err)
 	}
 }
+
+// TestMkdirAll: the directories MkdirAll creates are made durable, each
+// by an fsync of its parent, outermost first; an existing directory is
+// left alone (no sync); a path through a file fails. (Drop the sync loop
+// and nothing is synced.)
+func TestMkdirAll(t *testing.T) {
+	var synced []string
+	syncDir = func(dir string) error { synced = append(synced, dir); return SyncDir(dir) }
+	t.Cleanup(func() { syncDir = SyncDir })
+	root := t.TempDir()
+	p := filepath.Join(root, "a", "b", "c")
+	if err := MkdirAll(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("%s: %v %v", p, fi, err)
+	}
+	want := []string{root, filepath.Join(root, "a"), filepath.Join(root, "a", "b")}
+	if len(synced) != len(want) {
+		t.Fatalf("synced %v, want %v", synced, want)
+	}
+	for i := range want {
+		if synced[i] != want[i] {
+			t.Fatalf("synced %v, want %v", synced, want)
+		}
+	}
+	synced = nil
+	if err := MkdirAll(p, 0o700); err != nil || len(synced) != 0 {
+		t.Errorf("MkdirAll of an existing directory: %v, synced %v", err, synced)
+	}
+	f := filepath.Join(root, "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(filepath.Join(f, "d"), 0o700); err == nil {
+		t.Error("MkdirAll through a file succeeded")
+	}
+}
