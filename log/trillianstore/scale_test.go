@@ -15,6 +15,7 @@ import (
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -263,4 +264,61 @@ func TestWriterKilledTenTimes(t *testing.T) {
 	}
 	t.Logf("%d acknowledged entries, final size %d", len(acks), size)
 	replayAll(t, env, tree, k)
+}
+
+// metricValue returns the value of the unlabelled counter or gauge name
+// in reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.Metric) == 0 {
+			continue
+		}
+		m := mf.Metric[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestMetricsLiveAcrossTakeovers: a frontend that loses the writer's
+// lease (another holder fenced it) and takes it again runs a new
+// sequencer, whose metrics are the same registered ones: the sequencer's
+// counters go on counting and its gauges follow the new sequencer.
+// Mutation (named, not tried): each sequencer registering its
+// own metrics makes the takeover fail (duplicate registration) or, with
+// registration skipped, freezes keycommit_log_* at the first sequencer's.
+func TestMetricsLiveAcrossTakeovers(t *testing.T) {
+	env, tree, k := newLog(t)
+	f := newFrontend(t, env, tree, k)
+	is := issuertest.Numbered(t, 1)
+	is.Logged(submit(t, f, is.Register(t)).LeafHash)
+	if got := metricValue(t, f.reg, "keycommit_log_submissions_total"); got != 1 {
+		t.Fatalf("keycommit_log_submissions_total = %v after one submission", got)
+	}
+	// Another holder takes the lease (and lets it lapse at once).
+	db := openDB(t, env)
+	if _, err := db.Exec("UPDATE KeycommitLog SET LeaseToken=LeaseToken+1, LeaseHolder='someone else', LeaseExpiresMillis=0 WHERE TreeId=?", tree); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the frontend steps down and takes the lease again", func() error {
+		if got := metricValue(t, f.reg, "keycommit_trillian_takeovers_total"); got < 2 || !f.fe.Writer() {
+			return fmt.Errorf("%v takeovers, writer %v", got, f.fe.Writer())
+		}
+		return nil
+	})
+	res := submit(t, f, is.Register(t))
+	if got := metricValue(t, f.reg, "keycommit_log_submissions_total"); got != 2 {
+		t.Fatalf("keycommit_log_submissions_total = %v after a takeover and a second submission, want 2", got)
+	}
+	if got := metricValue(t, f.reg, "keycommit_log_tree_size"); got != float64(res.Size) {
+		t.Fatalf("keycommit_log_tree_size = %v, want %d", got, res.Size)
+	}
 }

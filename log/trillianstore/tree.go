@@ -22,19 +22,26 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
+// ReadyTimeout bounds how long CreateTree and CheckTree wait for a Trillian
+// log server that is not listening yet (one started a moment before).
+const ReadyTimeout = 30 * time.Second
+
 // CreateTree creates an active PREORDERED_LOG tree through the admin API
 // (the kind this backend needs: keycommit assigns the indexes), initializes
 // it with InitLog, and waits until its empty root is readable. The
 // description names the log (Trillian keeps display names to 20 bytes).
+// It waits up to ReadyTimeout for the server to listen.
 func CreateTree(ctx context.Context, admin trillian.TrillianAdminClient, lc trillian.TrillianLogClient, description string) (int64, error) {
-	tree, err := admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
+	rctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+	defer cancel()
+	tree, err := admin.CreateTree(rctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 		TreeState:   trillian.TreeState_ACTIVE,
 		TreeType:    trillian.TreeType_PREORDERED_LOG,
 		DisplayName: "keycommit",
 		Description: description,
 		// No roots without new leaves: keycommit signs its own checkpoints.
 		MaxRootDuration: durationpb.New(0),
-	}})
+	}}, grpc.WaitForReady(true))
 	if err != nil {
 		return 0, fmt.Errorf("couldn't create a Trillian tree: %w", err)
 	}
@@ -54,9 +61,12 @@ func CreateTree(ctx context.Context, admin trillian.TrillianAdminClient, lc tril
 	}
 }
 
-// CheckTree checks that tree id exists and is an active PREORDERED_LOG.
+// CheckTree checks that tree id exists and is an active PREORDERED_LOG. It
+// waits up to ReadyTimeout for the server to listen.
 func CheckTree(ctx context.Context, admin trillian.TrillianAdminClient, id int64) error {
-	t, err := admin.GetTree(ctx, &trillian.GetTreeRequest{TreeId: id})
+	rctx, cancel := context.WithTimeout(ctx, ReadyTimeout)
+	defer cancel()
+	t, err := admin.GetTree(rctx, &trillian.GetTreeRequest{TreeId: id}, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("couldn't get Trillian tree %d: %w", id, err)
 	}
