@@ -348,7 +348,19 @@ func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*c
 		return d, 0, "", nil
 	}
 	if b == nil {
-		return nil, http.StatusNotFound, fmt.Sprintf("no delta from key set %s: the log no longer holds it; fetch %s", base, BundlePath), nil
+		// Not seen by this handler (the log restarted, or it is older
+		// than maxRecent): the source may still hold it.
+		index, entry, keySet, err := h.src.LatestSnapshot(r.Context(), old)
+		switch {
+		case err == nil && digestHex(keySet) == base:
+			b = &verify.Bundle{KeySet: keySet, Entry: entry, Index: index}
+		case err == nil, errors.Is(err, ErrNotLogged), errors.Is(err, ErrSnapshotPending):
+		default:
+			return nil, 0, "", &failure{http.StatusInternalServerError, "couldn't read the snapshot of the base", err, []any{"old", old, "base", base}}
+		}
+	}
+	if b == nil {
+		return nil, http.StatusNotFound, fmt.Sprintf("no delta from key set %s at tree size %d: the log no longer holds it; fetch %s", base, old, BundlePath), nil
 	}
 	if old < cp.Size {
 		hashes, err := h.src.ConsistencyProof(r.Context(), old, cp.Size)

@@ -16,7 +16,7 @@ import (
 // latest snapshot is not yet in the checkpoint asked about (typically: it
 // is in the latest signed checkpoint, whose cosignatures are still being
 // collected) and the key set of the snapshot before it is no longer
-// stored. The Handler then keeps serving the bundle it built last.
+// stored (storage.KeySetHistoryReader keeps the last few). The Handler then keeps serving the bundle it built last.
 var ErrSnapshotPending = errors.New("the latest snapshot is not in that checkpoint yet")
 
 // StorageReader is what a StorageSource reads: the log core and two of
@@ -55,7 +55,10 @@ func (s *StorageSource) Checkpoint(ctx context.Context) ([]byte, error) {
 	return note, err
 }
 
-// LatestSnapshot implements Source with the stored key set.
+// LatestSnapshot implements Source with the stored key set, or, for a tree
+// size the latest snapshot is not in, with the key set kept for an earlier
+// snapshot if the storage implements storage.KeySetHistoryReader (the
+// last storage.KeySetHistory snapshots).
 func (s *StorageSource) LatestSnapshot(ctx context.Context, treeSize uint64) (uint64, []byte, []byte, error) {
 	ks, err := s.r.KeySet(ctx)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -65,7 +68,17 @@ func (s *StorageSource) LatestSnapshot(ctx context.Context, treeSize uint64) (ui
 		return 0, nil, nil, err
 	}
 	if ks.Index >= treeSize {
-		return 0, nil, nil, fmt.Errorf("snapshot at index %d, tree size %d: %w", ks.Index, treeSize, ErrSnapshotPending)
+		h, ok := s.r.(storage.KeySetHistoryReader)
+		if !ok {
+			return 0, nil, nil, fmt.Errorf("snapshot at index %d, tree size %d: %w", ks.Index, treeSize, ErrSnapshotPending)
+		}
+		latest := ks.Index
+		if ks, err = h.KeySetBefore(ctx, treeSize); errors.Is(err, storage.ErrNotFound) {
+			return 0, nil, nil, fmt.Errorf("snapshot at index %d, tree size %d, and no earlier key set kept below it: %w", latest, treeSize, ErrSnapshotPending)
+		}
+		if err != nil {
+			return 0, nil, nil, err
+		}
 	}
 	es, err := s.r.Entries(ctx, ks.Index, ks.Index+1)
 	if err != nil {

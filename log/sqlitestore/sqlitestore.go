@@ -28,7 +28,15 @@ CREATE TABLE issuer_entries (issuer TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY
 CREATE TABLE tiles (level INTEGER NOT NULL, n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (level, n)) WITHOUT ROWID;
 CREATE TABLE checkpoints (name TEXT PRIMARY KEY, size INTEGER NOT NULL, note BLOB NOT NULL);
 CREATE TABLE key_set (id INTEGER PRIMARY KEY CHECK (id = 0), idx INTEGER NOT NULL, data BLOB NOT NULL);
-` + policyStateTable
+` + policyStateTable + keySetsTable
+
+// keySetsTable holds the key sets of the last storage.KeySetHistory
+// snapshots (KeySetBefore). Added like policy_state: Open creates it in a
+// database that lacks it (its history then starts with the next
+// snapshot).
+const keySetsTable = `
+CREATE TABLE IF NOT EXISTS key_sets (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+`
 
 // policyStateTable holds the latest policy state snapshot. It was added
 // after schemaVersion 1 without changing it: Open creates it in a
@@ -44,8 +52,9 @@ type Store struct {
 }
 
 var (
-	_ storage.Backend           = (*Store)(nil)
-	_ storage.PolicyStateReader = (*Store)(nil)
+	_ storage.Backend             = (*Store)(nil)
+	_ storage.PolicyStateReader   = (*Store)(nil)
+	_ storage.KeySetHistoryReader = (*Store)(nil)
 )
 
 func dsn(path, mode string) string {
@@ -169,6 +178,14 @@ func (s *Store) Append(ctx context.Context, b *storage.Batch) (err error) {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO key_set (id, idx, data) VALUES (0, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, data = excluded.data`, int64(b.KeySet.Index), b.KeySet.Data); err != nil {
 			return fmt.Errorf("couldn't store key set: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO key_sets (idx, data) VALUES (?, ?)
+			ON CONFLICT (idx) DO UPDATE SET data = excluded.data`, int64(b.KeySet.Index), b.KeySet.Data); err != nil {
+			return fmt.Errorf("couldn't store key set history: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM key_sets WHERE idx NOT IN (SELECT idx FROM key_sets ORDER BY idx DESC LIMIT ?)`,
+			storage.KeySetHistory); err != nil {
+			return fmt.Errorf("couldn't trim key set history: %w", err)
 		}
 	}
 	if ps := b.PolicyState; ps != nil {
@@ -332,19 +349,35 @@ func (s *Store) KeySet(ctx context.Context) (*storage.KeySet, error) {
 	return &storage.KeySet{Index: uint64(idx), Data: d}, nil
 }
 
+// KeySetBefore implements storage.KeySetHistoryReader.
+func (s *Store) KeySetBefore(ctx context.Context, treeSize uint64) (*storage.KeySet, error) {
+	var idx int64
+	var d []byte
+	err := s.db.QueryRowContext(ctx, `SELECT idx, data FROM key_sets WHERE idx < ? ORDER BY idx DESC LIMIT 1`, int64(treeSize)).Scan(&idx, &d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("no key set kept below tree size %d: %w", treeSize, storage.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read key set history: %w", err)
+	}
+	return &storage.KeySet{Index: uint64(idx), Data: d}, nil
+}
+
 // migrate brings a database of schemaVersion up to date with additive
 // changes: it creates the policy_state table if it is missing (and writes
 // nothing otherwise).
 func migrate(ctx context.Context, db *sql.DB) error {
-	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'policy_state'`).Scan(&n); err != nil {
-		return fmt.Errorf("couldn't list tables: %w", err)
-	}
-	if n == 1 {
-		return nil
-	}
-	if _, err := db.ExecContext(ctx, policyStateTable); err != nil {
-		return fmt.Errorf("couldn't create table policy_state: %w", err)
+	for _, t := range []struct{ name, ddl string }{{"policy_state", policyStateTable}, {"key_sets", keySetsTable}} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, t.name).Scan(&n); err != nil {
+			return fmt.Errorf("couldn't list tables: %w", err)
+		}
+		if n == 1 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, t.ddl); err != nil {
+			return fmt.Errorf("couldn't create table %s: %w", t.name, err)
+		}
 	}
 	return nil
 }

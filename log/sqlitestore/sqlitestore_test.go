@@ -74,7 +74,8 @@ func TestCreateOpenRefusals(t *testing.T) {
 }
 
 // TestOpenAddsPolicyStateTable opens a database made before the
-// policy_state table existed: Open adds it, and the store works.
+// policy_state and key_sets tables existed: Open adds them, and the store
+// works.
 func TestOpenAddsPolicyStateTable(t *testing.T) {
 	ctx := context.Background()
 	p := filepath.Join(t.TempDir(), "log.db")
@@ -82,7 +83,7 @@ func TestOpenAddsPolicyStateTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.ExecContext(ctx, `DROP TABLE policy_state`); err != nil {
+	if _, err := s.db.ExecContext(ctx, `DROP TABLE policy_state; DROP TABLE key_sets`); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -96,9 +97,12 @@ func TestOpenAddsPolicyStateTable(t *testing.T) {
 	}
 	d := []byte(`{"entry":0}`)
 	b := &storage.Batch{Entries: []storage.Entry{{Data: d, LeafHash: tiles.LeafHash(d)}}, Checkpoint: []byte("checkpoint 1"),
-		PolicyState: &storage.PolicyState{Size: 1, Data: []byte("state")}}
+		PolicyState: &storage.PolicyState{Size: 1, Data: []byte("state")}, KeySet: &storage.KeySet{Index: 0, Data: []byte("key set")}}
 	if err := s.Append(ctx, b); err != nil {
 		t.Fatal(err)
+	}
+	if ks, err := s.KeySetBefore(ctx, 1); err != nil || string(ks.Data) != "key set" {
+		t.Fatalf("KeySetBefore = %+v, %v", ks, err)
 	}
 	if ps, err := s.PolicyState(ctx); err != nil || ps.Size != 1 || string(ps.Data) != "state" {
 		t.Fatalf("PolicyState = %+v, %v", ps, err)

@@ -22,12 +22,14 @@ type Memory struct {
 	cosSize  uint64
 	cosigned []byte
 	keySet   *KeySet
+	history  []*KeySet // the last KeySetHistory key sets, oldest first
 	policy   *PolicyState
 }
 
 var (
-	_ Backend           = (*Memory)(nil)
-	_ PolicyStateReader = (*Memory)(nil)
+	_ Backend             = (*Memory)(nil)
+	_ PolicyStateReader   = (*Memory)(nil)
+	_ KeySetHistoryReader = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory backend.
@@ -67,6 +69,10 @@ func (m *Memory) Append(ctx context.Context, b *Batch) error {
 	m.cpSize, m.cp = b.Size(), bytes.Clone(b.Checkpoint)
 	if b.KeySet != nil {
 		m.keySet = &KeySet{Index: b.KeySet.Index, Data: bytes.Clone(b.KeySet.Data)}
+		m.history = append(m.history, m.keySet)
+		if len(m.history) > KeySetHistory {
+			m.history = append([]*KeySet(nil), m.history[len(m.history)-KeySetHistory:]...)
+		}
 	}
 	if b.PolicyState != nil {
 		m.policy = &PolicyState{Size: b.PolicyState.Size, Data: bytes.Clone(b.PolicyState.Data)}
@@ -165,6 +171,18 @@ func (m *Memory) KeySet(ctx context.Context) (*KeySet, error) {
 		return nil, fmt.Errorf("no key set: %w", ErrNotFound)
 	}
 	return m.keySet, nil
+}
+
+// KeySetBefore implements KeySetHistoryReader.
+func (m *Memory) KeySetBefore(ctx context.Context, treeSize uint64) (*KeySet, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for i := len(m.history) - 1; i >= 0; i-- {
+		if m.history[i].Index < treeSize {
+			return m.history[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no key set kept below tree size %d: %w", treeSize, ErrNotFound)
 }
 
 // Close implements Backend.

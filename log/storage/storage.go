@@ -179,6 +179,24 @@ type KeySetReader interface {
 	KeySet(ctx context.Context) (*KeySet, error)
 }
 
+// KeySetHistory is how many of the latest stored key sets (the latest
+// included) a backend that implements KeySetHistoryReader keeps: the keys
+// bundle handler builds deltas from them (docs/bundle.md), so a user agent
+// holding the bundle of any of the last KeySetHistory snapshots gets a
+// delta, across restarts of the log.
+const KeySetHistory = 24
+
+// KeySetHistoryReader is implemented by a backend that keeps the key sets
+// of its last KeySetHistory snapshots, each stored with the batch that
+// recorded it.
+type KeySetHistoryReader interface {
+	// KeySetBefore returns the key set of the latest snapshot entry with
+	// Index < treeSize among the last KeySetHistory stored, or
+	// ErrNotFound (no snapshot below treeSize, or it is older than those
+	// kept).
+	KeySetBefore(ctx context.Context, treeSize uint64) (*KeySet, error)
+}
+
 // Writer is everything the sequencer writes.
 type Writer interface {
 	Appender

@@ -44,6 +44,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Restart", func(t *testing.T) { testRestart(t, h) })
 	t.Run("PolicyState", func(t *testing.T) { testPolicyState(t, h) })
 	t.Run("Cosigned", func(t *testing.T) { testCosigned(t, h) })
+	t.Run("KeySetHistory", func(t *testing.T) { testKeySetHistory(t, h) })
 }
 
 func newBackend(t *testing.T, h Harness) storage.Backend {
