@@ -124,11 +124,12 @@ func nearLimitSubmission(t *testing.T, i int) []byte {
 // TestLogFloodBoundedMemory sends 4,000 parallel near-limit submissions to
 // the real `log serve` while honest issuers register and submit: the log's
 // resident memory stays under 300 MiB (it reads, parses and queues at
-// most its in-flight limit; the others get 429 with Retry-After before
-// their body is read), and every honest submission is logged (log/client
-// retries a 429). Mutation tried: with 100,000 submit slots instead of 64
-// (server.New's writes) every flood submission is read and queued, and
-// the high-water mark reached 1,229 MiB.
+// most its body budget's worth, 64 near-limit submissions; the others get
+// 429 with Retry-After before their body is read), and every honest
+// submission is logged (log/client retries a 429). Mutation tried, when
+// the bound was 64 submit slots: with 100,000 slots every flood
+// submission is read and queued, and the high-water mark reached 1,229
+// MiB; a body budget of 100,000 x MaxBodyBytes admits them all the same.
 func TestLogFloodBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("flood test")

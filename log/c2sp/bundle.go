@@ -3,6 +3,7 @@ package c2sp
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 )
 
 // Entry bundle limits (c2sp.org/tlog-tiles): a bundle holds at most 256
@@ -14,15 +15,21 @@ const (
 
 // AppendEntryBundle appends the entry bundle of entries to b: each entry's
 // length as a big-endian uint16, then its bytes. It refuses more than
-// EntryBundleWidth entries and entries over MaxEntrySize.
+// EntryBundleWidth entries and entries over MaxEntrySize. b grows once, to
+// the bundle's size.
 func AppendEntryBundle(b []byte, entries [][]byte) ([]byte, error) {
 	if len(entries) > EntryBundleWidth {
 		return nil, fmt.Errorf("entry bundle of %d entries, over the limit of %d", len(entries), EntryBundleWidth)
 	}
+	size := 0
 	for i, e := range entries {
 		if len(e) > MaxEntrySize {
 			return nil, fmt.Errorf("entry %d is %d bytes, over the limit of %d", i, len(e), MaxEntrySize)
 		}
+		size += 2 + len(e)
+	}
+	b = slices.Grow(b, size)
+	for _, e := range entries {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(e)))
 		b = append(b, e...)
 	}

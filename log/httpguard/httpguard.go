@@ -6,6 +6,10 @@
 //     beyond that it answers 429 Too Many Requests with Retry-After before
 //     reading the body, so the memory of in-flight requests is bounded by
 //     the number of slots times what one request can hold;
+//   - a Budget per endpoint bounds the bytes of request bodies it holds at
+//     once (each request counts its announced length), so that many small
+//     requests are served together while few near-limit ones are, with the
+//     same 429 beyond it;
 //   - ReadBody refuses a body over the endpoint's limit (413) before
 //     reading more than the limit, and a Content-Length over it before
 //     reading anything;
@@ -32,6 +36,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/keycommit/keycommit/log/durable"
@@ -95,6 +100,74 @@ func (l *Limiter) Wrap(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// Budget bounds the bytes of request bodies one endpoint holds at once:
+// each request takes its cost (Cost) before its body is read and gives it
+// back when done; a request whose cost does not fit gets 429. Unlike a
+// Limiter's slots, it admits many small requests (honest submissions are
+// about 1 KiB) and few large ones, so memory stays bounded by the bytes
+// while honest concurrency is not refused. The zero value is not usable;
+// make one with NewBudget.
+type Budget struct {
+	mu       sync.Mutex
+	capacity int64
+	used     int64
+	minCost  int64
+	rejected atomic.Uint64
+}
+
+// NewBudget returns a budget of capacity bytes in which every request
+// costs at least minCost (what a request holds besides its body).
+func NewBudget(capacity, minCost int64) *Budget {
+	capacity, minCost = max(capacity, 1), max(minCost, 1)
+	return &Budget{capacity: capacity, minCost: min(minCost, capacity)}
+}
+
+// Cost is what r takes from the budget when its body may be at most
+// maxBody bytes: its Content-Length (at most maxBody: ReadBody refuses a
+// longer one), or maxBody when no length is announced, and at least the
+// budget's minimum cost. It is never more than the whole budget, so that
+// one request alone is always admitted. The server reads no more than the
+// announced Content-Length, so a request cannot hold more than it paid
+// for.
+func (b *Budget) Cost(r *http.Request, maxBody int64) int64 {
+	n := r.ContentLength
+	if n < 0 || n > maxBody {
+		n = maxBody
+	}
+	return min(max(n, b.minCost), b.capacity)
+}
+
+// TryAcquire takes r's cost if it fits, without waiting. When ok, the
+// caller must call release once the request's memory is no longer held.
+func (b *Budget) TryAcquire(r *http.Request, maxBody int64) (release func(), ok bool) {
+	cost := b.Cost(r, maxBody)
+	b.mu.Lock()
+	if b.used+cost > b.capacity {
+		b.mu.Unlock()
+		b.rejected.Add(1)
+		return nil, false
+	}
+	b.used += cost
+	b.mu.Unlock()
+	var once atomic.Bool
+	return func() {
+		if !once.Swap(true) {
+			b.mu.Lock()
+			b.used -= cost
+			b.mu.Unlock()
+		}
+	}, true
+}
+
+// Capacity is the budget's size in bytes.
+func (b *Budget) Capacity() int64 { return b.capacity }
+
+// Used is the bytes taken by requests in flight.
+func (b *Budget) Used() int64 { b.mu.Lock(); defer b.mu.Unlock(); return b.used }
+
+// Rejected is the number of requests refused for want of budget.
+func (b *Budget) Rejected() uint64 { return b.rejected.Load() }
 
 // TooMany sets the headers of a 429 answer: Retry-After, and Connection:
 // close so that a flood does not keep its connections. The caller writes

@@ -47,6 +47,72 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// TestBudget: requests take their announced length (at least the minimum
+// cost, the whole body limit when none is announced) and a request that
+// does not fit is refused until enough is released. (Charge every request
+// the minimum cost and the near-limit ones all fit; drop the once in
+// release and a double release frees twice.)
+func TestBudget(t *testing.T) {
+	post := func(length int64) *http.Request {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.ContentLength = length
+		return r
+	}
+	const maxBody = 1000
+	b := NewBudget(2500, 100)
+	for _, tc := range []struct {
+		length, cost int64
+	}{
+		{10, 100},       // at least the minimum cost
+		{0, 100},        // an empty body too
+		{700, 700},      // its announced length
+		{-1, maxBody},   // chunked: the whole body limit
+		{1 << 30, 1000}, // over the limit: no more than the limit (ReadBody answers 413)
+	} {
+		if got := b.Cost(post(tc.length), maxBody); got != tc.cost {
+			t.Errorf("Cost(Content-Length %d) = %d, want %d", tc.length, got, tc.cost)
+		}
+	}
+	if got := NewBudget(500, 100).Cost(post(-1), maxBody); got != 500 {
+		t.Errorf("a cost over the whole budget is %d, want the budget (500): one request alone must fit", got)
+	}
+
+	big1, ok1 := b.TryAcquire(post(-1), maxBody)
+	big2, ok2 := b.TryAcquire(post(1000), maxBody)
+	if !ok1 || !ok2 {
+		t.Fatal("two requests of 1000 bytes were refused in a budget of 2500")
+	}
+	if _, ok := b.TryAcquire(post(1000), maxBody); ok {
+		t.Fatal("a third request of 1000 bytes fit in 2500 with 2000 taken")
+	}
+	// The 500 left still admit five small requests, not a sixth.
+	var small []func()
+	for i := range 6 {
+		rel, ok := b.TryAcquire(post(50), maxBody)
+		if ok != (i < 5) {
+			t.Fatalf("small request %d admitted: %v, want %v (used %d)", i, ok, i < 5, b.Used())
+		}
+		if ok {
+			small = append(small, rel)
+		}
+	}
+	big1()
+	big1() // releasing twice gives back once
+	if b.Used() != 1000+500 {
+		t.Errorf("after one release (twice): used %d, want 1500", b.Used())
+	}
+	if _, ok := b.TryAcquire(post(1000), maxBody); !ok {
+		t.Error("released room was not reused")
+	}
+	big2()
+	for _, rel := range small {
+		rel()
+	}
+	if b.Rejected() != 2 {
+		t.Errorf("Rejected = %d, want 2", b.Rejected())
+	}
+}
+
 func TestReadBody(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -178,3 +178,74 @@ func TestSubmitInFlightLimit(t *testing.T) {
 		t.Errorf("submission of %d bytes: %d, want 413", len(big), resp.StatusCode)
 	}
 }
+
+// TestSubmitBodyBudget: submissions take their Content-Length from the
+// submit endpoint's body budget, so while two near-limit submissions hold
+// it a third gets 429 with Retry-After before its body is read, and small
+// submissions are still worked on beside them. (Charge every request the
+// minimum cost and the third near-limit submission reaches the log;
+// charge every request the body limit, as a slot of a Limiter does, and
+// the small ones get 429.)
+func TestSubmitBodyBudget(t *testing.T) {
+	bl := &blockingLog{entered: make(chan struct{}), release: make(chan struct{})}
+	const maxBody = int64(schema.MaxSubmissionSize)
+	srv, err := server.New(server.Config{Reader: storage.NewMemory(), Log: bl, MaxBodyBudget: 2*maxBody + 8<<10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	// A well-formed submission padded with white space to n bytes.
+	sub := func(n int) []byte {
+		s := `{"kind":"registration","issuer":"https://a.example","prev":null,"body":{"contact":"mailto:a@a.example","account_key":"` +
+			strings.Repeat("A", 43) + `="},"sig":"` + strings.Repeat("A", 86) + `=="}`
+		return append([]byte(s), bytes.Repeat([]byte(" "), n-len(s))...)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(bl.release)
+	// post sends body; its answer's status comes on the channel (-1: no
+	// answer).
+	post := func(body []byte) <-chan int {
+		code := make(chan int, 1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Post(ts.URL+api.PathSubmit, "application/json", bytes.NewReader(body))
+			if err != nil {
+				code <- -1
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+				t.Errorf("429 without Retry-After")
+			}
+			code <- resp.StatusCode
+		}()
+		return code
+	}
+	// admitted reports whether the submission reached the log (where it
+	// blocks) rather than being answered.
+	admitted := func(code <-chan int) (bool, int) {
+		select {
+		case <-bl.entered:
+			return true, 0
+		case c := <-code:
+			return false, c
+		}
+	}
+	// Two near-limit ones, then eight small ones (1 KiB each) in the 8 KiB
+	// left: all reach the log.
+	for i, n := range []int{int(maxBody), int(maxBody), 300, 300, 300, 300, 300, 300, 300, 300} {
+		if ok, code := admitted(post(sub(n))); !ok {
+			t.Fatalf("submission %d (%d bytes) answered %d; want it worked on", i, n, code)
+		}
+	}
+	// The budget is taken: a near-limit submission and a ninth small one
+	// get 429.
+	for _, n := range []int{int(maxBody), 300} {
+		if ok, code := admitted(post(sub(n))); ok || code != http.StatusTooManyRequests {
+			t.Errorf("submission of %d bytes with the budget taken: reached the log %v, status %d; want 429", n, ok, code)
+		}
+	}
+}

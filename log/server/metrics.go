@@ -12,6 +12,9 @@ type metrics struct {
 	rejections *prometheus.CounterVec
 	// inFlightLimit is each handler's number of slots (429 beyond it).
 	inFlightLimit *prometheus.GaugeVec
+	// bodyBudget is the bytes of request bodies a handler holds at once
+	// (429 beyond it).
+	bodyBudget *prometheus.GaugeVec
 }
 
 func newMetrics(r prometheus.Registerer) (*metrics, error) {
@@ -21,11 +24,12 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}, []string{"handler"}),
 		rejections:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_http_submit_rejections_total", Help: "Submissions refused by the policy, by rule."}, []string{"rule"}),
 		inFlightLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keycommit_http_in_flight_limit", Help: "Requests each handler works on at once; beyond it the server answers 429."}, []string{"handler"}),
+		bodyBudget:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "keycommit_http_body_budget_bytes", Help: "Bytes of request bodies each handler holds at once (each request counts its Content-Length, at least 1 KiB); beyond it the server answers 429."}, []string{"handler"}),
 	}
 	if r == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rejections, m.inFlightLimit} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.rejections, m.inFlightLimit, m.bodyBudget} {
 		if err := r.Register(c); err != nil {
 			return nil, errors.Join(errors.New("couldn't register server metrics"), err)
 		}

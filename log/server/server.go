@@ -70,12 +70,20 @@ type Config struct {
 	// admitted. A larger Content-Length is refused before any byte is read.
 	MaxBodyBytes int64
 	// MaxInFlight bounds the requests each endpoint works on at once
-	// (default 64 for submit and check, 256 for each read endpoint);
-	// beyond it the server answers 429 with Retry-After, before reading
-	// the body. Submit holds at most MaxBodyBytes plus its parsed
-	// copies per slot, so its memory is bounded by about
-	// MaxInFlight x 0.5 MiB.
+	// (default 4096 for submit and check, the sequencer's default
+	// MaxBatchSize, and 256 for each read endpoint); beyond it the server
+	// answers 429 with Retry-After, before reading the body.
 	MaxInFlight int
+	// MaxBodyBudget bounds the bytes of request bodies submit and check
+	// each hold at once (default 64 x MaxBodyBytes, about 4 MiB): a
+	// request takes its Content-Length (MaxBodyBytes when none is
+	// announced), at least 1 KiB, before its body is read, and gets 429
+	// with Retry-After when that does not fit. So 4,096 honest
+	// submissions of about 1 KiB are worked on together, a full batch,
+	// but only 64 near-limit ones, each holding its body and its parsed
+	// copies (about 0.5 MiB): memory stays bounded by the budget, not by
+	// the number of clients.
+	MaxBodyBudget int64
 	// TileCacheSize is how many tiles (hash tiles and entry bundles, 8 KiB
 	// to 16 MiB each for bundles of large entries) are cached in memory
 	// (default 4096).
@@ -112,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 || cfg.MaxBodyBytes > int64(schema.MaxSubmissionSize) {
 		cfg.MaxBodyBytes = int64(schema.MaxSubmissionSize)
 	}
+	if cfg.MaxBodyBudget <= 0 {
+		cfg.MaxBodyBudget = 64 * cfg.MaxBodyBytes
+	}
 	if cfg.TileCacheSize <= 0 {
 		cfg.TileCacheSize = 4096
 	}
@@ -135,7 +146,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), cache: c, gz: gz, trees: trees, metrics: m}
-	writes, reads := 64, 256
+	writes, reads := 4096, 256
 	if cfg.MaxInFlight > 0 {
 		writes, reads = cfg.MaxInFlight, cfg.MaxInFlight
 	}
@@ -148,8 +159,8 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET "+api.PathIssuers+"{origin...}", "issuer", reads, s.issuer)
 	s.handle("GET "+api.PathKeys, "keys", reads, s.keys)
 	s.handle("GET "+api.PathPolicy, "policy", reads, s.policy)
-	s.handle("POST "+api.PathSubmit, "submit", writes, s.submit)
-	s.handle("POST "+api.PathCheck, "check", writes, s.check)
+	s.handle("POST "+api.PathSubmit, "submit", writes, s.bodyBudget("submit", s.submit))
+	s.handle("POST "+api.PathCheck, "check", writes, s.bodyBudget("check", s.check))
 	bh, err := bundle.NewHandler(bundle.Config{Source: bundle.NewStorageSource(cfg.Reader), Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't set up the bundle endpoints: %w", err)
@@ -274,6 +285,27 @@ func (s *Server) handle(pattern, name string, inFlight int, h handlerFunc) {
 		s.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 		s.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	})
+}
+
+// minRequestCost is what a request takes from an endpoint's body budget
+// at the least: what it holds besides its body.
+const minRequestCost = 1 << 10
+
+// bodyBudget serves h within a budget of Config.MaxBodyBudget bytes of
+// request bodies (429 with Retry-After beyond it, before the body is
+// read).
+func (s *Server) bodyBudget(name string, h handlerFunc) handlerFunc {
+	b := httpguard.NewBudget(s.cfg.MaxBodyBudget, minRequestCost)
+	s.metrics.bodyBudget.WithLabelValues(name).Set(float64(b.Capacity()))
+	return func(w http.ResponseWriter, r *http.Request) error {
+		release, ok := b.TryAcquire(r, s.cfg.MaxBodyBytes)
+		if !ok {
+			httpguard.TooMany(w)
+			return errorf(http.StatusTooManyRequests, "too many %s request bytes in flight; retry after %d s", name, httpguard.RetryAfterSeconds)
+		}
+		defer release()
+		return h(w, r)
+	}
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
