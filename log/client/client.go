@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
@@ -36,6 +37,7 @@ type Client struct {
 	base     string
 	http     *http.Client
 	verifier c2sp.Verifier
+	lastCP   atomic.Pointer[verifiedCP]
 }
 
 // New returns a client for the log served under baseURL (the prefix of
@@ -178,10 +180,24 @@ func (c *Client) Checkpoint(ctx context.Context) (checkpoint.Checkpoint, []byte,
 }
 
 // OpenCheckpoint verifies a checkpoint note (e.g. one returned with a
-// submission) under the log key.
+// submission) under the log key. The last note it verified is kept, so
+// that the answers of one batch, which share a checkpoint, cost one
+// signature verification.
 func (c *Client) OpenCheckpoint(signed []byte) (checkpoint.Checkpoint, error) {
+	if last := c.lastCP.Load(); last != nil && bytes.Equal(last.note, signed) {
+		return last.cp, nil
+	}
 	cp, _, err := checkpoint.Open(signed, c.verifier)
+	if err == nil {
+		c.lastCP.Store(&verifiedCP{note: bytes.Clone(signed), cp: cp})
+	}
 	return cp, err
+}
+
+// verifiedCP is a checkpoint note that verified, and what it says.
+type verifiedCP struct {
+	note []byte
+	cp   checkpoint.Checkpoint
 }
 
 // Tile fetches the raw data of tile t (hash tile, or entry bundle when

@@ -90,6 +90,8 @@ type Frontend struct {
 	view      *sequencer.View      // while not the writer
 	lease     Lease                // as last read
 	renewedAt time.Time
+	fwdClient *client.Client // of the writer at fwdAddr
+	fwdAddr   string
 
 	stop, done chan struct{}
 	closeOnce  sync.Once
@@ -534,9 +536,9 @@ var errForward = errors.New("couldn't forward the submission to the writer")
 // forward submits sub to the writer at addr and returns its verified
 // answer.
 func (f *Frontend) forward(ctx context.Context, addr string, sub *schema.Submission) (*sequencer.Result, error) {
-	c, err := client.New(addr, f.cfg.VKey, f.fwd)
+	c, err := f.client(addr)
 	if err != nil {
-		return nil, fmt.Errorf("the writer's address in the lease: %w", err)
+		return nil, err
 	}
 	res, err := c.Submit(ctx, sub)
 	if err != nil {
@@ -555,6 +557,23 @@ func (f *Frontend) forward(ctx context.Context, addr string, sub *schema.Submiss
 	out := &sequencer.Result{Index: res.Index, Entry: res.Entry, Proof: proof, Size: res.TreeSize, Checkpoint: []byte(res.Checkpoint)}
 	copy(out.LeafHash[:], res.LeafHash)
 	return out, nil
+}
+
+// client returns the client of the writer at addr (kept while the writer
+// stays, so that it keeps its connections and the checkpoint it verified
+// last).
+func (f *Frontend) client(addr string) (*client.Client, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fwdClient != nil && f.fwdAddr == addr {
+		return f.fwdClient, nil
+	}
+	c, err := client.New(addr, f.cfg.VKey, f.fwd)
+	if err != nil {
+		return nil, fmt.Errorf("the writer's address in the lease: %w", err)
+	}
+	f.fwdClient, f.fwdAddr = c, addr
+	return c, nil
 }
 
 // logged looks for sub among its issuer's logged entries (the same

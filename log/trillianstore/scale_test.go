@@ -116,7 +116,10 @@ func get(url string) ([]byte, error) {
 // with a new frontend. Every acknowledged entry is in the final log at
 // its index, the log goes on through the others, and every checkpoint any
 // client was answered with is consistent with the final one. It logs the
-// failover times (kill to the next acknowledged submission).
+// failover times (kill to the next acknowledged submission). The clients
+// start together (start barrier). Mutation (named, not tried): answer a
+// submission when its batch is staged rather than when its transaction
+// committed, and an acknowledged entry of a killed writer is missing.
 func TestWriterKilledTenTimes(t *testing.T) {
 	env, tree, k := newLog(t)
 	var mu sync.Mutex

@@ -360,10 +360,10 @@ func TestConcurrentRotationsThreeFrontends(t *testing.T) {
 // once through two frontends (all 12 submissions released together by a
 // start barrier); exactly one of each pair is admitted (a cross-issuer
 // rule, which leaf identities alone could not enforce). Mutation (named,
-// not tried): let a
-// frontend admit against its own cached policy state without catching
-// up on the other frontend's leaves first, and both of a pair are
-// admitted.
+// not tried): let the frontend that is not the writer sequence
+// submissions itself against its own policy view instead of forwarding
+// them (Frontend.Submit), and both of a pair are admitted (were its
+// writes not fenced).
 func TestConcurrentKeyReuseTwoFrontends(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
