@@ -255,3 +255,54 @@ func FuzzParseDelta(f *testing.F) {
 		}
 	})
 }
+
+// TestDeltaNewSnapshotSameKeySet: a delta carrying a new snapshot entry
+// and no changes verifies when that snapshot records the held key set, and
+// is refused by the digest check when it records another (the key set is
+// then not hashed again, its digest compared with the held snapshot's).
+func TestDeltaNewSnapshotSameKeySet(t *testing.T) {
+	f := newFixture(t)
+	ks := keySet(t, 3, 2, "resnap")
+	f.grow(5)
+	f.snapshot(t, ks)
+	f.publish(t, t0, f.ws[0], f.ws[1])
+	v := f.verifier(t, nil)
+	held, err := verifyAll(v, f.bundle(t, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.grow(2)
+	f.snapshot(t, ks)
+	f.publish(t, t0, f.ws[0], f.ws[1])
+	raw := makeDelta(t, f, held)
+	d, err := verify.ParseDelta(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Entry == nil || len(d.Changes) != 0 {
+		t.Fatalf("delta has entry %q and %d changes, want a new entry and none", d.Entry, len(d.Changes))
+	}
+	got, err := v.VerifyDelta(raw, held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bundle.KeySet, held.Bundle.KeySet) || len(got.Changes) != 0 {
+		t.Fatalf("changes %v", got.Changes)
+	}
+	// A snapshot of another key set, sent as a delta with no changes.
+	f.grow(2)
+	f.snapshot(t, mutate(t, ks, 1))
+	f.publish(t, t0, f.ws[0], f.ws[1])
+	next, err := verify.ParseBundle(f.bundle(t, held.Checkpoint.Size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lie := &verify.Delta{BaseSize: d.BaseSize, BaseDigest: d.BaseDigest, Entry: next.Entry, Consistency: next.Consistency,
+		Index: next.Index, Inclusion: next.Inclusion, Checkpoint: next.Checkpoint}
+	raw, err = lie.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.VerifyDelta(raw, held)
+	wantCheck(t, err, verify.CheckDigest)
+}

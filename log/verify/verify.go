@@ -220,6 +220,10 @@ type applied struct {
 	keySet  *KeySet
 	members *keySetMembers
 	changes []Change
+	// digest, if not nil, is the SHA-256 of the key set, known without
+	// hashing it: VerifyDelta sets it to the held bundle's (verified)
+	// snapshot digest when the delta leaves the held key set as it is.
+	digest []byte
 }
 
 // verifyParsed verifies the parsed bundle b (raw is its encoding). With
@@ -244,8 +248,15 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 		}
 		return nil, err
 	}
-	if d := sha256.Sum256(b.KeySet); !bytes.Equal(d[:], snap.Body.Digest) {
-		return nil, fail(CheckDigest, "key set hashes to %s (hex SHA-256), the snapshot at index %d commits to %s", hex.EncodeToString(d[:]), b.Index, hex.EncodeToString(snap.Body.Digest))
+	var kd []byte
+	if pre != nil && pre.digest != nil {
+		kd = pre.digest
+	} else {
+		d := sha256.Sum256(b.KeySet)
+		kd = d[:]
+	}
+	if !bytes.Equal(kd, snap.Body.Digest) {
+		return nil, fail(CheckDigest, "key set hashes to %s (hex SHA-256), the snapshot at index %d commits to %s", hex.EncodeToString(kd), b.Index, hex.EncodeToString(snap.Body.Digest))
 	}
 	cp, err := v.verifySignatures(b.Checkpoint, n, cp0, fresh)
 	if err != nil {
