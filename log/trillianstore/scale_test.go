@@ -7,13 +7,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
+	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/tlog"
@@ -323,5 +327,56 @@ func TestMetricsLiveAcrossTakeovers(t *testing.T) {
 	}
 	if got := metricValue(t, f.reg, "keycommit_log_tree_size"); got != float64(res.Size) {
 		t.Fatalf("keycommit_log_tree_size = %v, want %d", got, res.Size)
+	}
+}
+
+// TestAdoptTreeWithoutSharedState: a tree written before keycommit kept
+// a shared state (its KeycommitLog row is empty) is adopted by a
+// frontend whose cache holds the whole tree, checked against Trillian's
+// root; another frontend, with an empty cache, then follows it.
+func TestAdoptTreeWithoutSharedState(t *testing.T) {
+	env, tree, k := newLog(t)
+	ctx := context.Background()
+	cachePath := filepath.Join(t.TempDir(), "cache.db")
+	cache, err := sqlitestore.Create(ctx, cachePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, env)
+	open := func(c storage.Backend) (*trillianstore.Store, error) {
+		return trillianstore.Open(ctx, trillianstore.Config{Client: env.Log, DB: db, TreeID: tree, Cache: c, Verifier: k.verifier, FollowInterval: -1})
+	}
+	st, err := open(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := st.Size()
+	st.Close()
+	waitIntegrated(t, env, tree, size)
+	if _, err := db.Exec("UPDATE KeycommitLog SET Size=0, Checkpoint=NULL, KeySetIndex=NULL, KeySet=NULL, CosignedSize=NULL, Cosigned=NULL WHERE TreeId=?", tree); err != nil {
+		t.Fatal(err)
+	}
+	// A frontend with an empty cache can't adopt it.
+	if _, err := open(storage.NewMemory()); err == nil {
+		t.Fatal("a frontend with an empty cache opened a tree without shared state")
+	}
+	if cache, err = sqlitestore.Open(ctx, cachePath); err != nil {
+		t.Fatal(err)
+	}
+	st, err = open(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if n, err := st.SharedSize(ctx); err != nil || n != size {
+		t.Fatalf("shared size %d, %v after adoption; want %d", n, err, size)
+	}
+	other, err := open(storage.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if other.Size() != size {
+		t.Fatalf("a new frontend follows %d entries, want %d", other.Size(), size)
 	}
 }

@@ -193,6 +193,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := s.load(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.adopt(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.Sync(ctx); err != nil {
 		return nil, err
 	}
@@ -224,6 +227,51 @@ func (s *Store) load(ctx context.Context) error {
 	}
 	s.app, s.lastRoot = app, root
 	s.m.size.Set(float64(size))
+	return nil
+}
+
+// adopt sets the shared state of a tree written before it had one (by
+// keycommit before the writer's lease) from this frontend's cache, when
+// the cache holds the whole tree: Trillian's root at its size is the
+// cache's root. Otherwise such a tree is refused, with what to do.
+func (s *Store) adopt(ctx context.Context) error {
+	sh, err := readShared(ctx, s.cfg.DB, s.cfg.TreeID)
+	if err != nil || sh.size != 0 {
+		return err
+	}
+	size := uint64(s.app.Size())
+	r, err := s.LatestRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if r.Size == 0 {
+		return nil // a new tree
+	}
+	if r.Size != size || r.Hash != s.lastRoot {
+		return fmt.Errorf("Trillian tree %d has no shared state (it was written before keycommit kept one) and this frontend's cache holds %d of its %d leaves: start the frontend whose cache holds them all first (or run log migrate again from the SQLite log)", s.cfg.TreeID, size, r.Size)
+	}
+	_, cp, err := s.cfg.Cache.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	q := "UPDATE KeycommitLog SET Size=?, Checkpoint=?"
+	args := []any{size, cp}
+	if ks, err := s.cfg.Cache.KeySet(ctx); err == nil {
+		q += ", KeySetIndex=?, KeySet=?"
+		args = append(args, ks.Index, ks.Data)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if n, cos, err := s.cfg.Cache.Cosigned(ctx); err == nil {
+		q += ", CosignedSize=?, Cosigned=?"
+		args = append(args, n, cos)
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if _, err := s.cfg.DB.ExecContext(ctx, q+" WHERE TreeId=? AND Size=0", append(args, s.cfg.TreeID)...); err != nil {
+		return fmt.Errorf("couldn't set the shared state of tree %d from the cache: %w", s.cfg.TreeID, err)
+	}
+	s.log.Info("set the tree's shared state from this frontend's cache", "tree", s.cfg.TreeID, "size", size)
 	return nil
 }
 
