@@ -74,7 +74,7 @@ func initTrillianLog(ctx context.Context, dir, origin, addr, dsn string, treeID 
 	if err := checkpoint.CheckOrigin(origin); err != nil {
 		return "", 0, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := durable.MkdirAll(dir, 0o700); err != nil {
 		return "", 0, fmt.Errorf("couldn't create data directory: %w", err)
 	}
 	for _, f := range []string{checkpoint.PrivateKeyFile, checkpoint.PublicKeyFile, logDBFile, trillianCacheFile, trillianConfigFile} {
