@@ -135,16 +135,29 @@ func (s *StorageSource) hashReader(ctx context.Context, size uint64) tlog.HashRe
 
 // InclusionProof implements Source.
 func (s *StorageSource) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
-	p, err := tlog.ProveRecord(int64(treeSize), int64(index), s.hashReader(ctx, treeSize))
+	return ProveInclusion(s.hashReader(ctx, treeSize), index, treeSize)
+}
+
+// ConsistencyProof implements Source.
+func (s *StorageSource) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
+	return ProveConsistency(s.hashReader(ctx, newSize), oldSize, newSize)
+}
+
+// ProveInclusion proves entry index in the tree of treeSize whose hashes
+// hr reads, as Source.InclusionProof returns it: every Source over a
+// hash reader (StorageSource, bundletest's log) proves this way.
+func ProveInclusion(hr tlog.HashReader, index, treeSize uint64) ([][]byte, error) {
+	p, err := tlog.ProveRecord(int64(treeSize), int64(index), hr)
 	if err != nil {
 		return nil, err
 	}
 	return hashesOf(p), nil
 }
 
-// ConsistencyProof implements Source.
-func (s *StorageSource) ConsistencyProof(ctx context.Context, oldSize, newSize uint64) ([][]byte, error) {
-	p, err := tlog.ProveTree(int64(newSize), int64(oldSize), s.hashReader(ctx, newSize))
+// ProveConsistency proves the tree of oldSize a prefix of the tree of
+// newSize whose hashes hr reads, as Source.ConsistencyProof returns it.
+func ProveConsistency(hr tlog.HashReader, oldSize, newSize uint64) ([][]byte, error) {
+	p, err := tlog.ProveTree(int64(newSize), int64(oldSize), hr)
 	if err != nil {
 		return nil, err
 	}

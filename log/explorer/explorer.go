@@ -106,6 +106,29 @@ type Explorer struct {
 //go:embed templates/*.html
 var templateFS embed.FS
 
+// Page sizes of both explorers' list pages.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// Defaults fills in the settings both explorers (this one and
+// monitor/explorer) default the same way: the clock (time.Now), the
+// logger (discard) and the page size (DefaultPageSize, at most
+// MaxPageSize).
+func Defaults(now *func() time.Time, logger **slog.Logger, pageSize *int) {
+	if *now == nil {
+		*now = time.Now
+	}
+	if *logger == nil {
+		*logger = slog.New(slog.DiscardHandler)
+	}
+	if *pageSize <= 0 {
+		*pageSize = DefaultPageSize
+	}
+	*pageSize = min(*pageSize, MaxPageSize)
+}
+
 // New returns an explorer.
 func New(cfg Config) (*Explorer, error) {
 	if cfg.Log == nil {
@@ -114,16 +137,7 @@ func New(cfg Config) (*Explorer, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("explorer config needs the log's Verifier")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = 50
-	}
-	cfg.PageSize = min(cfg.PageSize, 500)
+	Defaults(&cfg.Now, &cfg.Logger, &cfg.PageSize)
 	t, err := template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err

@@ -5,13 +5,17 @@ import (
 	"time"
 )
 
+// Date is how both explorers show a time: UTC to the second, "—" for the
+// zero time.
+func Date(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
 var funcs = template.FuncMap{
-	"date": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05 UTC")
-	},
+	"date": Date,
 	"ms": func(ms int64) string {
 		if ms <= 0 {
 			return "—"

@@ -73,23 +73,9 @@ func New(cfg Config) (*Explorer, error) {
 	if cfg.Monitor == nil {
 		return nil, errors.New("monitor explorer config needs a Monitor")
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = 50
-	}
-	cfg.PageSize = min(cfg.PageSize, 500)
+	page.Defaults(&cfg.Now, &cfg.Logger, &cfg.PageSize)
 	t, err := template.New("page").Funcs(template.FuncMap{
-		"date": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
-			}
-			return t.UTC().Format("2006-01-02 15:04:05 UTC")
-		},
+		"date": page.Date,
 		"ago": func(t time.Time) string {
 			if t.IsZero() {
 				return "never"

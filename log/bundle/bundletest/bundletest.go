@@ -369,30 +369,14 @@ func (l *Log) LatestCommitment(_ context.Context, issuer string, treeSize uint64
 func (l *Log) InclusionProof(_ context.Context, index, treeSize uint64) ([][]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, err := tlog.ProveRecord(int64(treeSize), int64(index), l.hashReader())
-	if err != nil {
-		return nil, err
-	}
-	return hashesOf(p), nil
+	return bundle.ProveInclusion(l.hashReader(), index, treeSize)
 }
 
 // ConsistencyProof implements bundle.Source.
 func (l *Log) ConsistencyProof(_ context.Context, oldSize, newSize uint64) ([][]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p, err := tlog.ProveTree(int64(newSize), int64(oldSize), l.hashReader())
-	if err != nil {
-		return nil, err
-	}
-	return hashesOf(p), nil
-}
-
-func hashesOf(p []tlog.Hash) [][]byte {
-	out := make([][]byte, len(p))
-	for i := range p {
-		out[i] = append([]byte(nil), p[i][:]...)
-	}
-	return out
+	return bundle.ProveConsistency(l.hashReader(), oldSize, newSize)
 }
 
 // KeySet returns a key set of n issuers (https://issuer-<i>.example), each
