@@ -53,11 +53,22 @@ type ConsistencyProof struct {
 // Marshal encodes the bundle. It refuses a bundle that ParseBundle would
 // refuse, so that Marshal and ParseBundle are exact inverses.
 func (b *Bundle) Marshal() ([]byte, error) {
+	out, _, err := b.marshal(len(b.KeySet), func(buf *bytes.Buffer) { buf.Write(b.KeySet) })
+	return out, err
+}
+
+// marshal is Marshal with the key set written by writeKeySet (about
+// keySetLen bytes) into the bundle's own buffer; it also returns the key
+// set within the encoding, so that a key set built from a delta is not
+// copied twice.
+func (b *Bundle) marshal(keySetLen int, writeKeySet func(*bytes.Buffer)) (out, keySet []byte, err error) {
 	var buf bytes.Buffer
-	buf.Grow(len(b.KeySet) + len(b.Entry) + len(b.Checkpoint) + 64*(len(b.Inclusion)+8) + 128)
+	buf.Grow(keySetLen + len(b.Entry) + len(b.Checkpoint) + 64*(len(b.Inclusion)+8) + 128)
 	buf.WriteString(BundleHeader + "\n")
 	buf.WriteString("keyset ")
-	buf.Write(b.KeySet)
+	start := buf.Len()
+	writeKeySet(&buf)
+	end := buf.Len()
 	buf.WriteString("\nentry ")
 	buf.Write(b.Entry)
 	buf.WriteString("\n")
@@ -69,11 +80,11 @@ func (b *Bundle) Marshal() ([]byte, error) {
 	writeHashes(&buf, b.Inclusion)
 	buf.WriteString("\n")
 	buf.Write(b.Checkpoint)
-	out := buf.Bytes()
+	out = buf.Bytes()
 	if _, err := ParseBundle(out); err != nil {
-		return nil, fmt.Errorf("couldn't encode bundle: %w", err)
+		return nil, nil, fmt.Errorf("couldn't encode bundle: %w", err)
 	}
-	return out, nil
+	return out, out[start:end:end], nil
 }
 
 func writeHashes(buf *bytes.Buffer, hs [][]byte) {

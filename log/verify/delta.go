@@ -305,15 +305,20 @@ func (d *Delta) checkBase(size uint64, digest []byte) error {
 }
 
 // apply builds the new bundle from prev and its key set's members m, and
-// returns the new members (m itself when the key set did not change).
-func (d *Delta) apply(prev *Bundle, m *keySetMembers) (*Bundle, *keySetMembers, error) {
+// returns the new members (m itself when the key set did not change) and
+// the new bundle's encoding (b.KeySet is within it: the key set is written
+// once, into the bundle).
+func (d *Delta) apply(prev *Bundle, m *keySetMembers) (*Bundle, *keySetMembers, []byte, error) {
 	b := &Bundle{KeySet: prev.KeySet, Entry: prev.Entry, Consistency: d.Consistency, Index: d.Index, Inclusion: d.Inclusion, Checkpoint: d.Checkpoint}
-	if d.Entry == nil {
-		return b, m, nil
+	if d.Entry != nil {
+		b.Entry = d.Entry
 	}
-	b.Entry = d.Entry
-	if len(d.Changes) == 0 {
-		return b, m, nil
+	if d.Entry == nil || len(d.Changes) == 0 {
+		raw, err := b.Marshal()
+		if err != nil {
+			return nil, nil, nil, failErr(CheckDelta, err)
+		}
+		return b, m, raw, nil
 	}
 	split := len(d.Changes)
 	for i, c := range d.Changes {
@@ -324,21 +329,28 @@ func (d *Delta) apply(prev *Bundle, m *keySetMembers) (*Bundle, *keySetMembers, 
 	}
 	pst, err := applyMembers(m.pst, d.Changes[:split])
 	if err != nil {
-		return nil, nil, failErr(CheckDelta, err)
+		return nil, nil, nil, failErr(CheckDelta, err)
 	}
 	pp, err := applyMembers(m.pp, d.Changes[split:])
 	if err != nil {
-		return nil, nil, failErr(CheckDelta, err)
+		return nil, nil, nil, failErr(CheckDelta, err)
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(prev.KeySet) + 1024)
-	buf.WriteString(`{"pst":{`)
-	writeMembers(&buf, pst)
-	buf.WriteString(`},"privacy_pass":{`)
-	writeMembers(&buf, pp)
-	buf.WriteString(`}}`)
-	b.KeySet = buf.Bytes()
-	return b, &keySetMembers{pst: pst, pp: pp}, nil
+	grow := 0
+	for _, c := range d.Changes {
+		grow += len(c.Member) + 1
+	}
+	raw, ks, err := b.marshal(len(prev.KeySet)+grow, func(buf *bytes.Buffer) {
+		buf.WriteString(`{"pst":{`)
+		writeMembers(buf, pst)
+		buf.WriteString(`},"privacy_pass":{`)
+		writeMembers(buf, pp)
+		buf.WriteString(`}}`)
+	})
+	if err != nil {
+		return nil, nil, nil, failErr(CheckDelta, err)
+	}
+	b.KeySet = ks
+	return b, &keySetMembers{pst: pst, pp: pp}, raw, nil
 }
 
 func writeMembers(buf *bytes.Buffer, ms []member) {
@@ -387,7 +399,7 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 		}
 		prev.members = m
 	}
-	b, m, err := d.apply(prev.Bundle, prev.members)
+	b, m, full, err := d.apply(prev.Bundle, prev.members)
 	if err != nil {
 		return nil, err
 	}
@@ -401,10 +413,6 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 		if pre.keySet, pre.changes, err = applyTyped(pks, prev.members, d.Changes); err != nil {
 			return nil, err
 		}
-	}
-	full, err := b.Marshal()
-	if err != nil {
-		return nil, failErr(CheckDelta, err)
 	}
 	return v.verifyParsed(full, b, prev, true, pre)
 }
