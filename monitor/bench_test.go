@@ -75,7 +75,7 @@ func leafHashRate(l *testLog) float64 {
 }
 
 // heapPeak samples the live heap (after a forced collection, so that
-// garbage the in-process log double leaves does not count) every 100 ms
+// garbage the in-process log double leaves does not count) every 10 ms
 // until stop is called, and returns the peak above the level when it
 // started, in MiB: the memory the catch-up holds. The forced collections
 // slow down what runs beside them, so the benchmarks sample one extra
@@ -93,7 +93,7 @@ func heapPeak() (stop func() float64) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(100 * time.Millisecond)
+		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
