@@ -286,3 +286,67 @@ func TestReadInFlightLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestAlertPages: the explorer's alert reads are one filtered page from
+// the store, newest first, with the totals from COUNT queries; evidence
+// and watch counts likewise.
+func TestAlertPages(t *testing.T) {
+	l := newTestLog(t, "guard.example/log")
+	m := newTestMonitor(t, "", nil, l)
+	var alerts []Alert
+	for i := range 5000 {
+		a := Alert{Log: l.Origin(), Kind: KindPolicy, Rule: "rotation-interval", Issuer: fmt.Sprintf("https://Issuer%d.example", i%4), Message: fmt.Sprintf("alert %d", i)}
+		if i%10 == 0 {
+			a.Kind, a.Issuer = KindKeyChange, ""
+		}
+		alerts = append(alerts, a)
+	}
+	if err := m.store.addAlerts(t.Context(), alerts); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		if err := m.store.addWatch(t.Context(), fmt.Sprintf("https://w%d.example", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		f             AlertFilter
+		offset, limit int
+		count         int
+		first, last   string
+	}{
+		{AlertFilter{}, 0, 50, 5000, "alert 4999", "alert 4950"},
+		{AlertFilter{}, 4990, 50, 5000, "alert 9", "alert 0"},
+		{AlertFilter{Kind: KindKeyChange}, 10, 5, 500, "alert 4890", "alert 4850"},
+		{AlertFilter{Issuer: "issuer1.EXAMPLE"}, 0, 3, 1250, "alert 4997", "alert 4989"}, // 4993 is i%4==1 but i%10 != 0: 4997, 4993, 4989
+		{AlertFilter{Kind: KindPolicy, Issuer: "issuer2"}, 0, 2, 1000, "alert 4998", "alert 4994"},
+		{AlertFilter{Kind: KindReclaim}, 0, 50, 0, "", ""},
+	} {
+		page, err := m.AlertsPage(t.Context(), c.f, c.offset, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := m.AlertCount(t.Context(), c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != c.count || len(page) > c.limit {
+			t.Errorf("%+v: count %d (want %d), page of %d (limit %d)", c.f, n, c.count, len(page), c.limit)
+		}
+		if c.first == "" {
+			if len(page) != 0 {
+				t.Errorf("%+v: page of %d, want none", c.f, len(page))
+			}
+			continue
+		}
+		if len(page) == 0 || page[0].Message != c.first || page[len(page)-1].Message != c.last {
+			t.Errorf("%+v offset %d: page %v, want %s .. %s", c.f, c.offset, page, c.first, c.last)
+		}
+	}
+	if n, err := m.WatchCount(t.Context()); err != nil || n != 7 {
+		t.Errorf("WatchCount = %d, %v; want 7", n, err)
+	}
+	if n, err := m.EvidenceCount(t.Context()); err != nil || n != 0 {
+		t.Errorf("EvidenceCount = %d, %v; want 0", n, err)
+	}
+}

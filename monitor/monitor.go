@@ -416,6 +416,43 @@ func (m *Monitor) StateDigest(origin string) ([32]byte, error) {
 // Alerts returns every alert stored, oldest first.
 func (m *Monitor) Alerts(ctx context.Context) ([]Alert, error) { return m.store.alerts(ctx) }
 
+// AlertFilter selects alerts: Kind, if set, is the alert kind; Issuer, if
+// set, is a substring of the alert's issuer (ASCII letters match in
+// either case).
+type AlertFilter struct {
+	Kind   string
+	Issuer string
+}
+
+// AlertsPage returns at most limit stored alerts matching f, newest
+// first, after skipping the offset newest matches. It reads only those
+// rows from the store.
+func (m *Monitor) AlertsPage(ctx context.Context, f AlertFilter, offset, limit int) ([]Alert, error) {
+	return m.store.alertsPage(ctx, f, offset, limit)
+}
+
+// AlertCount returns the number of stored alerts matching f.
+func (m *Monitor) AlertCount(ctx context.Context, f AlertFilter) (int, error) {
+	where, args := alertWhere(f)
+	return m.store.count(ctx, "alerts", `SELECT COUNT(*) FROM alerts`+where, args...)
+}
+
+// EvidencePage returns at most limit stored evidence entries with ids
+// after the id after, in id order.
+func (m *Monitor) EvidencePage(ctx context.Context, after string, limit int) ([]EvidenceInfo, error) {
+	return m.store.evidencePage(ctx, after, max(limit, 1))
+}
+
+// EvidenceCount returns the number of stored evidence bundles.
+func (m *Monitor) EvidenceCount(ctx context.Context) (int, error) {
+	return m.store.count(ctx, "evidence", `SELECT COUNT(*) FROM evidence`)
+}
+
+// WatchCount returns the number of watched origins.
+func (m *Monitor) WatchCount(ctx context.Context) (int, error) {
+	return m.store.count(ctx, "watches", `SELECT COUNT(*) FROM watches`)
+}
+
 // Evidence returns the stored split-view evidence bundles.
 func (m *Monitor) Evidence(ctx context.Context) ([]EvidenceInfo, error) {
 	return m.store.evidenceList(ctx)

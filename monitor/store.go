@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -259,6 +260,59 @@ func (s *store) alerts(ctx context.Context) ([]Alert, error) {
 		out = append(out, a)
 	}
 	return out, rows.Err()
+}
+
+// alertWhere is the SQL condition selecting the alerts f matches (the
+// issuer part is an ASCII-case-insensitive substring match).
+func alertWhere(f AlertFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.Kind != "" {
+		conds = append(conds, `json_extract(CAST(body AS TEXT), '$.kind') = ?`)
+		args = append(args, f.Kind)
+	}
+	if f.Issuer != "" {
+		conds = append(conds, `instr(lower(coalesce(json_extract(CAST(body AS TEXT), '$.issuer'), '')), lower(?)) > 0`)
+		args = append(args, f.Issuer)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// alertsPage returns at most limit alerts matching f, newest first,
+// skipping the offset newest.
+func (s *store) alertsPage(ctx context.Context, f AlertFilter, offset, limit int) ([]Alert, error) {
+	where, args := alertWhere(f)
+	rows, err := s.db.QueryContext(ctx, `SELECT body FROM alerts`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`,
+		append(args, max(limit, 0), max(offset, 0))...)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		var a Alert
+		if err := json.Unmarshal(b, &a); err != nil {
+			return nil, fmt.Errorf("stored alert is malformed: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// count returns the result of a COUNT query.
+func (s *store) count(ctx context.Context, what, query string, args ...any) (int, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("couldn't count %s: %w", what, err)
+	}
+	return n, nil
 }
 
 func (s *store) addWatch(ctx context.Context, origin string) error {

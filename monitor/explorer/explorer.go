@@ -36,12 +36,17 @@ import (
 )
 
 // Monitor is what the page reads (*monitor.Monitor has these methods).
+// Every list is read one bounded page at a time, and totals come from
+// counts, so a request's memory does not grow with the store.
 type Monitor interface {
 	Status() []monitor.LogStatus
-	Alerts(ctx context.Context) ([]monitor.Alert, error)
-	Evidence(ctx context.Context) ([]monitor.EvidenceInfo, error)
+	AlertsPage(ctx context.Context, f monitor.AlertFilter, offset, limit int) ([]monitor.Alert, error)
+	AlertCount(ctx context.Context, f monitor.AlertFilter) (int, error)
+	EvidencePage(ctx context.Context, after string, limit int) ([]monitor.EvidenceInfo, error)
+	EvidenceCount(ctx context.Context) (int, error)
 	Gossip() []monitor.GossipStatus
-	Watches(ctx context.Context) ([]string, error)
+	WatchesPage(ctx context.Context, after string, limit int) ([]string, error)
+	WatchCount(ctx context.Context) (int, error)
 }
 
 var _ Monitor = (*monitor.Monitor)(nil)
@@ -54,7 +59,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives errors (default: discard).
 	Logger *slog.Logger
-	// PageSize is the number of alerts on a page (default 50, at most 500).
+	// PageSize is the number of alerts on a page, and of evidence
+	// entries and watches shown (default 50, at most 500); the rest of
+	// those two lists are in their paginated JSON twins.
 	PageSize int
 }
 
@@ -83,6 +90,7 @@ func New(cfg Config) (*Explorer, error) {
 			return page.Ago(cfg.Now(), t)
 		},
 		"hexOrigin": func(o string) string { s := sha256.Sum256([]byte(o)); return hex.EncodeToString(s[:]) },
+		"dec":       func(n int) int { return n - 1 },
 	}).Parse(pageHTML)
 	if err != nil {
 		return nil, err
@@ -107,8 +115,10 @@ type data struct {
 	Next     string
 	JSON     string
 	Evidence []monitor.EvidenceInfo
+	EvTotal  int // evidence bundles stored
 	Gossip   []monitor.GossipStatus
 	Watches  []string
+	WTotal   int // watches stored
 	Error    string
 }
 
@@ -141,24 +151,24 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pg = int(n)
 	}
 	ctx := r.Context()
-	alerts, err := e.cfg.Monitor.Alerts(ctx)
-	if err != nil {
+	ps := e.cfg.PageSize
+	f := monitor.AlertFilter{Kind: d.Kind, Issuer: d.Issuer}
+	var err error
+	if d.Alerts, err = e.cfg.Monitor.AlertsPage(ctx, f, pg*ps, ps); err != nil {
 		e.fail(w, r, err)
 		return
 	}
-	d.All, d.Kinds = len(alerts), kinds
-	var match []monitor.Alert
-	for i := len(alerts) - 1; i >= 0; i-- { // newest first
-		a := alerts[i]
-		if (d.Kind == "" || a.Kind == d.Kind) && (d.Issuer == "" || strings.Contains(strings.ToLower(a.Issuer), strings.ToLower(d.Issuer))) {
-			match = append(match, a)
+	if d.Total, err = e.cfg.Monitor.AlertCount(ctx, f); err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	d.All, d.Kinds = d.Total, kinds
+	if f != (monitor.AlertFilter{}) {
+		if d.All, err = e.cfg.Monitor.AlertCount(ctx, monitor.AlertFilter{}); err != nil {
+			e.fail(w, r, err)
+			return
 		}
 	}
-	d.Total = len(match)
-	ps := e.cfg.PageSize
-	lo := min(len(match), pg*ps)
-	hi := min(len(match), lo+ps)
-	d.Alerts = match[lo:hi]
 	link := func(p int, format string) string {
 		v := url.Values{}
 		if d.Kind != "" {
@@ -181,7 +191,7 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if pg > 0 {
 		d.Prev = link(pg-1, "")
 	}
-	if hi < len(match) {
+	if pg*ps+len(d.Alerts) < d.Total {
 		d.Next = link(pg+1, "")
 	}
 	d.JSON = link(pg, "json")
@@ -199,12 +209,20 @@ func (e *Explorer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Logs = append(d.Logs, row)
 	}
-	if d.Evidence, err = e.cfg.Monitor.Evidence(ctx); err != nil {
+	if d.Evidence, err = e.cfg.Monitor.EvidencePage(ctx, "", ps); err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	if d.EvTotal, err = e.cfg.Monitor.EvidenceCount(ctx); err != nil {
 		e.fail(w, r, err)
 		return
 	}
 	d.Gossip = e.cfg.Monitor.Gossip()
-	if d.Watches, err = e.cfg.Monitor.Watches(ctx); err != nil {
+	if d.Watches, err = e.cfg.Monitor.WatchesPage(ctx, "", ps); err != nil {
+		e.fail(w, r, err)
+		return
+	}
+	if d.WTotal, err = e.cfg.Monitor.WatchCount(ctx); err != nil {
 		e.fail(w, r, err)
 		return
 	}
