@@ -248,7 +248,7 @@ func (s *Store) adopt(ctx context.Context) error {
 		return nil // a new tree
 	}
 	if r.Size != size || r.Hash != s.lastRoot {
-		return fmt.Errorf("Trillian tree %d has no shared state (it was written before keycommit kept one) and this frontend's cache holds %d of its %d leaves: start the frontend whose cache holds them all first (or run log migrate again from the SQLite log)", s.cfg.TreeID, size, r.Size)
+		return fmt.Errorf("tree %d of Trillian has no shared state (it was written before keycommit kept one) and this frontend's cache holds %d of its %d leaves: start the frontend whose cache holds them all first (or run log migrate again from the SQLite log)", s.cfg.TreeID, size, r.Size)
 	}
 	_, cp, err := s.cfg.Cache.Checkpoint(ctx)
 	if err != nil {
