@@ -1,13 +1,19 @@
 package explorer_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/explorer"
+	"github.com/keycommit/keycommit/log/storage"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestPages(t *testing.T) {
@@ -136,4 +142,57 @@ func TestMarkupIsText(t *testing.T) {
 	mustContain(t, ip, "&#34;&gt;&lt;svg/onload=alert(4)&gt;")
 	_, search := get(t, d.URL+"/issuers?q=%3Cscript%3E")
 	mustContain(t, search, `value="&lt;script&gt;"`)
+}
+
+// tailLog is a log whose whole-history read is counted, and whose
+// bounded read records the largest count asked for.
+type tailLog struct {
+	storage.Reader
+	mu         sync.Mutex
+	full, maxN int
+	tailReads  int
+}
+
+func (l *tailLog) IssuerEntries(ctx context.Context, origin string) ([]uint64, error) {
+	l.mu.Lock()
+	l.full++
+	l.mu.Unlock()
+	return l.Reader.IssuerEntries(ctx, origin)
+}
+
+func (l *tailLog) IssuerEntriesBefore(ctx context.Context, origin string, before uint64, n int) ([]uint64, int, error) {
+	l.mu.Lock()
+	l.tailReads++
+	l.maxN = max(l.maxN, n)
+	l.mu.Unlock()
+	return l.Reader.(storage.IssuerTailReader).IssuerEntriesBefore(ctx, origin, before, n)
+}
+
+// TestIssuerPageReadsTail: the issuer page reads only the entries it
+// shows (at most 200, through storage.IssuerTailReader), not the whole
+// history. (Read IssuerEntries and keep the last 200, as the page once
+// did, and full is 1.)
+func TestIssuerPageReadsTail(t *testing.T) {
+	d := startDeployment(t, "keycommit.example/log/explorer")
+	is := d.issuer(t, "https://issuer.example")
+	d.history(t, is, report("key exposed in a backup"))
+	l := &tailLog{Reader: d.Backend}
+	v, err := note.NewVerifier(d.VKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := explorer.New(explorer.Config{Log: l, VKey: d.VKey, Verifier: v, Now: d.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(ex)
+	t.Cleanup(hs.Close)
+	res, page := get(t, hs.URL+explorer.IssuerPath(is.Origin))
+	if res.StatusCode != 200 {
+		t.Fatalf("issuer page: %d %s", res.StatusCode, page)
+	}
+	mustContain(t, page, "key exposed in a backup")
+	if l.full != 0 || l.tailReads != 1 || l.maxN > 200 {
+		t.Errorf("issuer page: %d whole-history reads, %d bounded reads of up to %d; want 0, 1, ≤ 200", l.full, l.tailReads, l.maxN)
+	}
 }

@@ -266,18 +266,13 @@ func (e *Explorer) issuer(r *http.Request) (*page, error) {
 	if !ok {
 		return nil, errorf(http.StatusNotFound, "issuer %s is not registered in this log", origin)
 	}
-	idx, err := e.cfg.Log.IssuerEntries(ctx, origin)
+	// Only the entries shown are read (through storage.IssuerTailReader
+	// when the log implements it).
+	idx, total, err := storage.IssuerEntriesBefore(ctx, e.cfg.Log, origin, size, maxIssuerEntries)
 	if err != nil {
 		return nil, err
 	}
-	for len(idx) > 0 && idx[len(idx)-1] >= size {
-		idx = idx[:len(idx)-1]
-	}
-	d := &issuerData{Origin: origin, Summary: sum, Now: e.cfg.Now(), Total: len(idx)}
-	if len(idx) > maxIssuerEntries {
-		idx = idx[len(idx)-maxIssuerEntries:]
-		d.Older = true
-	}
+	d := &issuerData{Origin: origin, Summary: sum, Now: e.cfg.Now(), Total: total, Older: total > len(idx)}
 	d.Shown = len(idx)
 	if e.cfg.Policy != nil {
 		if st, ok := e.cfg.Policy.Status(origin); ok {

@@ -9,8 +9,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
+	"slices"
 
 	"github.com/keycommit/keycommit/log/storage"
 	"golang.org/x/mod/sumdb/tlog"
@@ -333,6 +335,34 @@ func (s *Store) IssuerEntries(ctx context.Context, origin string) ([]uint64, err
 		return nil, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
 	}
 	return out, nil
+}
+
+// IssuerEntriesBefore implements storage.IssuerTailReader: it reads at
+// most n indexes (and counts the rest).
+func (s *Store) IssuerEntriesBefore(ctx context.Context, origin string, before uint64, n int) ([]uint64, int, error) {
+	b := int64(min(before, math.MaxInt64))
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM issuer_entries WHERE issuer = ? AND idx < ?`, origin, b).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("couldn't count entries of issuer %s: %w", origin, err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT idx FROM issuer_entries WHERE issuer = ? AND idx < ? ORDER BY idx DESC LIMIT ?`, origin, b, max(n, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
+	}
+	defer rows.Close()
+	var out []uint64
+	for rows.Next() {
+		var idx int64
+		if err := rows.Scan(&idx); err != nil {
+			return nil, 0, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
+		}
+		out = append(out, uint64(idx))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("couldn't read entries of issuer %s: %w", origin, err)
+	}
+	slices.Reverse(out)
+	return out, total, nil
 }
 
 // KeySet implements storage.Reader.

@@ -30,6 +30,7 @@ var (
 	_ Backend             = (*Memory)(nil)
 	_ PolicyStateReader   = (*Memory)(nil)
 	_ KeySetHistoryReader = (*Memory)(nil)
+	_ IssuerTailReader    = (*Memory)(nil)
 )
 
 // NewMemory returns an empty in-memory backend.
@@ -161,6 +162,13 @@ func (m *Memory) IssuerEntries(ctx context.Context, origin string) ([]uint64, er
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	return append([]uint64(nil), m.issuers[origin]...), nil
+}
+
+// IssuerEntriesBefore implements IssuerTailReader.
+func (m *Memory) IssuerEntriesBefore(ctx context.Context, origin string, before uint64, n int) ([]uint64, int, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return tailBefore(m.issuers[origin], before, n)
 }
 
 // KeySet implements Reader.

@@ -43,6 +43,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/keycommit/keycommit/log/tiles"
 	"golang.org/x/mod/sumdb/tlog"
@@ -195,6 +196,37 @@ type KeySetHistoryReader interface {
 	// ErrNotFound (no snapshot below treeSize, or it is older than those
 	// kept).
 	KeySetBefore(ctx context.Context, treeSize uint64) (*KeySet, error)
+}
+
+// IssuerTailReader is implemented by a backend that reads the end of an
+// issuer history without reading all of it.
+type IssuerTailReader interface {
+	// IssuerEntriesBefore returns the indexes, in order, of at most the
+	// last n entries of the issuer with index < before, and how many of
+	// the issuer's entries have index < before.
+	IssuerEntriesBefore(ctx context.Context, origin string, before uint64, n int) (idx []uint64, total int, err error)
+}
+
+// IssuerEntriesBefore reads the end of an issuer history from r: through
+// IssuerTailReader if r implements it (reading at most n indexes),
+// otherwise by reading the whole history and keeping its end.
+func IssuerEntriesBefore(ctx context.Context, r IssuerReader, origin string, before uint64, n int) ([]uint64, int, error) {
+	if t, ok := r.(IssuerTailReader); ok {
+		return t.IssuerEntriesBefore(ctx, origin, before, n)
+	}
+	idx, err := r.IssuerEntries(ctx, origin)
+	if err != nil {
+		return nil, 0, err
+	}
+	return tailBefore(idx, before, n)
+}
+
+// tailBefore returns the last n of the sorted idx below before, and how
+// many are below before.
+func tailBefore(idx []uint64, before uint64, n int) ([]uint64, int, error) {
+	total, _ := slices.BinarySearch(idx, before)
+	idx = idx[:total]
+	return slices.Clone(idx[max(0, total-max(n, 0)):]), total, nil
 }
 
 // Writer is everything the sequencer writes.

@@ -936,6 +936,11 @@ func (s *Store) IssuerEntries(ctx context.Context, origin string) ([]uint64, err
 	return s.cfg.Cache.IssuerEntries(ctx, origin)
 }
 
+// IssuerEntriesBefore implements storage.IssuerTailReader.
+func (s *Store) IssuerEntriesBefore(ctx context.Context, origin string, before uint64, n int) ([]uint64, int, error) {
+	return storage.IssuerEntriesBefore(ctx, s.cfg.Cache, origin, before, n)
+}
+
 // KeySet implements storage.Reader.
 func (s *Store) KeySet(ctx context.Context) (*storage.KeySet, error) {
 	return s.cfg.Cache.KeySet(ctx)

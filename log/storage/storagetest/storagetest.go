@@ -134,6 +134,25 @@ func testContract(t *testing.T, h Harness) {
 	if c, err := b.IssuerEntries(ctx, "https://c.example"); err != nil || len(c) != 0 {
 		t.Fatalf("IssuerEntries(unknown) = %v, %v", c, err)
 	}
+	if _, ok := b.(storage.IssuerTailReader); ok {
+		for _, c := range []struct {
+			origin        string
+			before        uint64
+			n, total      int
+			first, length int
+		}{
+			{"https://a.example", 300, 5, 298, 295, 5},
+			{"https://a.example", 100, 3, 98, 97, 3},
+			{"https://a.example", 2, 10, 1, 1, 1},
+			{"https://a.example", 1, 10, 0, 0, 0},
+			{"https://c.example", 300, 10, 0, 0, 0},
+		} {
+			got, total, err := b.(storage.IssuerTailReader).IssuerEntriesBefore(ctx, c.origin, c.before, c.n)
+			if err != nil || total != c.total || len(got) != c.length || (len(got) > 0 && (got[0] != uint64(c.first) || got[len(got)-1] >= c.before)) {
+				t.Fatalf("IssuerEntriesBefore(%s, %d, %d) = %v, %d, %v; want %d from %d, total %d", c.origin, c.before, c.n, got, total, err, c.length, c.first, c.total)
+			}
+		}
+	}
 	ks, err := b.KeySet(ctx)
 	if err != nil || ks.Index != 2 {
 		t.Fatalf("KeySet = %+v, %v", ks, err)
