@@ -22,6 +22,11 @@ type EvidenceInfo struct {
 	Found  time.Time `json:"found"`
 }
 
+// ReadLimit is the in-flight limit of every GET of Handler; a command
+// mounting more GETs beside Handler (the explorer, /metrics) wraps them
+// in it too.
+func (m *Monitor) ReadLimit() *httpguard.Limiter { return m.readLimit }
+
 // Handler serves gossip:
 //
 //	GET  /<hex sha256(origin)>/checkpoint  latest verified checkpoint of a log (as a C2SP witness serves it)

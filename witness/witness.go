@@ -578,6 +578,10 @@ func (w *Witness) settled(o *op) error {
 	}
 }
 
+// ReadLimit is the in-flight limit of the GETs of Handler; a command
+// mounting more GETs beside Handler (/metrics) wraps them in it too.
+func (w *Witness) ReadLimit() *httpguard.Limiter { return w.readLimit }
+
 // Handler returns the HTTP interface: POST /add-checkpoint,
 // GET /<origin id>/checkpoint, GET /evidence, GET /.
 func (w *Witness) Handler() http.Handler {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/keycommit/keycommit/log/durable"
 	"io"
 	"log/slog"
 	"net"
@@ -19,7 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/durable"
+
 	"github.com/keycommit/keycommit/log/challenge"
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/issuer"
@@ -29,7 +29,6 @@ import (
 	"github.com/keycommit/keycommit/witness"
 	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 )
 
@@ -393,10 +392,7 @@ func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logge
 		release()
 		return nil, nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
-	mux.Handle("/", w.Handler())
+	mux := witnessMux(w, reg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		w.Close()
@@ -533,11 +529,7 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		release()
 		return nil, "", nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
-	mux.Handle("/", m.Handler())
-	mux.Handle("GET /{$}", mex)
+	mux := monitorMux(m, mex, reg)
 	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
 	serveBackground(srv, ln, "monitor", logger, srvErr)
 	stop := func() {

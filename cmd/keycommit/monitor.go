@@ -216,11 +216,7 @@ func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, log
 		ln.Close()
 		return nil, nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.Handle("GET "+api.PathVersion, server.VersionHandler())
-	mux.Handle("/", m.Handler())
-	mux.Handle("GET /{$}", mex)
+	mux := monitorMux(m, mex, reg)
 	srv := server.NewHTTPServer(ln.Addr().String(), mux, logger)
 	errc := make(chan error, 1)
 	go func() {
@@ -231,6 +227,19 @@ func monitorServe(addr string, m *monitor.Monitor, reg *prometheus.Registry, log
 	}()
 	logger.Info("monitor listening", "url", "http://"+ln.Addr().String())
 	return srv, errc, nil
+}
+
+// monitorMux is the monitor server's routes: its Handler, the explorer
+// at GET /, /metrics and the version, every GET inside the monitor's
+// read in-flight limit.
+func monitorMux(m *monitor.Monitor, mex http.Handler, reg *prometheus.Registry) *http.ServeMux {
+	lim := m.ReadLimit()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", lim.Wrap(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET "+api.PathVersion, lim.Wrap(server.VersionHandler()))
+	mux.Handle("/", m.Handler())
+	mux.Handle("GET /{$}", lim.Wrap(mex))
+	return mux
 }
 
 // readWitnessPolicy parses the witness policy file at path; "" gives nil.

@@ -212,10 +212,7 @@ func newWitnessServeCmd() *cobra.Command {
 			}
 			defer w.Close()
 
-			mux := http.NewServeMux()
-			mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-			mux.Handle("GET "+api.PathVersion, server.VersionHandler())
-			mux.Handle("/", w.Handler())
+			mux := witnessMux(w, reg)
 			srv := &http.Server{
 				Handler:           mux,
 				ReadHeaderTimeout: 10 * time.Second,
@@ -253,4 +250,15 @@ func newWitnessServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.MarkFlagRequired("data")
 	return cmd
+}
+
+// witnessMux is the witness server's routes: its Handler, /metrics and
+// the version, every GET inside the witness's read in-flight limit.
+func witnessMux(w *witness.Witness, reg *prometheus.Registry) *http.ServeMux {
+	lim := w.ReadLimit()
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", lim.Wrap(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	mux.Handle("GET "+api.PathVersion, lim.Wrap(server.VersionHandler()))
+	mux.Handle("/", w.Handler())
+	return mux
 }
