@@ -175,7 +175,7 @@ func (l *tailLog) IssuerEntriesBefore(ctx context.Context, origin string, before
 func TestIssuerPageReadsTail(t *testing.T) {
 	d := startDeployment(t, "keycommit.example/log/explorer")
 	is := d.issuer(t, "https://issuer.example")
-	d.history(t, is, report("key exposed in a backup"))
+	em := d.history(t, is, report("key exposed in a backup"))
 	l := &tailLog{Reader: d.Backend}
 	v, err := note.NewVerifier(d.VKey)
 	if err != nil {
@@ -194,5 +194,15 @@ func TestIssuerPageReadsTail(t *testing.T) {
 	mustContain(t, page, "key exposed in a backup")
 	if l.full != 0 || l.tailReads != 1 || l.maxN > 200 {
 		t.Errorf("issuer page: %d whole-history reads, %d bounded reads of up to %d; want 0, 1, ≤ 200", l.full, l.tailReads, l.maxN)
+	}
+	// The entry page reads only the issuer's entry before it.
+	l.full, l.tailReads, l.maxN = 0, 0, 0
+	res, page = get(t, fmt.Sprintf("%s/entries/%d", hs.URL, em))
+	if res.StatusCode != 200 {
+		t.Fatalf("entry page: %d %s", res.StatusCode, page)
+	}
+	mustContain(t, page, fmt.Sprintf(`href="/entries/%d"`, em-1))
+	if l.full != 0 || l.tailReads != 1 || l.maxN != 1 {
+		t.Errorf("entry page: %d whole-history reads, %d bounded reads of up to %d; want 0, 1, 1", l.full, l.tailReads, l.maxN)
 	}
 }

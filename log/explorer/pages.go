@@ -572,22 +572,19 @@ func (e *Explorer) entry(r *http.Request) (*page, error) {
 
 // prevIndex finds the issuer's entry before i whose leaf hash is h.
 func (e *Explorer) prevIndex(ctx context.Context, origin string, i uint64, h tlog.Hash) (uint64, error) {
-	idx, err := e.cfg.Log.IssuerEntries(ctx, origin)
+	// prev names the issuer's latest earlier entry: only it is read.
+	idx, _, err := storage.IssuerEntriesBefore(ctx, e.cfg.Log, origin, i, 1)
 	if err != nil {
 		return 0, err
 	}
-	for k := len(idx) - 1; k >= 0; k-- {
-		if idx[k] >= i {
-			continue
-		}
-		es, err := e.cfg.Log.Entries(ctx, idx[k], idx[k]+1)
+	if len(idx) == 1 {
+		es, err := e.cfg.Log.Entries(ctx, idx[0], idx[0]+1)
 		if err != nil {
 			return 0, err
 		}
 		if tiles.LeafHash(es[0]) == h {
-			return idx[k], nil
+			return idx[0], nil
 		}
-		break // prev names the issuer's latest earlier entry
 	}
 	return 0, storage.ErrNotFound
 }
