@@ -28,8 +28,10 @@
 // (a Link rel="next" header names the next page). Unproven records are
 // bounded (MaxUnprovenEvidence per log, the latest kept), proven forks
 // too (MaxProvenEvidence per log, the first kept). GET /<id>/checkpoint
-// and GET / share an in-flight limit of Config.MaxInFlight, GET /evidence
-// has its own; beyond them the answer is 429 with Retry-After.
+// and GET / share an in-flight limit of Config.MaxInFlight (ReadLimit,
+// which `keycommit witness serve` also puts GET /metrics and /version
+// in), GET /evidence has its own; beyond them the answer is 429 with
+// Retry-After.
 //
 // # State and crashes
 //
