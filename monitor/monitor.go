@@ -413,9 +413,6 @@ func (m *Monitor) StateDigest(origin string) ([32]byte, error) {
 	return sha256.Sum256(b), nil
 }
 
-// Alerts returns every alert stored, oldest first.
-func (m *Monitor) Alerts(ctx context.Context) ([]Alert, error) { return m.store.alerts(ctx) }
-
 // AlertFilter selects alerts: Kind, if set, is the alert kind; Issuer, if
 // set, is a substring of the alert's issuer (ASCII letters match in
 // either case).
@@ -451,11 +448,6 @@ func (m *Monitor) EvidenceCount(ctx context.Context) (int, error) {
 // WatchCount returns the number of watched origins.
 func (m *Monitor) WatchCount(ctx context.Context) (int, error) {
 	return m.store.count(ctx, "watches", `SELECT COUNT(*) FROM watches`)
-}
-
-// Evidence returns the stored split-view evidence bundles.
-func (m *Monitor) Evidence(ctx context.Context) ([]EvidenceInfo, error) {
-	return m.store.evidenceList(ctx)
 }
 
 // EvidenceBundle returns the stored evidence bundle id.

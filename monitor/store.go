@@ -240,28 +240,6 @@ func (s *store) markDelivered(ctx context.Context, id int64, bits int) error {
 	return nil
 }
 
-// alerts returns every stored alert, oldest first.
-func (s *store) alerts(ctx context.Context) ([]Alert, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT body FROM alerts ORDER BY id`)
-	if err != nil {
-		return nil, fmt.Errorf("couldn't read alerts: %w", err)
-	}
-	defer rows.Close()
-	var out []Alert
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		var a Alert
-		if err := json.Unmarshal(b, &a); err != nil {
-			return nil, fmt.Errorf("stored alert is malformed: %w", err)
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
-}
-
 // alertWhere is the SQL condition selecting the alerts f matches (the
 // issuer part is an ASCII-case-insensitive substring match).
 func alertWhere(f AlertFilter) (string, []any) {
