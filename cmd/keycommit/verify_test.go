@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -100,7 +101,9 @@ func TestVerifyCommand(t *testing.T) {
 	if _, err := l.Publish(now, ws[1], ws[2]); err != nil {
 		t.Fatal(err)
 	}
-	h, err := bundle.NewHandler(bundle.Config{Source: l})
+	// A log that no longer holds the key set of the saved bundle (a log
+	// keeps only its last storage.KeySetHistory snapshots' key sets).
+	h, err := bundle.NewHandler(bundle.Config{Source: forgetfulSource{l, 101}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +125,7 @@ func TestVerifyCommand(t *testing.T) {
 	if strings.Count(out, "changed: ") != 2 {
 		t.Errorf("want exactly 2 changes:\n%s", out)
 	}
-	// The handler never served the saved bundle's snapshot: no delta, the
+	// The log no longer holds the saved bundle's key set: no delta, the
 	// full bundle instead.
 	if !strings.Contains(out, "delta not used (404 Not Found") {
 		t.Errorf("report does not say the delta was not used:\n%s", out)
@@ -224,4 +227,18 @@ func mustSaveURL(t *testing.T, bin string, args []string, dir string) string {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	return p
+}
+
+// forgetfulSource is a bundle source that no longer holds the snapshots
+// of trees up to size forgot, as a log that kept only its latest key sets.
+type forgetfulSource struct {
+	*bundletest.Log
+	forgot uint64
+}
+
+func (f forgetfulSource) LatestSnapshot(ctx context.Context, treeSize uint64) (uint64, []byte, []byte, error) {
+	if treeSize <= f.forgot {
+		return 0, nil, nil, bundle.ErrNotLogged
+	}
+	return f.Log.LatestSnapshot(ctx, treeSize)
 }
