@@ -53,7 +53,7 @@ func (s *Sequencer) Prepare(sub *schema.Submission) *Prepared {
 	key := policy.SigningKey(s.st, e)
 	control := policy.NeedsOriginControl(s.st, e)
 	s.mu.RUnlock()
-	p := &Prepared{e: e, dryRun: sub.DryRun, control: control, refused: admissionProblem(e)}
+	p := &Prepared{e: e, dryRun: sub.DryRun, control: control, refused: s.admissionProblem(e)}
 	if key != nil && !sub.DryRun && e.VerifySignature(key) == nil {
 		p.key = key
 	}
@@ -67,8 +67,8 @@ func (s *Sequencer) Prepare(sub *schema.Submission) *Prepared {
 // entries logged before this check must replay the same. Parsing the body
 // here, on the submitter's goroutine, also leaves it cached for the
 // sequencer's evaluation.
-func admissionProblem(e *schema.Entry) error {
-	if err := e.CheckIncidentTimes(time.Now()); err != nil {
+func (s *Sequencer) admissionProblem(e *schema.Entry) error {
+	if err := e.CheckIncidentTimes(s.cfg.Clock()); err != nil {
 		return &policy.RejectError{Rule: policy.RuleIncidentReport, Reason: err.Error()}
 	}
 	return nil
@@ -193,20 +193,17 @@ func (s *Sequencer) Check(ctx context.Context, sub *schema.Submission) policy.De
 	}
 	s.mu.RLock()
 	e := schema.NewEntry(sub, max(s.cfg.Clock().UnixMilli(), s.lastTime))
-	if err := admissionProblem(e); err != nil {
-		s.mu.RUnlock()
-		var re *policy.RejectError
-		errors.As(err, &re)
-		return policy.Decision{Rule: re.Rule, Reason: re.Reason}
-	}
 	key := policy.SigningKey(s.st, e)
 	control := policy.NeedsOriginControl(s.st, e)
 	s.mu.RUnlock()
+	var re *policy.RejectError
+	if errors.As(s.admissionProblem(e), &re) {
+		return policy.Decision{Rule: re.Rule, Reason: re.Reason}
+	}
 	if key != nil && sub.Verify(key) != nil {
 		key = nil
 	}
 	if control {
-		var re *policy.RejectError
 		if err := s.proveControl(ctx, e, key); errors.As(err, &re) {
 			return policy.Decision{Rule: re.Rule, Reason: re.Reason}
 		} else if err != nil {
