@@ -24,6 +24,11 @@ import (
 // log's policy refused (as opposed to 1, any other failure).
 const exitRefused = 3
 
+// exitDiffer is the exit code of `issuer status` with several logs whose
+// latest key commitments for the issuer differ (or one of which could not
+// be checked).
+const exitDiffer = 4
+
 func newIssuerCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "issuer",
@@ -33,8 +38,19 @@ VKEY (defaults from $KEYCOMMIT_LOG and $KEYCOMMIT_LOG_VKEY), verifies the log's
 signature on every checkpoint it is handed and the inclusion proof of every entry
 it submits.
 
-Exit codes: 0 success; 1 any failure; 3 the log's policy refused the submission
-(the message names the rule and the numbers).`,
+Several logs: repeat --log URL --log-vkey VKEY (paired in order), or give
+--logs TRUSTFILE (the trust file of ` + "`keycommit verify --trust`" + `, docs/multilog.md).
+register, submit and report then sign one statement per log (each after the
+issuer's latest entry in that log), skip a log whose latest entry for the issuer
+already is that statement (so running the same command again retries only where
+it is missing), and report per log; status shows each log's view and where the
+latest key commitments differ.
+
+Exit codes: 0 success (with several logs: every log holds the statement);
+1 any failure (with several logs: some log failed or could not be checked);
+3 the log's policy refused the submission (the message names the rule and the
+numbers; with several logs: refused by some log, held by the others); 4 status
+with several logs: their latest key commitments for the issuer differ.`,
 	}
 	cmd.AddCommand(newIssuerKeygenCmd(), newIssuerRegisterCmd(), newIssuerSubmitCmd(),
 		newIssuerReportCmd(), newIssuerStatusCmd(), newIssuerGenCommitmentCmd(), newIssuerChallengeCmd())
@@ -93,41 +109,20 @@ type keygenResult struct {
 
 // submitFlags are the flags common to commands that sign and submit.
 type submitFlags struct {
-	logFlags
-	keyFile, origin string
-	dryRun, asJSON  bool
+	logsFlags
+	keyFile, origin       string
+	dryRun, asJSON, again bool
 }
 
 func (f *submitFlags) add(cmd *cobra.Command) {
-	f.logFlags.add(cmd)
+	f.logsFlags.add(cmd)
 	cmd.Flags().StringVar(&f.keyFile, "key", "issuer.key", "the issuer's account key file")
 	cmd.Flags().StringVar(&f.origin, "origin", "", "the issuer's HTTPS origin (required)")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "ask the log's policy without logging anything (POST /v1/check)")
+	cmd.Flags().BoolVar(&f.again, "again", false, "with several logs: submit even to a log whose latest entry for the issuer already is this statement (e.g. to renew an unchanged registration)")
 	addJSONFlag(cmd, &f.asJSON, "issuer-submit")
 	cmd.Flags().Lookup("json").Usage = "print the log's answer (index, leaf hash, entry, inclusion proof, checkpoint; with --dry-run the policy's decision) as JSON (schema/jsonschema/cli/issuer-submit.json); errors and refusals too (cli/error.json), with the same exit codes"
 	cmd.MarkFlagRequired("origin")
-}
-
-// prepare reads the account key and fetches the issuer's status and prev
-// from the log.
-func (f *submitFlags) prepare(ctx context.Context) (*issuer.Issuer, error) {
-	origin, err := originArg(f.origin)
-	if err != nil {
-		return nil, err
-	}
-	key, err := issuer.ReadKeyFile(f.keyFile)
-	if err != nil {
-		return nil, err
-	}
-	c, err := f.client()
-	if err != nil {
-		return nil, err
-	}
-	// The log's key is checked before anything is signed or submitted.
-	if err := checkLogKey(ctx, c, f.vkey); err != nil {
-		return nil, err
-	}
-	return issuer.Open(ctx, c, origin, key)
 }
 
 // checkLogKey fetches the log's checkpoint and verifies it with the log
@@ -200,27 +195,30 @@ first. The log fetches it; a refusal (exit 3, rule origin-control) says what the
 log fetched and what it expected.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			p, err := f.prepare(ctx)
-			if err != nil {
-				return err
-			}
-			account := p.Key
+			var account ed25519.PrivateKey
 			if newKey != "" {
-				if p.Status == nil {
-					return fmt.Errorf("%s is not registered yet: register it with --key before changing its key", p.Origin)
-				}
-				if account, err = issuer.ReadKeyFile(newKey); err != nil {
+				k, err := issuer.ReadKeyFile(newKey)
+				if err != nil {
 					return err
 				}
+				account = k
 			}
-			reg := &schema.Registration{Contact: contact, AccountKey: account.Public().(ed25519.PublicKey)}
-			if newKey != "" {
-				if err := reg.ProveKeyPossession(p.Origin, p.Prev, account); err != nil {
-					return err
+			return f.submitToLogs(cmd, schema.KindRegistration, func(p *issuer.Issuer) (any, error) {
+				if newKey != "" && p.Status == nil {
+					return nil, fmt.Errorf("%s is not registered yet: register it with --key before changing its key", p.Origin)
 				}
-			}
-			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindRegistration, reg)
+				a := p.Key
+				if account != nil {
+					a = account
+				}
+				reg := &schema.Registration{Contact: contact, AccountKey: a.Public().(ed25519.PublicKey)}
+				if account != nil {
+					if err := reg.ProveKeyPossession(p.Origin, p.Prev, account); err != nil {
+						return nil, err
+					}
+				}
+				return reg, nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -263,15 +261,12 @@ and REPORT.json is its preliminary incident report:
 				}
 				kc.Emergency = r
 			}
-			ctx := cmd.Context()
-			p, err := f.prepare(ctx)
-			if err != nil {
-				return err
-			}
-			if p.Status == nil {
-				return fmt.Errorf("%s is not registered with this log: run `keycommit issuer register` first", p.Origin)
-			}
-			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindKeyCommitment, kc)
+			return f.submitToLogs(cmd, schema.KindKeyCommitment, func(p *issuer.Issuer) (any, error) {
+				if p.Status == nil {
+					return nil, fmt.Errorf("%s is not registered with this log: run `keycommit issuer register` first", p.Origin)
+				}
+				return kc, nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -317,16 +312,13 @@ func newIssuerReportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			p, err := f.prepare(ctx)
-			if err != nil {
-				return err
-			}
-			if p.Status == nil {
-				return fmt.Errorf("%s is not registered with this log", p.Origin)
-			}
 			body := &schema.IncidentFinal{Emergency: uint64(emergencyIndex), Report: *r}
-			return f.signAndSubmit(ctx, cmd.OutOrStdout(), p, schema.KindIncidentReport, body)
+			return f.submitToLogs(cmd, schema.KindIncidentReport, func(p *issuer.Issuer) (any, error) {
+				if p.Status == nil {
+					return nil, fmt.Errorf("%s is not registered with this log", p.Origin)
+				}
+				return body, nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -337,7 +329,7 @@ func newIssuerReportCmd() *cobra.Command {
 }
 
 func newIssuerStatusCmd() *cobra.Command {
-	var f logFlags
+	var f logsFlags
 	var origin string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -353,7 +345,35 @@ that checkpoint and compared with the status.`,
 			if err != nil {
 				return err
 			}
-			c, err := f.client()
+			ts, err := f.targets()
+			if err != nil {
+				return err
+			}
+			if len(ts) > 1 {
+				st := logsStatus(cmd.Context(), ts, o)
+				if asJSON {
+					if err := writeJSONOut(cmd.OutOrStdout(), st); err != nil {
+						return err
+					}
+				} else {
+					printLogsStatus(cmd.OutOrStdout(), st)
+				}
+				if !st.Agree {
+					code := exitDiffer
+					for _, ls := range st.Logs {
+						if ls.Error != "" {
+							code = 1
+						}
+					}
+					err := &exitError{code, fmt.Errorf("the logs differ for %s: %s", o, strings.Join(st.Differences, "; "))}
+					if asJSON {
+						return printed{err}
+					}
+					return err
+				}
+				return nil
+			}
+			c, err := ts[0].client()
 			if err != nil {
 				return err
 			}

@@ -18,6 +18,8 @@ import (
 type issuerStatusResult struct {
 	*api.Issuer
 	Verified issuerVerified `json:"verified"`
+	// commitment is the body of the latest key commitment, verified.
+	commitment []byte
 }
 
 // issuerVerified is what `issuer status` checked against the log's
@@ -47,6 +49,7 @@ func fetchIssuerStatus(ctx context.Context, c *client.Client, origin string) (*i
 		return nil, fmt.Errorf("couldn't fetch the log's view of %s: %w", origin, err)
 	}
 	st := res.Status
+	var commitment []byte
 	if st.Origin != origin {
 		return nil, fmt.Errorf("asked the log about %s, it answered about %s", origin, st.Origin)
 	}
@@ -87,6 +90,7 @@ func fetchIssuerStatus(ctx context.Context, c *client.Client, origin string) (*i
 			if e.Kind != schema.KindKeyCommitment || e.Time != st.CommitmentTime {
 				return fmt.Errorf("it is a %s entry at time %d; the status says a key commitment at %d", e.Kind, e.Time, st.CommitmentTime)
 			}
+			commitment = e.Body
 			return nil
 		}})
 	}
@@ -133,5 +137,6 @@ func fetchIssuerStatus(ctx context.Context, c *client.Client, origin string) (*i
 		}
 	}
 	out.Verified.CheckpointSize = cp.Size
+	out.commitment = commitment
 	return out, nil
 }
