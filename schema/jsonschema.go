@@ -21,8 +21,8 @@ var jsonSchemas embed.FS
 
 // JSONSchemaNames returns the names of the JSON Schema documents, sorted:
 // entry, incident, incident_report, issuer_directory, key_commitment,
-// key_set, policy_params, pst_commitment, registration, snapshot,
-// submission.
+// key_set, policy (the answer of GET /v1/policy), policy_params,
+// pst_commitment, registration, snapshot, submission.
 func JSONSchemaNames() []string {
 	ents, err := fs.ReadDir(jsonSchemas, "jsonschema")
 	if err != nil {

@@ -26,6 +26,7 @@ var routeProbes = []struct{ method, path string }{
 	{"GET", api.PathIssuers + url.PathEscape("https://issuer.example")},
 	{"GET", api.PathKeys},
 	{"GET", api.PathPolicy},
+	{"GET", api.PathPolicyPage},
 	{"POST", api.PathSubmit},
 	{"POST", api.PathCheck},
 	{"GET", bundle.BundlePath},

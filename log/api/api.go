@@ -15,7 +15,8 @@ const (
 	PathEntries          = "/v1/entries"
 	PathIssuers          = "/v1/issuers/" // followed by the path-escaped origin
 	PathKeys             = "/v1/keys.json"
-	PathPolicy           = "/v1/policy" // schema.PolicyParams in force
+	PathPolicy           = "/v1/policy"      // Policy: the parameters in force and the requirements for inclusion
+	PathPolicyPage       = "/v1/policy.html" // the same, as a page for people
 	PathSubmit           = "/v1/submit"
 	PathCheck            = "/v1/check"
 	PathMetrics          = "/metrics"
@@ -35,6 +36,10 @@ type Error struct {
 	Rule   string `json:"rule,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
+
+// Policy answers GET /v1/policy: the policy parameters in force and the
+// requirements for inclusion generated from them (see policy.Published).
+type Policy = policy.Published
 
 // InclusionProof answers GET /v1/proof/inclusion?index=I[&size=N] or
 // ?hash=<base64 leaf hash>[&size=N]. When size is omitted it is the

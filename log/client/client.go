@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -402,14 +403,58 @@ func (c *Client) KeySet(ctx context.Context) ([]byte, uint64, error) {
 	return b, idx, nil
 }
 
-// Policy fetches the policy parameters in force.
+// Policy fetches the policy parameters in force (see PolicyDocument).
 func (c *Client) Policy(ctx context.Context) (*schema.PolicyParams, error) {
-	var p schema.PolicyParams
-	if err := c.getJSON(ctx, api.PathPolicy, &p); err != nil {
+	d, err := c.PolicyDocument(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &p, nil
+	return &d.PolicyParams, nil
 }
+
+// PolicyDocument fetches GET /v1/policy: the policy parameters in force
+// and the log's requirements for inclusion (none from a log older than
+// them). Every parameter must be present (a missing one is an error, not
+// a zero); members this client does not know are ignored, so a log may
+// add members without breaking it.
+func (c *Client) PolicyDocument(ctx context.Context) (*api.Policy, error) {
+	b, _, err := c.do(ctx, http.MethodGet, api.PathPolicy, nil)
+	if err != nil {
+		return nil, err
+	}
+	var d api.Policy
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("couldn't parse response to GET %s: %w", api.PathPolicy, err)
+	}
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, fmt.Errorf("couldn't parse response to GET %s: %w", api.PathPolicy, err)
+	}
+	for _, name := range policyParamNames {
+		if v, ok := members[name]; !ok || string(v) == "null" {
+			return nil, fmt.Errorf("response to GET %s has no %s", api.PathPolicy, name)
+		}
+	}
+	return &d, nil
+}
+
+// policyParamNames are the JSON members of schema.PolicyParams.
+var policyParamNames = func() []string {
+	b, err := json.Marshal(schema.PolicyParams{})
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}()
 
 // Submitted is a verified submission result.
 type Submitted struct {

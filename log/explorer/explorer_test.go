@@ -28,7 +28,7 @@ func TestPages(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 		t.Fatalf("home: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	for _, w := range []string{"keycommit.example/log/explorer", `href="/checkpoint"`, `href="/issuers"`, "Minimum rotation interval", "Emergencies in 2026",
+	for _, w := range []string{"keycommit.example/log/explorer", `href="/checkpoint"`, `href="/issuers"`, `href="/v1/policy.html"`, "Minimum rotation interval", "Emergencies in 2026",
 		// html/template writes "+" as "&#43;"
 		strings.ReplaceAll(d.VKey, "+", "&#43;")} {
 		mustContain(t, home, w)

@@ -16,13 +16,23 @@ import (
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
+	resp, b := getBody(t, url)
+	return resp.StatusCode, string(b)
+}
+
+// getBody GETs url and returns the response and its body, read.
+func getBody(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
 
 // TestMountAtRoot: a handler mounted at "/" (a web explorer) answers the

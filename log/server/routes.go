@@ -22,6 +22,7 @@ var allowed = map[string]string{
 	api.PathIssuers:          "GET, HEAD",
 	api.PathKeys:             "GET, HEAD",
 	api.PathPolicy:           "GET, HEAD",
+	api.PathPolicyPage:       "GET, HEAD",
 	api.PathSubmit:           "POST",
 	api.PathCheck:            "POST",
 	api.PathVersion:          "GET, HEAD",

@@ -1,7 +1,8 @@
 // Package server is the log's HTTP front, the one place its routes are
 // mounted for every backend: the C2SP tlog-tiles read path (GET
 // /checkpoint, /tile/<L>/<N>[.p/<W>], /tile/entries/<N>[.p/<W>]), JSON
-// convenience endpoints (proofs, entries, issuers, key set, policy),
+// convenience endpoints (proofs, entries, issuers, key set, policy and
+// its requirements for inclusion, also as a page, /v1/policy.html),
 // submission and dry-run checks, the user agents' keys bundle and issuer
 // proofs (log/bundle), Prometheus metrics, and any extra handlers the
 // caller mounts (Config.Mount, e.g. a web explorer at /).
@@ -159,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET "+api.PathIssuers+"{origin...}", "issuer", reads, s.issuer)
 	s.handle("GET "+api.PathKeys, "keys", reads, s.keys)
 	s.handle("GET "+api.PathPolicy, "policy", reads, s.policy)
+	s.handle("GET "+api.PathPolicyPage, "policy_page", reads, s.policyHTML)
 	s.handle("POST "+api.PathSubmit, "submit", writes, s.bodyBudget("submit", s.submit))
 	s.handle("POST "+api.PathCheck, "check", writes, s.bodyBudget("check", s.check))
 	bh, err := bundle.NewHandler(bundle.Config{Source: bundle.NewStorageSource(cfg.Reader), Logger: cfg.Logger, Registerer: cfg.Registerer})
@@ -657,14 +659,6 @@ func (s *Server) keys(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set(api.HeaderSnapshotIndex, strconv.FormatUint(ks.Index, 10))
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(ks.Data)
-	return nil
-}
-
-func (s *Server) policy(w http.ResponseWriter, r *http.Request) error {
-	if err := s.needLog(); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, s.cfg.Log.Params())
 	return nil
 }
 
