@@ -175,20 +175,33 @@ func (v *Verified) Stored() ([]byte, error) {
 // once, when it reads the keys; Verify with a previous bundle runs it on
 // both. Failures are *Error with CheckKeySet.
 func (v *Verified) KeySet() (*KeySet, error) {
-	v.keySetOnce.Do(func() {
-		ks, err := parseKeySetFast(v.Bundle.KeySet, nil)
-		if err != nil {
-			v.keySetErr = failErr(CheckKeySet, err)
-			return
-		}
-		// The log counts an issuer once per part (pst, privacy_pass).
-		if n := len(ks.PST) + len(ks.PrivacyPass); n != v.SnapshotIssuers {
-			v.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, v.SnapshotIssuers)
-			return
-		}
-		v.keySet = ks
-	})
+	v.keySetOnce.Do(func() { v.readKeySet(nil) })
 	return v.keySet, v.keySetErr
+}
+
+// readKeySet parses the key set and runs the keyset check (for KeySet,
+// once), recording its members in m if m is not nil.
+func (v *Verified) readKeySet(m *keySetMembers) {
+	ks, err := parseKeySetFast(v.Bundle.KeySet, m)
+	if err != nil {
+		v.keySetErr = failErr(CheckKeySet, err)
+		return
+	}
+	v.useKeySet(ks, m)
+}
+
+// useKeySet makes ks (with its members m, if known) v's key set, if it has
+// as many issuers as v's snapshot records.
+func (v *Verified) useKeySet(ks *KeySet, m *keySetMembers) {
+	// The log counts an issuer once per part (pst, privacy_pass).
+	if n := len(ks.PST) + len(ks.PrivacyPass); n != v.SnapshotIssuers {
+		v.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, v.SnapshotIssuers)
+		return
+	}
+	v.keySet = ks
+	if m != nil {
+		v.members = m
+	}
 }
 
 // Verify runs every check on a bundle. If prev is not nil (a bundle this
