@@ -66,8 +66,8 @@ type Alert struct {
 	// Issuer is the issuer origin concerned, if any.
 	Issuer  string `json:"issuer,omitempty"`
 	Message string `json:"message"`
-	// Evidence is the id of a split-view evidence bundle, served at
-	// /v1/evidence/<id>.
+	// Evidence is the id of an evidence bundle (split-view, time or
+	// cross-log), served at /v1/evidence/<id>.
 	Evidence string `json:"evidence,omitempty"`
 }
 

@@ -41,6 +41,7 @@ func (f *follower) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rec := &clRecord{}
 	start, startTime := pos, time.Now()
 	lastLog := startTime
 	err = f.stream(ctx, anchor.tree(), pos, f.keys, func(batch []*bundleData) error {
@@ -55,6 +56,7 @@ func (f *follower) catchUp(ctx context.Context) error {
 					return err
 				}
 				tc.entry(idx, bd.entries[j], bd.parsed[j])
+				rec.entry(idx, bd.parsed[j])
 				pos = idx + 1
 			}
 		}
@@ -66,6 +68,9 @@ func (f *follower) catchUp(ctx context.Context) error {
 		if err := tc.flush(ctx); err != nil {
 			return err
 		}
+		f.m.cross.add(f.origin, rec)
+		f.clUnsaved.merge(rec)
+		rec = &clRecord{}
 		alerts := r.takeAlerts()
 		if len(alerts) > 0 || pos-f.savedPos >= f.m.cfg.SaveEvery || time.Since(f.savedTime) >= f.m.cfg.SaveInterval || pos == anchor.Size {
 			if err := f.save(ctx, alerts, pos == anchor.Size); err != nil {
@@ -105,13 +110,14 @@ func (f *follower) save(ctx context.Context, alerts []Alert, done bool) error {
 	if done && anchor != nil && pos == anchor.Size {
 		verified = anchor.Note
 	}
-	if err := f.m.store.saveProgress(ctx, f.origin, verified, pos, state, alerts); err != nil {
+	if err := f.m.store.saveProgress(ctx, f.origin, verified, pos, state, alerts, &f.clUnsaved); err != nil {
 		if len(alerts) > 0 {
 			f.m.unstored(alerts, err)
 		}
 		return err
 	}
 	f.savedPos, f.savedTime = pos, time.Now()
+	f.clUnsaved = clRecord{}
 	if verified != nil {
 		f.mu.Lock()
 		f.verified = anchor

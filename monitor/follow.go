@@ -43,6 +43,9 @@ type follower struct {
 	keys      *accountKeys // the account keys in st, for the fetch workers
 	savedPos  int64
 	savedTime time.Time
+	// clUnsaved is what the cross-log check recorded from entries not yet
+	// saved (crosslog.go); the next save stores it.
+	clUnsaved clRecord
 }
 
 func newFollower(ctx context.Context, m *Monitor, lc LogConfig) (*follower, error) {
@@ -148,6 +151,9 @@ func (f *follower) round(ctx context.Context) error {
 	}
 	if err := f.catchUp(ctx); err != nil {
 		return err
+	}
+	if err := f.m.processCrossLog(ctx); err != nil {
+		return fmt.Errorf("cross-log check: %w", err)
 	}
 	return f.recheckPending(ctx)
 }

@@ -19,6 +19,11 @@
 // both be true are kept as split-view evidence (see Evidence and
 // VerifyEvidence) and served.
 //
+// Following several logs, it cross-checks every issuer seen in two or
+// more of them: different commitments shown in force in two logs at once
+// for longer than Config.CrossLogGrace are a cross-log alert with evidence
+// (crosslog.go, CrossLogEvidence and CheckCrossLog).
+//
 // Its state lives in one SQLite database, so it resumes where it stopped.
 // Alerts are JSON lines (see Alert) written to Config.AlertOut and
 // optionally POSTed to a webhook.
@@ -41,6 +46,7 @@ import (
 
 	"github.com/keycommit/keycommit/log/durable"
 	"github.com/keycommit/keycommit/log/httpguard"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,6 +119,11 @@ type Config struct {
 	// nil turns POST /watch off (403). Watches in Watch and Config.Watch
 	// need none.
 	AdminToken *httpguard.Token
+	// CrossLogGrace is the grace window of the cross-log check
+	// (crosslog.go): two different commitments of one issuer in two logs
+	// are an alert only when the logs' entries show both in force together
+	// for longer than it (default verify.DefaultGrace).
+	CrossLogGrace time.Duration
 	// MaxInFlight bounds the POST requests (/v1/checkpoint, /watch)
 	// worked on at once (default 64), and four times it the GET requests;
 	// beyond it the monitor answers 429 with Retry-After before reading
@@ -131,6 +142,7 @@ type Monitor struct {
 	byOrigin  map[string]*follower
 	byID      map[string]*follower
 	metrics   *metrics
+	cross     *crossLog
 
 	watchMu sync.RWMutex
 	// watches maps a watched issuer to the first index watched in each
@@ -166,7 +178,7 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 		return nil, err
 	}
 	m := &Monitor{cfg: cfg, log: cfg.Logger, out: cfg.AlertOut, hc: cfg.HTTPClient, store: st, postLimit: httpguard.NewLimiter(cfg.MaxInFlight), readLimit: httpguard.NewLimiter(4 * cfg.MaxInFlight),
-		byOrigin: map[string]*follower{}, byID: map[string]*follower{}, watches: map[string]map[string]int64{}}
+		byOrigin: map[string]*follower{}, byID: map[string]*follower{}, watches: map[string]map[string]int64{}, cross: newCrossLog(cfg.CrossLogGrace)}
 	if m.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		st.close()
 		return nil, err
@@ -189,6 +201,13 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 		}
 		m.metrics.position.WithLabelValues(f.origin).Set(float64(f.position))
 	}
+	if err := st.loadCrossLog(ctx, m.cross); err != nil {
+		st.close()
+		return nil, err
+	}
+	// Findings not stored before a crash are found again (and those
+	// stored are not raised twice).
+	m.cross.findAll()
 	ws, err := st.watchSince(ctx)
 	if err != nil {
 		st.close()
@@ -244,6 +263,9 @@ func setDefaults(c *Config) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.CrossLogGrace <= 0 {
+		c.CrossLogGrace = verify.DefaultGrace
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64

@@ -26,7 +26,11 @@ import (
 //     the entries after the last save are fetched, verified and replayed
 //     again, and their alerts, keyed by what they are about, are not
 //     stored twice.
-//  3. Alerts are delivered (stdout, webhook) after they are committed and
+//     With them go the key commitments and snapshots the cross-log check
+//     recorded (crosslog.go) from the entries before the position; a
+//     replay repeated after a crash records them again.
+//  3. Cross-log evidence and its alert are stored in one transaction.
+//  4. Alerts are delivered (stdout, webhook) after they are committed and
 //     marked per sink once delivered, so a crash can repeat a delivery but
 //     never lose one.
 const storeSchema = `
@@ -68,6 +72,20 @@ CREATE TABLE IF NOT EXISTS latest_entry (
 	idx    INTEGER NOT NULL,
 	time   INTEGER NOT NULL,
 	entry  BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS crosslog_commitments (
+	log    TEXT NOT NULL,
+	idx    INTEGER NOT NULL,
+	issuer TEXT NOT NULL,
+	time   INTEGER NOT NULL,
+	value  BLOB NOT NULL,
+	PRIMARY KEY (log, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS crosslog_snapshots (
+	log  TEXT NOT NULL,
+	idx  INTEGER NOT NULL,
+	time INTEGER NOT NULL,
+	PRIMARY KEY (log, idx)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS pending (
 	origin   TEXT NOT NULL,
@@ -153,9 +171,10 @@ func (s *store) saveAnchor(ctx context.Context, origin string, anchor []byte) er
 	return nil
 }
 
-// saveProgress records replay progress and the alerts raised so far, in
-// one transaction. verified may be nil (unchanged).
-func (s *store) saveProgress(ctx context.Context, origin string, verified []byte, position int64, state []byte, alerts []Alert) error {
+// saveProgress records replay progress, the alerts raised so far and the
+// commitments and snapshots the cross-log check recorded (cl, may be nil),
+// in one transaction. verified may be nil (unchanged).
+func (s *store) saveProgress(ctx context.Context, origin string, verified []byte, position int64, state []byte, alerts []Alert, cl *clRecord) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("couldn't save progress of log %s: %w", origin, err)
@@ -173,6 +192,9 @@ func (s *store) saveProgress(ctx context.Context, origin string, verified []byte
 		return fmt.Errorf("couldn't save progress of log %s: %w", origin, err)
 	}
 	if err := insertAlerts(ctx, tx, alerts); err != nil {
+		return err
+	}
+	if err := insertCrossLog(ctx, tx, origin, cl); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/keycommit/keycommit/log/durable"
 	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/monitor"
 	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,7 +32,7 @@ func newMonitorCmd() *cobra.Command {
 		logs, vkeys, peers, witnesses, watches          []string
 		once, asJSON                                    bool
 		data, listen, webhook, level, tokenFile, policy string
-		poll, gossip                                    time.Duration
+		poll, gossip, crossGrace                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "monitor --log URL --log-vkey VKEY [--once] [--data DIR]",
@@ -51,6 +52,11 @@ Entry times are checked against the monitor's clock and, with
 --witness-policy, against the cosignatures of its witnesses on the checkpoints
 it sees (the log's, pulled from --witness and --peer, POSTed): a violation is
 a time alert with evidence (docs/time.md).
+
+Following several logs, it cross-checks every issuer it sees in two or more:
+different commitments in force in two logs at once, for longer than
+--cross-log-grace as the logs' snapshots show, are a cross-log alert with
+evidence (docs/monitor.md).
 
 With --once it verifies every log up to its current checkpoint, pulls once
 from peers and witnesses, and exits: 0 if everything checked out, 2 if it
@@ -117,7 +123,8 @@ monitor on it refuses to start.`,
 				alertOut = &alertBuf
 			}
 			cfg := monitor.Config{AdminToken: token, DataDir: data, WitnessPolicy: pol, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
-				AlertOut: alertOut, Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip}
+				AlertOut: alertOut, Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip,
+				CrossLogGrace: crossGrace}
 			for i := range logs {
 				cfg.Logs = append(cfg.Logs, monitor.LogConfig{URL: logs[i], VKey: vkeys[i]})
 			}
@@ -196,6 +203,7 @@ monitor on it refuses to start.`,
 	f.StringVar(&webhook, "webhook", "", "URL to POST every alert to, as JSON")
 	f.DurationVar(&poll, "poll", 10*time.Second, "pause between checks of each log")
 	f.DurationVar(&gossip, "gossip", 30*time.Second, "pause between pulls from peers and witnesses")
+	f.DurationVar(&crossGrace, "cross-log-grace", verify.DefaultGrace, "following several logs: an issuer's different commitments in two logs are a cross-log alert once the logs show both in force together for longer than this")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&tokenFile, "admin-token-file", "", "file (mode 0600) holding the operator's token that POST /watch needs as Authorization: Bearer; without it POST /watch is off")
 	addJSONFlag(cmd, &asJSON, "monitor-once")
@@ -259,65 +267,110 @@ func readWitnessPolicy(path string) (*quorum.Policy, error) {
 }
 
 func newMonitorCheckEvidenceCmd() *cobra.Command {
-	var vkey, policy string
+	var vkeys, policies []string
+	var grace time.Duration
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "check-evidence FILE [--log-vkey VKEY] [--witness-policy FILE]",
-		Short: "Check a split-view or time evidence bundle offline against the log's verifier key",
+		Use:   "check-evidence FILE --log-vkey VKEY [--log-vkey VKEY] [--witness-policy FILE]",
+		Short: "Check a split-view, time or cross-log evidence bundle offline against the logs' verifier keys",
 		Long: `check-evidence checks an evidence bundle a monitor produced, offline: a
 split view (two inconsistent checkpoints signed by the log), or a time
 violation (an entry, its inclusion proof and the cosigned checkpoint(s) its
 time contradicts; docs/time.md), which needs the witness policy whose
 cosignatures it cites. Evidence of an entry dated in the monitor's future is
-checked against this machine's clock. Exit 0 if the evidence holds.`,
+checked against this machine's clock.
+
+Cross-log evidence (an issuer with different commitments in force in two
+logs at once; docs/monitor.md) needs the verifier key of both logs
+(--log-vkey twice) and the witness policy: one --witness-policy for every
+log, or one per --log-vkey in the same order. The overlap it shows must be
+longer than both its own grace and --cross-log-grace. Exit 0 if the evidence
+holds.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if vkey == "" {
+			if len(vkeys) == 0 && os.Getenv("KEYCOMMIT_LOG_VKEY") != "" {
+				vkeys = []string{os.Getenv("KEYCOMMIT_LOG_VKEY")}
+			}
+			if len(vkeys) == 0 {
 				return errors.New("no log verifier key: set --log-vkey or $KEYCOMMIT_LOG_VKEY")
 			}
 			b, err := os.ReadFile(args[0])
 			if err != nil {
 				return fmt.Errorf("couldn't read evidence: %w", err)
 			}
-			if monitor.EvidenceTypeOf(b) == monitor.TimeEvidenceType {
-				pol, err := readWitnessPolicy(policy)
-				if err != nil {
-					return err
+			var res evidenceResult
+			var text string
+			switch typ := monitor.EvidenceTypeOf(b); {
+			case typ == monitor.CrossLogEvidenceType:
+				var pols []*quorum.Policy
+				for _, p := range policies {
+					pol, err := readWitnessPolicy(p)
+					if err != nil {
+						return err
+					}
+					pols = append(pols, pol)
 				}
-				ev, err := monitor.VerifyTimeEvidence(b, vkey, pol, time.Now())
+				ev, err := monitor.CheckCrossLog(b, monitor.CrossLogCheck{VKeys: vkeys, Policies: pols, MinGrace: grace})
 				if err != nil {
 					return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
 				}
-				if asJSON {
-					return writeJSONOut(cmd.OutOrStdout(), &evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Origin, Reason: ev.Reason})
+				res = evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Logs[0].Origin, Reason: ev.Reason, Issuer: ev.Issuer,
+					Logs: []string{ev.Logs[0].Origin, ev.Logs[1].Origin}}
+				text = fmt.Sprintf("valid cross-log evidence %s for issuer %s in logs %s and %s: %s", ev.ID(), ev.Issuer, ev.Logs[0].Origin, ev.Logs[1].Origin, ev.Reason)
+			case len(vkeys) > 1 || len(policies) > 1:
+				return errors.New("split-view and time evidence are about one log: give one --log-vkey and at most one --witness-policy")
+			case typ == monitor.TimeEvidenceType:
+				pol, err := readWitnessPolicy(first(policies))
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "valid time evidence %s (%s) for log %s: %s\n", ev.ID(), ev.Rule, ev.Origin, ev.Reason)
-				return nil
-			}
-			ev, err := monitor.VerifyEvidence(b, vkey)
-			if err != nil {
-				return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
+				ev, err := monitor.VerifyTimeEvidence(b, vkeys[0], pol, time.Now())
+				if err != nil {
+					return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
+				}
+				res = evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Origin, Reason: ev.Reason}
+				text = fmt.Sprintf("valid time evidence %s (%s) for log %s: %s", ev.ID(), ev.Rule, ev.Origin, ev.Reason)
+			default:
+				ev, err := monitor.VerifyEvidence(b, vkeys[0])
+				if err != nil {
+					return fmt.Errorf("evidence %s does not hold: %w", args[0], err)
+				}
+				res = evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Origin, Reason: ev.Reason}
+				text = fmt.Sprintf("valid split-view evidence %s for log %s: %s", ev.ID(), ev.Origin, ev.Reason)
 			}
 			if asJSON {
-				return writeJSONOut(cmd.OutOrStdout(), &evidenceResult{Valid: true, ID: ev.ID(), Origin: ev.Origin, Reason: ev.Reason})
+				return writeJSONOut(cmd.OutOrStdout(), &res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "valid split-view evidence %s for log %s: %s\n", ev.ID(), ev.Origin, ev.Reason)
+			fmt.Fprintln(cmd.OutOrStdout(), text)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&vkey, "log-vkey", os.Getenv("KEYCOMMIT_LOG_VKEY"), "the log's C2SP verifier key (default $KEYCOMMIT_LOG_VKEY)")
-	cmd.Flags().StringVar(&policy, "witness-policy", "", "witness policy file (needed for time evidence against cosignatures)")
+	cmd.Flags().StringArrayVar(&vkeys, "log-vkey", nil, "a log's C2SP verifier key (repeatable: cross-log evidence needs both logs'; default $KEYCOMMIT_LOG_VKEY)")
+	cmd.Flags().StringArrayVar(&policies, "witness-policy", nil, "witness policy file (needed for time evidence against cosignatures and for cross-log evidence; repeatable: one for every log, or one per --log-vkey)")
+	cmd.Flags().DurationVar(&grace, "cross-log-grace", verify.DefaultGrace, "cross-log evidence must show the two commitments in force together for longer than this")
 	addJSONFlag(cmd, &asJSON, "monitor-check-evidence")
 	return cmd
+}
+
+// first returns the first element of s, "" if none.
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }
 
 // evidenceResult is `monitor check-evidence --json`
 // (schema/jsonschema/cli/monitor-check-evidence.json).
 type evidenceResult struct {
-	Valid  bool   `json:"valid"`
-	ID     string `json:"id"`
+	Valid bool   `json:"valid"`
+	ID    string `json:"id"`
+	// Origin is the log (for cross-log evidence, the first of Logs).
 	Origin string `json:"origin"`
 	Reason string `json:"reason"`
+	// Issuer and Logs: for cross-log evidence, the issuer and both logs.
+	Issuer string   `json:"issuer,omitempty"`
+	Logs   []string `json:"logs,omitempty"`
 }
 
 // onceReport is `monitor --once --json`
