@@ -18,11 +18,13 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes of keycommit verify (documented in its help and docs/bundle.md).
+// Exit codes of keycommit verify (documented in its help, docs/bundle.md
+// and, with --trust, docs/multilog.md).
 const (
 	exitVerifyOK     = 0 // every check passed
 	exitVerifyUsage  = 1 // bad flags, unreadable files, fetch failures
-	exitVerifyFailed = 2 // a check failed: the bundle must not be used
+	exitVerifyFailed = 2 // a check failed: the bundle must not be used (--trust: no trusted log verified)
+	exitVerifySome   = 3 // --trust: some log not ok or some issuer refused; the accepted and pending issuers are usable
 )
 
 // verifyConfig configures runVerify.
@@ -50,12 +52,23 @@ type verifyConfig struct {
 	HTTP *http.Client
 	// JSON prints the result as a verifyResult object instead of text.
 	JSON bool
+	// Trust, if set, is a trust file (docs/multilog.md): the logs to
+	// verify and merge, instead of Bundle and the single-log flags.
+	Trust string
+	// MinLogs, if not 0, replaces the trust file's min-logs.
+	MinLogs int
+	// Now is the clock of a --trust run (nil means time.Now).
+	Now func() time.Time
 }
+
+// verifySingleLogFlags are the flags of a single-log verify, which a trust
+// file replaces.
+var verifySingleLogFlags = []string{"bundle", "log-vkey", "origin", "witness-policy", "previous", "max-age", "save", "no-delta"}
 
 func newVerifyCmd() *cobra.Command {
 	cfg := verifyConfig{HTTP: &http.Client{Timeout: time.Minute}}
 	cmd := &cobra.Command{
-		Use:   "verify --bundle FILE_OR_URL --log-vkey VKEY --witness-policy FILE [--previous FILE] [--max-age DURATION] [--save FILE]",
+		Use:   "verify (--bundle FILE_OR_URL --log-vkey VKEY --witness-policy FILE [--previous FILE] [--max-age DURATION] [--save FILE] | --trust FILE [--min-logs K])",
 		Short: "Verify a keys bundle as a user agent does",
 		Long: `Verify a keys bundle (docs/bundle.md) as a user agent does: the key set
 hashes to the snapshot entry's digest, the entry is a snapshot included in the
@@ -70,11 +83,56 @@ the bundle is fetched with ?old=<previous size> so that it carries the
 consistency proof.
 
 Exit codes: 0 every check passed; 1 usage or I/O error (nothing was verified);
-2 a check failed (the message names it; do not use the keys).`,
+2 a check failed (the message names it; do not use the keys).
+
+With --trust FILE (docs/multilog.md), verify several logs instead: the trust
+file names each log (its vkey, bundle URL, witness policy file, optional
+max-age= and origin=) and the rule (min-logs K, grace DURATION). Every log's
+bundle is fetched concurrently and verified as above; a log that cannot be
+fetched is unavailable, one whose cosignatures are too old stale, one failing
+another check invalid, and such a log carries nothing. An issuer's keys are
+used (accepted) only when at least K ok logs hold the byte-identical commitment
+and no ok log carrying the issuer holds another one; when logs disagree the
+issuer is refused, naming the logs and the key ids on each side, unless the
+newest commitment was first logged at most the grace window ago and every other
+log holds the issuer's previous commitment (pending: the rotation has not
+reached them; the newest is used). One issuer's refusal never blocks another.
+--min-logs replaces the file's min-logs. The single-log flags (--bundle,
+--log-vkey, --origin, --witness-policy, --previous, --max-age, --save,
+--no-delta) cannot be combined with --trust. The output names every log's
+status and every issuer's decision; --json prints one object
+(schema/jsonschema/cli/verify-trust.json) whose "pst" member is the merged PST
+key commitments in the shape of Chrome's component ({"<issuer origin>":
+<commitment>}) and "privacy_pass" the issuers' Privacy Pass directories.
+
+Exit codes with --trust: 0 every log ok and every issuer accepted or pending;
+1 usage error (bad flags, unreadable trust file; nothing was verified); 2 no
+trusted log verified (no keys to use); 3 some log not ok or some issuer refused
+(the accepted and pending issuers' keys are usable).`,
+		Example: `  keycommit verify --bundle http://127.0.0.1:7370/v1/keys.bundle --witness-policy witnesses.txt --save keys.bundle
+  keycommit verify --bundle "$KEYCOMMIT_LOG/v1/keys.bundle" --witness-policy witnesses.txt --previous keys.bundle --save keys.bundle --json
+  keycommit verify --bundle keys.bundle --log-vkey "$KEYCOMMIT_LOG_VKEY" --witness-policy witnesses.txt --max-age 24h
+  keycommit verify --trust trust.txt                 # several logs (docs/multilog.md)
+  keycommit verify --trust trust.txt --min-logs 1 --json | jq .pst > pst-key-commitments.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Out = cmd.OutOrStdout()
-			return runVerify(cmd.Context(), &cfg)
+			if cfg.Trust == "" {
+				if cmd.Flags().Changed("min-logs") {
+					return usageErr("--min-logs needs --trust")
+				}
+				return runVerify(cmd.Context(), &cfg)
+			}
+			var set []string
+			for _, name := range verifySingleLogFlags {
+				if cmd.Flags().Changed(name) {
+					set = append(set, "--"+name)
+				}
+			}
+			if len(set) > 0 {
+				return usageErr("--trust cannot be combined with %s: the trust file gives each log's bundle, vkey, witness policy, max-age and origin", strings.Join(set, ", "))
+			}
+			return runVerifyTrust(cmd.Context(), &cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -86,6 +144,8 @@ Exit codes: 0 every check passed; 1 usage or I/O error (nothing was verified);
 	f.DurationVar(&cfg.MaxAge, "max-age", verify.DefaultMaxAge, "maximum age of the witness cosignatures that count")
 	f.StringVar(&cfg.Save, "save", "", "write the bundle here once every check passed")
 	f.BoolVar(&cfg.NoDelta, "no-delta", false, "with a URL and --previous, fetch the full bundle instead of a delta")
+	f.StringVar(&cfg.Trust, "trust", "", "trust file naming several logs and the rule to merge them (docs/multilog.md); replaces the single-log flags")
+	f.IntVar(&cfg.MinLogs, "min-logs", 0, "with --trust: how many logs must hold an issuer's identical commitment (default: the trust file's min-logs)")
 	addJSONFlag(cmd, &cfg.JSON, "verify")
 	return cmd
 }
@@ -336,4 +396,140 @@ func printVerified(w io.Writer, got *verify.Verified, ks *verify.KeySet, prev *v
 	for _, c := range got.Changes {
 		fmt.Fprintf(w, "changed: %s %s %s\n", c.Issuer, c.Part, c.Op)
 	}
+}
+
+// runVerifyTrust is `keycommit verify --trust`: every trusted log verified
+// and their key sets merged by the rule of docs/multilog.md.
+func runVerifyTrust(ctx context.Context, cfg *verifyConfig) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	tr, err := verify.ReadTrustFile(cfg.Trust)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if cfg.MinLogs < 0 || cfg.MinLogs > len(tr.Logs) {
+		return usageErr("--min-logs %d is out of range: the trust file names %d logs", cfg.MinLogs, len(tr.Logs))
+	}
+	m, err := verify.VerifyLogs(ctx, verify.MultiLog{Trust: tr, MinLogs: cfg.MinLogs, Fetch: verify.HTTPFetcher(cfg.HTTP), Now: cfg.Now})
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if cfg.JSON {
+		if err := writeJSONOut(cfg.Out, newTrustResult(m)); err != nil {
+			return err
+		}
+	} else {
+		printTrust(cfg.Out, m)
+	}
+	var refused, notOK int
+	for _, l := range m.Logs {
+		if l.Status != verify.LogOK {
+			notOK++
+		}
+	}
+	for _, r := range m.Issuers {
+		if r.Decision == verify.Refused {
+			refused++
+		}
+	}
+	switch {
+	case m.Available() == 0:
+		return &exitError{exitVerifyFailed, printed{fmt.Errorf("verification failed: none of the %d trusted logs verified", len(m.Logs))}}
+	case refused > 0 || notOK > 0:
+		return &exitError{exitVerifySome, printed{fmt.Errorf("%d of %d logs not ok, %d of %d issuers refused; the accepted and pending issuers are usable", notOK, len(m.Logs), refused, len(m.Issuers))}}
+	}
+	return nil
+}
+
+// trustResult is `keycommit verify --trust --json`
+// (schema/jsonschema/cli/verify-trust.json).
+type trustResult struct {
+	MinLogs      int    `json:"min_logs"`
+	GraceSeconds int64  `json:"grace_seconds"`
+	Time         string `json:"time"`
+	// PST is the merged key set's PST part in the shape of Chrome's
+	// component, PrivacyPass its Privacy Pass directories.
+	PST         map[string]verify.PSTCommitment   `json:"pst"`
+	PrivacyPass map[string]verify.IssuerDirectory `json:"privacy_pass"`
+	Issuers     []trustIssuer                     `json:"issuers"`
+	Logs        []trustLog                        `json:"logs"`
+}
+
+type trustIssuer struct {
+	Issuer     string         `json:"issuer"`
+	Decision   string         `json:"decision"`
+	Reason     string         `json:"reason"`
+	Logs       []string       `json:"logs"`
+	Lagging    []string       `json:"lagging,omitempty"`
+	Divergence []trustHolding `json:"divergence,omitempty"`
+}
+
+type trustHolding struct {
+	Logs   []string `json:"logs"`
+	KeyIDs []string `json:"key_ids"`
+	Logged string   `json:"logged,omitempty"`
+}
+
+type trustLog struct {
+	Log           string  `json:"log"`
+	Bundle        string  `json:"bundle"`
+	Status        string  `json:"status"`
+	Error         string  `json:"error,omitempty"`
+	Check         string  `json:"check,omitempty"`
+	TreeSize      *uint64 `json:"tree_size,omitempty"`
+	SnapshotIndex *uint64 `json:"snapshot_index,omitempty"`
+	SnapshotTime  string  `json:"snapshot_time,omitempty"`
+	Issuers       *int    `json:"issuers,omitempty"`
+}
+
+func newTrustResult(m *verify.Merged) *trustResult {
+	r := &trustResult{MinLogs: m.MinLogs, GraceSeconds: int64(m.Grace / time.Second), Time: m.Now.UTC().Format(time.RFC3339Nano),
+		PST: m.KeySet.PST, PrivacyPass: m.KeySet.PrivacyPass, Issuers: []trustIssuer{}, Logs: []trustLog{}}
+	for _, i := range m.Issuers {
+		ti := trustIssuer{Issuer: i.Issuer, Decision: string(i.Decision), Reason: i.Reason, Logs: i.Logs, Lagging: i.Lagging}
+		if ti.Logs == nil {
+			ti.Logs = []string{}
+		}
+		for _, h := range i.Holdings {
+			th := trustHolding{Logs: h.Logs, KeyIDs: h.KeyIDs}
+			if th.KeyIDs == nil {
+				th.KeyIDs = []string{}
+			}
+			if !h.Logged.IsZero() {
+				th.Logged = h.Logged.UTC().Format(time.RFC3339Nano)
+			}
+			ti.Divergence = append(ti.Divergence, th)
+		}
+		r.Issuers = append(r.Issuers, ti)
+	}
+	for _, l := range m.Logs {
+		tl := trustLog{Log: l.Log.Name, Bundle: l.Log.Bundle, Status: string(l.Status), Check: string(l.Check)}
+		if l.Err != nil {
+			tl.Error = l.Err.Error()
+		}
+		if v := l.Verified; v != nil {
+			size, idx, n := v.Checkpoint.Size, v.Bundle.Index, l.Issuers
+			tl.TreeSize, tl.SnapshotIndex, tl.Issuers = &size, &idx, &n
+			tl.SnapshotTime = v.SnapshotTime.UTC().Format(time.RFC3339Nano)
+		}
+		r.Logs = append(r.Logs, tl)
+	}
+	return r
+}
+
+func printTrust(w io.Writer, m *verify.Merged) {
+	for _, l := range m.Logs {
+		if v := l.Verified; v != nil {
+			fmt.Fprintf(w, "log %s: ok, tree size %d, snapshot at index %d (%s), %d issuers\n", l.Log.Name, v.Checkpoint.Size, v.Bundle.Index,
+				v.SnapshotTime.UTC().Format(time.RFC3339), l.Issuers)
+			continue
+		}
+		fmt.Fprintf(w, "log %s: %s: %v\n", l.Log.Name, l.Status, l.Err)
+	}
+	for _, i := range m.Issuers {
+		fmt.Fprintf(w, "issuer %s: %s: %s\n", i.Issuer, i.Decision, i.Reason)
+	}
+	fmt.Fprintf(w, "merged key set: %d PST and %d Privacy Pass issuers (min-logs %d, grace %s); --json prints it\n",
+		len(m.KeySet.PST), len(m.KeySet.PrivacyPass), m.MinLogs, m.Grace)
 }
