@@ -470,9 +470,10 @@ func minTime(a, b time.Time) time.Time {
 // After each replayed batch the monitor compares, for the issuers that
 // batch touched and that it knows in two or more logs, the periods of
 // different commitments in the other logs. A finding becomes evidence:
-// both logs' entries are fetched again through their tiles, the key set
-// of each snapshot is rebuilt by applying that log's entries up to it (a
-// rare, bounded cost: once per finding), and the evidence and its alert
+// both logs' entries are fetched again through their tiles, the key sets
+// of the snapshots are rebuilt by applying each log's entries up to them
+// (a rare cost: one pass per log and round, however many findings), and
+// the evidence and its alert
 // are stored in one transaction, under an id that a restart finds again
 // and does not raise twice.
 
@@ -690,27 +691,45 @@ func (c *crossLog) findAll() {
 }
 
 // processCrossLog turns pending findings into stored evidence and alerts.
+// The snapshots' key sets are rebuilt in one pass over each log involved,
+// however many findings need them.
 func (m *Monitor) processCrossLog(ctx context.Context) error {
 	c := m.cross
 	c.procMu.Lock()
 	defer c.procMu.Unlock()
 	c.mu.Lock()
-	var todo []clFinding
-	var ids []string
+	todo := map[string]clFinding{}
 	for id, fd := range c.pending {
-		todo = append(todo, fd)
-		ids = append(ids, id)
+		todo[id] = fd
 	}
 	c.mu.Unlock()
-	for i, fd := range todo {
-		id := ids[i]
+	need := map[string]map[int64][]byte{} // log -> snapshot index -> key set
+	for id, fd := range todo {
 		if _, err := m.store.evidence(ctx, id); err == nil {
 			c.settle(id)
+			delete(todo, id)
 			continue
 		} else if !errors.Is(err, errNotFound) {
 			return err
 		}
-		ev, err := m.crossLogEvidence(ctx, fd)
+		for i, origin := range fd.logs {
+			if need[origin] == nil {
+				need[origin] = map[int64][]byte{}
+			}
+			need[origin][fd.snap[i]] = nil
+		}
+	}
+	for origin, want := range need {
+		f := m.byOrigin[origin]
+		if f == nil {
+			continue
+		}
+		if err := f.keySetsAt(ctx, want); err != nil {
+			return fmt.Errorf("couldn't rebuild the key sets of log %s for cross-log evidence: %w", origin, err)
+		}
+	}
+	for id, fd := range todo {
+		ev, err := m.crossLogEvidence(ctx, fd, need)
 		if err != nil {
 			var fe *fetchError
 			if errors.As(err, &fe) || ctx.Err() != nil {
@@ -751,8 +770,9 @@ func (m *Monitor) recordCrossLog(ctx context.Context, ev *CrossLogEvidence) erro
 	return m.deliver(ctx)
 }
 
-// crossLogEvidence builds the evidence of fd.
-func (m *Monitor) crossLogEvidence(ctx context.Context, fd clFinding) (*CrossLogEvidence, error) {
+// crossLogEvidence builds the evidence of fd with the key sets in
+// keySets (log -> snapshot index -> key set).
+func (m *Monitor) crossLogEvidence(ctx context.Context, fd clFinding, keySets map[string]map[int64][]byte) (*CrossLogEvidence, error) {
 	ev := &CrossLogEvidence{Type: CrossLogEvidenceType, Issuer: fd.issuer, Grace: m.cross.grace.String()}
 	var facts [2]crossLogSideFacts
 	for i := range 2 {
@@ -760,7 +780,7 @@ func (m *Monitor) crossLogEvidence(ctx context.Context, fd clFinding) (*CrossLog
 		if f == nil {
 			return nil, fmt.Errorf("not following log %s", fd.logs[i])
 		}
-		s, fc, err := f.crossLogSide(ctx, fd.issuer, fd.commit[i], fd.snap[i])
+		s, fc, err := f.crossLogSide(ctx, fd.issuer, fd.commit[i], fd.snap[i], keySets[f.origin][fd.snap[i]])
 		if err != nil {
 			return nil, fmt.Errorf("log %s: %w", f.origin, err)
 		}
@@ -771,8 +791,8 @@ func (m *Monitor) crossLogEvidence(ctx context.Context, fd clFinding) (*CrossLog
 }
 
 // crossLogSide builds this log's side of cross-log evidence for issuer's
-// commitment entry ci, proven in force at snapshot si.
-func (f *follower) crossLogSide(ctx context.Context, issuer string, ci, si int64) (*CrossLogSide, crossLogSideFacts, error) {
+// commitment entry ci, proven in force at snapshot si whose key set is ks.
+func (f *follower) crossLogSide(ctx context.Context, issuer string, ci, si int64, ks []byte) (*CrossLogSide, crossLogSideFacts, error) {
 	var facts crossLogSideFacts
 	anchor := f.getAnchor()
 	if anchor == nil || anchor.Size <= si {
@@ -817,8 +837,8 @@ func (f *follower) crossLogSide(ctx context.Context, issuer string, ci, si int64
 	if err != nil {
 		return nil, facts, err
 	}
-	if s.KeySet, err = f.keySetAt(ctx, anchor, si, snap.Time.UnixMilli()); err != nil {
-		return nil, facts, err
+	if s.KeySet = ks; ks == nil {
+		return nil, facts, fmt.Errorf("no key set rebuilt for snapshot %d", si)
 	}
 	if d := sha256.Sum256(s.KeySet); !bytes.Equal(d[:], snap.Digest) {
 		return nil, facts, fmt.Errorf("the key set rebuilt for snapshot %d does not hash to its digest (see the snapshot alert)", si)
@@ -867,22 +887,40 @@ func (f *follower) evidenceNote(cp *Checkpoint) ([]byte, error) {
 	return n.Marshal(), nil
 }
 
-// errKeySetDone stops the stream of keySetAt.
-var errKeySetDone = errors.New("key set rebuilt")
+// errKeySetsDone stops the stream of keySetsAt.
+var errKeySetsDone = errors.New("key sets rebuilt")
 
-// keySetAt rebuilds the key set of snapshot si (logged at time ms) by
-// applying the log's entries before it, fetched and proven against cp,
-// to a fresh policy state, as the replay does.
-func (f *follower) keySetAt(ctx context.Context, cp *Checkpoint, si, at int64) ([]byte, error) {
+// keySetsAt rebuilds the key set of every snapshot index in want (filling
+// in its value) by applying the log's entries, fetched and proven against
+// the anchor, to a fresh policy state, as the replay does: the log serves
+// only its latest key set. One pass, up to the last snapshot wanted.
+func (f *follower) keySetsAt(ctx context.Context, want map[int64][]byte) error {
+	anchor := f.getAnchor()
+	last := int64(-1)
+	for si := range want {
+		last = max(last, si)
+	}
+	if anchor == nil || anchor.Size <= last {
+		return fmt.Errorf("snapshot %d is not in the monitor's checkpoint", last)
+	}
 	r := &replayer{origin: f.origin, st: policy.NewLogState(f.origin), now: f.m.now}
-	err := f.stream(ctx, cp.tree(), 0, nil, func(batch []*bundleData) error {
+	err := f.stream(ctx, anchor.tree(), 0, nil, func(batch []*bundleData) error {
 		for _, bd := range batch {
 			for j, raw := range bd.entries {
 				idx := bd.n*tileWidth + int64(j)
-				if idx >= si {
-					return errKeySetDone
-				}
 				e, err := schema.ParseEntry(raw)
+				if _, ok := want[idx]; ok && err == nil && e.Kind == schema.KindSnapshot {
+					// The key set a snapshot commits to is that of the
+					// entries before it, at its time.
+					ks, err := r.st.KeySet(e.Time).Marshal()
+					if err != nil {
+						return err
+					}
+					want[idx] = ks
+				}
+				if idx == last {
+					return errKeySetsDone
+				}
 				if err != nil || r.st.Apply(e, uint64(idx), bd.leaves[j]) != nil {
 					if err := r.skip(idx); err != nil {
 						return err
@@ -892,13 +930,13 @@ func (f *follower) keySetAt(ctx context.Context, cp *Checkpoint, si, at int64) (
 		}
 		return nil
 	})
-	if !errors.Is(err, errKeySetDone) {
-		if err == nil {
-			err = fmt.Errorf("the log's entries end before snapshot %d", si)
-		}
-		return nil, err
+	if errors.Is(err, errKeySetsDone) {
+		return nil
 	}
-	return r.st.KeySet(at).Marshal()
+	if err == nil {
+		err = fmt.Errorf("the log's entries end before snapshot %d", last)
+	}
+	return err
 }
 
 // Store.

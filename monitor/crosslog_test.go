@@ -313,3 +313,45 @@ func TestCrossLogFoundAgainAfterCrash(t *testing.T) {
 		t.Fatalf("after the restart: %+v, want the cross-log alert for %s again", m2.out.alerts(t), x)
 	}
 }
+
+// TestCrossLogSeveralIssuers: three issuers equivocating at different
+// times are three alerts, each with its own evidence (the key sets of
+// both logs' snapshots are rebuilt in one pass per log), and an issuer
+// with the same keys in both logs is none.
+func TestCrossLogSeveralIssuers(t *testing.T) {
+	a, b := newCosignedLog(t, "keycommit.example/log/a"), newCosignedLog(t, "keycommit.example/log/b")
+	issuers := []string{"https://x1.example", "https://x2.example", "https://x3.example"}
+	const honest = "https://honest.example"
+	for _, l := range []*testLog{a, b} {
+		must[uint64](t)(l.gen.Register(honest))
+	}
+	must[uint64](t)(b.gen.CommitBody(honest, commitBody(t, a, must[uint64](t)(a.gen.Commit(honest, 2, 3)))))
+	for _, o := range issuers {
+		for _, l := range []*testLog{a, b} {
+			must[uint64](t)(l.gen.Register(o))
+			must[uint64](t)(l.gen.Commit(o, 1, 3))
+			must[uint64](t)(l.gen.Snapshot())
+		}
+		advanceBoth(t, time.Hour, a, b)
+	}
+	m := crossMonitor(t, "", a, b)
+	m.once(t)
+	as := alertsOfKind(m.out.alerts(t), KindCrossLog)
+	if len(as) != len(issuers) {
+		t.Fatalf("want %d cross-log alerts, got %+v", len(issuers), m.out.alerts(t))
+	}
+	chk := CrossLogCheck{VKeys: []string{a.vkey, b.vkey}, Policies: []*quorum.Policy{crossPolicy(t)}}
+	seen := map[string]bool{}
+	for _, al := range as {
+		ev, err := CheckCrossLog(must[[]byte](t)(m.EvidenceBundle(t.Context(), al.Evidence)), chk)
+		if err != nil || ev.Issuer != al.Issuer {
+			t.Fatalf("evidence of the alert for %s: %v", al.Issuer, err)
+		}
+		seen[ev.Issuer] = true
+	}
+	for _, o := range issuers {
+		if !seen[o] {
+			t.Errorf("no cross-log alert for %s", o)
+		}
+	}
+}

@@ -132,6 +132,7 @@ func TestMonitorCrossLogOnce(t *testing.T) {
 		args = append(args, "--log", srv.URL, "--log-vkey", vkey)
 	}
 	data := filepath.Join(dir, "data")
+	schemas := jsonSchemas(t)
 	run := func() (int, []monitor.Alert) {
 		t.Helper()
 		out, errOut, code := runBin(t, bin, append([]string{"monitor", "--once", "--json", "--data", data, "--witness-policy", policy, "--log-level", "error"}, args...)...)
@@ -140,6 +141,13 @@ func TestMonitorCrossLogOnce(t *testing.T) {
 		}
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("monitor --once --json: %v\n%s%s", err, out, errOut)
+		}
+		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(out))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas("monitor-once").Validate(inst); err != nil {
+			t.Errorf("monitor --once --json does not follow its schema: %v\n%s", err, out)
 		}
 		return code, rep.AlertList
 	}
