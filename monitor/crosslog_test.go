@@ -3,6 +3,7 @@ package monitor
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -353,5 +354,72 @@ func TestCrossLogSeveralIssuers(t *testing.T) {
 		if !seen[o] {
 			t.Errorf("no cross-log alert for %s", o)
 		}
+	}
+}
+
+// BenchmarkCrossLogRecord times what the cross-log check adds to the
+// replay of each entry (recording commitments and snapshots, and the
+// comparison after each batch of 256) on two logs where 500 issuers hold
+// the same keys (every issuer is compared after every batch with a
+// snapshot: the costly case), next to schema.ParseEntry of the same
+// entries, which the replay does for each entry anyway.
+func BenchmarkCrossLogRecord(b *testing.B) {
+	var logs [2]*testLog
+	for i, o := range []string{"keycommit.example/log/a", "keycommit.example/log/b"} {
+		logs[i] = newTestLog(b, o)
+	}
+	for k := range 500 {
+		o := fmt.Sprintf("https://issuer%d.example", k)
+		for _, l := range logs {
+			must[uint64](b)(l.gen.Register(o))
+		}
+		idx := must[uint64](b)(logs[0].gen.Commit(o, 2, 3))
+		must[uint64](b)(logs[1].gen.CommitBody(o, commitBody(b, logs[0], idx)))
+		if k%10 == 9 {
+			advanceBoth(b, time.Minute, logs[0], logs[1])
+		}
+	}
+	n := logs[0].Size() + logs[1].Size()
+	parsed := make([][]*schema.Entry, 2)
+	for i, l := range logs {
+		for j := range l.Size() {
+			parsed[i] = append(parsed[i], must[*schema.Entry](b)(schema.ParseEntry(l.Entry(j))))
+		}
+	}
+	var parseNs, recordNs float64
+	b.Run("parse", func(b *testing.B) {
+		for b.Loop() {
+			for _, l := range logs {
+				for j := range l.Size() {
+					if _, err := schema.ParseEntry(l.Entry(j)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		parseNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+		b.ReportMetric(parseNs, "ns/entry")
+	})
+	b.Run("record", func(b *testing.B) {
+		for b.Loop() {
+			c := newCrossLog(verify.DefaultGrace)
+			for i, l := range logs {
+				for start := int64(0); start < l.Size(); start += tileWidth {
+					rec := &clRecord{}
+					for j := start; j < min(start+tileWidth, l.Size()); j++ {
+						rec.entry(j, parsed[i][j])
+					}
+					c.add(l.Origin(), rec)
+				}
+			}
+			if len(c.pending) != 0 {
+				b.Fatalf("%d findings on logs that agree", len(c.pending))
+			}
+		}
+		recordNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N) / float64(n)
+		b.ReportMetric(recordNs, "ns/entry")
+	})
+	if parseNs > 0 && recordNs > 0 {
+		b.Logf("cross-log recording: %.0f ns/entry, %.2fx of ParseEntry (%.0f ns/entry)", recordNs, recordNs/parseNs, parseNs)
 	}
 }

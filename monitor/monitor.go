@@ -482,8 +482,8 @@ type Report struct {
 	Logs []LogStatus `json:"logs"`
 	// Alerts is the number of alerts raised by this process.
 	Alerts int64 `json:"alerts"`
-	// Evidence is the number of split-view evidence bundles on record for
-	// the logs followed.
+	// Evidence is the number of evidence bundles (split-view, time or
+	// cross-log) on record for the logs followed.
 	Evidence int      `json:"evidence"`
 	Errors   []string `json:"errors,omitempty"`
 }
