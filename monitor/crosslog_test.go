@@ -242,37 +242,7 @@ func TestCrossLogEvidenceSemantics(t *testing.T) {
 // snapshot of b still holding the old keys 20 minutes after a's rotation,
 // is. Mutation caught: ignoring the grace (y's 30 seconds would alert).
 func TestCrossLogRotationGrace(t *testing.T) {
-	a, b := newCosignedLog(t, "keycommit.example/log/a"), newCosignedLog(t, "keycommit.example/log/b")
-	const y, z = "https://y.example", "https://z.example"
-	for _, o := range []string{y, z} {
-		for _, l := range []*testLog{a, b} {
-			must[uint64](t)(l.gen.Register(o))
-		}
-		idx := must[uint64](t)(a.gen.Commit(o, 2, 3))
-		must[uint64](t)(b.gen.CommitBody(o, commitBody(t, a, idx)))
-	}
-	advanceBoth(t, 61*24*time.Hour, a, b)
-	// a rotates both issuers at t1.
-	yRot := must[uint64](t)(a.gen.Commit(y, 1, 3))
-	zRot := must[uint64](t)(a.gen.Commit(z, 1, 3))
-	must[uint64](t)(a.gen.Snapshot())
-	// y's rotation reaches b a minute later, b having logged a snapshot
-	// (y's old keys) 30 seconds after t1.
-	b.gen.Advance(30 * time.Second)
-	must[uint64](t)(b.gen.Snapshot())
-	b.gen.Advance(30 * time.Second)
-	must[uint64](t)(b.gen.CommitBody(y, commitBody(t, a, yRot)))
-	must[uint64](t)(b.gen.Snapshot())
-	// b logs a snapshot (still z's old keys) 20 minutes after t1, and z's
-	// rotation 30 minutes after t1.
-	b.gen.Advance(19 * time.Minute)
-	must[uint64](t)(b.gen.Snapshot())
-	b.gen.Advance(10 * time.Minute)
-	must[uint64](t)(b.gen.CommitBody(z, commitBody(t, a, zRot)))
-	must[uint64](t)(b.gen.Snapshot())
-	a.gen.Advance(30 * time.Minute)
-	advanceBoth(t, time.Hour, a, b)
-
+	a, b, _, z := rotations(t)
 	m := crossMonitor(t, "", a, b)
 	m.once(t)
 	as := alertsOfKind(m.out.alerts(t), KindCrossLog)
@@ -290,6 +260,65 @@ func TestCrossLogRotationGrace(t *testing.T) {
 	if len(alertsOfKind(m.out.alerts(t), KindTime))+len(alertsOfKind(m.out.alerts(t), KindPolicy)) != 0 {
 		t.Errorf("other alerts: %+v", m.out.alerts(t))
 	}
+}
+
+// TestCrossLogNoGrace: with the grace turned off (CrossLogGrace < 0),
+// the 30 seconds y's old and new keys are shown in force together are an
+// alert too, whose evidence states a grace of 0s.
+func TestCrossLogNoGrace(t *testing.T) {
+	a, b, y, z := rotations(t)
+	m := newTestMonitor(t, "", func(c *Config) { c.WitnessPolicy, c.CrossLogGrace = crossPolicy(t), -1 }, a, b)
+	m.once(t)
+	as := alertsOfKind(m.out.alerts(t), KindCrossLog)
+	got := map[string]string{}
+	for _, al := range as {
+		got[al.Issuer] = al.Evidence
+	}
+	if len(as) != 2 || got[y] == "" || got[z] == "" {
+		t.Fatalf("want cross-log alerts for %s and %s, got %+v", y, z, m.out.alerts(t))
+	}
+	raw := must[[]byte](t)(m.EvidenceBundle(t.Context(), got[y]))
+	ev, err := CheckCrossLog(raw, CrossLogCheck{VKeys: []string{a.vkey, b.vkey}, Policies: []*quorum.Policy{crossPolicy(t)}})
+	if err != nil || ev.Grace != "0s" || !strings.Contains(ev.Reason, "(30s)") {
+		t.Fatalf("evidence for %s: %v (grace %q, reason %q)", y, err, ev.Grace, ev.Reason)
+	}
+	if _, err := CheckCrossLog(raw, CrossLogCheck{VKeys: []string{a.vkey, b.vkey}, Policies: []*quorum.Policy{crossPolicy(t)}, MinGrace: verify.DefaultGrace}); !errors.Is(err, ErrNoCrossLogOverlap) {
+		t.Errorf("30 seconds of overlap under a checker's grace of 10 minutes: %v, want ErrNoCrossLogOverlap", err)
+	}
+}
+
+// rotations writes two logs where issuers y and z rotate in a at t1: y's
+// rotation reaches b a minute later (b showing y's old keys 30 seconds
+// after t1), z's 30 minutes later (b showing z's old keys 20 minutes after
+// t1).
+func rotations(t *testing.T) (a, b *testLog, y, z string) {
+	t.Helper()
+	a, b = newCosignedLog(t, "keycommit.example/log/a"), newCosignedLog(t, "keycommit.example/log/b")
+	y, z = "https://y.example", "https://z.example"
+	for _, o := range []string{y, z} {
+		for _, l := range []*testLog{a, b} {
+			must[uint64](t)(l.gen.Register(o))
+		}
+		idx := must[uint64](t)(a.gen.Commit(o, 2, 3))
+		must[uint64](t)(b.gen.CommitBody(o, commitBody(t, a, idx)))
+	}
+	advanceBoth(t, 61*24*time.Hour, a, b)
+	yRot := must[uint64](t)(a.gen.Commit(y, 1, 3))
+	zRot := must[uint64](t)(a.gen.Commit(z, 1, 3))
+	must[uint64](t)(a.gen.Snapshot())
+	b.gen.Advance(30 * time.Second)
+	must[uint64](t)(b.gen.Snapshot())
+	b.gen.Advance(30 * time.Second)
+	must[uint64](t)(b.gen.CommitBody(y, commitBody(t, a, yRot)))
+	must[uint64](t)(b.gen.Snapshot())
+	b.gen.Advance(19 * time.Minute)
+	must[uint64](t)(b.gen.Snapshot())
+	b.gen.Advance(10 * time.Minute)
+	must[uint64](t)(b.gen.CommitBody(z, commitBody(t, a, zRot)))
+	must[uint64](t)(b.gen.Snapshot())
+	a.gen.Advance(30 * time.Minute)
+	advanceBoth(t, time.Hour, a, b)
+	return a, b, y, z
 }
 
 // TestCrossLogFoundAgainAfterCrash: a finding whose evidence was not

@@ -122,7 +122,8 @@ type Config struct {
 	// CrossLogGrace is the grace window of the cross-log check
 	// (crosslog.go): two different commitments of one issuer in two logs
 	// are an alert only when the logs' entries show both in force together
-	// for longer than it (default verify.DefaultGrace).
+	// for longer than it. Zero means verify.DefaultGrace; a negative value
+	// means no grace (an overlap of any length is an alert).
 	CrossLogGrace time.Duration
 	// MaxInFlight bounds the POST requests (/v1/checkpoint, /watch)
 	// worked on at once (default 64), and four times it the GET requests;
@@ -264,8 +265,11 @@ func setDefaults(c *Config) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.CrossLogGrace <= 0 {
+	switch {
+	case c.CrossLogGrace == 0:
 		c.CrossLogGrace = verify.DefaultGrace
+	case c.CrossLogGrace < 0:
+		c.CrossLogGrace = 0
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 64

@@ -125,6 +125,12 @@ monitor on it refuses to start.`,
 			cfg := monitor.Config{AdminToken: token, DataDir: data, WitnessPolicy: pol, Peers: peers, Witnesses: witnesses, Watch: watches, Webhook: webhook,
 				AlertOut: alertOut, Logger: logger, Registerer: reg, PollInterval: poll, GossipInterval: gossip,
 				CrossLogGrace: crossGrace}
+			if crossGrace < 0 {
+				return errors.New("--cross-log-grace must not be negative")
+			}
+			if crossGrace == 0 {
+				cfg.CrossLogGrace = -1 // no grace (zero in the Config means the default)
+			}
 			for i := range logs {
 				cfg.Logs = append(cfg.Logs, monitor.LogConfig{URL: logs[i], VKey: vkeys[i]})
 			}
@@ -203,7 +209,7 @@ monitor on it refuses to start.`,
 	f.StringVar(&webhook, "webhook", "", "URL to POST every alert to, as JSON")
 	f.DurationVar(&poll, "poll", 10*time.Second, "pause between checks of each log")
 	f.DurationVar(&gossip, "gossip", 30*time.Second, "pause between pulls from peers and witnesses")
-	f.DurationVar(&crossGrace, "cross-log-grace", verify.DefaultGrace, "following several logs: an issuer's different commitments in two logs are a cross-log alert once the logs show both in force together for longer than this")
+	f.DurationVar(&crossGrace, "cross-log-grace", verify.DefaultGrace, "following several logs: an issuer's different commitments in two logs are a cross-log alert once the logs show both in force together for longer than this (0: no grace)")
 	f.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&tokenFile, "admin-token-file", "", "file (mode 0600) holding the operator's token that POST /watch needs as Authorization: Bearer; without it POST /watch is off")
 	addJSONFlag(cmd, &asJSON, "monitor-once")
