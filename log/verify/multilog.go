@@ -321,8 +321,12 @@ func VerifyLogs(ctx context.Context, m MultiLog) (*Merged, error) {
 	froms := make([]int, len(issuers))
 	sem := make(chan struct{}, maxLookupWorkers)
 	for i, iss := range issuers {
+		if r, from, ok := out.agreed(iss); ok {
+			results[i], froms[i] = r, from
+			continue
+		}
 		groups, carriers, down := out.groups(iss)
-		if len(groups) <= 1 || out.Grace <= 0 {
+		if out.Grace <= 0 {
 			results[i], froms[i] = out.decide(ctx, lk, iss, groups, carriers, down)
 			continue
 		}
@@ -464,8 +468,10 @@ func keySetMembersOf(v *Verified) (*KeySet, *keySetMembers, error) {
 func heldIn(m *keySetMembers) (map[string]*held, []string) {
 	out := make(map[string]*held, len(m.pst)+len(m.pp))
 	origins := make([]string, 0, len(m.pst)+len(m.pp))
+	slab := make([]held, 0, len(m.pst)+len(m.pp))
 	for _, e := range m.pst {
-		out[e.origin] = &held{pst: e.raw}
+		slab = append(slab, held{pst: e.raw})
+		out[e.origin] = &slab[len(slab)-1]
 		origins = append(origins, e.origin)
 	}
 	n := len(origins)
@@ -473,7 +479,8 @@ func heldIn(m *keySetMembers) (map[string]*held, []string) {
 		if h := out[e.origin]; h != nil {
 			h.pp = e.raw
 		} else {
-			out[e.origin] = &held{pp: e.raw}
+			slab = append(slab, held{pp: e.raw})
+			out[e.origin] = &slab[len(slab)-1]
 			origins = append(origins, e.origin)
 		}
 	}
@@ -504,6 +511,34 @@ func mergeSorted(a, b []string) []string {
 type group struct {
 	h    *held
 	logs []int
+}
+
+// agreed decides an issuer on which every ok log carrying it agrees (ok
+// is false if they do not): the common case, without the allocations of
+// groups.
+func (m *Merged) agreed(iss string) (r IssuerResult, from int, ok bool) {
+	var first *held
+	from = -1
+	carriers := make([]string, 0, len(m.Logs))
+	for i := range m.Logs {
+		l := &m.Logs[i]
+		if l.Status != LogOK {
+			continue
+		}
+		h := l.members[iss]
+		if h == nil {
+			continue
+		}
+		if first == nil {
+			first, from = h, i
+		} else if !first.same(h) {
+			return r, -1, false
+		}
+		carriers = append(carriers, l.Log.Name)
+	}
+	groups := []*group{{h: first, logs: []int{from}}}
+	r, from = m.decide(context.Background(), nil, iss, groups, carriers, nil)
+	return r, from, true
 }
 
 // groups returns the distinct commitments the ok logs hold for iss, the
@@ -548,6 +583,9 @@ func (m *Merged) decide(ctx context.Context, lk *lookups, iss string, groups []*
 			return r, groups[0].logs[0]
 		}
 		r.Reason = fmt.Sprintf("held by only %d log(s) (%s), min-logs is %d", len(carriers), strings.Join(carriers, ", "), k)
+		if down == nil {
+			_, _, down = m.groups(iss)
+		}
 		if len(down) > 0 {
 			r.Reason += "; not ok: " + strings.Join(down, ", ")
 		}
