@@ -13,13 +13,16 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/bundle"
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // loopbackLog is one loopback log for `verify --trust`: a bundletest log
@@ -31,6 +34,11 @@ type loopbackLog struct {
 	ks     *schema.KeySet
 	srv    *httptest.Server
 	policy string
+
+	mu    sync.Mutex
+	index map[string]uint64 // leaf hash (base64) -> index
+	data  map[uint64][]byte
+	last  map[string][]byte // issuer -> latest leaf
 }
 
 func newLoopbackLogs(t *testing.T, dir string, n int) []*loopbackLog {
@@ -39,7 +47,8 @@ func newLoopbackLogs(t *testing.T, dir string, n int) []*loopbackLog {
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("log-%c.example/cli", 'a'+i)
 		tl := &loopbackLog{name: name, l: bundletest.NewLog(name), w: bundletest.NewWitness(fmt.Sprintf("w-%c.example", 'a'+i)),
-			ks: &schema.KeySet{PST: map[string]schema.PSTCommitment{}, PrivacyPass: map[string]schema.IssuerDirectory{}}}
+			ks:    &schema.KeySet{PST: map[string]schema.PSTCommitment{}, PrivacyPass: map[string]schema.IssuerDirectory{}},
+			index: map[string]uint64{}, data: map[uint64][]byte{}, last: map[string][]byte{}}
 		tl.l.Append([]byte("filler of " + name))
 		tl.policy = filepath.Join(dir, fmt.Sprintf("policy-%d.txt", i))
 		if err := os.WriteFile(tl.policy, []byte(bundletest.Policy(tl.l.VKey, 1, tl.w)), 0o644); err != nil {
@@ -51,12 +60,20 @@ func newLoopbackLogs(t *testing.T, dir string, n int) []*loopbackLog {
 		}
 		mux := http.NewServeMux()
 		h.Register(mux)
+		// What the log server answers (log/api), for the entries a
+		// rotation's prev names.
+		mux.HandleFunc("GET "+api.PathInclusionProof, tl.serveInclusion)
+		mux.HandleFunc("GET "+api.PathEntries, tl.serveEntry)
 		tl.srv = httptest.NewServer(mux)
 		t.Cleanup(tl.srv.Close)
 		out = append(out, tl)
 	}
 	return out
 }
+
+// trustKeyExpiry is when every key of the loopback logs expires, the same
+// in every log, so that the same key id is the same commitment everywhere.
+var trustKeyExpiry = time.Now().Add(90 * 24 * time.Hour).Truncate(time.Hour)
 
 // commit logs a one-key PST commitment (key id id) for issuer at at, then
 // a snapshot and a checkpoint cosigned now.
@@ -68,11 +85,20 @@ func (tl *loopbackLog) commit(t *testing.T, issuer string, id uint32, at time.Ti
 	}
 	y := append([]byte{byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}, pt...)
 	c := schema.PSTCommitment{schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: 1, BatchSize: 10,
-		Keys: map[string]schema.PSTKey{strconv.Itoa(int(id)): {Y: base64.StdEncoding.EncodeToString(y), Expiry: fmt.Sprint(at.Add(90 * 24 * time.Hour).UnixMicro())}}}}
+		Keys: map[string]schema.PSTKey{strconv.Itoa(int(id)): {Y: base64.StdEncoding.EncodeToString(y), Expiry: fmt.Sprint(trustKeyExpiry.UnixMicro())}}}}
 	acct := ed25519.NewKeyFromSeed(bundletest.Seed("cli-trust-acct " + issuer))
-	if _, _, err := tl.l.AppendCommitment(issuer, &schema.KeyCommitment{PST: c}, acct, nil, at); err != nil {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var prev []byte
+	if p := tl.last[issuer]; p != nil {
+		prev = rfc6962.DefaultHasher.HashLeaf(p)
+	}
+	idx, leaf, err := tl.l.AppendCommitment(issuer, &schema.KeyCommitment{PST: c}, acct, prev, at)
+	if err != nil {
 		t.Fatal(err)
 	}
+	tl.index[base64.StdEncoding.EncodeToString(rfc6962.DefaultHasher.HashLeaf(leaf))] = idx
+	tl.data[idx], tl.last[issuer] = leaf, leaf
 	tl.ks.PST[issuer] = c
 	if _, err := tl.l.AppendSnapshot(tl.ks, at); err != nil {
 		t.Fatal(err)
@@ -80,6 +106,35 @@ func (tl *loopbackLog) commit(t *testing.T, issuer string, id uint32, at time.Ti
 	if _, err := tl.l.Publish(time.Now(), tl.w); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func (tl *loopbackLog) serveInclusion(w http.ResponseWriter, r *http.Request) {
+	tl.mu.Lock()
+	idx, ok := tl.index[r.URL.Query().Get("hash")]
+	tl.mu.Unlock()
+	size, err := strconv.ParseUint(r.URL.Query().Get("size"), 10, 64)
+	if !ok || err != nil {
+		http.Error(w, `{"error":"no such entry"}`, http.StatusNotFound)
+		return
+	}
+	p, err := tl.l.InclusionProof(r.Context(), idx, size)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	json.NewEncoder(w).Encode(&api.InclusionProof{Index: idx, TreeSize: size, Proof: p})
+}
+
+func (tl *loopbackLog) serveEntry(w http.ResponseWriter, r *http.Request) {
+	start, _ := strconv.ParseUint(r.URL.Query().Get("start"), 10, 64)
+	tl.mu.Lock()
+	d, ok := tl.data[start]
+	tl.mu.Unlock()
+	if !ok {
+		http.Error(w, `{"error":"no such entry"}`, http.StatusNotFound)
+		return
+	}
+	json.NewEncoder(w).Encode(&api.Entries{Entries: []api.Entry{{Index: start, LeafHash: rfc6962.DefaultHasher.HashLeaf(d), Data: d}}})
 }
 
 func writeTrustFile(t *testing.T, dir, head string, logs []*loopbackLog) string {
@@ -251,5 +306,47 @@ func TestVerifyTrustCommand(t *testing.T) {
 		if strings.Contains(strings.Join(args, " "), "--bundle") && args[1] == "--trust" && !strings.Contains(errOut, "--trust cannot be combined with --bundle") {
 			t.Errorf("%v: %s", args, errOut)
 		}
+	}
+}
+
+// TestVerifyTrustRotation: a rotation reaches log a 30 seconds ago and log b
+// not yet. Within the default grace window the issuer is pending with the
+// new keys (the binary follows log a's prev over HTTP to find that b holds
+// the previous commitment); with a grace window of 20 seconds it is
+// refused; once b has it, accepted.
+func TestVerifyTrustRotation(t *testing.T) {
+	bin := buildBinary(t)
+	schemas := jsonSchemas(t)
+	dir := t.TempDir()
+	logs := newLoopbackLogs(t, dir, 2)
+	const x = "https://x.example"
+	past, rotated := time.Now().Add(-time.Hour), time.Now().Add(-30*time.Second)
+	for _, tl := range logs {
+		tl.commit(t, x, 7, past)
+	}
+	logs[0].commit(t, x, 8, rotated)
+	trust := writeTrustFile(t, dir, "min-logs 2", logs)
+	code, v, out := trustJSON(t, bin, schemas, "--trust", trust)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, out)
+	}
+	d := decisionOf(t, v, x)
+	if d["decision"] != "pending" || !reflect.DeepEqual(d["logs"], []any{"log-a.example/cli"}) || !reflect.DeepEqual(d["lagging"], []any{"log-b.example/cli"}) {
+		t.Errorf("x: %v", d)
+	}
+	if keys := v["pst"].(map[string]any)[x].(map[string]any)[schema.PSTV1VOPRF].(map[string]any)["keys"].(map[string]any); keys["8"] == nil || len(keys) != 1 {
+		t.Errorf("pending x does not use the new keys: %v", keys)
+	}
+
+	graceful := writeTrustFile(t, dir, "min-logs 2\ngrace 20s", logs)
+	code, v, out = trustJSON(t, bin, schemas, "--trust", graceful)
+	if d := decisionOf(t, v, x); code != exitVerifySome || d["decision"] != "refused" || !strings.Contains(d["reason"].(string), "over the grace window of 20s") {
+		t.Errorf("grace 20s: exit %d, x: %v\n%s", code, d, out)
+	}
+
+	logs[1].commit(t, x, 8, rotated.Add(time.Second))
+	code, v, out = trustJSON(t, bin, schemas, "--trust", graceful)
+	if d := decisionOf(t, v, x); code != 0 || d["decision"] != "accepted" {
+		t.Errorf("after b caught up: exit %d, x: %v\n%s", code, d, out)
 	}
 }
