@@ -162,7 +162,9 @@ type LogResult struct {
 	Status LogStatus
 	Err    error
 	Check  Check
-	// Verified is the verified bundle (ok only).
+	// Verified is the verified bundle (ok only). Logs whose key sets are
+	// byte-identical share one parse: their Verified.KeySet return the same
+	// *KeySet, which callers must not modify.
 	Verified *Verified
 	// Issuers is the number of issuers its key set carries (ok only).
 	Issuers int

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -420,4 +422,76 @@ func mustVerifyPST(t *testing.T, c *schema.KeyCommitment) map[string]verify.PSTV
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestVerifyLogsUnreachableProofs: when a log cannot be reached for the
+// issuer proofs of divergent issuers, each of them is refused saying so,
+// and the log is not asked again in the same run (at most the fetches
+// already under way when the first failed: one per lookup worker).
+func TestVerifyLogsUnreachableProofs(t *testing.T) {
+	n := newMLNet(t, 2)
+	const issuers = 20
+	for i := 0; i < issuers; i++ {
+		iss := fmt.Sprintf("https://issuer-%02d.example", i)
+		n.commit(t, 0, iss, pst(t, uint32(100+i)), t0.Add(-time.Minute))
+		n.commit(t, 1, iss, pst(t, uint32(200+i)), t0.Add(-time.Minute+time.Second))
+	}
+	base := n.fetch
+	var mu sync.Mutex
+	asked := 0
+	fetch := func(ctx context.Context, loc string) ([]byte, error) {
+		if strings.HasPrefix(loc, "https://log-b.example/log"+bundle.IssuerProofPath) {
+			mu.Lock()
+			asked++
+			mu.Unlock()
+			return nil, &url.Error{Op: "Get", URL: loc, Err: errors.New("connection reset")}
+		}
+		return base(ctx, loc)
+	}
+	m, err := verify.VerifyLogs(context.Background(), verify.MultiLog{Trust: n.trust(t, "min-logs 1"), Fetch: fetch, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range m.Issuers {
+		if r.Decision != verify.Refused || !strings.Contains(r.Reason, "log log-b.example/log: ") || !strings.Contains(r.Reason, "connection reset") {
+			t.Errorf("%s: %s: %s", r.Issuer, r.Decision, r.Reason)
+		}
+	}
+	if len(m.Issuers) != issuers || asked == 0 || asked > 8 {
+		t.Errorf("%d issuers decided, log b asked for %d issuer proofs (want 1 to 8)", len(m.Issuers), asked)
+	}
+}
+
+// TestHTTPFetcher: the default Fetcher reads files and http URLs, and an
+// answer other than 200 makes the log unavailable, naming the status.
+func TestHTTPFetcher(t *testing.T) {
+	n := newMLNet(t, 2)
+	for li := range n.logs {
+		n.commit(t, li, issX, pst(t, 7), t0.Add(-time.Hour))
+	}
+	raw, err := n.logs[0].l.Bundle(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(n.dir, "a.bundle")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"the log has no checkpoint yet"}`, http.StatusNotFound)
+	}))
+	defer srv.Close()
+	tr := n.trust(t, "min-logs 1")
+	tr.Logs[0].Bundle, tr.Logs[1].Bundle = file, srv.URL+verify.BundleSuffix
+	m, err := verify.VerifyLogs(context.Background(), verify.MultiLog{Trust: tr, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Logs[0].Status != verify.LogOK {
+		t.Errorf("file bundle: %s %v", m.Logs[0].Status, m.Logs[0].Err)
+	}
+	if l := m.Logs[1]; l.Status != verify.LogUnavailable || !strings.Contains(l.Err.Error(), "404 Not Found") || !strings.Contains(l.Err.Error(), "no checkpoint yet") {
+		t.Errorf("404: %s %v", l.Status, l.Err)
+	}
+	wantDecision(t, m, issX, verify.Accepted)
 }
