@@ -56,7 +56,7 @@ func (f *follower) catchUp(ctx context.Context) error {
 					return err
 				}
 				tc.entry(idx, bd.entries[j], bd.parsed[j])
-				rec.entry(idx, bd.parsed[j])
+				rec.entry(idx, bd.parsed[j], f.st)
 				pos = idx + 1
 			}
 		}

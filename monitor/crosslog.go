@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -486,9 +487,15 @@ type clCommit struct {
 // clSnap is a recorded snapshot entry.
 type clSnap struct{ idx, time int64 }
 
+// clReg is a recorded registration entry: from index idx on, the issuer's
+// registration lapses at expires (ms), and snapshots from then on leave
+// the issuer out.
+type clReg struct{ idx, expires int64 }
+
 // clLog is what the cross-log check knows of one log.
 type clLog struct {
 	commits map[string][]clCommit // by issuer, in index order
+	regs    map[string][]clReg    // by issuer, in index order
 	snaps   []clSnap              // in index order
 	last    int64                 // highest index recorded, -1 if none
 }
@@ -522,7 +529,7 @@ func newCrossLog(grace time.Duration) *crossLog {
 func (c *crossLog) log(origin string) *clLog {
 	l := c.logs[origin]
 	if l == nil {
-		l = &clLog{commits: map[string][]clCommit{}, last: -1}
+		l = &clLog{commits: map[string][]clCommit{}, regs: map[string][]clReg{}, last: -1}
 		c.logs[origin] = l
 	}
 	return l
@@ -531,6 +538,7 @@ func (c *crossLog) log(origin string) *clLog {
 // clRecord is what one replayed batch of a log adds.
 type clRecord struct {
 	commits []clRow
+	regs    []clRegRow
 	snaps   []clSnap
 }
 
@@ -539,12 +547,25 @@ type clRow struct {
 	clCommit
 }
 
-// entry records entry idx of the batch if the cross-log check needs it.
-func (r *clRecord) entry(idx int64, e *schema.Entry) {
+type clRegRow struct {
+	issuer string
+	clReg
+}
+
+// entry records entry idx of the batch if the cross-log check needs it;
+// st is the replay's policy state with the entry applied.
+func (r *clRecord) entry(idx int64, e *schema.Entry, st *policy.State) {
 	if e == nil {
 		return
 	}
 	switch e.Kind {
+	case schema.KindRegistration:
+		if st == nil {
+			return
+		}
+		if is, ok := st.Issuer(e.Issuer); ok {
+			r.regs = append(r.regs, clRegRow{issuer: e.Issuer, clReg: clReg{idx: idx, expires: is.Expires}})
+		}
 	case schema.KindKeyCommitment:
 		v, err := memberValue(e.Issuer, e)
 		if err != nil {
@@ -561,7 +582,7 @@ func (r *clRecord) entry(idx int64, e *schema.Entry) {
 // issuers it touched. Entries already known (replayed again after a failed
 // round) are skipped.
 func (c *crossLog) add(origin string, r *clRecord) {
-	if len(r.commits) == 0 && len(r.snaps) == 0 {
+	if len(r.commits) == 0 && len(r.regs) == 0 && len(r.snaps) == 0 {
 		return
 	}
 	c.mu.Lock()
@@ -581,11 +602,20 @@ func (c *crossLog) add(origin string, r *clRecord) {
 			touched[cm.issuer] = true
 		}
 	}
+	for _, rg := range r.regs {
+		if rg.idx > l.last {
+			l.regs[rg.issuer] = append(l.regs[rg.issuer], rg.clReg)
+			touched[rg.issuer] = true
+		}
+	}
 	for _, s := range r.snaps {
 		l.last = max(l.last, s.idx)
 	}
 	for _, cm := range r.commits {
 		l.last = max(l.last, cm.idx)
+	}
+	for _, rg := range r.regs {
+		l.last = max(l.last, rg.idx)
 	}
 	if newSnap {
 		// A snapshot extends the proven period of every issuer's
@@ -602,6 +632,7 @@ func (c *crossLog) add(origin string, r *clRecord) {
 // merge appends o to r.
 func (r *clRecord) merge(o *clRecord) {
 	r.commits = append(r.commits, o.commits...)
+	r.regs = append(r.regs, o.regs...)
 	r.snaps = append(r.snaps, o.snaps...)
 }
 
@@ -650,21 +681,48 @@ func (c *crossLog) findLocked(issuer, origin string) {
 }
 
 // provenEnd returns the latest snapshot of l after issuer's commitment i
-// and before its next one.
+// and before its next one that holds the issuer: one taken while its
+// registration was in force (a snapshot leaves out an issuer whose
+// registration lapsed).
 func (l *clLog) provenEnd(issuer string, i int) (clSnap, bool) {
 	cs := l.commits[issuer]
-	lo, hi := cs[i].idx, int64(-1)
-	if i+1 < len(cs) {
-		hi = cs[i+1].idx
-	}
+	lo := cs[i].idx
 	k := len(l.snaps)
-	if hi >= 0 {
+	if i+1 < len(cs) {
+		hi := cs[i+1].idx
 		k = sort.Search(len(l.snaps), func(k int) bool { return l.snaps[k].idx >= hi })
 	}
-	if k == 0 || l.snaps[k-1].idx <= lo {
-		return clSnap{}, false
+	// Walk back through the registrations in force over the snapshots
+	// (few), searching each one's stretch of snapshots by time.
+	regs := l.regs[issuer]
+	r := sort.Search(len(regs), func(r int) bool { return regs[r].idx >= lo }) - 1
+	for k > 0 && l.snaps[k-1].idx > lo {
+		// The registration in force at snapshot k-1 and the snapshots it
+		// covers: indices in (from, snaps[k-1].idx].
+		for r+1 < len(regs) && regs[r+1].idx < l.snaps[k-1].idx {
+			r++
+		}
+		for r >= 0 && regs[r].idx > l.snaps[k-1].idx {
+			r--
+		}
+		// Without a recorded registration (history replayed before the
+		// check existed), the snapshot is taken to hold the issuer; the
+		// evidence checks it.
+		from, expires := lo, int64(math.MaxInt64)
+		if r >= 0 {
+			from, expires = max(lo, regs[r].idx), regs[r].expires
+		}
+		first := sort.Search(k, func(j int) bool { return l.snaps[j].idx > from })
+		// Snapshot times do not go backwards: those before expires are a
+		// prefix of the stretch [first, k).
+		j := first + sort.Search(k-first, func(j int) bool { return l.snaps[first+j].time >= expires })
+		if j > first {
+			return l.snaps[j-1], true
+		}
+		k = first
+		r--
 	}
-	return l.snaps[k-1], true
+	return clSnap{}, false
 }
 
 // findAll looks for findings among every issuer known in two or more
@@ -735,8 +793,14 @@ func (m *Monitor) processCrossLog(ctx context.Context) error {
 			if errors.As(err, &fe) || ctx.Err() != nil {
 				return err // retried on the next round
 			}
-			m.log.Error("couldn't build cross-log evidence; the finding is dropped until the monitor restarts", "issuer", fd.issuer,
+			// Not something a retry mends (say, the issuer's registration
+			// had lapsed in that log, so the snapshot leaves it out): the
+			// finding is dropped, and kept dropped across restarts.
+			m.log.Error("couldn't build cross-log evidence; the finding is dropped", "issuer", fd.issuer,
 				"logs", fd.logs[0]+" "+fd.logs[1], "entries", fmt.Sprintf("%d %d", fd.commit[0], fd.commit[1]), "err", err)
+			if err := m.store.dropCrossLog(ctx, id, err.Error()); err != nil {
+				return err
+			}
 			c.settle(id)
 			continue
 		}
@@ -842,6 +906,13 @@ func (f *follower) crossLogSide(ctx context.Context, issuer string, ci, si int64
 	}
 	if d := sha256.Sum256(s.KeySet); !bytes.Equal(d[:], snap.Digest) {
 		return nil, facts, fmt.Errorf("the key set rebuilt for snapshot %d does not hash to its digest (see the snapshot alert)", si)
+	}
+	ksp, err := schema.ParseKeySet(s.KeySet)
+	if err != nil {
+		return nil, facts, err
+	}
+	if held, ok := keySetMember(issuer, ksp); !ok || !bytes.Equal(held, facts.value) {
+		return nil, facts, fmt.Errorf("the key set of snapshot %d does not hold commitment %d for %s", si, ci, issuer)
 	}
 	facts.commitTime, facts.snapTime = time.UnixMilli(ent.Time), snap.Time
 	return s, facts, nil
@@ -954,6 +1025,12 @@ func insertCrossLog(ctx context.Context, tx *sql.Tx, origin string, r *clRecord)
 			return fmt.Errorf("couldn't record commitment %d of log %s: %w", c.idx, origin, err)
 		}
 	}
+	for _, rg := range r.regs {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO crosslog_registrations (log, idx, issuer, expires) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			origin, rg.idx, rg.issuer, rg.expires); err != nil {
+			return fmt.Errorf("couldn't record registration %d of log %s: %w", rg.idx, origin, err)
+		}
+	}
 	for _, sn := range r.snaps {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO crosslog_snapshots (log, idx, time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 			origin, sn.idx, sn.time); err != nil {
@@ -963,8 +1040,35 @@ func insertCrossLog(ctx context.Context, tx *sql.Tx, origin string, r *clRecord)
 	return nil
 }
 
-// loadCrossLog reads the recorded commitments and snapshots of every log.
+// dropCrossLog records that the finding with evidence id id could not be
+// made into evidence, so that later starts do not try again.
+func (s *store) dropCrossLog(ctx context.Context, id, reason string) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO crosslog_dropped (id, reason, time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		id, reason, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("couldn't record the dropped cross-log finding %s: %w", id, err)
+	}
+	return nil
+}
+
+// loadCrossLog reads the recorded commitments and snapshots of every log,
+// and the findings dropped.
 func (s *store) loadCrossLog(ctx context.Context, c *crossLog) error {
+	drows, err := s.db.QueryContext(ctx, `SELECT id FROM crosslog_dropped`)
+	if err != nil {
+		return fmt.Errorf("couldn't read dropped cross-log findings: %w", err)
+	}
+	for drows.Next() {
+		var id string
+		if err := drows.Scan(&id); err != nil {
+			drows.Close()
+			return err
+		}
+		c.done[id] = true
+	}
+	drows.Close()
+	if err := drows.Err(); err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT log, idx, issuer, time, value FROM crosslog_commitments ORDER BY log, idx`)
 	if err != nil {
 		return fmt.Errorf("couldn't read recorded commitments: %w", err)
@@ -981,6 +1085,25 @@ func (s *store) loadCrossLog(ctx context.Context, c *crossLog) error {
 		l := c.log(origin)
 		l.commits[issuer] = append(l.commits[issuer], cm)
 		l.last = max(l.last, cm.idx)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = s.db.QueryContext(ctx, `SELECT log, idx, issuer, expires FROM crosslog_registrations ORDER BY log, idx`)
+	if err != nil {
+		return fmt.Errorf("couldn't read recorded registrations: %w", err)
+	}
+	for rows.Next() {
+		var origin, issuer string
+		var rg clReg
+		if err := rows.Scan(&origin, &rg.idx, &issuer, &rg.expires); err != nil {
+			rows.Close()
+			return err
+		}
+		l := c.log(origin)
+		l.regs[issuer] = append(l.regs[issuer], rg)
+		l.last = max(l.last, rg.idx)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

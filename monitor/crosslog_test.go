@@ -98,14 +98,22 @@ func TestCrossLogSameKeys(t *testing.T) {
 // equivocation makes x commit different keys to a and b at the same
 // time, both still in force an hour later by each log's snapshot.
 func equivocation(t testing.TB) (a, b *testLog, x string) {
+	a, b, x = differentKeys(t, func(l *testLog) { must[uint64](t)(l.gen.Snapshot()) })
+	advanceBoth(t, time.Hour, a, b)
+	return a, b, x
+}
+
+// differentKeys registers x in two new logs a and b and commits fresh
+// (so different) keys for it in each, at the same time; then(l) follows
+// in each log.
+func differentKeys(t testing.TB, then func(l *testLog)) (a, b *testLog, x string) {
 	a, b = newCosignedLog(t, "keycommit.example/log/a"), newCosignedLog(t, "keycommit.example/log/b")
 	x = "https://x.example"
 	for _, l := range []*testLog{a, b} {
 		must[uint64](t)(l.gen.Register(x))
 		must[uint64](t)(l.gen.Commit(x, 2, 3))
-		must[uint64](t)(l.gen.Snapshot())
+		then(l)
 	}
-	advanceBoth(t, time.Hour, a, b)
 	return a, b, x
 }
 
@@ -436,7 +444,7 @@ func BenchmarkCrossLogRecord(b *testing.B) {
 				for start := int64(0); start < l.Size(); start += tileWidth {
 					rec := &clRecord{}
 					for j := start; j < min(start+tileWidth, l.Size()); j++ {
-						rec.entry(j, parsed[i][j])
+						rec.entry(j, parsed[i][j], l.gen.State)
 					}
 					c.add(l.Origin(), rec)
 				}
@@ -450,5 +458,67 @@ func BenchmarkCrossLogRecord(b *testing.B) {
 	})
 	if parseNs > 0 && recordNs > 0 {
 		b.Logf("cross-log recording: %.0f ns/entry, %.2fx of ParseEntry (%.0f ns/entry)", recordNs, recordNs/parseNs, parseNs)
+	}
+}
+
+// TestCrossLogLapsedRegistration: an issuer whose registration lapsed in
+// log a is left out of a's later snapshots; the overlap is shown with a's
+// last snapshot before the lapse (a day after the commitments), not with
+// one that no longer holds the issuer. Mutation caught: taking the latest
+// snapshot of the commitment's period whatever the registration (the
+// evidence cannot be made and nothing is raised).
+func TestCrossLogLapsedRegistration(t *testing.T) {
+	a, b, x := differentKeys(t, func(l *testLog) {
+		l.gen.Advance(time.Minute)
+		must[uint64](t)(l.gen.Snapshot())
+	})
+	a.gen.Advance(24 * time.Hour)
+	dayAfter := must[uint64](t)(a.gen.Snapshot())
+	// b renews x's registration; a does not, and it lapses.
+	b.gen.Advance(100 * 24 * time.Hour)
+	must[uint64](t)(b.gen.Register(x))
+	must[uint64](t)(b.gen.Snapshot())
+	advanceBoth(t, 100*24*time.Hour, b)
+	advanceBoth(t, 200*24*time.Hour, a)
+	m := crossMonitor(t, "", a, b)
+	m.once(t)
+	as := alertsOfKind(m.out.alerts(t), KindCrossLog)
+	if len(as) != 1 {
+		t.Fatalf("want one cross-log alert, got %+v", m.out.alerts(t))
+	}
+	ev, err := CheckCrossLog(must[[]byte](t)(m.EvidenceBundle(t.Context(), as[0].Evidence)),
+		CrossLogCheck{VKeys: []string{a.vkey, b.vkey}, Policies: []*quorum.Policy{crossPolicy(t)}})
+	if err != nil {
+		t.Fatalf("evidence does not verify: %v", err)
+	}
+	if ev.Logs[0].SnapshotIndex != int64(dayAfter) {
+		t.Errorf("a's side is proven with snapshot %d, want %d (the last before the lapse)", ev.Logs[0].SnapshotIndex, dayAfter)
+	}
+}
+
+// TestCrossLogDroppedStaysDropped: a finding that cannot be made into
+// evidence (here log a's latest snapshot is wrong, so its key set cannot
+// be rebuilt) raises no cross-log alert, and is not tried again after a
+// restart (each try reads the log again).
+func TestCrossLogDroppedStaysDropped(t *testing.T) {
+	a, b, x := differentKeys(t, func(l *testLog) {
+		must[uint64](t)(l.gen.Snapshot())
+		l.gen.Advance(time.Hour)
+	})
+	must[uint64](t)(b.gen.Snapshot())
+	must[uint64](t)(a.gen.Force(must[*schema.Entry](t)(a.gen.SnapshotEntry(x)))) // leaves x out
+	dir := t.TempDir()
+	m := crossMonitor(t, dir, a, b)
+	m.once(t)
+	if as := alertsOfKind(m.out.alerts(t), KindCrossLog); len(as) != 0 {
+		t.Fatalf("cross-log alert without evidence: %+v", as)
+	}
+	if n := must[int](t)(m.store.count(t.Context(), "dropped", `SELECT COUNT(*) FROM crosslog_dropped`)); n != 1 {
+		t.Fatalf("%d dropped findings recorded, want 1", n)
+	}
+	m.Close()
+	m2 := crossMonitor(t, dir, a, b)
+	if len(m2.cross.pending) != 0 {
+		t.Fatalf("the dropped finding is pending again after the restart: %+v", m2.cross.pending)
 	}
 }

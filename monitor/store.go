@@ -81,11 +81,23 @@ CREATE TABLE IF NOT EXISTS crosslog_commitments (
 	value  BLOB NOT NULL,
 	PRIMARY KEY (log, idx)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS crosslog_registrations (
+	log     TEXT NOT NULL,
+	idx     INTEGER NOT NULL,
+	issuer  TEXT NOT NULL,
+	expires INTEGER NOT NULL,
+	PRIMARY KEY (log, idx)
+) STRICT;
 CREATE TABLE IF NOT EXISTS crosslog_snapshots (
 	log  TEXT NOT NULL,
 	idx  INTEGER NOT NULL,
 	time INTEGER NOT NULL,
 	PRIMARY KEY (log, idx)
+) STRICT;
+CREATE TABLE IF NOT EXISTS crosslog_dropped (
+	id     TEXT PRIMARY KEY,
+	reason TEXT NOT NULL,
+	time   INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS pending (
 	origin   TEXT NOT NULL,
