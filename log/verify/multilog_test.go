@@ -495,3 +495,45 @@ func TestHTTPFetcher(t *testing.T) {
 	}
 	wantDecision(t, m, issX, verify.Accepted)
 }
+
+// TestVerifyLogsPrivacyPass: an issuer's commitment is both parts, as
+// logged. The same PST commitment and Privacy Pass directory in both logs
+// is accepted and merged; a log without the directory, or with another
+// token key, diverges, and the key ids name the Privacy Pass keys (RFC
+// 9578 token_key_id).
+func TestVerifyLogsPrivacyPass(t *testing.T) {
+	dir := func(key string) schema.IssuerDirectory {
+		return schema.IssuerDirectory{IssuerRequestURI: "https://pp.example/token-request",
+			TokenKeys: []schema.TokenKey{{TokenType: 2, TokenKey: base64.URLEncoding.EncodeToString([]byte(key))}}}
+	}
+	const pp, ppOnly = "https://pp.example", "https://pp-only.example"
+	n := newMLNet(t, 2)
+	for li, lg := range n.logs {
+		lg.ks.PST[pp] = pst(t, 7).PST
+		lg.ks.PrivacyPass[pp] = dir("key one")
+		lg.ks.PrivacyPass[ppOnly] = dir(fmt.Sprint("key of log ", li))
+		n.publish(t, li, t0)
+	}
+	m := n.run(t, n.trust(t, "grace 0"), 0, t0)
+	wantDecision(t, m, pp, verify.Accepted)
+	if d, ok := m.KeySet.PrivacyPass[pp]; !ok || len(d.TokenKeys) != 1 || d.IssuerRequestURI != "https://pp.example/token-request" {
+		t.Errorf("merged privacy_pass[%s] = %+v", pp, d)
+	}
+	r := wantDecision(t, m, ppOnly, verify.Refused, "logs disagree")
+	if _, ok := m.KeySet.PrivacyPass[ppOnly]; ok {
+		t.Errorf("refused %s is in the merged directories", ppOnly)
+	}
+	if len(r.Holdings) != 2 || len(r.Holdings[0].KeyIDs) != 1 || !strings.HasPrefix(r.Holdings[0].KeyIDs[0], "privacy_pass:2:") ||
+		len(r.Holdings[0].KeyIDs[0]) != len("privacy_pass:2:")+16 || r.Holdings[0].KeyIDs[0] == r.Holdings[1].KeyIDs[0] {
+		t.Errorf("holdings %+v", r.Holdings)
+	}
+
+	// Log b drops the directory of pp and keeps its PST commitment.
+	delete(n.logs[1].ks.PrivacyPass, pp)
+	n.publish(t, 1, t0)
+	m = n.run(t, n.trust(t, "grace 0"), 0, t0)
+	r = wantDecision(t, m, pp, verify.Refused, "logs disagree")
+	if len(r.Holdings) != 2 || len(r.Holdings[0].KeyIDs) != 2 || len(r.Holdings[1].KeyIDs) != 1 {
+		t.Errorf("holdings %+v", r.Holdings)
+	}
+}
