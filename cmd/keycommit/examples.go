@@ -53,12 +53,14 @@ var examples = map[string]string{
   keycommit issuer register --origin https://issuer.example --contact mailto:keys@issuer.example --new-key next.key --json`,
 	"issuer submit": `  keycommit issuer submit --origin https://issuer.example --commitment commitment.json --dry-run
   keycommit issuer submit --origin https://issuer.example --commitment commitment.json --json
-  keycommit issuer submit --origin https://issuer.example --commitment commitment.json --emergency incident.json`,
+  keycommit issuer submit --origin https://issuer.example --commitment commitment.json --emergency incident.json
+  keycommit issuer submit --origin https://issuer.example --commitment commitment.json --logs keycommit-dev/trust.txt`,
 	"issuer challenge": `  keycommit issuer challenge --key issuer.key --origin https://issuer.example --out challenge.txt
   keycommit issuer register --origin https://issuer.example --contact mailto:keys@issuer.example --key issuer.key`,
 	"issuer report": `  keycommit issuer report --origin https://issuer.example --emergency-index 42 --report final-report.json`,
 	"issuer status": `  keycommit issuer status --origin https://issuer.example
-  keycommit issuer status --origin issuer.example --json --log http://127.0.0.1:7370 --log-vkey "$KEYCOMMIT_LOG_VKEY"`,
+  keycommit issuer status --origin issuer.example --json --log http://127.0.0.1:7370 --log-vkey "$KEYCOMMIT_LOG_VKEY"
+  keycommit issuer status --origin issuer.example --log "$LOG_A" --log-vkey "$VKEY_A" --log "$LOG_B" --log-vkey "$VKEY_B"`,
 	"issuer gen-commitment": `  keycommit issuer gen-commitment --out commitment.json --keys-out commitment-keys.json
   keycommit issuer gen-commitment --id 2 --first-key 3 --keys 2 --out next.json --keys-out next-keys.json --json`,
 	"policy": `  keycommit policy check commitment.json
