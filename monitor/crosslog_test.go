@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
+	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/monitor/monitortest"
 	"github.com/keycommit/keycommit/schema"
@@ -28,15 +30,23 @@ const crossLogDir = "../testdata/monitor/evidence/cross-log"
 var crossWitnesses = []*bundletest.Witness{bundletest.NewWitness("w1.example"), bundletest.NewWitness("w2.example")}
 
 // newCosignedLog is a log double whose /checkpoint carries the
-// cosignatures of crossWitnesses, dated at the log's current time (as a
+// cosignatures of crossWitnesses, dated at its latest entry's time (as a
 // keycommit log serves its cosigned checkpoint).
 func newCosignedLog(t testing.TB, origin string) *testLog {
 	t.Helper()
 	tl := newTestLog(t, origin)
 	srv := httptest.NewServer(monitortest.CosignedHandler(tl.Log, func(text []byte) []byte {
+		cp, err := c2sp.ParseCheckpoint(text)
+		if err != nil || cp.Size == 0 {
+			return nil
+		}
+		e, err := schema.ParseEntry(tl.Entry(int64(cp.Size) - 1))
+		if err != nil {
+			return nil
+		}
 		var lines []byte
 		for _, w := range crossWitnesses {
-			lines = append(lines, w.CosignatureLine(text, uint64(tl.gen.Now/1000))...)
+			lines = append(lines, w.CosignatureLine(text, uint64(e.Time/1000))...)
 		}
 		return lines
 	}))
@@ -520,5 +530,31 @@ func TestCrossLogDroppedStaysDropped(t *testing.T) {
 	m2 := crossMonitor(t, dir, a, b)
 	if len(m2.cross.pending) != 0 {
 		t.Fatalf("the dropped finding is pending again after the restart: %+v", m2.cross.pending)
+	}
+}
+
+// TestCrossLogRun: followers running concurrently (Run) record, compare
+// and make evidence without a data race (run with -race), and raise the
+// alert once.
+func TestCrossLogRun(t *testing.T) {
+	a, b, x := equivocation(t)
+	pol := crossPolicy(t)
+	m := newTestMonitor(t, "", func(c *Config) { c.WitnessPolicy, c.PollInterval = pol, 20*time.Millisecond }, a, b)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(alertsOfKind(m.out.alerts(t), KindCrossLog)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// More rounds, with the logs growing, while both followers run.
+	advanceBoth(t, time.Hour, a, b)
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+	if as := alertsOfKind(m.out.alerts(t), KindCrossLog); len(as) != 1 || as[0].Issuer != x {
+		t.Fatalf("want one cross-log alert for %s, got %+v", x, m.out.alerts(t))
 	}
 }
