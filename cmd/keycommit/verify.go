@@ -57,8 +57,6 @@ type verifyConfig struct {
 	Trust string
 	// MinLogs, if not 0, replaces the trust file's min-logs.
 	MinLogs int
-	// Now is the clock of a --trust run (nil means time.Now).
-	Now func() time.Time
 }
 
 // verifySingleLogFlags are the flags of a single-log verify, which a trust
@@ -411,7 +409,7 @@ func runVerifyTrust(ctx context.Context, cfg *verifyConfig) error {
 	if cfg.MinLogs < 0 || cfg.MinLogs > len(tr.Logs) {
 		return usageErr("--min-logs %d is out of range: the trust file names %d logs", cfg.MinLogs, len(tr.Logs))
 	}
-	m, err := verify.VerifyLogs(ctx, verify.MultiLog{Trust: tr, MinLogs: cfg.MinLogs, Fetch: verify.HTTPFetcher(cfg.HTTP), Now: cfg.Now})
+	m, err := verify.VerifyLogs(ctx, verify.MultiLog{Trust: tr, MinLogs: cfg.MinLogs, Fetch: verify.HTTPFetcher(cfg.HTTP)})
 	if err != nil {
 		return usageErr("%v", err)
 	}
