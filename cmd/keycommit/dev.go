@@ -24,6 +24,7 @@ import (
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/monitor"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/keycommit/keycommit/witness"
@@ -40,6 +41,8 @@ const (
 	devQuorum       = 2
 	devJSONFile     = "dev.json"
 	devPolicyFile   = "witness-policy.txt"
+	devTrustFile    = "trust.txt"
+	devMaxLogs      = 4
 	devIssuerKey    = "issuer.key"
 	devIssuerKeys   = "issuer-commitment-keys.json"
 	devAlertsFile   = "monitor-alerts.jsonl"
@@ -53,9 +56,15 @@ type devConfig struct {
 	// Dir holds every component's state. An existing deployment in Dir is
 	// started again, not replaced.
 	Dir string
-	// BasePort is the log's port; witnesses take the next three, the
-	// monitor the one after. Zero picks free ports.
+	// BasePort is the first log's port; its witnesses take the next
+	// three, the monitor the one after. Log n of Logs (from 2) takes
+	// BasePort+20+4(n-2) and its witnesses the next three (7390 to 7401
+	// for the default base), clear of the ports the docs give `log
+	// serve` and `witness serve` (7380 to 7383). Zero picks free ports.
 	BasePort int
+	// Logs is how many independent logs to run (1 to devMaxLogs), each
+	// with its own key and witnesses.
+	Logs int
 	// CosignInterval and CosignRetryMax are the log's witness loop
 	// settings (see logServeConfig).
 	CosignInterval, CosignRetryMax time.Duration
@@ -75,15 +84,27 @@ type devConfig struct {
 }
 
 // devInfo is Dir/dev.json: what scripts and tests need to use the
-// deployment.
+// deployment. Its top-level log members describe the first log.
 type devInfo struct {
-	LogURL        string         `json:"log_url"`
-	LogVKey       string         `json:"log_vkey"`
-	LogOrigin     string         `json:"log_origin"`
-	Witnesses     []devWitness   `json:"witnesses"`
-	WitnessPolicy string         `json:"witness_policy"`
-	MonitorURL    string         `json:"monitor_url"`
-	Issuer        devIssuerState `json:"issuer"`
+	devLog
+	MonitorURL string         `json:"monitor_url"`
+	Issuer     devIssuerState `json:"issuer"`
+	// Logs are every log of the deployment (one unless dev --logs),
+	// the first one first.
+	Logs []devLog `json:"logs"`
+	// TrustFile is a trust file for `verify --trust` (log/verify)
+	// naming every log.
+	TrustFile string `json:"trust_file"`
+}
+
+// devLog is one log of the deployment: its URL and key, its witnesses
+// and its witness policy file.
+type devLog struct {
+	LogURL        string       `json:"log_url"`
+	LogVKey       string       `json:"log_vkey"`
+	LogOrigin     string       `json:"log_origin"`
+	Witnesses     []devWitness `json:"witnesses"`
+	WitnessPolicy string       `json:"witness_policy"`
 }
 
 // devReady is what dev --json prints on stdout once the deployment is
@@ -121,7 +142,7 @@ func newDevCmd() *cobra.Command {
 	var level string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "dev [--data DIR]",
+		Use:   "dev [--data DIR] [--logs N]",
 		Short: "Run a complete local deployment: log, three witnesses (2-of-3), a monitor, a demo issuer",
 		Long: `dev starts, on loopback, a complete keycommit deployment with its state under
 DIR: the log (embedded SQLite), three witnesses whose 2-of-3 cosignatures the log
@@ -130,9 +151,14 @@ policy decision and watches the demo issuer. The demo issuer's origin is served
 over HTTPS on loopback with a throwaway CA (DIR/demo-issuer-ca.pem) that the log
 trusts, and serves its challenge: the first time, dev registers the demo issuer
 through the log's real proof-of-origin-control check and submits its first key
-commitment so the log is not empty. It writes
-DIR/dev.json (URLs and keys) and DIR/witness-policy.txt once everything is
-listening, prints the commands to try next, and runs until interrupted. Run it
+commitment so the log is not empty. With --logs N (2 to 4) it runs N
+independent logs, each with its own key, its own three witnesses and its own
+witness policy (DIR/witness-policy-N.txt), registers the demo issuer and
+submits the same commitment in each, and the monitor follows them all. It
+writes DIR/dev.json (URLs and keys; its top level describes the first log,
+"logs" every log), DIR/witness-policy.txt and DIR/trust.txt (a trust file
+for verify --trust naming every log) once everything is listening, prints
+the commands to try next, and runs until interrupted. Run it
 again with the same DIR to pick up where it stopped. With --json, stdout gets
 one JSON object once everything is up (dev.json's content, the data
 directory, whether the log was resumed and at what size, and the commands to
@@ -155,28 +181,77 @@ try next) and everything else goes to stderr.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.Dir, "data", "keycommit-dev", "directory for the deployment's state (reused if it exists)")
-	cmd.Flags().IntVar(&cfg.BasePort, "base-port", devDefaultPorts, "the log's port on 127.0.0.1; witnesses use the next three, the monitor the one after; 0 picks free ports")
+	cmd.Flags().IntVar(&cfg.BasePort, "base-port", devDefaultPorts, "the log's port on 127.0.0.1; witnesses use the next three, the monitor the one after; with --logs, log n (from 2) uses BASE+20+4(n-2) and its witnesses the next three; 0 picks free ports")
+	cmd.Flags().IntVar(&cfg.Logs, "logs", 1, fmt.Sprintf("how many independent logs to run (1 to %d), each with its own key and witnesses", devMaxLogs))
 	cmd.Flags().StringVar(&level, "log-level", "warn", "log level of the components: debug, info, warn, error")
 	addCosignFlags(cmd, &cfg.CosignInterval, &cfg.CosignRetryMax)
 	addJSONFlag(cmd, &asJSON, "dev")
 	return cmd
 }
 
-// devAddr returns the listen address of component i (0 log, 1-3
-// witnesses, 4 monitor).
-func (c *devConfig) devAddr(i int) string {
+// devAddr returns the listen address of component i of log n (1-based):
+// 0 the log, 1-3 its witnesses, 4 the monitor (with the first log).
+func (c *devConfig) devAddr(n, i int) string {
 	if c.BasePort == 0 {
 		return net.JoinHostPort(devListenHost, "0")
 	}
-	return net.JoinHostPort(devListenHost, strconv.Itoa(c.BasePort+i))
+	port := c.BasePort + i
+	if n > 1 {
+		port = c.BasePort + 20 + 4*(n-2) + i
+	}
+	return net.JoinHostPort(devListenHost, strconv.Itoa(port))
+}
+
+// devLastPort is the highest port offset from BasePort that a deployment
+// of n logs uses.
+func devLastPort(n int) int {
+	if n <= 1 {
+		return 4
+	}
+	return 20 + 4*(n-2) + 3
+}
+
+// devLayout is where log n (1-based) of the deployment keeps its state
+// under dir, and its origin: the first log has the layout and origin of a
+// single-log deployment, so that one made before --logs resumes as it was.
+type devLayout struct {
+	origin, logDir, policyFile, witnessPrefix string
+}
+
+func devLayoutOf(dir string, n int) devLayout {
+	if n == 1 {
+		return devLayout{devLogOrigin, filepath.Join(dir, "log"), filepath.Join(dir, devPolicyFile), "witness-"}
+	}
+	p := fmt.Sprintf("log-%d", n)
+	return devLayout{devLogOrigin + "-" + strconv.Itoa(n), filepath.Join(dir, p), filepath.Join(dir, fmt.Sprintf("witness-policy-%d.txt", n)), p + "-witness-"}
+}
+
+// devRunning is one log of the deployment, started.
+type devRunning struct {
+	devLog
+	client *client.Client
+	lg     *server.Running
+	// policy is the text of the witness policy.
+	policy string
+	// resumed is set when the log existed; resumedSize is then the size
+	// of its checkpoint when dev started.
+	resumed     bool
+	resumedSize uint64
 }
 
 // runDev runs the deployment until ctx is done.
 func runDev(ctx context.Context, cfg devConfig) (err error) {
 	logger := cfg.Logger
 	// Flags first: nothing is created for a deployment that can't start.
-	if cfg.BasePort < 0 || cfg.BasePort+4 > 65535 {
-		return fmt.Errorf("--base-port %d is out of range: the deployment uses ports BASE to BASE+4, so BASE must be 0 (free ports) or 1 to 65531", cfg.BasePort)
+	if cfg.Logs < 1 || cfg.Logs > devMaxLogs {
+		return fmt.Errorf("--logs %d is out of range: dev runs 1 to %d logs", cfg.Logs, devMaxLogs)
+	}
+	if last := devLastPort(cfg.Logs); cfg.BasePort < 0 || cfg.BasePort+last > 65535 {
+		uses := "ports BASE to BASE+4"
+		if cfg.Logs > 1 {
+			uses = fmt.Sprintf("ports BASE to BASE+4 and BASE+20 to BASE+%d for %d logs", last, cfg.Logs)
+		}
+		return fmt.Errorf("--base-port %d is out of range: the deployment uses %s, so BASE must be 0 (free ports) or 1 to %d", cfg.BasePort, uses, 65535-last)
 	}
 	if cfg.Dir == "" {
 		return errors.New("--data must name a directory")
@@ -202,100 +277,47 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 		return err
 	}
 	closers = append(closers, release)
-	// dev.json describes a running deployment: remove a stale one first.
+	// dev.json and the trust file describe a running deployment: remove
+	// stale ones first.
 	os.Remove(filepath.Join(dir, devJSONFile))
+	os.Remove(filepath.Join(dir, devTrustFile))
 
-	// 1. The log's key and database.
-	logDir := filepath.Join(dir, "log")
-	resumed := true
-	if _, err := os.Stat(filepath.Join(logDir, logDBFile)); errors.Is(err, os.ErrNotExist) {
-		if _, err := initLog(ctx, logDir, devLogOrigin, time.Now); err != nil {
-			return fmt.Errorf("couldn't create the dev log: %w", err)
-		}
-		fmt.Fprintf(cfg.Out, "created a new log in %s\n", logDir)
-		resumed = false
-	}
-	releaseLog, err := lockDir(logDir, "keycommit dev's log")
-	if err != nil {
-		return err
-	}
-	closers = append(closers, releaseLog)
-	logVKey, err := os.ReadFile(filepath.Join(logDir, "log.vkey"))
-	if err != nil {
-		return fmt.Errorf("couldn't read the log's verifier key: %w", err)
-	}
-	vkey := strings.TrimSpace(string(logVKey))
-
-	// 2. The witnesses, each trusting the log.
-	info := &devInfo{LogVKey: vkey, LogOrigin: devLogOrigin, WitnessPolicy: filepath.Join(dir, devPolicyFile)}
-	for i := 1; i <= devWitnesses; i++ {
-		w, stop, err := startDevWitness(ctx, filepath.Join(dir, fmt.Sprintf("witness-%d", i)), fmt.Sprintf("witness-%d.localhost", i), cfg.devAddr(i), vkey, logger, srvErr)
-		if err != nil {
-			return err
-		}
-		closers = append(closers, stop)
-		info.Witnesses = append(info.Witnesses, *w)
-	}
-
-	// 3. The witness policy, then the log, which asks the witnesses for
-	// cosignatures on every checkpoint it publishes.
-	ln, err := net.Listen("tcp", cfg.devAddr(0))
-	if err != nil {
-		return fmt.Errorf("couldn't listen for the log on %s: %w", cfg.devAddr(0), err)
-	}
-	info.LogURL = "http://" + ln.Addr().String()
-	policy := devWitnessPolicy(info)
-	if _, err := quorum.Parse([]byte(policy)); err != nil {
-		ln.Close()
-		return fmt.Errorf("the dev witness policy is invalid: %w", err)
-	}
-	if err := writeFileAtomic(info.WitnessPolicy, []byte(policy), 0o644); err != nil {
-		ln.Close()
-		return err
-	}
-	// The demo issuer's HTTPS origin, whose challenges the log fetches.
+	// The demo issuer's HTTPS origin, whose challenges every log fetches.
 	demo, err := startDevOrigin(dir)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	closers = append(closers, demo.close)
 	fetcher, err := demo.fetcher()
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	lg, err := startLog(ctx, logServeConfig{Dir: logDir, Listener: ln, WitnessPolicy: info.WitnessPolicy,
-		CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax, OriginControl: fetcher.Check, Logger: logger.With("component", "log")})
-	if err != nil {
-		return err
-	}
-	closers = append(closers, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		lg.Shutdown(sctx)
-	})
 
-	// 4. The demo issuer: registered, with a first key commitment.
-	c, err := client.New(info.LogURL, vkey, &http.Client{Timeout: 30 * time.Second})
-	if err != nil {
-		return err
-	}
-	var resumedSize uint64
-	if resumed {
-		cp, _, err := c.Checkpoint(ctx)
+	// 1-3. Each log with its witnesses.
+	var logs []*devRunning
+	for n := 1; n <= cfg.Logs; n++ {
+		l, stop, err := startDevLog(ctx, dir, n, cfg, fetcher.Check, srvErr)
+		closers = append(closers, stop...)
 		if err != nil {
-			return fmt.Errorf("couldn't read the dev log's checkpoint: %w", err)
+			return err
 		}
-		resumedSize = cp.Size
-		fmt.Fprintf(cfg.Out, "resumed log at size %d in %s\n", cp.Size, logDir)
+		logs = append(logs, l)
 	}
+	info := &devInfo{devLog: logs[0].devLog, TrustFile: filepath.Join(dir, devTrustFile)}
+	var clients []*client.Client
+	for _, l := range logs {
+		info.Logs = append(info.Logs, l.devLog)
+		clients = append(clients, l.client)
+	}
+
+	// 4. The demo issuer: registered, with a first key commitment, in
+	// every log.
 	info.Issuer = devIssuerState{Origin: devIssuer, KeyFile: filepath.Join(dir, devIssuerKey), Server: demo.addr, CAFile: filepath.Join(dir, devCAFile)}
-	if err := devSeedIssuer(ctx, c, dir, demo.resp, info.Issuer, cfg.Out); err != nil {
+	if err := devSeedIssuer(ctx, clients, dir, demo.resp, info.Issuer, cfg.Out); err != nil {
 		return err
 	}
 
-	// 5. The monitor, following the log and watching the demo issuer.
+	// 5. The monitor, following every log and watching the demo issuer.
 	mon, monURL, stopMon, err := startDevMonitor(ctx, dir, cfg, info, logger.With("component", "monitor"), srvErr)
 	if err != nil {
 		return err
@@ -303,9 +325,18 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	closers = append(closers, stopMon)
 	info.MonitorURL = monURL
 
-	// 6. Wait for the witnesses' quorum on the log's latest checkpoint, so
-	// that a verifier run now succeeds.
-	if err := waitCosigned(ctx, c, policy); err != nil {
+	// 6. Wait for each log's witnesses' quorum on its latest checkpoint,
+	// so that a verifier run now succeeds.
+	for _, l := range logs {
+		if err := waitCosigned(ctx, l.client, l.policy); err != nil {
+			return fmt.Errorf("log %s: %w", l.LogOrigin, err)
+		}
+	}
+	trust, err := devTrust(info)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(info.TrustFile, trust, 0o644); err != nil {
 		return err
 	}
 	b, err := json.MarshalIndent(info, "", "  ")
@@ -324,7 +355,7 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	printDevSummary(cfg.Out, dir, info, self)
 	if cfg.Ready != nil {
 		r := devReady{devInfo: *info, DataDir: dir, InfoFile: filepath.Join(dir, devJSONFile),
-			Resumed: resumed, ResumedSize: resumedSize, TryNext: devTryNext(info, self)}
+			Resumed: logs[0].resumed, ResumedSize: logs[0].resumedSize, TryNext: devTryNext(info, self)}
 		if err := writeJSONOut(cfg.Ready, r); err != nil {
 			return err
 		}
@@ -332,13 +363,23 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 
 	monErr := make(chan error, 1)
 	go func() { monErr <- mon.Run(ctx) }()
+	logDone := make(chan error, len(logs))
+	for _, l := range logs {
+		go func() {
+			select {
+			case err := <-l.lg.Done():
+				logDone <- fmt.Errorf("log server %s stopped: %w", l.LogOrigin, err)
+			case <-ctx.Done():
+			}
+		}()
+	}
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(cfg.Out, "shutting down")
 		<-monErr
 		return nil
-	case err := <-lg.Done():
-		return fmt.Errorf("log server stopped: %w", err)
+	case err := <-logDone:
+		return err
 	case err := <-monErr:
 		if ctx.Err() != nil {
 			return nil
@@ -347,6 +388,110 @@ func runDev(ctx context.Context, cfg devConfig) (err error) {
 	case err := <-srvErr:
 		return err
 	}
+}
+
+// startDevLog creates (once) and starts log n of the deployment with its
+// witnesses and witness policy. It returns what stops them, in the order
+// they were started, also when it fails part way.
+func startDevLog(ctx context.Context, dir string, n int, cfg devConfig, check func(ctx context.Context, log, origin string, accountKey ed25519.PublicKey) (*schema.OriginControl, error), srvErr chan<- error) (*devRunning, []func(), error) {
+	logger := cfg.Logger
+	lay := devLayoutOf(dir, n)
+	var closers []func()
+	// The log's key and database.
+	l := &devRunning{resumed: true}
+	if _, err := os.Stat(filepath.Join(lay.logDir, logDBFile)); errors.Is(err, os.ErrNotExist) {
+		if _, err := initLog(ctx, lay.logDir, lay.origin, time.Now); err != nil {
+			return nil, closers, fmt.Errorf("couldn't create the dev log %s: %w", lay.origin, err)
+		}
+		fmt.Fprintf(cfg.Out, "created a new log in %s\n", lay.logDir)
+		l.resumed = false
+	}
+	releaseLog, err := lockDir(lay.logDir, "keycommit dev's log")
+	if err != nil {
+		return nil, closers, err
+	}
+	closers = append(closers, releaseLog)
+	logVKey, err := os.ReadFile(filepath.Join(lay.logDir, "log.vkey"))
+	if err != nil {
+		return nil, closers, fmt.Errorf("couldn't read the log's verifier key: %w", err)
+	}
+	vkey := strings.TrimSpace(string(logVKey))
+
+	// The witnesses, each trusting the log.
+	l.devLog = devLog{LogVKey: vkey, LogOrigin: lay.origin, WitnessPolicy: lay.policyFile}
+	for i := 1; i <= devWitnesses; i++ {
+		name := fmt.Sprintf("%s%d", lay.witnessPrefix, i)
+		w, stop, err := startDevWitness(ctx, filepath.Join(dir, name), name+".localhost", cfg.devAddr(n, i), lay.origin, vkey, logger, srvErr)
+		if err != nil {
+			return nil, closers, err
+		}
+		closers = append(closers, stop)
+		l.Witnesses = append(l.Witnesses, *w)
+	}
+
+	// The witness policy, then the log, which asks the witnesses for
+	// cosignatures on every checkpoint it publishes.
+	ln, err := net.Listen("tcp", cfg.devAddr(n, 0))
+	if err != nil {
+		return nil, closers, fmt.Errorf("couldn't listen for the log %s on %s: %w", lay.origin, cfg.devAddr(n, 0), err)
+	}
+	l.LogURL = "http://" + ln.Addr().String()
+	l.policy = devWitnessPolicy(&l.devLog)
+	if _, err := quorum.Parse([]byte(l.policy)); err != nil {
+		ln.Close()
+		return nil, closers, fmt.Errorf("the dev witness policy is invalid: %w", err)
+	}
+	if err := writeFileAtomic(l.WitnessPolicy, []byte(l.policy), 0o644); err != nil {
+		ln.Close()
+		return nil, closers, err
+	}
+	component := "log"
+	if n > 1 {
+		component = fmt.Sprintf("log-%d", n)
+	}
+	l.lg, err = startLog(ctx, logServeConfig{Dir: lay.logDir, Listener: ln, WitnessPolicy: l.WitnessPolicy,
+		CosignInterval: cfg.CosignInterval, CosignRetryMax: cfg.CosignRetryMax, OriginControl: check, Logger: logger.With("component", component)})
+	if err != nil {
+		return nil, closers, err
+	}
+	lg := l.lg
+	closers = append(closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		lg.Shutdown(sctx)
+	})
+	if l.client, err = client.New(l.LogURL, vkey, &http.Client{Timeout: 30 * time.Second}); err != nil {
+		return nil, closers, err
+	}
+	if l.resumed {
+		cp, _, err := l.client.Checkpoint(ctx)
+		if err != nil {
+			return nil, closers, fmt.Errorf("couldn't read the dev log's checkpoint: %w", err)
+		}
+		l.resumedSize = cp.Size
+		fmt.Fprintf(cfg.Out, "resumed log at size %d in %s\n", cp.Size, lay.logDir)
+	}
+	return l, closers, nil
+}
+
+// devTrust is the deployment's trust file (log/verify): every log, with
+// its keys bundle URL and witness policy file; an issuer's keys are used
+// when two logs (the one log, for one) hold the identical commitment.
+func devTrust(info *devInfo) ([]byte, error) {
+	var b strings.Builder
+	k := min(2, len(info.Logs))
+	fmt.Fprintf(&b, "# keycommit dev: its %d log(s); keys are used when %d of them hold the identical commitment.\n", len(info.Logs), k)
+	fmt.Fprintf(&b, "min-logs %d\ngrace %s\n", k, verify.DefaultGrace)
+	for _, l := range info.Logs {
+		// The policy files are next to the trust file: relative paths,
+		// which hold no space whatever dir is.
+		fmt.Fprintf(&b, "log %s %s %s\n", l.LogVKey, l.LogURL+verify.BundleSuffix, filepath.Base(l.WitnessPolicy))
+	}
+	// What dev writes, verify must read.
+	if _, err := verify.ParseTrust([]byte(b.String()), filepath.Dir(info.TrustFile), os.ReadFile); err != nil {
+		return nil, fmt.Errorf("the dev trust file is invalid: %w", err)
+	}
+	return []byte(b.String()), nil
 }
 
 // serveBackground serves srv on ln in a goroutine. If it stops on its
@@ -364,8 +509,9 @@ func serveBackground(srv *http.Server, ln net.Listener, what string, logger *slo
 	}()
 }
 
-// startDevWitness creates (once) and serves a witness that trusts the log.
-func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logger *slog.Logger, srvErr chan<- error) (*devWitness, func(), error) {
+// startDevWitness creates (once) and serves a witness that trusts the log
+// of logOrigin.
+func startDevWitness(ctx context.Context, dir, name, addr, logOrigin, logVKey string, logger *slog.Logger, srvErr chan<- error) (*devWitness, func(), error) {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		if _, err := witness.InitDir(ctx, dir, name); err != nil {
 			return nil, nil, fmt.Errorf("couldn't create witness %s: %w", name, err)
@@ -380,7 +526,7 @@ func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logge
 		release()
 		return nil, nil, err
 	}
-	if err := d.Store.AddLog(ctx, devLogOrigin, logVKey); err != nil && !errors.Is(err, witness.ErrLogKeyExists) {
+	if err := d.Store.AddLog(ctx, logOrigin, logVKey); err != nil && !errors.Is(err, witness.ErrLogKeyExists) {
 		d.Close()
 		release()
 		return nil, nil, err
@@ -415,7 +561,7 @@ func startDevWitness(ctx context.Context, dir, name, addr, logVKey string, logge
 
 // devWitnessPolicy is the deployment's policy: the log and a 2-of-3 group
 // of the witnesses.
-func devWitnessPolicy(info *devInfo) string {
+func devWitnessPolicy(info *devLog) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# keycommit dev: the log and a %d-of-%d group of witnesses.\n", devQuorum, len(info.Witnesses))
 	fmt.Fprintf(&b, "log %s %s\n", info.LogVKey, info.LogURL)
@@ -429,8 +575,10 @@ func devWitnessPolicy(info *devInfo) string {
 }
 
 // devSeedIssuer registers the demo issuer and submits its first key
-// commitment, unless the log already has them.
-func devSeedIssuer(ctx context.Context, c *client.Client, dir string, origin *challenge.Responder, is devIssuerState, out io.Writer) error {
+// commitment in every log that does not have them yet: the same
+// commitment in each (the one a log already holds, or a new one), so that
+// the logs agree on the demo issuer's keys.
+func devSeedIssuer(ctx context.Context, clients []*client.Client, dir string, origin *challenge.Responder, is devIssuerState, out io.Writer) error {
 	if _, err := os.Stat(is.KeyFile); errors.Is(err, os.ErrNotExist) {
 		if _, err := issuer.WriteKeyFile(is.KeyFile); err != nil {
 			return err
@@ -440,43 +588,85 @@ func devSeedIssuer(ctx context.Context, c *client.Client, dir string, origin *ch
 	if err != nil {
 		return err
 	}
-	demo, err := issuer.Open(ctx, c, is.Origin, key)
-	if err != nil {
-		return err
-	}
-	st := demo.Status
-	// The demo origin serves the challenge for its key, as an issuer's
-	// web server would: the log fetches it before it admits the first
-	// registration (or one after a lapse).
-	origin.Serve(c.Verifier().Name(), demo.Origin, key.Public().(ed25519.PublicKey))
-	if st == nil {
-		reg := &schema.Registration{Contact: "mailto:keys@demo-issuer.example", AccountKey: key.Public().(ed25519.PublicKey)}
-		res, err := demo.Submit(ctx, schema.KindRegistration, reg)
+	var missing []*issuer.Issuer
+	var held *schema.KeyCommitment
+	for _, c := range clients {
+		demo, err := issuer.Open(ctx, c, is.Origin, key)
 		if err != nil {
-			return fmt.Errorf("couldn't register the demo issuer: %w", err)
+			return err
 		}
-		fmt.Fprintf(out, "registered demo issuer %s at index %d\n", is.Origin, res.Index)
+		st := demo.Status
+		// The demo origin serves the challenge for its key and this
+		// log, as an issuer's web server would: the log fetches it
+		// before it admits the first registration (or one after a lapse).
+		origin.Serve(c.Verifier().Name(), demo.Origin, key.Public().(ed25519.PublicKey))
+		if st == nil {
+			reg := &schema.Registration{Contact: "mailto:keys@demo-issuer.example", AccountKey: key.Public().(ed25519.PublicKey)}
+			res, err := demo.Submit(ctx, schema.KindRegistration, reg)
+			if err != nil {
+				return fmt.Errorf("couldn't register the demo issuer in %s: %w", c.Verifier().Name(), err)
+			}
+			fmt.Fprintf(out, "registered demo issuer %s at index %d of %s\n", is.Origin, res.Index, c.Verifier().Name())
+		}
+		if st != nil && st.Commitment != nil {
+			if held == nil {
+				if held, err = devCommitmentAt(ctx, c, *st.Commitment); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		missing = append(missing, demo)
 	}
-	if st != nil && st.Commitment != nil {
+	if len(missing) == 0 {
 		return nil
 	}
-	pst, pairs, err := issuer.NewPSTCommitment(1, 1, 2, 10, time.Now().Add(90*24*time.Hour))
-	if err != nil {
-		return err
+	if held == nil {
+		pst, pairs, err := issuer.NewPSTCommitment(1, 1, 2, 10, time.Now().Add(90*24*time.Hour))
+		if err != nil {
+			return err
+		}
+		kb, err := json.MarshalIndent(pairs, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(filepath.Join(dir, devIssuerKeys), append(kb, '\n'), 0o600); err != nil {
+			return err
+		}
+		held = &schema.KeyCommitment{PST: pst}
 	}
-	kb, err := json.MarshalIndent(pairs, "", "  ")
-	if err != nil {
-		return err
+	for _, demo := range missing {
+		res, err := demo.Submit(ctx, schema.KindKeyCommitment, &schema.KeyCommitment{PST: held.PST, PrivacyPass: held.PrivacyPass})
+		if err != nil {
+			return fmt.Errorf("couldn't submit the demo issuer's key commitment: %w", err)
+		}
+		fmt.Fprintf(out, "submitted the demo issuer's first key commitment at index %d of %s\n", res.Index, demo.Client.Verifier().Name())
 	}
-	if err := writeFileAtomic(filepath.Join(dir, devIssuerKeys), append(kb, '\n'), 0o600); err != nil {
-		return err
-	}
-	res, err := demo.Submit(ctx, schema.KindKeyCommitment, &schema.KeyCommitment{PST: pst})
-	if err != nil {
-		return fmt.Errorf("couldn't submit the demo issuer's key commitment: %w", err)
-	}
-	fmt.Fprintf(out, "submitted the demo issuer's first key commitment at index %d\n", res.Index)
 	return nil
+}
+
+// devCommitmentAt reads the key commitment entry at index idx of the log.
+func devCommitmentAt(ctx context.Context, c *client.Client, idx uint64) (*schema.KeyCommitment, error) {
+	es, err := c.Entries(ctx, idx, idx+1)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't read the demo issuer's commitment at index %d: %w", idx, err)
+	}
+	if len(es) != 1 {
+		return nil, fmt.Errorf("the log answered %d entries for index %d", len(es), idx)
+	}
+	e, err := schema.ParseEntry(es[0].Data)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", idx, err)
+	}
+	body, err := e.ParsedBody()
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", idx, err)
+	}
+	kc, ok := body.(*schema.KeyCommitment)
+	if !ok {
+		return nil, fmt.Errorf("entry %d is a %s, not a key commitment", idx, e.Kind)
+	}
+	return kc, nil
 }
 
 // startDevMonitor creates the monitor and serves its gossip endpoint.
@@ -490,8 +680,12 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		alertOut = io.MultiWriter(alerts, cfg.AlertOut)
 	}
 	var ws []string
-	for _, w := range info.Witnesses {
-		ws = append(ws, w.URL)
+	var logs []monitor.LogConfig
+	for _, l := range info.Logs {
+		logs = append(logs, monitor.LogConfig{URL: l.LogURL, VKey: l.LogVKey})
+		for _, w := range l.Witnesses {
+			ws = append(ws, w.URL)
+		}
 	}
 	monDir := filepath.Join(dir, "monitor")
 	if err := durable.MkdirAll(monDir, 0o700); err != nil {
@@ -505,7 +699,7 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 	}
 	reg := prometheus.NewRegistry()
 	m, err := monitor.New(ctx, monitor.Config{
-		DataDir: monDir, Logs: []monitor.LogConfig{{URL: info.LogURL, VKey: info.LogVKey}},
+		DataDir: monDir, Logs: logs,
 		Witnesses: ws, Watch: []string{info.Issuer.Origin}, AlertOut: alertOut, Logger: logger, Registerer: reg,
 		PollInterval: 2 * time.Second, GossipInterval: 5 * time.Second,
 	})
@@ -514,12 +708,12 @@ func startDevMonitor(ctx context.Context, dir string, cfg devConfig, info *devIn
 		release()
 		return nil, "", nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.devAddr(4))
+	ln, err := net.Listen("tcp", cfg.devAddr(1, 4))
 	if err != nil {
 		m.Close()
 		alerts.Close()
 		release()
-		return nil, "", nil, fmt.Errorf("couldn't listen for the monitor on %s: %w", cfg.devAddr(4), err)
+		return nil, "", nil, fmt.Errorf("couldn't listen for the monitor on %s: %w", cfg.devAddr(1, 4), err)
 	}
 	mex, err := monitorExplorer(m, logger)
 	if err != nil {
@@ -571,13 +765,18 @@ func waitCosigned(ctx context.Context, c *client.Client, policy string) error {
 
 func printDevSummary(w io.Writer, dir string, info *devInfo, self string) {
 	fmt.Fprintf(w, "\nkeycommit dev is running (state in %s; details in %s)\n\n", dir, filepath.Join(dir, devJSONFile))
-	fmt.Fprintf(w, "  log      %s   (origin %s)\n", info.LogURL, info.LogOrigin)
-	for _, wt := range info.Witnesses {
-		fmt.Fprintf(w, "  witness  %s   (%s)\n", wt.URL, wt.Name)
+	for _, l := range info.Logs {
+		fmt.Fprintf(w, "  log      %s   (origin %s)\n", l.LogURL, l.LogOrigin)
+		for _, wt := range l.Witnesses {
+			fmt.Fprintf(w, "  witness  %s   (%s)\n", wt.URL, wt.Name)
+		}
 	}
 	fmt.Fprintf(w, "  monitor  %s\n", info.MonitorURL)
 	fmt.Fprintf(w, "  issuer   %s   (served over HTTPS at %s, CA %s: the log fetched its challenge)\n", info.Issuer.Origin, info.Issuer.Server, info.Issuer.CAFile)
-	fmt.Fprintf(w, "  log vkey %s\n\n", info.LogVKey)
+	for _, l := range info.Logs {
+		fmt.Fprintf(w, "  log vkey %s\n", l.LogVKey)
+	}
+	fmt.Fprintf(w, "  trust    %s   (every log, for verify --trust)\n\n", info.TrustFile)
 	fmt.Fprintf(w, "Try next, in another terminal (each command runs as printed, in order):\n\n")
 	for _, line := range devTryNext(info, self) {
 		fmt.Fprintf(w, "  %s\n", line)
@@ -587,7 +786,8 @@ func printDevSummary(w io.Writer, dir string, info *devInfo, self string) {
 
 // devTryNext are the commands printed for trying the deployment, in the
 // order to run them in one shell: self is how to run keycommit
-// (selfCommand). TestDevPrintedCommands runs them as printed.
+// (selfCommand). The single-log commands use the first log; the last,
+// verify --trust, every log. TestDev runs them as printed.
 func devTryNext(info *devInfo, self string) []string {
 	return []string{
 		fmt.Sprintf("export KEYCOMMIT_LOG=%s KEYCOMMIT_LOG_VKEY=%s", shellQuote(info.LogURL), shellQuote(info.LogVKey)),
@@ -596,6 +796,7 @@ func devTryNext(info *devInfo, self string) []string {
 		self + " verify --bundle \"$KEYCOMMIT_LOG/v1/keys.bundle\" --witness-policy " + shellQuote(info.WitnessPolicy),
 		self + " issuer status --origin " + info.Issuer.Origin,
 		self + " monitor --once --log-level warn",
+		self + " verify --trust " + shellQuote(info.TrustFile),
 	}
 }
 

@@ -5,26 +5,31 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/verify"
+	"github.com/keycommit/keycommit/monitor"
 	"github.com/keycommit/keycommit/witness/quorum"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
 
-// startDev runs `keycommit dev` on free ports and returns it with its
-// dev.json once it says it is running.
-func startDev(t *testing.T, dir string) (*exec.Cmd, *devInfo, *bytes.Buffer) {
+// startDev runs `keycommit dev` on free ports (with the extra flags) and
+// returns it with its dev.json once it says it is running.
+func startDev(t *testing.T, dir string, flags ...string) (*exec.Cmd, *devInfo, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(keycommitBin, "dev", "--data", dir, "--base-port", "0")
+	cmd := exec.Command(keycommitBin, append([]string{"dev", "--data", dir, "--base-port", "0"}, flags...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +81,12 @@ func TestDev(t *testing.T) {
 	if len(info.Witnesses) != 3 || info.LogURL == "" || info.LogVKey == "" || info.MonitorURL == "" {
 		t.Fatalf("dev.json is incomplete: %+v", info)
 	}
+	// One log: logs holds it, the top level is it, and the trust file
+	// names it.
+	if len(info.Logs) != 1 || !reflect.DeepEqual(info.Logs[0], info.devLog) {
+		t.Errorf("dev.json logs = %+v, want the one log of the top level %+v", info.Logs, info.devLog)
+	}
+	checkDevTrust(t, info, 1)
 	// The checkpoint the log serves opens with the log's key and carries
 	// cosignatures from at least two of the three witnesses, each checked
 	// with formats/note's cosignature verifier.
@@ -129,12 +140,12 @@ func TestDev(t *testing.T) {
 
 	// A second instance on the same directory refuses, naming the first
 	// one's PID, and rewrites nothing.
-	before := snapshotFiles(t, dir, devJSONFile, devPolicyFile)
+	before := snapshotFiles(t, dir, devJSONFile, devPolicyFile, devTrustFile)
 	o2, e2, code := runBin(t, keycommitBin, "dev", "--data", dir, "--base-port", "0")
 	if code == 0 || !strings.Contains(e2, fmt.Sprintf("PID %d", cmd.Process.Pid)) {
 		t.Errorf("second dev on the same directory: exit %d, want a refusal naming PID %d\n%s%s", code, cmd.Process.Pid, o2, e2)
 	}
-	if after := snapshotFiles(t, dir, devJSONFile, devPolicyFile); !maps.Equal(before, after) {
+	if after := snapshotFiles(t, dir, devJSONFile, devPolicyFile, devTrustFile); !maps.Equal(before, after) {
 		t.Errorf("second dev rewrote %v", after)
 	}
 
@@ -246,6 +257,10 @@ func runPrintedCommands(t *testing.T, out string, info *devInfo) {
 			if !strings.Contains(string(o), `"origin":"`+info.Issuer.Origin+`"`) {
 				t.Errorf("%q printed %s, want the demo issuer's status", c, o)
 			}
+		case strings.Contains(c, " verify --trust "):
+			if !strings.Contains(string(o), "issuer "+info.Issuer.Origin+": accepted") {
+				t.Errorf("%q printed %s, want the demo issuer accepted", c, o)
+			}
 		case strings.Contains(c, " verify "):
 			if !strings.Contains(string(o), "verified keys bundle") {
 				t.Errorf("%q printed %s", c, o)
@@ -258,17 +273,27 @@ func runPrintedCommands(t *testing.T, out string, info *devInfo) {
 	}
 }
 
-// TestDevRefusesBadFlagsBeforeCreatingState: a port out of range is an
-// error before the data directory is made.
+// TestDevRefusesBadFlagsBeforeCreatingState: a port out of range (for
+// the number of logs) or a number of logs out of range is an error before
+// the data directory is made.
 func TestDevRefusesBadFlagsBeforeCreatingState(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
-	for _, port := range []string{"70000", "65532", "-1"} {
-		_, stderr, code := runBin(t, keycommitBin, "dev", "--data", dir, "--base-port", port)
-		if code == 0 || !strings.Contains(stderr, "--base-port "+port+" is out of range") {
-			t.Errorf("dev --base-port %s: exit %d, %s", port, code, stderr)
+	for _, c := range [][]string{{"--base-port", "70000"}, {"--base-port", "65532"}, {"--base-port", "-1"}, {"--base-port", "65513", "--logs", "2"}, {"--base-port", "65505", "--logs", "4"}} {
+		_, stderr, code := runBin(t, keycommitBin, append([]string{"dev", "--data", dir}, c...)...)
+		if code == 0 || !strings.Contains(stderr, "--base-port "+c[1]+" is out of range") {
+			t.Errorf("dev %v: exit %d, %s", c, code, stderr)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
-			t.Fatalf("dev --base-port %s created %s", port, dir)
+			t.Fatalf("dev %v created %s", c, dir)
+		}
+	}
+	for _, n := range []string{"0", "5", "-1"} {
+		_, stderr, code := runBin(t, keycommitBin, "dev", "--data", dir, "--logs", n)
+		if code == 0 || !strings.Contains(stderr, "--logs "+n+" is out of range") {
+			t.Errorf("dev --logs %s: exit %d, %s", n, code, stderr)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("dev --logs %s created %s", n, dir)
 		}
 	}
 	if _, stderr, code := runBin(t, keycommitBin, "dev", "--data", dir, "--log-level", "loud"); code == 0 || !strings.Contains(stderr, "--log-level") {
@@ -299,5 +324,165 @@ func TestSelfCommand(t *testing.T) {
 	}
 	if got := shellQuote("it's"); got != `'it'\''s'` {
 		t.Errorf("shellQuote = %s", got)
+	}
+}
+
+// TestDevPorts: with the default base, the first log keeps 7370 to 7374
+// and the other logs take 7390 to 7401, clear of the ports the docs give
+// `log serve` and `witness serve` (7380 to 7383); all are distinct.
+func TestDevPorts(t *testing.T) {
+	c := devConfig{BasePort: devDefaultPorts}
+	seen := map[string]string{}
+	for n := 1; n <= devMaxLogs; n++ {
+		last := 3
+		if n == 1 {
+			last = 4
+		}
+		for i := 0; i <= last; i++ {
+			a := c.devAddr(n, i)
+			if prev, ok := seen[a]; ok {
+				t.Errorf("log %d component %d and %s share %s", n, i, prev, a)
+			}
+			seen[a] = fmt.Sprintf("log %d component %d", n, i)
+			var port int
+			fmt.Sscanf(a, devListenHost+":%d", &port)
+			if (port >= 7375 && port < 7390) || port > devDefaultPorts+devLastPort(devMaxLogs) {
+				t.Errorf("log %d component %d listens on %s", n, i, a)
+			}
+		}
+	}
+	if got := c.devAddr(2, 0); got != "127.0.0.1:7390" {
+		t.Errorf("second log at %s, want 127.0.0.1:7390", got)
+	}
+}
+
+// checkDevTrust: dev.json's trust file parses with log/verify and names
+// every log of dev.json, in order, with its vkey, bundle URL and witness
+// policy file; min-logs is 2 (1 for one log).
+func checkDevTrust(t *testing.T, info *devInfo, n int) {
+	t.Helper()
+	tr, err := verify.ReadTrustFile(info.TrustFile)
+	if err != nil {
+		t.Fatalf("dev's trust file: %v", err)
+	}
+	if len(tr.Logs) != n || len(info.Logs) != n || tr.MinLogs != min(2, n) || tr.Grace != verify.DefaultGrace {
+		t.Fatalf("trust file names %d logs with min-logs %d, grace %v; want %d logs, min-logs %d", len(tr.Logs), tr.MinLogs, tr.Grace, n, min(2, n))
+	}
+	for i, l := range tr.Logs {
+		want := info.Logs[i]
+		if l.VKey != want.LogVKey || l.Bundle != want.LogURL+verify.BundleSuffix || l.PolicyFile != want.WitnessPolicy || l.Name != want.LogOrigin {
+			t.Errorf("trust file log %d = %s %s %s (%s), want %s %s %s (%s)", i, l.VKey, l.Bundle, l.PolicyFile, l.Name,
+				want.LogVKey, want.LogURL+verify.BundleSuffix, want.WitnessPolicy, want.LogOrigin)
+		}
+	}
+}
+
+// TestDevLogs runs `dev --logs 2`: two independent logs (own keys, own
+// origins, own witnesses and witness policies, own ports), each serving a
+// keys bundle that verifies with its own vkey and witness policy and holds
+// the demo issuer with the same commitment in both; dev.json's logs and
+// trust file name both, the top level is the first; the printed next
+// steps end with verify --trust; the monitor follows both logs.
+func TestDevLogs(t *testing.T) {
+	dir := t.TempDir()
+	_, info, out := startDev(t, dir, "--logs", "2")
+	if len(info.Logs) != 2 || !reflect.DeepEqual(info.Logs[0], info.devLog) {
+		t.Fatalf("dev.json logs = %+v, top level %+v", info.Logs, info.devLog)
+	}
+	checkDevTrust(t, info, 2)
+	a, b := info.Logs[0], info.Logs[1]
+	if a.LogVKey == b.LogVKey || a.LogOrigin == b.LogOrigin || a.LogURL == b.LogURL || a.WitnessPolicy == b.WitnessPolicy {
+		t.Errorf("the two logs are not independent:\n%+v\n%+v", a, b)
+	}
+	witnessKeys := map[string]bool{}
+	for _, l := range info.Logs {
+		for _, w := range l.Witnesses {
+			if witnessKeys[w.VKey] {
+				t.Errorf("witness %s serves two logs", w.Name)
+			}
+			witnessKeys[w.VKey] = true
+		}
+	}
+	var commitments []string
+	for _, l := range info.Logs {
+		pol, err := os.ReadFile(l.WitnessPolicy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := quorum.Parse(pol)
+		if err != nil {
+			t.Fatalf("%s: %v", l.WitnessPolicy, err)
+		}
+		v, err := verify.New(verify.Config{LogKey: l.LogVKey, Policy: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get(l.LogURL + verify.BundleSuffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bundle, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s bundle: %s %v", l.LogOrigin, resp.Status, err)
+		}
+		vb, err := v.Verify(bundle, nil)
+		if err != nil {
+			t.Fatalf("%s's bundle does not verify with its vkey and witness policy: %v", l.LogOrigin, err)
+		}
+		ks, err := vb.KeySet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := ks.PST[info.Issuer.Origin]
+		if !ok {
+			t.Fatalf("%s's bundle does not hold the demo issuer: %+v", l.LogOrigin, ks)
+		}
+		cb, _ := json.Marshal(c)
+		commitments = append(commitments, string(cb))
+		// The other log's key does not verify this log's bundle.
+		other := info.Logs[0]
+		if l.LogVKey == other.LogVKey {
+			other = info.Logs[1]
+		}
+		if ov, err := verify.New(verify.Config{LogKey: other.LogVKey, Policy: p}); err == nil {
+			if _, err := ov.Verify(bundle, nil); err == nil {
+				t.Errorf("%s's bundle verifies with %s's key", l.LogOrigin, other.LogOrigin)
+			}
+		}
+	}
+	if commitments[0] != commitments[1] {
+		t.Errorf("the logs hold different demo commitments:\n%s\n%s", commitments[0], commitments[1])
+	}
+	cmds := printedCommands(out.String())
+	if len(cmds) == 0 || cmds[len(cmds)-1] != keycommitBin+" verify --trust "+shellQuote(info.TrustFile) {
+		t.Errorf("the printed next steps do not end with verify --trust %s: %q", info.TrustFile, cmds)
+	}
+	// verify --trust accepts the demo issuer: both logs hold its commitment.
+	if o, e, code := runBin(t, keycommitBin, "verify", "--trust", info.TrustFile); code != 0 || !strings.Contains(o, "issuer "+info.Issuer.Origin+": accepted: 2 of 2 logs") {
+		t.Errorf("verify --trust %s: exit %d\n%s%s", info.TrustFile, code, o, e)
+	}
+	for _, l := range info.Logs {
+		if !strings.Contains(out.String(), "  log      "+l.LogURL+"   (origin "+l.LogOrigin+")") {
+			t.Errorf("the summary does not name log %s:\n%s", l.LogOrigin, out)
+		}
+	}
+	// The monitor follows both logs.
+	resp, err := http.Get(info.MonitorURL + "/v1/checkpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st []monitor.LogStatus
+	err = json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var origins []string
+	for _, s := range st {
+		origins = append(origins, s.Origin)
+	}
+	if len(origins) != 2 || origins[0] != a.LogOrigin || origins[1] != b.LogOrigin {
+		t.Errorf("the monitor follows %v, want %s and %s", origins, a.LogOrigin, b.LogOrigin)
 	}
 }

@@ -76,7 +76,8 @@ var examples = map[string]string{
 	"dev": `  keycommit dev
   keycommit dev --data /tmp/kc --base-port 0      # free ports
   go run ./cmd/keycommit dev --log-level info
-  keycommit dev --base-port 0 --json 2>dev.log    # stdout: one JSON object once it is up`,
+  keycommit dev --base-port 0 --json 2>dev.log    # stdout: one JSON object once it is up
+  keycommit dev --logs 2                          # two independent logs; then verify --trust keycommit-dev/trust.txt`,
 }
 
 // setExamples fills in the Example of every command below root from

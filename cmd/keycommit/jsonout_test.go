@@ -320,7 +320,8 @@ func TestDevJSON(t *testing.T) {
 	if err := json.Unmarshal(info, &fromFile); err != nil {
 		t.Fatal(err)
 	}
-	if fromFile.LogVKey != r.LogVKey || fromFile.LogOrigin != r.LogOrigin || len(fromFile.Witnesses) != len(r.Witnesses) {
+	if fromFile.LogVKey != r.LogVKey || fromFile.LogOrigin != r.LogOrigin || len(fromFile.Witnesses) != len(r.Witnesses) ||
+		len(fromFile.Logs) != 1 || fromFile.Logs[0].LogVKey != r.LogVKey || fromFile.TrustFile != r.TrustFile || r.TrustFile == "" {
 		t.Errorf("dev --json and %s disagree:\n%+v\n%+v", r.InfoFile, r.devInfo, fromFile)
 	}
 	if len(r.TryNext) == 0 || !strings.HasPrefix(r.TryNext[0], "export KEYCOMMIT_LOG=") {
