@@ -486,3 +486,42 @@ func TestDevLogs(t *testing.T) {
 		t.Errorf("the monitor follows %v, want %s and %s", origins, a.LogOrigin, b.LogOrigin)
 	}
 }
+
+// TestDevLogsAddedLater: a single-log deployment run again with --logs 2
+// resumes its log as it was (the same key, no new commitment) and gives
+// the new second log the demo commitment the first already holds, so that
+// verify --trust accepts the demo issuer in both.
+func TestDevLogsAddedLater(t *testing.T) {
+	dir := t.TempDir()
+	cmd, info, _ := startDev(t, dir)
+	c, err := client.New(info.LogURL, info.LogVKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Issuer(t.Context(), info.Issuer.Origin)
+	if err != nil || st.Status.Commitment == nil {
+		t.Fatalf("demo issuer has no commitment: %v", err)
+	}
+	first := *st.Status.Commitment
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("keycommit dev exited with %v after SIGINT", err)
+	}
+
+	_, info2, out := startDev(t, dir, "--logs", "2")
+	if info2.LogVKey != info.LogVKey || len(info2.Logs) != 2 || !strings.Contains(out.String(), "resumed log at size") || !strings.Contains(out.String(), "created a new log in "+filepath.Join(dir, "log-2")) {
+		t.Fatalf("dev --logs 2 over a one-log deployment:\n%s\n%+v", out, info2)
+	}
+	c1, err := client.New(info2.LogURL, info2.LogVKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c1.Issuer(t.Context(), info.Issuer.Origin); err != nil || st.Status.Commitment == nil || *st.Status.Commitment != first {
+		t.Errorf("the first log's demo commitment moved from index %d: %+v %v", first, st, err)
+	}
+	if o, e, code := runBin(t, keycommitBin, "verify", "--trust", info2.TrustFile); code != 0 || !strings.Contains(o, "issuer "+info.Issuer.Origin+": accepted: 2 of 2 logs") {
+		t.Errorf("verify --trust %s: exit %d\n%s%s", info2.TrustFile, code, o, e)
+	}
+}
