@@ -725,6 +725,17 @@ func (l *clLog) provenEnd(issuer string, i int) (clSnap, bool) {
 	return clSnap{}, false
 }
 
+// keepOnly forgets the logs not in followed.
+func (c *crossLog) keepOnly(followed map[string]*follower) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for o := range c.logs {
+		if followed[o] == nil {
+			delete(c.logs, o)
+		}
+	}
+}
+
 // findAll looks for findings among every issuer known in two or more
 // logs (after loading the state at startup).
 func (c *crossLog) findAll() {

@@ -558,3 +558,26 @@ func TestCrossLogRun(t *testing.T) {
 		t.Fatalf("want one cross-log alert for %s, got %+v", x, m.out.alerts(t))
 	}
 }
+
+// TestCrossLogUnfollowedLog: a log recorded in the database but no longer
+// followed after a restart is not compared (its findings would name a log
+// the monitor cannot prove anything in).
+func TestCrossLogUnfollowedLog(t *testing.T) {
+	a, b, _ := equivocation(t)
+	dir := t.TempDir()
+	m := crossMonitor(t, dir, a, b)
+	m.once(t)
+	if _, err := m.store.db.Exec(`DELETE FROM evidence; DELETE FROM alerts`); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	c := newCosignedLog(t, "keycommit.example/log/c")
+	m2 := crossMonitor(t, dir, a, c)
+	if len(m2.cross.pending) != 0 || m2.cross.logs[b.Origin()] != nil {
+		t.Fatalf("log b, no longer followed, is still compared: pending %+v", m2.cross.pending)
+	}
+	m2.once(t)
+	if as := alertsOfKind(m2.out.alerts(t), KindCrossLog); len(as) != 0 {
+		t.Fatalf("cross-log alerts about a log not followed: %+v", as)
+	}
+}

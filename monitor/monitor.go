@@ -206,6 +206,8 @@ func New(ctx context.Context, cfg Config) (*Monitor, error) {
 		st.close()
 		return nil, err
 	}
+	// Logs recorded but no longer followed are not compared.
+	m.cross.keepOnly(m.byOrigin)
 	// Findings not stored before a crash are found again (and those
 	// stored are not raised twice).
 	m.cross.findAll()

@@ -158,4 +158,7 @@ func TestMonitorCrossLogOnce(t *testing.T) {
 	if code, alerts := run(); code != 2 || len(alerts) != 0 {
 		t.Fatalf("second run: exit %d (want 2: the evidence is on record), alerts %+v (want none)", code, alerts)
 	}
+	if out, errOut, code := runBin(t, bin, append([]string{"monitor", "--once", "--data", filepath.Join(dir, "other"), "--cross-log-grace", "-1m"}, args...)...); code != 1 || !strings.Contains(errOut, "--cross-log-grace must not be negative") {
+		t.Errorf("a negative --cross-log-grace: exit %d\n%s%s", code, out, errOut)
+	}
 }
