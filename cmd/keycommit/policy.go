@@ -327,7 +327,7 @@ func newPolicyParamsCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "params",
-		Short: "Print the policy parameters (the defaults, or with --log the log's) and the rules",
+		Short: "Print the policy parameters (the defaults, or with --log the log's), the requirements for inclusion they make, and the rules",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
@@ -375,6 +375,10 @@ func printParams(w io.Writer, p schema.PolicyParams, source string) {
 		{"registration_lifetime", dur(p.RegistrationLifetime), "a registration lapses unless renewed"},
 	} {
 		fmt.Fprintf(w, "  %-22s %-10s %s\n", r.name, r.value, r.what)
+	}
+	fmt.Fprintln(w, "\nrequirements for inclusion (what GET /v1/policy and /v1/policy.html publish for these parameters):")
+	for _, r := range policy.RequirementTexts(p) {
+		fmt.Fprintf(w, "  - %s\n", r)
 	}
 	fmt.Fprintln(w, "\nrules, in the order they are checked:")
 	for _, r := range policy.Rules {

@@ -32,7 +32,7 @@ func TestPolicyCheckBinary(t *testing.T) {
 		{"acceptable directory", []string{"policy", "check", dir, "--issuer", "issuer.example", "--at", "2026-06-01T00:00:00Z"}, 0,
 			[]string{"Privacy Pass issuer directory with 2 keys is acceptable"}},
 		{"malformed", []string{"policy", "check", broken}, exitRefused, []string{"id is a string, want a JSON integer"}},
-		{"params", []string{"policy", "params"}, 0, []string{"min_rotation_interval  60 days", "rotation         a rotation"}},
+		{"params", []string{"policy", "params"}, 0, []string{"min_rotation_interval  60 days", "rotation         a rotation", "requirements for inclusion", "  - Rotate (submit a commitment that adds a key) at most once every 60 days"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out, err := exec.Command(bin, c.args...).CombinedOutput()
