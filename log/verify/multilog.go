@@ -120,9 +120,8 @@ type LogResult struct {
 	// Issuers is the number of issuers its key set carries (ok only).
 	Issuers int
 
-	keySet  *KeySet
-	members map[string]*held
-	origins []string // the issuers it carries, sorted
+	keySet *KeySet
+	held   []heldEntry // what it holds for each issuer, sorted by issuer
 }
 
 // Decision is what VerifyLogs decided for one issuer.
@@ -258,37 +257,58 @@ func VerifyLogs(ctx context.Context, m MultiLog) (*Merged, error) {
 	wg.Wait()
 	readKeySets(out.Logs)
 
-	// Every issuer any ok log carries, sorted (each log's list is).
-	var issuers []string
-	for i := range out.Logs {
-		if o := out.Logs[i].origins; len(issuers) == 0 {
-			issuers = o
-		} else if len(o) > 0 && &o[0] != &issuers[0] {
-			issuers = mergeSorted(issuers, o)
-		}
-	}
-	// Issuers whose logs disagree need issuer proofs (the grace rule):
-	// those are decided by at most maxLookupWorkers goroutines.
+	// Every issuer any ok log carries, in order: a merge of the logs'
+	// sorted lists. Issuers whose logs disagree need issuer proofs (the
+	// grace rule): those are decided afterwards by at most
+	// maxLookupWorkers goroutines.
 	lk := &lookups{vs: verifiers, fetch: fetch, down: map[int]error{}}
-	results := make([]IssuerResult, len(issuers))
-	froms := make([]int, len(issuers))
-	sem := make(chan struct{}, maxLookupWorkers)
-	for i, iss := range issuers {
-		if r, from, ok := out.agreed(iss); ok {
-			results[i], froms[i] = r, from
+	var (
+		issuers []string
+		results []IssuerResult
+		froms   []int
+		later   []func()
+		cur     []carry
+	)
+	pos := make([]int, len(out.Logs))
+	for {
+		iss, found := "", false
+		for i := range out.Logs {
+			if h := out.Logs[i].held; pos[i] < len(h) && (!found || h[pos[i]].origin < iss) {
+				iss, found = h[pos[i]].origin, true
+			}
+		}
+		if !found {
+			break
+		}
+		cur = cur[:0]
+		for i := range out.Logs {
+			if h := out.Logs[i].held; pos[i] < len(h) && h[pos[i]].origin == iss {
+				cur = append(cur, carry{i, &h[pos[i]].held})
+				pos[i]++
+			}
+		}
+		idx := len(issuers)
+		issuers = append(issuers, iss)
+		r, from, ok := out.agreed(iss, cur)
+		results, froms = append(results, r), append(froms, from)
+		if ok {
 			continue
 		}
-		groups, carriers, down := out.groups(iss)
+		groups, carriers := out.groups(cur)
 		if out.Grace <= 0 {
-			results[i], froms[i] = out.decide(ctx, lk, iss, groups, carriers, down)
+			results[idx], froms[idx] = out.decide(ctx, lk, iss, groups, carriers)
 			continue
 		}
+		later = append(later, func() { results[idx], froms[idx] = out.decide(ctx, lk, iss, groups, carriers) })
+	}
+	sem := make(chan struct{}, maxLookupWorkers)
+	for _, f := range later {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[i], froms[i] = out.decide(ctx, lk, iss, groups, carriers, down)
+			f()
 		}()
 	}
 	wg.Wait()
@@ -383,8 +403,8 @@ func readKeySets(logs []LogResult) {
 				}
 				return
 			}
-			h, o := heldIn(m)
-			logs[r].keySet, logs[r].members, logs[r].origins, logs[r].Issuers = ks, h, o, len(h)
+			h := heldIn(m)
+			logs[r].keySet, logs[r].held, logs[r].Issuers = ks, h, len(h)
 			for _, i := range same[r] {
 				v := logs[i].Verified
 				v.keySetOnce.Do(func() { v.useKeySet(ks, m) })
@@ -392,7 +412,7 @@ func readKeySets(logs []LogResult) {
 					logs[i].failed(v.keySetErr)
 					continue
 				}
-				logs[i].keySet, logs[i].members, logs[i].origins, logs[i].Issuers = ks, h, o, len(h)
+				logs[i].keySet, logs[i].held, logs[i].Issuers = ks, h, len(h)
 			}
 		}(r)
 	}
@@ -416,48 +436,35 @@ func keySetMembersOf(v *Verified) (*KeySet, *keySetMembers, error) {
 	return v.keySet, m, nil
 }
 
-// heldIn returns what a key set holds for each issuer, and the issuers,
-// sorted.
-func heldIn(m *keySetMembers) (map[string]*held, []string) {
-	out := make(map[string]*held, len(m.pst)+len(m.pp))
-	origins := make([]string, 0, len(m.pst)+len(m.pp))
-	slab := make([]held, 0, len(m.pst)+len(m.pp))
-	for _, e := range m.pst {
-		slab = append(slab, held{pst: e.raw})
-		out[e.origin] = &slab[len(slab)-1]
-		origins = append(origins, e.origin)
-	}
-	n := len(origins)
-	for _, e := range m.pp {
-		if h := out[e.origin]; h != nil {
-			h.pp = e.raw
-		} else {
-			slab = append(slab, held{pp: e.raw})
-			out[e.origin] = &slab[len(slab)-1]
-			origins = append(origins, e.origin)
-		}
-	}
-	if len(origins) > n {
-		origins = mergeSorted(origins[:n:n], origins[n:])
-	}
-	return out, origins
+// heldEntry is what a log holds for one issuer.
+type heldEntry struct {
+	origin string
+	held
 }
 
-// mergeSorted merges two sorted lists of distinct strings into a new one
-// without duplicates.
-func mergeSorted(a, b []string) []string {
-	out := make([]string, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
+// heldIn returns what a key set holds for each issuer, sorted by issuer
+// (its members are: the canonical encoding sorts them).
+func heldIn(m *keySetMembers) []heldEntry {
+	out := make([]heldEntry, 0, len(m.pst)+len(m.pp))
+	a, b := m.pst, m.pp
+	for len(a) > 0 || len(b) > 0 {
 		switch {
-		case a[0] < b[0]:
-			out, a = append(out, a[0]), a[1:]
-		case b[0] < a[0]:
-			out, b = append(out, b[0]), b[1:]
+		case len(b) == 0 || len(a) > 0 && a[0].origin < b[0].origin:
+			out, a = append(out, heldEntry{origin: a[0].origin, held: held{pst: a[0].raw}}), a[1:]
+		case len(a) == 0 || b[0].origin < a[0].origin:
+			out, b = append(out, heldEntry{origin: b[0].origin, held: held{pp: b[0].raw}}), b[1:]
 		default:
-			out, a, b = append(out, a[0]), a[1:], b[1:]
+			out, a, b = append(out, heldEntry{origin: a[0].origin, held: held{pst: a[0].raw, pp: b[0].raw}}), a[1:], b[1:]
 		}
 	}
-	return append(append(out, a...), b...)
+	return out
+}
+
+// carry is what one ok log (an index into Merged.Logs) holds for the
+// issuer being decided.
+type carry struct {
+	li int
+	h  *held
 }
 
 // group is the logs (indexes into Merged.Logs) holding one commitment.
@@ -466,84 +473,79 @@ type group struct {
 	logs []int
 }
 
-// agreed decides an issuer on which every ok log carrying it agrees (ok
-// is false if they do not): the common case, without the allocations of
-// groups.
-func (m *Merged) agreed(iss string) (r IssuerResult, from int, ok bool) {
-	var first *held
-	from = -1
-	carriers := make([]string, 0, len(m.Logs))
-	for i := range m.Logs {
-		l := &m.Logs[i]
-		if l.Status != LogOK {
-			continue
-		}
-		h := l.members[iss]
-		if h == nil {
-			continue
-		}
-		if first == nil {
-			first, from = h, i
-		} else if !first.same(h) {
+// agreed decides an issuer on which every ok log carrying it (cur)
+// agrees (ok is false if they do not): the common case, without the
+// allocations of groups.
+func (m *Merged) agreed(iss string, cur []carry) (r IssuerResult, from int, ok bool) {
+	for _, c := range cur[1:] {
+		if !cur[0].h.same(c.h) {
 			return r, -1, false
 		}
-		carriers = append(carriers, l.Log.Name)
 	}
-	groups := []*group{{h: first, logs: []int{from}}}
-	r, from = m.decide(context.Background(), nil, iss, groups, carriers, nil)
+	carriers := make([]string, len(cur))
+	for i, c := range cur {
+		carriers[i] = m.Logs[c.li].Log.Name
+	}
+	r, from = m.agree(iss, carriers, cur[0].li)
 	return r, from, true
 }
 
-// groups returns the distinct commitments the ok logs hold for iss, the
-// ok logs carrying it and the logs that are not ok.
-func (m *Merged) groups(iss string) (groups []*group, carriers, down []string) {
-	for i := range m.Logs {
-		l := &m.Logs[i]
-		if l.Status != LogOK {
-			down = append(down, l.Log.Name)
-			continue
-		}
-		h := l.members[iss]
-		if h == nil {
-			continue
-		}
-		carriers = append(carriers, l.Log.Name)
+// agree decides an issuer the ok logs carrying it (carriers) agree on;
+// from is one of them.
+func (m *Merged) agree(iss string, carriers []string, from int) (IssuerResult, int) {
+	r := IssuerResult{Issuer: iss, Decision: Refused, Logs: carriers}
+	k := m.MinLogs
+	if n := len(carriers); n >= k {
+		r.Decision = Accepted
+		r.Reason = fmt.Sprintf("%d of %d logs hold the identical commitment (%s); min-logs %d", n, len(m.Logs), strings.Join(carriers, ", "), k)
+		return r, from
+	}
+	r.Reason = fmt.Sprintf("held by only %d log(s) (%s), min-logs is %d", len(carriers), strings.Join(carriers, ", "), k)
+	if down := m.notOK(); len(down) > 0 {
+		r.Reason += "; not ok: " + strings.Join(down, ", ")
+	}
+	return r, -1
+}
+
+// groups returns the distinct commitments in cur and the logs carrying
+// the issuer.
+func (m *Merged) groups(cur []carry) (groups []*group, carriers []string) {
+	for _, c := range cur {
+		carriers = append(carriers, m.Logs[c.li].Log.Name)
 		found := false
 		for _, g := range groups {
-			if g.h.same(h) {
-				g.logs = append(g.logs, i)
+			if g.h.same(c.h) {
+				g.logs = append(g.logs, c.li)
 				found = true
 				break
 			}
 		}
 		if !found {
-			groups = append(groups, &group{h: h, logs: []int{i}})
+			groups = append(groups, &group{h: c.h, logs: []int{c.li}})
 		}
 	}
-	return groups, carriers, down
+	return groups, carriers
+}
+
+// notOK returns the logs that are not ok.
+func (m *Merged) notOK() []string {
+	var out []string
+	for _, l := range m.Logs {
+		if l.Status != LogOK {
+			out = append(out, l.Log.Name)
+		}
+	}
+	return out
 }
 
 // decide applies the rule to one issuer; from is the log whose key set has
 // the commitment to use (-1 when refused).
-func (m *Merged) decide(ctx context.Context, lk *lookups, iss string, groups []*group, carriers, down []string) (IssuerResult, int) {
-	r := IssuerResult{Issuer: iss, Decision: Refused}
-	r.Logs = carriers
-	k := m.MinLogs
+func (m *Merged) decide(ctx context.Context, lk *lookups, iss string, groups []*group, carriers []string) (IssuerResult, int) {
 	if len(groups) == 1 {
-		if n := len(carriers); n >= k {
-			r.Decision = Accepted
-			r.Reason = fmt.Sprintf("%d of %d logs hold the identical commitment (%s); min-logs %d", n, len(m.Logs), strings.Join(carriers, ", "), k)
-			return r, groups[0].logs[0]
-		}
-		r.Reason = fmt.Sprintf("held by only %d log(s) (%s), min-logs is %d", len(carriers), strings.Join(carriers, ", "), k)
-		if down == nil {
-			_, _, down = m.groups(iss)
-		}
-		if len(down) > 0 {
-			r.Reason += "; not ok: " + strings.Join(down, ", ")
-		}
-		return r, -1
+		return m.agree(iss, carriers, groups[0].logs[0])
 	}
+	r := IssuerResult{Issuer: iss, Decision: Refused, Logs: carriers}
+	k := m.MinLogs
 
 	// Divergence.
 	r.Holdings = make([]Holding, len(groups))
