@@ -479,25 +479,25 @@ func commitmentDifference(a, b *logStatus) string {
 }
 
 func printLogsStatus(w io.Writer, st *issuerLogsStatus) {
-	fmt.Fprintf(w, "issuer            %s\n", st.Issuer)
+	fmt.Fprintf(w, "issuer %s on %d logs\n", st.Issuer, len(st.Logs))
 	for _, ls := range st.Logs {
 		switch {
 		case ls.Error != "":
-			fmt.Fprintf(w, "%-17s FAILED (%s): %s\n", ls.Log, ls.URL, ls.Error)
+			fmt.Fprintf(w, "  log %s: FAILED (%s): %s\n", ls.Log, ls.URL, ls.Error)
 		case !ls.Registered:
-			fmt.Fprintf(w, "%-17s not registered\n", ls.Log)
+			fmt.Fprintf(w, "  log %s: not registered\n", ls.Log)
 		case ls.Commitment == nil:
-			fmt.Fprintf(w, "%-17s registered (index %d), no key commitment yet\n", ls.Log, ls.Status.Status.Registered)
+			fmt.Fprintf(w, "  log %s: registered (index %d), no key commitment yet\n", ls.Log, ls.Status.Status.Registered)
 		default:
-			fmt.Fprintf(w, "%-17s commitment at index %d (%s), sha256 %s, key ids %s; verified in the checkpoint of size %d\n", ls.Log,
+			fmt.Fprintf(w, "  log %s: commitment at index %d (%s), sha256 %s, key ids %s; verified in the checkpoint of size %d\n", ls.Log,
 				ls.Commitment.Index, fmtMs(ls.Commitment.Time), ls.Commitment.SHA256[:16], strings.Join(ls.Commitment.KeyIDs, " "), ls.Status.Verified.CheckpointSize)
 		}
 	}
 	if st.Agree {
-		fmt.Fprintf(w, "agree             every log holds the same latest key commitment\n")
+		fmt.Fprintf(w, "agree: every log holds the same latest key commitment\n")
 		return
 	}
 	for _, d := range st.Differences {
-		fmt.Fprintf(w, "DIFFER            %s\n", d)
+		fmt.Fprintf(w, "DIFFER: %s\n", d)
 	}
 }
