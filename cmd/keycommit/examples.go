@@ -72,7 +72,9 @@ var examples = map[string]string{
   keycommit policy params --log "$KEYCOMMIT_LOG" --json`,
 	"verify": `  keycommit verify --bundle http://127.0.0.1:7370/v1/keys.bundle --witness-policy witnesses.txt --save keys.bundle
   keycommit verify --bundle "$KEYCOMMIT_LOG/v1/keys.bundle" --witness-policy witnesses.txt --previous keys.bundle --save keys.bundle --json
-  keycommit verify --bundle keys.bundle --log-vkey "$KEYCOMMIT_LOG_VKEY" --witness-policy witnesses.txt --max-age 24h`,
+  keycommit verify --bundle keys.bundle --log-vkey "$KEYCOMMIT_LOG_VKEY" --witness-policy witnesses.txt --max-age 24h
+  keycommit verify --trust trust.txt                 # several logs (docs/multilog.md)
+  keycommit verify --trust trust.txt --min-logs 1 --json | jq .pst > pst-key-commitments.json`,
 	"dev": `  keycommit dev
   keycommit dev --data /tmp/kc --base-port 0      # free ports
   go run ./cmd/keycommit dev --log-level info

@@ -107,11 +107,6 @@ Exit codes with --trust: 0 every log ok and every issuer accepted or pending;
 1 usage error (bad flags, unreadable trust file; nothing was verified); 2 no
 trusted log verified (no keys to use); 3 some log not ok or some issuer refused
 (the accepted and pending issuers' keys are usable).`,
-		Example: `  keycommit verify --bundle http://127.0.0.1:7370/v1/keys.bundle --witness-policy witnesses.txt --save keys.bundle
-  keycommit verify --bundle "$KEYCOMMIT_LOG/v1/keys.bundle" --witness-policy witnesses.txt --previous keys.bundle --save keys.bundle --json
-  keycommit verify --bundle keys.bundle --log-vkey "$KEYCOMMIT_LOG_VKEY" --witness-policy witnesses.txt --max-age 24h
-  keycommit verify --trust trust.txt                 # several logs (docs/multilog.md)
-  keycommit verify --trust trust.txt --min-logs 1 --json | jq .pst > pst-key-commitments.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.Out = cmd.OutOrStdout()
