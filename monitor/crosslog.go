@@ -518,12 +518,15 @@ type crossLog struct {
 	logs    map[string]*clLog
 	pending map[string]clFinding // by evidence id, not yet stored
 	done    map[string]bool      // evidence ids stored or given up on
+	// peerSkip holds "peer id" of peer evidence refused or of no log
+	// followed (skipPeer).
+	peerSkip map[string]bool
 
 	procMu sync.Mutex // one evidence build at a time
 }
 
 func newCrossLog(grace time.Duration) *crossLog {
-	return &crossLog{grace: grace, logs: map[string]*clLog{}, pending: map[string]clFinding{}, done: map[string]bool{}}
+	return &crossLog{grace: grace, logs: map[string]*clLog{}, pending: map[string]clFinding{}, done: map[string]bool{}, peerSkip: map[string]bool{}}
 }
 
 func (c *crossLog) log(origin string) *clLog {
@@ -815,7 +818,7 @@ func (m *Monitor) processCrossLog(ctx context.Context) error {
 			c.settle(id)
 			continue
 		}
-		if err := m.recordCrossLog(ctx, ev); err != nil {
+		if err := m.recordCrossLog(ctx, ev, ""); err != nil {
 			return err
 		}
 		c.settle(id)
@@ -830,19 +833,41 @@ func (c *crossLog) settle(id string) {
 	c.mu.Unlock()
 }
 
-// recordCrossLog stores cross-log evidence and raises its alert.
-func (m *Monitor) recordCrossLog(ctx context.Context, ev *CrossLogEvidence) error {
+// recordCrossLog stores cross-log evidence and raises its alert; source
+// is where the evidence came from ("peer URL"), empty when the monitor
+// found it itself. The alert's key is the evidence id, so evidence found
+// here and by peers is raised once.
+func (m *Monitor) recordCrossLog(ctx context.Context, ev *CrossLogEvidence, source string) error {
 	id := ev.ID()
+	from, logSource := "", "this monitor"
+	if source != "" {
+		from, logSource = " (evidence from "+source+")", source
+	}
 	a := Alert{Time: m.now().UTC(), Log: ev.Logs[0].Origin, Kind: KindCrossLog, Rule: RuleCrossLog, Issuer: ev.Issuer, Evidence: id,
-		Message: fmt.Sprintf("cross-log: %s; evidence %s", ev.Reason, id)}
+		Message: fmt.Sprintf("cross-log%s: %s; evidence %s", from, ev.Reason, id)}
 	isNew, err := m.store.addEvidence(ctx, id, ev.Logs[0].Origin, ev, m.now(), a)
 	if err != nil {
 		return err
 	}
 	if isNew {
-		m.log.Error("issuer committed different keys to different logs", "issuer", ev.Issuer, "logs", ev.Logs[0].Origin+" "+ev.Logs[1].Origin, "evidence", id)
+		m.log.Error("issuer committed different keys to different logs", "issuer", ev.Issuer, "logs", ev.Logs[0].Origin+" "+ev.Logs[1].Origin, "evidence", id, "source", logSource)
 	}
 	return m.deliver(ctx)
+}
+
+// skipPeer records that evidence id from peer was refused or is of no
+// log followed, so that this process does not fetch it from that peer
+// again (another peer's copy is still fetched; a restart tries again).
+func (c *crossLog) skipPeer(peer, id string) {
+	c.mu.Lock()
+	c.peerSkip[peer+" "+id] = true
+	c.mu.Unlock()
+}
+
+func (c *crossLog) peerSkipped(peer, id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peerSkip[peer+" "+id]
 }
 
 // crossLogEvidence builds the evidence of fd with the key sets in

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/httpguard"
+	"github.com/keycommit/keycommit/witness/quorum"
 )
 
 // EvidenceInfo describes a stored evidence bundle.
@@ -32,8 +33,8 @@ func (m *Monitor) ReadLimit() *httpguard.Limiter { return m.readLimit }
 //	GET  /<hex sha256(origin)>/checkpoint  latest verified checkpoint of a log (as a C2SP witness serves it)
 //	GET  /v1/checkpoints                   JSON status of every log followed
 //	POST /v1/checkpoint                    a signed checkpoint to check (from a peer or a user agent)
-//	GET  /v1/evidence                      JSON list of split-view and time evidence (paginated)
-//	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence or VerifyTimeEvidence)
+//	GET  /v1/evidence                      JSON list of split-view, time and cross-log evidence (paginated)
+//	GET  /v1/evidence/<id>                 one evidence bundle (check it with VerifyEvidence, VerifyTimeEvidence or CheckCrossLog)
 //	GET  /v1/gossip                        JSON status of the latest pull from each peer and witness
 //	POST /watch                            {"origin": "https://issuer.example"}: alert on its key changes (operator's token)
 //	GET  /watch                            JSON list of watched origins (paginated)
@@ -330,8 +331,8 @@ func (m *Monitor) pullCheckpoint(ctx context.Context, base string, f *follower, 
 const maxPeerEvidence = 100 * maxPage
 
 // pullEvidence fetches a peer's evidence bundles it does not have, checks
-// each one against the key of the log it names, and keeps those that
-// verify.
+// each one against the key of the log it names (cross-log evidence
+// against both logs', acceptPeerCrossLog), and keeps those that verify.
 func (m *Monitor) pullEvidence(ctx context.Context, base string) error {
 	var list []EvidenceInfo
 	// Page through the list by the last id of each page (the peer sends
@@ -352,18 +353,31 @@ func (m *Monitor) pullEvidence(ctx context.Context, base string) error {
 		after = page[len(page)-1].ID
 	}
 	for _, info := range list {
-		f := m.byOrigin[info.Origin]
-		if f == nil {
-			continue
-		}
 		if _, err := m.store.evidence(ctx, info.ID); err == nil {
 			continue
 		}
+		if m.cross.peerSkipped(base, info.ID) {
+			continue
+		}
+		f := m.byOrigin[info.Origin]
 		body, err := httpGet(ctx, m.hc, base+"/v1/evidence/"+info.ID, 1<<20)
 		if err != nil {
 			return fmt.Errorf("couldn't fetch evidence %s from %s: %w", info.ID, base, err)
 		}
-		if EvidenceTypeOf(body) == TimeEvidenceType {
+		switch typ := EvidenceTypeOf(body); {
+		case typ == CrossLogEvidenceType:
+			// Listed under its first log, which this monitor may not
+			// follow while it follows the second: checked on its own.
+			if err := m.acceptPeerCrossLog(ctx, base, info.ID, body); err != nil {
+				return err
+			}
+			continue
+		case f == nil:
+			// Split-view or time evidence of a log not followed: nothing
+			// to check it against. Not fetched again from this peer.
+			m.cross.skipPeer(base, info.ID)
+			continue
+		case typ == TimeEvidenceType:
 			tev, err := VerifyTimeEvidence(body, f.vkey, m.cfg.WitnessPolicy, m.now())
 			if err != nil {
 				m.log.Warn("peer served time evidence that does not verify", "peer", base, "id", info.ID, "err", err)
@@ -385,4 +399,59 @@ func (m *Monitor) pullEvidence(ctx context.Context, base string) error {
 		}
 	}
 	return nil
+}
+
+// acceptPeerCrossLog checks cross-log evidence a peer served (under the
+// id listed) and, if it verifies, stores it and raises its alert naming
+// the peer. Evidence that does not verify is logged with the reason, not
+// stored, and not fetched again from that peer by this process.
+func (m *Monitor) acceptPeerCrossLog(ctx context.Context, peer, listed string, body []byte) error {
+	ev, err := m.checkPeerCrossLog(body)
+	if err == nil && ev.ID() != listed {
+		err = fmt.Errorf("the peer lists it as %s, but its id is %s", listed, ev.ID())
+	}
+	if err != nil {
+		var ul *unknownLogError
+		if errors.As(err, &ul) {
+			m.log.Warn("refused cross-log evidence from a peer: it names a log this monitor does not follow", "peer", peer, "id", listed, "log", ul.origin, "err", err)
+		} else {
+			m.log.Warn("refused cross-log evidence from a peer: it does not verify", "peer", peer, "id", listed, "err", err)
+		}
+		m.cross.skipPeer(peer, listed)
+		return nil
+	}
+	return m.recordCrossLog(ctx, ev, "peer "+peer)
+}
+
+// unknownLogError: evidence names a log the monitor does not follow.
+type unknownLogError struct{ origin string }
+
+func (e *unknownLogError) Error() string {
+	return fmt.Sprintf("log %s is not followed by this monitor, so it has no key to check that log's signature with", e.origin)
+}
+
+// checkPeerCrossLog checks cross-log evidence with what the monitor
+// trusts: both logs must be followed, with the keys it follows them
+// with, under its witness policy, and the overlap must be longer than its
+// own grace (CheckCrossLog).
+func (m *Monitor) checkPeerCrossLog(body []byte) (*CrossLogEvidence, error) {
+	var e CrossLogEvidence
+	if err := json.Unmarshal(body, &e); err != nil {
+		return nil, fmt.Errorf("malformed evidence: %w", err)
+	}
+	var vkeys []string
+	for _, s := range e.Logs {
+		f := m.byOrigin[s.Origin]
+		if f == nil {
+			return nil, &unknownLogError{s.Origin}
+		}
+		if s.VKey != f.vkey {
+			return nil, fmt.Errorf("it gives log %s the key %q, not the key this monitor follows it with (%q)", s.Origin, s.VKey, f.vkey)
+		}
+		vkeys = append(vkeys, f.vkey)
+	}
+	if m.cfg.WitnessPolicy == nil {
+		return nil, errors.New("cross-log evidence rests on the logs' witnesses, and this monitor has no witness policy to check their cosignatures with")
+	}
+	return CheckCrossLog(body, CrossLogCheck{VKeys: vkeys, Policies: []*quorum.Policy{m.cfg.WitnessPolicy}, MinGrace: m.cross.grace})
 }
