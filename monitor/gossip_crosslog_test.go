@@ -188,8 +188,8 @@ func TestCrossLogGossip(t *testing.T) {
 // verify with what it trusts is refused, logged with the reason and not
 // stored: a copy with one byte flipped (fetched once, not on every pull),
 // evidence naming a log the monitor does not follow (either side),
-// listed by the peer under another id than its own, or giving a log
-// another key than the monitor's.
+// listed by the peer under another id than its own, giving a log
+// another key than the monitor's, or checked without a witness policy.
 func TestCrossLogGossipRefused(t *testing.T) {
 	a, b, _ := equivocation(t)
 	m1 := crossMonitor(t, "", a, b)
@@ -240,5 +240,17 @@ func TestCrossLogGossipRefused(t *testing.T) {
 				t.Errorf("the refused bundle was fetched %d times in two pulls, want once", fetched.Load())
 			}
 		})
+	}
+	// Without a witness policy the logged times cannot be checked.
+	var lb logBuffer
+	m := newTestMonitor(t, "", func(c *Config) {
+		c.Peers, c.Logger = []string{url1}, slog.New(slog.NewTextHandler(&lb, nil))
+	}, a, b)
+	m.pull(t)
+	if l := lb.lines("refused cross-log evidence", "no witness policy"); len(l) != 1 {
+		t.Errorf("no witness policy: want one refusal, got:\n%s", lb.String())
+	}
+	if n := must[int](t)(m.EvidenceCount(t.Context())); n != 0 {
+		t.Errorf("no witness policy: %d evidence bundles stored, want none", n)
 	}
 }

@@ -1,6 +1,6 @@
 // Package explorer serves the monitor's web page at /: the logs it
 // follows and how far replay has got, its alerts (filterable by kind and
-// issuer, paginated), split-view and time evidence with download links, and the
+// issuer, paginated), split-view, time and cross-log evidence with download links, and the
 // peers and witnesses it gossips with and when it last heard from each.
 // Server-rendered with html/template, no JavaScript; every section links
 // its JSON twin in the monitor's API; input is validated and all text
