@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,13 +31,15 @@ type submitter interface {
 	Submit(ctx context.Context, sub *schema.Submission) (*sequencer.Result, error)
 }
 
-// runSubmissions submits b.N registrations from 64 concurrent clients,
-// spread round-robin over the given submitters, and reports entries/s.
-func runSubmissions(b *testing.B, subs []*schema.Submission, to []submitter) {
+// runSubmissions submits subs from 64 concurrent clients, spread
+// round-robin over the given submitters, and reports entries/s and the
+// CPU time per entry (see cpuMeter).
+func runSubmissions(b *testing.B, env *trilliantest.Env, subs []*schema.Submission, to []submitter) {
 	b.Helper()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	m := startCPU(b, env)
 	start := time.Now()
 	for c := range 64 {
 		wg.Add(1)
@@ -57,6 +60,52 @@ func runSubmissions(b *testing.B, subs []*schema.Submission, to []submitter) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(len(subs))/time.Since(start).Seconds(), "entries/s")
+	m.report(len(subs))
+}
+
+// cpuMeter measures the CPU time spent over a benchmark's timed part: by
+// this process (every frontend runs in it, with the load generator's
+// clients), as cpu-us/entry, and by the Trillian log server and signer
+// (env; nil for none), as trillian-cpu-us/entry. On a machine whose
+// cores every process shares, entries/s is about the cores available
+// divided by the CPU time per entry, so these tell what a configuration
+// costs whatever else runs beside it. MariaDB's CPU time is not counted
+// (it is not the benchmark's process, and other users may share it).
+type cpuMeter struct {
+	b              *testing.B
+	env            *trilliantest.Env
+	self, trillian time.Duration
+}
+
+func startCPU(b *testing.B, env *trilliantest.Env) *cpuMeter {
+	m := &cpuMeter{b: b, env: env, self: selfCPU(b)}
+	if env != nil {
+		var err error
+		if m.trillian, err = env.CPU(); err != nil {
+			b.Logf("not reporting Trillian's CPU time: %v", err)
+			m.env = nil
+		}
+	}
+	return m
+}
+
+func (m *cpuMeter) report(n int) {
+	perEntry := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+	m.b.ReportMetric(perEntry(selfCPU(m.b)-m.self), "cpu-us/entry")
+	if m.env != nil {
+		if t, err := m.env.CPU(); err == nil {
+			m.b.ReportMetric(perEntry(t-m.trillian), "trillian-cpu-us/entry")
+		}
+	}
+}
+
+// selfCPU is this process's CPU time, user and system.
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func registrations(b *testing.B, n int) []*schema.Submission {
@@ -71,17 +120,24 @@ func registrations(b *testing.B, n int) []*schema.Submission {
 // through the sequencer on the SQLite backend, and through 1, 2 and 3
 // Trillian frontends over one tree (spread round-robin: the writer
 // sequences, the others forward to it), with plain Trillian QueueLeaf of
-// the same bytes into a LOG tree on the same MariaDB in the same run (the
-// baseline: "queueleaf"). Frontends run as production does: SQLite
-// caches, HTTP between them.
+// the same bytes into a LOG tree (the baseline: "queueleaf"), in the same
+// run. Frontends run as production does: SQLite caches, HTTP between
+// them. Every Trillian configuration gets a Trillian of its own (log
+// server, signer, database) so that no tree of an earlier one loads the
+// signer or MariaDB during a later one.
+//
+// backend=trillian/frontends=3/submit=writer sends every submission to
+// the writer while the other two frontends only follow it: against
+// frontends=1 and frontends=3 it tells what following costs and what
+// forwarding costs.
 func BenchmarkSubmit(b *testing.B) {
-	env := trilliantest.Start(b, trilliantest.Options{})
 	b.Run("backend=sqlite", func(b *testing.B) {
 		k := newKey(b)
 		_, seq := sqliteSequencer(b, k)
-		runSubmissions(b, registrations(b, b.N), []submitter{seq})
+		runSubmissions(b, nil, registrations(b, b.N), []submitter{seq})
 	})
 	b.Run("trillian=queueleaf", func(b *testing.B) {
+		env := trilliantest.Start(b, trilliantest.Options{})
 		ctx := context.Background()
 		tree, err := env.Admin.CreateTree(ctx, &trillian.CreateTreeRequest{Tree: &trillian.Tree{
 			TreeState: trillian.TreeState_ACTIVE, TreeType: trillian.TreeType_LOG, DisplayName: "queueleaf", MaxRootDuration: durationpb.New(0)}})
@@ -101,6 +157,7 @@ func BenchmarkSubmit(b *testing.B) {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		b.ResetTimer()
+		m := startCPU(b, env)
 		start := time.Now()
 		for range 64 {
 			wg.Add(1)
@@ -121,17 +178,30 @@ func BenchmarkSubmit(b *testing.B) {
 		wg.Wait()
 		b.StopTimer()
 		b.ReportMetric(float64(len(values))/time.Since(start).Seconds(), "entries/s")
+		m.report(len(values))
 	})
-	for _, n := range []int{1, 2, 3} {
-		b.Run("backend=trillian/frontends="+strconv.Itoa(n), func(b *testing.B) {
+	frontends := func(n int, writerOnly bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			env := trilliantest.Start(b, trilliantest.Options{})
 			tree, k := newTree(b, env)
 			var to []submitter
 			for range n {
 				to = append(to, newFrontendConfig(b, env, tree, k, productionFrontend).fe)
 			}
-			runSubmissions(b, registrations(b, b.N), to)
-		})
+			if writerOnly {
+				// The first frontend took the lease when it started.
+				if !to[0].(*trillianstore.Frontend).Writer() {
+					b.Fatal("the first frontend is not the writer")
+				}
+				to = to[:1]
+			}
+			runSubmissions(b, env, registrations(b, b.N), to)
+		}
 	}
+	for _, n := range []int{1, 2, 3} {
+		b.Run("backend=trillian/frontends="+strconv.Itoa(n), frontends(n, false))
+	}
+	b.Run("backend=trillian/frontends=3/submit=writer", frontends(3, true))
 }
 
 // productionFrontend is log serve's configuration: the default lease

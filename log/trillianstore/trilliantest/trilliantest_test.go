@@ -2,6 +2,8 @@ package trilliantest
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -53,5 +55,39 @@ func TestHarness(t *testing.T) {
 			t.Fatalf("leaves not integrated: %v\n%s", ctx.Err(), e.Logs())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCPU: the Trillian processes' CPU time is read (Linux), and grows
+// while they work: a thousand leaves queued and integrated take well over
+// a clock tick.
+func TestCPU(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc: CPU times are read from it")
+	}
+	e := Start(t, Options{})
+	before, err := e.CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	id, err := e.CreateTree(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		v := []byte("leaf " + strconv.Itoa(i))
+		h := rfc6962.DefaultHasher.HashLeaf(v)
+		if _, err := e.Log.AddSequencedLeaves(ctx, &trillian.AddSequencedLeavesRequest{LogId: id, Leaves: []*trillian.LogLeaf{{LeafValue: v, LeafIndex: int64(i), LeafIdentityHash: h, MerkleLeafHash: h}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := e.CPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= before {
+		t.Fatalf("the Trillian processes' CPU time went from %v to %v over 1000 AddSequencedLeaves calls", before, after)
 	}
 }
