@@ -172,7 +172,7 @@ func parseDelta(raw []byte) (*Delta, error) {
 		if c.Part != "pst" && c.Part != "privacy_pass" {
 			return nil, fmt.Errorf("change to unknown key set part %.20q", part)
 		}
-		p := &ksParser{b: m, s: string(m)}
+		p := &ksParser{b: m}
 		c.Origin = p.str()
 		if put {
 			p.lit(":")
@@ -450,7 +450,7 @@ func applyTyped(old *KeySet, om *keySetMembers, changes []DeltaChange) (*KeySet,
 			out = append(out, Change{Issuer: c.Origin, Part: c.Part, Op: "removed"})
 			continue
 		}
-		p := &ksParser{b: c.Member, s: string(c.Member)}
+		p := &ksParser{b: c.Member}
 		p.str()
 		p.lit(":")
 		if c.Part == "pst" {

@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/bits"
 	"strconv"
+	"strings"
 )
 
 // The key set parser below reads exactly the canonical encoding
@@ -28,12 +31,50 @@ type keySetMembers struct {
 }
 
 type ksParser struct {
-	b []byte
-	// s is b as one string: the strings read are substrings of it, so
-	// that reading a key set allocates one copy of it, not one per string.
-	s   string
+	b   []byte
 	i   int
 	err error
+	// chunk holds copies of the strings read so far (b is the caller's
+	// and may change): a string read is a substring of chunk, so that
+	// reading a key set allocates a few chunks, not one string each, and
+	// only the strings' bytes, not the JSON around them.
+	chunk strings.Builder
+	// recent holds short strings read before (labels, expiries, protocol
+	// versions repeat), reused instead of copied again.
+	recent [32]string
+}
+
+// maxChunk is the size of the chunks strings are copied into: the largest
+// small allocation, so that a chunk is never a large (page-allocated)
+// object.
+const maxChunk = 32 << 10
+
+// keep returns a copy of b that p owns (b is a part of p.b).
+func (p *ksParser) keep(b []byte) string {
+	n := len(b)
+	if n == 0 {
+		return ""
+	}
+	var h int
+	if n <= 24 {
+		h = (n*7 + int(b[0]) + int(b[n-1])*3) & (len(p.recent) - 1)
+		if p.recent[h] == string(b) {
+			return p.recent[h]
+		}
+	}
+	if p.chunk.Cap()-p.chunk.Len() < n {
+		// The strings still to read are at most the input left.
+		size := max(n, min(len(p.b)-p.i, maxChunk))
+		p.chunk = strings.Builder{}
+		p.chunk.Grow(size)
+	}
+	off := p.chunk.Len()
+	p.chunk.Write(b)
+	s := p.chunk.String()[off:]
+	if n <= 24 {
+		p.recent[h] = s
+	}
+	return s
 }
 
 func (p *ksParser) fail(format string, args ...any) {
@@ -44,15 +85,17 @@ func (p *ksParser) fail(format string, args ...any) {
 
 // lit consumes s or fails.
 func (p *ksParser) lit(s string) bool {
-	if p.err != nil {
-		return false
+	if p.err == nil && len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
 	}
-	if !bytes.HasPrefix(p.b[p.i:], []byte(s)) {
-		p.fail("want %q", s)
-		return false
-	}
-	p.i += len(s)
-	return true
+	return p.want(s)
+}
+
+// want fails for want of s next.
+func (p *ksParser) want(s string) bool {
+	p.fail("want %q", s)
+	return false
 }
 
 // peek reports whether the next byte is c.
@@ -60,7 +103,7 @@ func (p *ksParser) peek(c byte) bool { return p.err == nil && p.i < len(p.b) && 
 
 // null consumes "null" if it is next.
 func (p *ksParser) null() bool {
-	if p.err == nil && bytes.HasPrefix(p.b[p.i:], []byte("null")) {
+	if p.err == nil && len(p.b)-p.i >= 4 && string(p.b[p.i:p.i+4]) == "null" {
 		p.i += 4
 		return true
 	}
@@ -74,36 +117,53 @@ func (p *ksParser) str() string {
 		return ""
 	}
 	start := p.i
-	n := bytes.IndexByte(p.b[start:], '"')
-	if n < 0 {
+	n, c := plainPrefix(p.b[start:])
+	switch {
+	case c == '"':
+		s := p.keep(p.b[start : start+n])
+		p.i = start + n + 1
+		return s
+	case start+n == len(p.b):
 		p.fail("unterminated string")
 		return ""
-	}
-	if !plainASCII(p.b[start : start+n]) {
+	default:
 		return p.slowStr(start - 1)
 	}
-	p.i = start + n + 1
-	return p.s[start : start+n]
 }
 
-// plainASCII reports whether b has only bytes 0x20..0x7f other than '\\'
-// (then it is a string's canonical encoding as is), eight bytes at a time.
-func plainASCII(b []byte) bool {
+// special flags (sets the high bit of) the bytes of x (eight bytes, little
+// endian) that are '"', '\\', below 0x20 or from 0x80: exactly for the
+// lowest flagged byte, whose index is the first special byte's (a false
+// flag comes only from a borrow out of a lower flagged byte).
+func special(x uint64) uint64 {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	for len(b) >= 8 {
-		x := binary.LittleEndian.Uint64(b)
-		bs := x ^ (lo * '\\')
-		if (x|((x-lo*0x20)&^x)|((bs-lo)&^bs))&hi != 0 {
-			return false
+	// x flags 0x80 and up; x-0x20 flags the bytes below 0x20; x^'"'
+	// and x^'\\' are 0 at '"' and '\\', so minus 1 flags them (they
+	// flag bytes from 0x80 too, which x does anyway).
+	return (x | (x - lo*0x20) | (x ^ lo*'"' - lo) | (x ^ lo*'\\' - lo)) & hi
+}
+
+// plainPrefix returns the length n of b's prefix of bytes 0x20..0x7f other
+// than '"' and '\\' (a string's canonical encoding as is), and the byte
+// b[n] that ends it (0 if n is len(b)), sixteen bytes at a time.
+func plainPrefix(b []byte) (n int, end byte) {
+	for ; len(b)-n >= 16; n += 16 {
+		if special(binary.LittleEndian.Uint64(b[n:]))|special(binary.LittleEndian.Uint64(b[n+8:])) != 0 {
+			break
 		}
-		b = b[8:]
 	}
-	for _, c := range b {
-		if c < 0x20 || c == '\\' || c >= 0x80 {
-			return false
+	for ; len(b)-n >= 8; n += 8 {
+		if m := special(binary.LittleEndian.Uint64(b[n:])); m != 0 {
+			n += bits.TrailingZeros64(m) / 8
+			return n, b[n]
 		}
 	}
-	return true
+	for ; n < len(b); n++ {
+		if c := b[n]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			return n, c
+		}
+	}
+	return n, 0
 }
 
 // slowStr reads a string with escapes or non-ASCII bytes starting at the
@@ -151,90 +211,127 @@ func (p *ksParser) int(signed bool, bits int) int64 {
 	}
 	start := p.i
 	j := p.i
-	if signed && j < len(p.b) && p.b[j] == '-' {
+	neg := signed && j < len(p.b) && p.b[j] == '-'
+	if neg {
 		j++
 	}
 	d := j
+	var u uint64
+	over := false
 	for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
+		c := uint64(p.b[j] - '0')
+		if u > (math.MaxUint64-c)/10 {
+			over = true
+		}
+		u = u*10 + c
 		j++
 	}
 	if j == d || (p.b[d] == '0' && j-d > 1) || (p.b[d] == '0' && d > start) {
 		p.fail("want a canonical integer")
 		return 0
 	}
-	s := string(p.b[start:j])
-	var v int64
-	var err error
-	if signed {
-		v, err = strconv.ParseInt(s, 10, bits)
-	} else {
-		var u uint64
-		u, err = strconv.ParseUint(s, 10, bits)
-		v = int64(u)
+	var limit uint64 // the largest magnitude allowed
+	switch {
+	case !signed:
+		limit = math.MaxUint64 >> (64 - bits)
+	case neg:
+		limit = 1 << (bits - 1)
+	default:
+		limit = 1<<(bits-1) - 1
 	}
-	if err != nil {
-		p.fail("integer %s: out of range", s)
+	if over || u > limit {
+		p.fail("integer %s: out of range", p.b[start:j])
 		return 0
 	}
 	p.i = j
-	return v
+	if neg {
+		return -int64(u)
+	}
+	return int64(u)
 }
 
-// object reads a JSON object with string keys in strictly increasing order
-// (as Marshal sorts map keys), calling val after each key.
-func (p *ksParser) object(val func(key string)) {
-	if !p.lit("{") {
-		return
+// objectIter walks a JSON object with string keys in strictly increasing
+// order (as Marshal sorts map keys): next reads the object's opening brace
+// or the comma before the next member, and the member's key and colon.
+type objectIter struct {
+	key string
+	n   int
+}
+
+// next reads up to the next member's value and reports whether there is
+// one (its key is it.key), or reads the end of the object.
+func (p *ksParser) next(it *objectIter) bool {
+	if p.err != nil {
+		return false
 	}
-	if p.peek('}') {
-		p.i++
-		return
-	}
-	prev, first := "", true
-	for p.err == nil {
-		k := p.str()
-		if p.err != nil {
-			return
+	if it.n == 0 {
+		if !p.lit("{") {
+			return false
 		}
-		if !first && k <= prev {
-			p.fail("key %q is not after %q (keys must be sorted and unique)", k, prev)
-			return
-		}
-		prev, first = k, false
-		if !p.lit(":") {
-			return
-		}
-		val(k)
-		if p.peek(',') {
+		if p.peek('}') {
 			p.i++
-			continue
+			return false
 		}
+	} else if p.peek(',') {
+		p.i++
+	} else {
 		p.lit("}")
-		return
+		return false
 	}
+	k := p.str()
+	if p.err != nil {
+		return false
+	}
+	if it.n > 0 && k <= it.key {
+		p.fail("key %q is not after %q (keys must be sorted and unique)", k, it.key)
+		return false
+	}
+	it.key = k
+	it.n++
+	return p.lit(":")
 }
 
 // parseKeySetFast parses the canonical encoding of a key set, recording
 // each issuer's member if m is not nil.
 func parseKeySetFast(b []byte, m *keySetMembers) (*KeySet, error) {
-	p := &ksParser{b: b, s: string(b)}
-	k := &KeySet{PST: map[string]PSTCommitment{}, PrivacyPass: map[string]IssuerDirectory{}}
+	return parseKeySetSized(b, m, 0)
+}
+
+// parseKeySetSized is parseKeySetFast with a size hint: issuers, if
+// positive, is how many issuers the key set should have (pst and
+// privacy_pass members together, as a snapshot records them), to size its
+// maps; a wrong hint costs memory or time, never correctness.
+func parseKeySetSized(b []byte, m *keySetMembers, issuers int) (*KeySet, error) {
+	p := &ksParser{b: b}
+	// Every member takes at least 8 bytes (`"":null,`), which bounds
+	// the hint whatever it says.
+	issuers = min(max(issuers, 0), len(b)/8)
+	k := &KeySet{PST: make(map[string]PSTCommitment, issuers)}
 	p.lit(`{"pst":`)
-	p.object(func(origin string) {
+	for it := (objectIter{}); p.next(&it); {
 		start := p.i
-		k.PST[origin] = p.pstCommitment()
-		if m != nil && p.err == nil {
-			m.pst = append(m.pst, member{origin: origin, raw: b[memberStart(b, start, origin):p.i]})
+		c := p.pstCommitment()
+		if p.err != nil {
+			break
 		}
-	})
+		k.PST[it.key] = c
+		if m != nil {
+			m.pst = append(m.pst, member{origin: it.key, raw: b[memberStart(b, start, it.key):p.i]})
+		}
+	}
 	p.lit(`,"privacy_pass":`)
-	p.object(func(origin string) {
+	k.PrivacyPass = make(map[string]IssuerDirectory, max(issuers-len(k.PST), 0))
+	for it := (objectIter{}); p.next(&it); {
 		start := p.i
-		k.PrivacyPass[origin] = p.issuerDirectory()
-		if m != nil && p.err == nil {
-			m.pp = append(m.pp, member{origin: origin, raw: b[memberStart(b, start, origin):p.i]})
+		d := p.issuerDirectory()
+		if p.err != nil {
+			break
 		}
-	})
+		k.PrivacyPass[it.key] = d
+		if m != nil {
+			m.pp = append(m.pp, member{origin: it.key, raw: b[memberStart(b, start, it.key):p.i]})
+		}
+	}
 	p.lit("}")
 	if p.err == nil && p.i != len(b) {
 		p.fail("trailing data")
@@ -276,7 +373,7 @@ func (p *ksParser) pstCommitment() PSTCommitment {
 		return nil
 	}
 	c := PSTCommitment{}
-	p.object(func(version string) {
+	for it := (objectIter{}); p.next(&it); {
 		var v PSTVersionCommitment
 		p.lit(`{"protocol_version":`)
 		v.ProtocolVersion = p.str()
@@ -287,19 +384,19 @@ func (p *ksParser) pstCommitment() PSTCommitment {
 		p.lit(`,"keys":`)
 		if !p.null() {
 			v.Keys = map[string]PSTKey{}
-			p.object(func(label string) {
+			for kt := (objectIter{}); p.next(&kt); {
 				var key PSTKey
 				p.lit(`{"Y":`)
 				key.Y = p.str()
 				p.lit(`,"expiry":`)
 				key.Expiry = p.str()
 				p.lit("}")
-				v.Keys[label] = key
-			})
+				v.Keys[kt.key] = key
+			}
 		}
 		p.lit("}")
-		c[version] = v
-	})
+		c[it.key] = v
+	}
 	return c
 }
 

@@ -182,7 +182,7 @@ func (v *Verified) KeySet() (*KeySet, error) {
 // readKeySet parses the key set and runs the keyset check (for KeySet,
 // once), recording its members in m if m is not nil.
 func (v *Verified) readKeySet(m *keySetMembers) {
-	ks, err := parseKeySetFast(v.Bundle.KeySet, m)
+	ks, err := parseKeySetSized(v.Bundle.KeySet, m, v.SnapshotIssuers)
 	if err != nil {
 		v.keySetErr = failErr(CheckKeySet, err)
 		return
