@@ -79,7 +79,8 @@ func cachedBundle(b *testing.B, issuers, cosigners int) (*fixture, []byte) {
 // cosignatures) and, in the same run, its floor; x_floor is the ratio.
 // The 3-cosignature variant verifies one more signature than the floor;
 // with-keyset-parse adds Verified.KeySet (the strict, canonical JSON parse
-// a user agent runs when it reads the keys).
+// a user agent runs when it reads the keys; the keys it yields are the
+// encoding's strings, Y still base64, decoded when KeySet.PSTKey uses it).
 func BenchmarkVerify(b *testing.B) {
 	for _, tc := range []struct {
 		cosigners int
