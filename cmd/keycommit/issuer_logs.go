@@ -323,8 +323,20 @@ func latestIs(ctx context.Context, p *issuer.Issuer, kind schema.Kind, body any)
 	if err != nil {
 		return 0, nil, 0, false, fmt.Errorf("the issuer's latest entry %d: %w", idx, err)
 	}
-	if e.Issuer != p.Origin || e.Kind != kind || !bytes.Equal(e.Body, want) || e.Log != p.Client.Verifier().Name() {
+	if e.Issuer != p.Origin || e.Kind != kind || e.Log != p.Client.Verifier().Name() {
 		return 0, nil, 0, false, nil
+	}
+	if !bytes.Equal(e.Body, want) {
+		// A registration that moves the account key proves possession
+		// of the new key against the prev it follows, so its repeat is
+		// never byte-identical: what it registers (contact, account
+		// key) is what counts.
+		got, err1 := e.ParsedBody()
+		reg, ok1 := got.(*schema.Registration)
+		mine, ok2 := body.(*schema.Registration)
+		if err1 != nil || !ok1 || !ok2 || len(mine.KeyProof) == 0 || reg.Contact != mine.Contact || !bytes.Equal(reg.AccountKey, mine.AccountKey) {
+			return 0, nil, 0, false, nil
+		}
 	}
 	cp, _, err := p.Client.Checkpoint(ctx)
 	if err != nil {

@@ -183,6 +183,23 @@ func TestIssuerSeveralLogs(t *testing.T) {
 		t.Errorf("resubmission over the trust file:\n%s", out)
 	}
 
+	// The account key moves to a new key on both logs; the same command
+	// again finds it done everywhere (the possession proof is bound to
+	// each log's prev, so only what the registration registers counts).
+	next := filepath.Join(dir, "next.key")
+	run(0, "issuer", "keygen", "--out", next)
+	move := []string{"issuer", "register", "--key", key, "--new-key", next, "--origin", origin, "--contact", "mailto:keys@multi.example", "--json", "--logs", trust}
+	var mr report
+	decode("issuer-submit", run(0, move...), &mr)
+	if got := outcomes(mr); got != "a.multi.example/log=logged b.multi.example/log=logged" {
+		t.Fatalf("key move over both logs: %s", got)
+	}
+	mr = report{}
+	decode("issuer-submit", run(0, move...), &mr)
+	if got := outcomes(mr); got != "a.multi.example/log=already b.multi.example/log=already" {
+		t.Fatalf("key move repeated: %s", got)
+	}
+
 	// Usage errors name what is wrong.
 	for _, tc := range []struct {
 		args []string
