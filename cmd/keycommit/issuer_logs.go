@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/client"
 	"github.com/keycommit/keycommit/log/issuer"
 	"github.com/keycommit/keycommit/log/verify"
@@ -28,8 +29,9 @@ import (
 // talk to logs take --log URL --log-vkey VKEY repeated, paired in order,
 // or --logs TRUSTFILE, and with more than one log report per log.
 
-// logTarget is one log an issuer command talks to.
-type logTarget struct{ url, vkey string }
+// logTarget is one log an issuer command talks to: its URL, verifier key
+// and name (the key's name).
+type logTarget struct{ url, vkey, name string }
 
 func (t logTarget) client() (*client.Client, error) {
 	return client.New(t.url, t.vkey, &http.Client{Timeout: 60 * time.Second})
@@ -96,17 +98,23 @@ func (f *logsFlags) targets() ([]logTarget, error) {
 
 // checkTargets refuses a log named twice (by URL or by key name): a
 // statement is signed for one log and would be reported twice.
+// It fills in each log's name from its verifier key, which must parse.
 func checkTargets(ts []logTarget) ([]logTarget, error) {
 	urls, names := map[string]bool{}, map[string]bool{}
-	for _, t := range ts {
-		name, _, _ := strings.Cut(t.vkey, "+")
+	for i := range ts {
+		t := &ts[i]
+		v, err := checkpoint.NewVerifier(t.vkey)
+		if err != nil {
+			return nil, fmt.Errorf("log %s: bad verifier key %q: %w", t.url, t.vkey, err)
+		}
+		t.name = v.Name()
 		if urls[t.url] {
 			return nil, fmt.Errorf("log %s is named twice", t.url)
 		}
-		if names[name] {
-			return nil, fmt.Errorf("two logs have the key name %s: each log must be named once", name)
+		if names[t.name] {
+			return nil, fmt.Errorf("two logs have the key name %s: each log must be named once", t.name)
 		}
-		urls[t.url], names[name] = true, true
+		urls[t.url], names[t.name] = true, true
 	}
 	return ts, nil
 }
@@ -252,8 +260,7 @@ func openIssuer(ctx context.Context, t logTarget, origin string, key ed25519.Pri
 
 // submitToLog is one log's part of submitToLogs.
 func (f *submitFlags) submitToLog(ctx context.Context, t logTarget, origin string, key ed25519.PrivateKey, kind schema.Kind, body bodyFunc) logOutcome {
-	name, _, _ := strings.Cut(t.vkey, "+")
-	o := logOutcome{Log: name, URL: t.url}
+	o := logOutcome{Log: t.name, URL: t.url}
 	fail := func(err error) logOutcome {
 		o.Outcome, o.Error = outcomeFailed, err.Error()
 		var re *refusedError
@@ -418,8 +425,7 @@ func logsStatus(ctx context.Context, ts []logTarget, origin string) *issuerLogsS
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			name, _, _ := strings.Cut(t.vkey, "+")
-			ls := logStatus{Log: name, URL: t.url}
+			ls := logStatus{Log: t.name, URL: t.url}
 			defer func() { out.Logs[i] = ls }()
 			c, err := t.client()
 			if err != nil {

@@ -208,6 +208,7 @@ func TestIssuerSeveralLogs(t *testing.T) {
 		{[]string{"--log", logs[0].url, "--log-vkey", logs[0].vkey, "--log", logs[1].url}, "--log is given 2 times and --log-vkey 1 times"},
 		{[]string{"--logs", trust, "--log", logs[0].url}, "either --logs or --log/--log-vkey"},
 		{[]string{"--log", logs[0].url, "--log-vkey", logs[0].vkey, "--log", logs[0].url, "--log-vkey", logs[1].vkey}, "is named twice"},
+		{[]string{"--log", logs[0].url, "--log-vkey", logs[0].vkey, "--log", logs[1].url, "--log-vkey", "not-a-vkey"}, "log " + logs[1].url + `: bad verifier key "not-a-vkey"`},
 	} {
 		cmd := exec.Command(keycommitBin, append([]string{"issuer", "status", "--origin", origin}, tc.args...)...)
 		cmd.Env = append(os.Environ(), "KEYCOMMIT_LOG=", "KEYCOMMIT_LOG_VKEY=")

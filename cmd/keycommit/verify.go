@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -311,26 +310,11 @@ func fetchBundle(ctx context.Context, cfg *verifyConfig, prev *verify.Verified) 
 // answer other than 200 it returns the status and the trimmed body; what
 // names the document in errors.
 func getBounded(ctx context.Context, c *http.Client, u *url.URL, what string) (status string, body []byte, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	status, body, err = verify.GetBounded(ctx, c, u.String())
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("couldn't fetch the %s at %s: %v", what, u, err)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", nil, fmt.Errorf("couldn't fetch the %s: %v", what, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, verify.MaxBundleSize+1))
-	if err != nil {
-		return "", nil, fmt.Errorf("couldn't fetch the %s: %v", what, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return resp.Status, bytes.TrimSpace(b), nil
-	}
-	if len(b) > verify.MaxBundleSize {
-		return "", nil, fmt.Errorf("%s at %s is over the limit of %d bytes", what, u, verify.MaxBundleSize)
-	}
-	return "", b, nil
+	return status, body, nil
 }
 
 // fetchDelta, with a URL ending in /keys.bundle and a previous bundle,

@@ -53,31 +53,45 @@ func HTTPFetcher(c *http.Client) Fetcher {
 		}
 		ctx, cancel := context.WithTimeout(ctx, DefaultFetchTimeout)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+		status, b, err := GetBounded(ctx, c, loc)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("GET %s: %w", loc, err)
 		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleSize+1))
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", loc, err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			msg := bytes.TrimSpace(b)
-			if len(msg) > 200 {
-				msg = msg[:200]
+		if status != "" {
+			if len(b) > 200 {
+				b = b[:200]
 			}
-			return nil, fmt.Errorf("GET %s: %s: %s", loc, resp.Status, msg)
-		}
-		if len(b) > MaxBundleSize {
-			return nil, fmt.Errorf("GET %s: answer is over %d bytes", loc, MaxBundleSize)
+			return nil, fmt.Errorf("GET %s: %s: %s", loc, status, b)
 		}
 		return b, nil
 	}
+}
+
+// GetBounded GETs loc through c, reading at most MaxBundleSize bytes of
+// the answer. An answer other than 200 OK is returned as its status line
+// and its body, trimmed, without an error (a caller may fall back on it);
+// a 200 answer over the limit is an error.
+func GetBounded(ctx context.Context, c *http.Client, loc string) (status string, body []byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, MaxBundleSize+1))
+	if err != nil {
+		return "", nil, fmt.Errorf("reading the answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return resp.Status, bytes.TrimSpace(b), nil
+	}
+	if len(b) > MaxBundleSize {
+		return "", nil, fmt.Errorf("the answer is over the limit of %d bytes", MaxBundleSize)
+	}
+	return "", b, nil
 }
 
 // MultiLog configures VerifyLogs.
