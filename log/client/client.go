@@ -478,10 +478,16 @@ func (c *Client) Submit(ctx context.Context, sub *schema.Submission) (*Submitted
 	if err != nil {
 		return nil, err
 	}
-	var res Submitted
-	if err := json.Unmarshal(b, &res.SubmitResult); err != nil {
+	var res api.SubmitResult
+	if err := json.Unmarshal(b, &res); err != nil {
 		return nil, fmt.Errorf("couldn't parse submit response: %w", err)
 	}
+	return c.verifySubmitted(sub, &res, nil)
+}
+
+// verifySubmitted checks res, the log's answer to sub, as Submit does.
+// cp, when not nil, is the already verified checkpoint res.Checkpoint.
+func (c *Client) verifySubmitted(sub *schema.Submission, res *api.SubmitResult, cp *checkpoint.Checkpoint) (*Submitted, error) {
 	e, err := schema.ParseEntry(res.Entry)
 	if err != nil {
 		return nil, fmt.Errorf("log returned a bad entry: %w", err)
@@ -493,18 +499,115 @@ func (c *Client) Submit(ctx context.Context, sub *schema.Submission) (*Submitted
 	if !bytes.Equal(h[:], res.LeafHash) {
 		return nil, errors.New("log returned a leaf hash that is not the entry's")
 	}
-	cp, err := c.OpenCheckpoint([]byte(res.Checkpoint))
-	if err != nil {
-		return nil, err
+	if cp == nil {
+		c, err := c.OpenCheckpoint([]byte(res.Checkpoint))
+		if err != nil {
+			return nil, err
+		}
+		cp = &c
 	}
 	if cp.Size != res.TreeSize {
 		return nil, fmt.Errorf("checkpoint size %d, result says %d", cp.Size, res.TreeSize)
 	}
-	if err := VerifyInclusion(cp, res.Index, h[:], res.InclusionProof); err != nil {
+	if err := VerifyInclusion(*cp, res.Index, h[:], res.InclusionProof); err != nil {
 		return nil, err
 	}
-	res.Parsed, res.Logged = cp, e
-	return &res, nil
+	return &Submitted{SubmitResult: *res, Parsed: *cp, Logged: e}, nil
+}
+
+// Forwarding is a submission ready to be forwarded (SubmitForwarded):
+// the submission and its encoding.
+type Forwarding struct {
+	Sub  *schema.Submission
+	body []byte
+}
+
+// NewForwarding encodes sub for SubmitForwarded.
+func NewForwarding(sub *schema.Submission) (*Forwarding, error) {
+	body, err := marshal(sub)
+	if err != nil {
+		return nil, fmt.Errorf("couldn't encode the submission: %w", err)
+	}
+	return &Forwarding{Sub: sub, body: body}, nil
+}
+
+// Size is the size of the encoded submission.
+func (f *Forwarding) Size() int { return len(f.body) }
+
+// ForwardAnswer is the log's verified answer to one forwarded
+// submission: Submitted, or Err, the error Submit would have returned
+// for it (an *HTTPError, with Rule set for a policy refusal; see
+// Reject), or the reason the answer does not verify.
+type ForwardAnswer struct {
+	Submitted *Submitted
+	Err       error
+}
+
+// SubmitForwarded forwards subs (at most api.MaxForwardSubmissions, in at
+// most api.MaxForwardBytes) to the log's writer in one request to its
+// internal endpoint api.PathForward, which takes only requests that carry
+// the forwarding header (log/server.ForwardedHeader): the http.Client the
+// Client was made with must set it. It returns an answer per submission,
+// in order, each verified as Submit verifies its answer, each distinct
+// checkpoint's signature once. An error means no submission got an
+// answer (they may still be logged).
+func (c *Client) SubmitForwarded(ctx context.Context, subs []*Forwarding) ([]ForwardAnswer, error) {
+	batch := api.ForwardBatch{Submissions: make([]json.RawMessage, len(subs))}
+	for i, f := range subs {
+		batch.Submissions[i] = f.body
+	}
+	body, err := marshal(&batch)
+	if err != nil {
+		return nil, err
+	}
+	b, _, err := c.do(ctx, http.MethodPost, api.PathForward, body)
+	if err != nil {
+		return nil, err
+	}
+	var res api.ForwardResults
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("couldn't parse the answer to a forwarded batch: %w", err)
+	}
+	if len(res.Results) != len(subs) {
+		return nil, fmt.Errorf("the answer to a forwarded batch of %d submissions has %d results", len(subs), len(res.Results))
+	}
+	cps := make([]*checkpoint.Checkpoint, len(res.Checkpoints))
+	cpErrs := make([]error, len(res.Checkpoints))
+	out := make([]ForwardAnswer, len(subs))
+	for i, r := range res.Results {
+		if r.Status != http.StatusOK {
+			he := &HTTPError{StatusCode: r.Status, retryAfter: r.RetryAfter}
+			if r.Error != nil {
+				he.Message, he.Rule, he.Reason = r.Error.Error, r.Error.Rule, r.Error.Reason
+			}
+			if r.Status/100 == 2 || r.Status < 100 || r.Status > 599 {
+				out[i].Err = fmt.Errorf("forwarded submission %d: the log answered status %d", i, r.Status)
+				continue
+			}
+			out[i].Err = fmt.Errorf("POST %s (forwarded): %w", api.PathSubmit, he)
+			continue
+		}
+		if r.Checkpoint < 0 || r.Checkpoint >= len(cps) {
+			out[i].Err = fmt.Errorf("forwarded submission %d: the answer names checkpoint %d of %d", i, r.Checkpoint, len(cps))
+			continue
+		}
+		if cps[r.Checkpoint] == nil && cpErrs[r.Checkpoint] == nil {
+			cp, err := c.OpenCheckpoint([]byte(res.Checkpoints[r.Checkpoint]))
+			if err != nil {
+				cpErrs[r.Checkpoint] = err
+			} else {
+				cps[r.Checkpoint] = &cp
+			}
+		}
+		if err := cpErrs[r.Checkpoint]; err != nil {
+			out[i].Err = err
+			continue
+		}
+		sr := &api.SubmitResult{Index: r.Index, TreeSize: r.TreeSize, LeafHash: r.LeafHash, Entry: r.Entry,
+			InclusionProof: r.InclusionProof, Checkpoint: res.Checkpoints[r.Checkpoint]}
+		out[i].Submitted, out[i].Err = c.verifySubmitted(subs[i].Sub, sr, cps[r.Checkpoint])
+	}
+	return out, nil
 }
 
 // Check asks the log's policy about sub without logging it.

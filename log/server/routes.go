@@ -25,6 +25,7 @@ var allowed = map[string]string{
 	api.PathPolicyPage:       "GET, HEAD",
 	api.PathSubmit:           "POST",
 	api.PathCheck:            "POST",
+	api.PathForward:          "POST",
 	api.PathVersion:          "GET, HEAD",
 	api.PathMetrics:          "GET, HEAD",
 	bundle.BundlePath:        "GET, HEAD",

@@ -163,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 	s.handle("GET "+api.PathPolicyPage, "policy_page", reads, s.policyHTML)
 	s.handle("POST "+api.PathSubmit, "submit", writes, s.bodyBudget("submit", s.submit))
 	s.handle("POST "+api.PathCheck, "check", writes, s.bodyBudget("check", s.check))
+	s.handle("POST "+api.PathForward, "forward", forwardInFlight, s.budget("forward", forwardBudget, api.MaxForwardBytes, s.forward))
 	bh, err := bundle.NewHandler(bundle.Config{Source: bundle.NewStorageSource(cfg.Reader), Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return nil, fmt.Errorf("couldn't set up the bundle endpoints: %w", err)
@@ -256,37 +257,39 @@ func (s *Server) handle(pattern, name string, inFlight int, h handlerFunc) {
 		release()
 		code := http.StatusOK
 		if err != nil {
-			var he *httpError
-			switch {
-			case errors.As(err, &he) && he.code >= 500:
-				// A state the server names on purpose (shutting down,
-				// read-only, its clock): that message and a request id.
-				code = he.code
-				id := httpguard.RequestID()
-				s.log.Warn("request refused", "handler", name, "path", r.URL.Path, "status", code, "request_id", id, "err", he.err)
-				writeError(w, code, fmt.Errorf("%v (request id %s)", he.err, id))
-			case errors.As(err, &he):
-				code = he.code
-				if he.body != nil {
-					api.WriteError(w, code, he.body)
-				} else {
-					writeError(w, code, he.err)
-				}
-			case errors.Is(err, storage.ErrNotFound):
-				code = http.StatusNotFound
-				writeError(w, code, err)
-			default:
-				// The error's text stays in the server's log: it may name
-				// files, addresses or database state.
-				code = http.StatusInternalServerError
-				id := httpguard.RequestID()
-				s.log.Error("request failed", "handler", name, "path", r.URL.Path, "request_id", id, "err", err)
-				writeError(w, code, fmt.Errorf("internal error (request id %s)", id))
-			}
+			var body *api.Error
+			code, body = s.errorAnswer(name, r.URL.Path, err)
+			api.WriteError(w, code, body)
 		}
 		s.metrics.requests.WithLabelValues(name, strconv.Itoa(code)).Inc()
 		s.metrics.duration.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	})
+}
+
+// errorAnswer is the status and body answering err, a handler's error.
+// An error the server does not name on purpose stays in its log (it may
+// name files, addresses or database state) under a request id.
+func (s *Server) errorAnswer(name, path string, err error) (int, *api.Error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he) && he.code >= 500:
+		// A state the server names on purpose (shutting down,
+		// read-only, its clock): that message and a request id.
+		id := httpguard.RequestID()
+		s.log.Warn("request refused", "handler", name, "path", path, "status", he.code, "request_id", id, "err", he.err)
+		return he.code, &api.Error{Error: fmt.Sprintf("%v (request id %s)", he.err, id)}
+	case errors.As(err, &he):
+		if he.body != nil {
+			return he.code, he.body
+		}
+		return he.code, &api.Error{Error: he.err.Error()}
+	case errors.Is(err, storage.ErrNotFound):
+		return http.StatusNotFound, &api.Error{Error: err.Error()}
+	default:
+		id := httpguard.RequestID()
+		s.log.Error("request failed", "handler", name, "path", path, "request_id", id, "err", err)
+		return http.StatusInternalServerError, &api.Error{Error: fmt.Sprintf("internal error (request id %s)", id)}
+	}
 }
 
 // minRequestCost is what a request takes from an endpoint's body budget
@@ -297,10 +300,16 @@ const minRequestCost = 1 << 10
 // request bodies (429 with Retry-After beyond it, before the body is
 // read).
 func (s *Server) bodyBudget(name string, h handlerFunc) handlerFunc {
-	b := httpguard.NewBudget(s.cfg.MaxBodyBudget, minRequestCost)
+	return s.budget(name, s.cfg.MaxBodyBudget, s.cfg.MaxBodyBytes, h)
+}
+
+// budget serves h within a budget of capacity bytes of request bodies of
+// at most maxBody bytes each (see bodyBudget).
+func (s *Server) budget(name string, capacity, maxBody int64, h handlerFunc) handlerFunc {
+	b := httpguard.NewBudget(capacity, minRequestCost)
 	s.metrics.bodyBudget.WithLabelValues(name).Set(float64(b.Capacity()))
 	return func(w http.ResponseWriter, r *http.Request) error {
-		release, ok := b.TryAcquire(r, s.cfg.MaxBodyBytes)
+		release, ok := b.TryAcquire(r, maxBody)
 		if !ok {
 			httpguard.TooMany(w)
 			return errorf(http.StatusTooManyRequests, "too many %s request bytes in flight; retry after %d s", name, httpguard.RetryAfterSeconds)
@@ -695,23 +704,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		ctx = context.WithValue(ctx, forwardedKey{}, true)
 	}
 	res, err := s.cfg.Log.Submit(ctx, sub)
-	var re *policy.RejectError
-	var ce *sequencer.ClockError
-	switch {
-	case errors.As(err, &re):
-		s.metrics.rejections.WithLabelValues(re.Rule).Inc()
-		return &httpError{code: http.StatusUnprocessableEntity, err: re, body: &api.Error{Error: re.Error(), Rule: re.Rule, Reason: re.Reason}}
-	case errors.Is(err, sequencer.ErrClosed):
-		return errorf(http.StatusServiceUnavailable, "the log is shutting down")
-	case errors.Is(err, ErrUnavailable):
-		w.Header().Set("Retry-After", "1")
-		return errorf(http.StatusServiceUnavailable, "%s", err)
-	case errors.As(err, &ce):
-		// The operator must fix the clock, or the witnesses' next
-		// cosignatures must vouch for it (docs/time.md).
-		w.Header().Set("Retry-After", strconv.Itoa(clockRetryAfter))
-		return &httpError{code: http.StatusServiceUnavailable, err: ce}
-	case err != nil:
+	if err != nil {
+		retryAfter, err := s.submitError(err)
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
 		return err
 	}
 	writeJSON(w, http.StatusOK, &api.SubmitResult{
@@ -719,6 +716,28 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) error {
 		InclusionProof: hashesJSON(res.Proof), Checkpoint: string(res.Checkpoint),
 	})
 	return nil
+}
+
+// submitError is the answer to a submission the Log did not take (err
+// from Log.Submit): the error to return and the Retry-After to send with
+// it ("" for none).
+func (s *Server) submitError(err error) (string, error) {
+	var re *policy.RejectError
+	var ce *sequencer.ClockError
+	switch {
+	case errors.As(err, &re):
+		s.metrics.rejections.WithLabelValues(re.Rule).Inc()
+		return "", &httpError{code: http.StatusUnprocessableEntity, err: re, body: &api.Error{Error: re.Error(), Rule: re.Rule, Reason: re.Reason}}
+	case errors.Is(err, sequencer.ErrClosed):
+		return "", errorf(http.StatusServiceUnavailable, "the log is shutting down")
+	case errors.Is(err, ErrUnavailable):
+		return "1", errorf(http.StatusServiceUnavailable, "%s", err)
+	case errors.As(err, &ce):
+		// The operator must fix the clock, or the witnesses' next
+		// cosignatures must vouch for it (docs/time.md).
+		return strconv.Itoa(clockRetryAfter), &httpError{code: http.StatusServiceUnavailable, err: ce}
+	}
+	return "", err
 }
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request) error {

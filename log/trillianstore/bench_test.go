@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,10 @@ func runSubmissions(b *testing.B, env *trilliantest.Env, subs []*schema.Submissi
 	b.ResetTimer()
 	m := startCPU(b, env)
 	start := time.Now()
+	// The clients, and the goroutines they start (forwarding), carry the
+	// pprof label clients=<benchmark> (see newFrontendConfig).
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("clients", b.Name())))
+	defer pprof.SetGoroutineLabels(context.Background())
 	for c := range 64 {
 		wg.Add(1)
 		go func() {

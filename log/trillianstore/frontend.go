@@ -47,6 +47,11 @@ type FrontendConfig struct {
 	// HTTPClient forwards submissions (default: a client with a 30 s
 	// timeout).
 	HTTPClient *http.Client
+	// ForwardsInFlight bounds the batches of forwarded submissions in
+	// flight to the writer at once (default DefaultForwardsInFlight);
+	// the submissions that arrive meanwhile wait and go together in the
+	// next batch.
+	ForwardsInFlight int
 }
 
 // Frontend is one keycommit frontend over a Trillian tree: the log's
@@ -58,10 +63,13 @@ type FrontendConfig struct {
 //     lease every Lease/4. Each of its batches is one MariaDB transaction
 //     that checks its fencing token (Store.Append), so a writer that lost
 //     the lease can never write again.
-//   - The others forward each submission to the writer (Lease.Addr, POST
-//     /v1/submit with ForwardedHeader) and answer their submitter with the
-//     writer's answer, verified (inclusion proof against a checkpoint
-//     signed by the log key) by log/client. They answer every read from
+//   - The others forward submissions to the writer (Lease.Addr), several
+//     per request (POST api.PathForward with ForwardedHeader: the ones
+//     that arrive while ForwardsInFlight batches are in flight go
+//     together in the next, see forward.go), and answer each submitter
+//     with the writer's answer to its submission, verified (the entry
+//     records it, inclusion proof against a checkpoint signed by the log
+//     key) by log/client. They answer every read from
 //     their cache and a sequencer.View of the policy state, both kept up
 //     to date from the shared store (Store.Sync, then View.Advance on
 //     every growth).
@@ -90,9 +98,11 @@ type Frontend struct {
 	view      *sequencer.View      // while not the writer
 	lease     Lease                // as last read
 	renewedAt time.Time
-	fwdClient *client.Client // of the writer at fwdAddr
-	fwdAddr   string
+	fwdr      *forwarder // to the writer at fwdr.addr
 
+	// ctx ends when the frontend stops (forwarded batches in flight).
+	ctx        context.Context
+	cancel     context.CancelFunc
 	stop, done chan struct{}
 	closeOnce  sync.Once
 	closed     atomic.Bool
@@ -104,17 +114,22 @@ type frontendMetrics struct {
 	writer               prometheus.Gauge
 	takeovers, stepdowns prometheus.Counter
 	forwarded            *prometheus.CounterVec
+	forwardBatches       prometheus.Counter
+	forwardBatchSize     prometheus.Histogram
 }
 
 func newFrontendMetrics(r prometheus.Registerer) (*frontendMetrics, error) {
 	m := &frontendMetrics{
-		writer:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "keycommit_trillian_writer", Help: "1 while this frontend holds the writer's lease."}),
-		takeovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_takeovers_total", Help: "Times this frontend took the writer's lease."}),
-		stepdowns: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_stepdowns_total", Help: "Times this frontend stopped being the writer."}),
-		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_trillian_forwarded_total", Help: "Submissions forwarded to the writer, by outcome (ok, refused, error)."}, []string{"outcome"}),
+		writer:         prometheus.NewGauge(prometheus.GaugeOpts{Name: "keycommit_trillian_writer", Help: "1 while this frontend holds the writer's lease."}),
+		takeovers:      prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_takeovers_total", Help: "Times this frontend took the writer's lease."}),
+		stepdowns:      prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_stepdowns_total", Help: "Times this frontend stopped being the writer."}),
+		forwarded:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "keycommit_trillian_forwarded_total", Help: "Submissions forwarded to the writer, by outcome (ok, refused, error)."}, []string{"outcome"}),
+		forwardBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "keycommit_trillian_forward_batches_total", Help: "Requests that forwarded submissions to the writer (several submissions each)."}),
+		forwardBatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "keycommit_trillian_forward_batch_submissions", Help: "Submissions per request forwarded to the writer.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9)}),
 	}
 	if r != nil {
-		for _, c := range []prometheus.Collector{m.writer, m.takeovers, m.stepdowns, m.forwarded} {
+		for _, c := range []prometheus.Collector{m.writer, m.takeovers, m.stepdowns, m.forwarded, m.forwardBatches, m.forwardBatchSize} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("couldn't register Trillian frontend metrics: %w", err)
 			}
@@ -142,14 +157,17 @@ func NewFrontend(ctx context.Context, cfg sequencer.Config, store *Store, fc Fro
 	if fc.Lease <= 0 {
 		fc.Lease = DefaultLease
 	}
+	if fc.ForwardsInFlight <= 0 {
+		fc.ForwardsInFlight = DefaultForwardsInFlight
+	}
 	fwd := fc.HTTPClient
 	if fwd == nil {
 		fwd = &http.Client{Timeout: 30 * time.Second}
 	}
 	base := fwd.Transport
 	if base == nil {
-		// Keep a connection per forwarded submission in flight (the
-		// default keeps 2 per host, and forwarding would open and close
+		// Keep a connection per forwarded batch in flight (the default
+		// keeps 2 per host, and forwarding would open and close
 		// connections all the time).
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 256
@@ -180,6 +198,7 @@ func NewFrontend(ctx context.Context, cfg sequencer.Config, store *Store, fc Fro
 	}
 	f := &Frontend{cfg: fc, seqCfg: cfg, store: store, log: logger, fwd: fwd, m: m, view: view,
 		stop: make(chan struct{}), done: make(chan struct{})}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.tick(ctx)
 	go f.loop()
 	return f, nil
@@ -364,7 +383,7 @@ func (f *Frontend) stepDown(ctx context.Context, seq *sequencer.Sequencer) {
 // and the lease is given up so that another frontend takes over at once.
 func (f *Frontend) Close() error {
 	f.closed.Store(true)
-	f.closeOnce.Do(func() { close(f.stop) })
+	f.closeOnce.Do(func() { close(f.stop); f.cancel() })
 	<-f.done
 	f.mu.Lock()
 	seq := f.seq
@@ -384,7 +403,7 @@ func (f *Frontend) Close() error {
 // (tests of failover).
 func (f *Frontend) Crash() {
 	f.closed.Store(true)
-	f.closeOnce.Do(func() { close(f.stop) })
+	f.closeOnce.Do(func() { close(f.stop); f.cancel() })
 	<-f.done
 	f.mu.Lock()
 	seq := f.seq
@@ -533,47 +552,31 @@ func (f *Frontend) refreshLease(ctx context.Context) {
 // errForward marks a forwarding failure that is worth retrying.
 var errForward = errors.New("couldn't forward the submission to the writer")
 
-// forward submits sub to the writer at addr and returns its verified
-// answer.
+// forward submits sub to the writer at addr, in the next batch
+// forwarded there, and returns its verified answer.
 func (f *Frontend) forward(ctx context.Context, addr string, sub *schema.Submission) (*sequencer.Result, error) {
-	c, err := f.client(addr)
+	w, err := f.forwarder(addr)
 	if err != nil {
 		return nil, err
 	}
-	res, err := c.Submit(ctx, sub)
-	if err != nil {
-		if re, ok := client.Reject(err); ok {
-			f.m.forwarded.WithLabelValues("refused").Inc()
-			return nil, re
-		}
-		f.m.forwarded.WithLabelValues("error").Inc()
-		return nil, fmt.Errorf("%w at %s: %w", errForward, addr, err)
-	}
-	f.m.forwarded.WithLabelValues("ok").Inc()
-	proof := make([]tlog.Hash, len(res.InclusionProof))
-	for i, h := range res.InclusionProof {
-		copy(proof[i][:], h)
-	}
-	out := &sequencer.Result{Index: res.Index, Entry: res.Entry, Proof: proof, Size: res.TreeSize, Checkpoint: []byte(res.Checkpoint)}
-	copy(out.LeafHash[:], res.LeafHash)
-	return out, nil
+	return w.submit(ctx, sub)
 }
 
-// client returns the client of the writer at addr (kept while the writer
-// stays, so that it keeps its connections and the checkpoint it verified
-// last).
-func (f *Frontend) client(addr string) (*client.Client, error) {
+// forwarder returns the forwarder to the writer at addr (kept while the
+// writer stays, so that its client keeps its connections and the
+// checkpoint it verified last).
+func (f *Frontend) forwarder(addr string) (*forwarder, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.fwdClient != nil && f.fwdAddr == addr {
-		return f.fwdClient, nil
+	if f.fwdr != nil && f.fwdr.addr == addr {
+		return f.fwdr, nil
 	}
 	c, err := client.New(addr, f.cfg.VKey, f.fwd)
 	if err != nil {
 		return nil, fmt.Errorf("the writer's address in the lease: %w", err)
 	}
-	f.fwdClient, f.fwdAddr = c, addr
-	return c, nil
+	f.fwdr = &forwarder{f: f, c: c, addr: addr}
+	return f.fwdr, nil
 }
 
 // logged looks for sub among its issuer's logged entries (the same

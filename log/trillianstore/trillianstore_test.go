@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/trillian"
+	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/checkpoint"
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
@@ -67,6 +70,8 @@ type frontend struct {
 	reg   *prometheus.Registry
 	srv   *http.Server
 	once  sync.Once
+	// posts counts the POST requests it was sent, by path.
+	posts struct{ submit, forward atomic.Int64 }
 }
 
 // testLease is the writer's lease in tests.
@@ -116,11 +121,25 @@ func newFrontend(t testing.TB, env *trilliantest.Env, tree int64, k logKey, opts
 	return newFrontendConfig(t, env, tree, k, frontendOpts{lease: testLease, follow: 20 * time.Millisecond}, opts...)
 }
 
-// frontendOpts are a frontend's lease and follow interval.
-type frontendOpts struct{ lease, follow time.Duration }
+// frontendOpts are a frontend's lease and follow interval, and how many
+// forwarded batches it has in flight (0: the default).
+type frontendOpts struct {
+	lease, follow    time.Duration
+	forwardsInFlight int
+}
+
+// frontendsMade numbers the frontends of each test, for profile labels.
+var frontendsMade sync.Map // test name -> *atomic.Int64
 
 func newFrontendConfig(t testing.TB, env *trilliantest.Env, tree int64, k logKey, fo frontendOpts, opts ...func(*sequencer.Config)) *frontend {
 	t.Helper()
+	// Every goroutine the frontend starts carries the pprof label
+	// frontend=<test>#<n> (n from 1, the first one made being the
+	// writer), so that a CPU profile (-cpuprofile) tells the frontends
+	// apart: go tool pprof -tagfocus / -tags.
+	n, _ := frontendsMade.LoadOrStore(t.Name(), new(atomic.Int64))
+	pprof.SetGoroutineLabels(pprof.WithLabels(context.Background(), pprof.Labels("frontend", fmt.Sprintf("%s#%d", t.Name(), n.(*atomic.Int64).Add(1)))))
+	defer pprof.SetGoroutineLabels(context.Background())
 	lease := fo.lease
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -133,7 +152,7 @@ func newFrontendConfig(t testing.TB, env *trilliantest.Env, tree int64, k logKey
 	for _, o := range opts {
 		o(&cfg)
 	}
-	fe, err := trillianstore.NewFrontend(context.Background(), cfg, st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: lease})
+	fe, err := trillianstore.NewFrontend(context.Background(), cfg, st, trillianstore.FrontendConfig{Advertise: url, VKey: k.vkey, Lease: lease, ForwardsInFlight: fo.forwardsInFlight})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +160,19 @@ func newFrontendConfig(t testing.TB, env *trilliantest.Env, tree int64, k logKey
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	f := &frontend{store: st, fe: fe, url: url, reg: reg, srv: srv}
+	f := &frontend{store: st, fe: fe, url: url, reg: reg}
+	f.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			switch r.URL.Path {
+			case api.PathSubmit:
+				f.posts.submit.Add(1)
+			case api.PathForward:
+				f.posts.forward.Add(1)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})}
+	go f.srv.Serve(ln)
 	t.Cleanup(f.close)
 	return f
 }

@@ -1,0 +1,239 @@
+package trillianstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/client"
+	"github.com/keycommit/keycommit/log/issuer/issuertest"
+	"github.com/keycommit/keycommit/log/sequencer"
+	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/policy"
+	"github.com/keycommit/keycommit/schema"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// checkRecords checks that res, a verified result (checkResult), logs
+// sub: its entry records the submission and its leaf hash is the entry's.
+func checkRecords(t testing.TB, sub *schema.Submission, res *sequencer.Result) {
+	t.Helper()
+	e, err := schema.ParseEntry(res.Entry)
+	if err != nil {
+		t.Fatalf("entry %d: %v", res.Index, err)
+	}
+	if e.Kind != sub.Kind || e.Issuer != sub.Issuer || !bytes.Equal(e.Prev, sub.Prev) || !bytes.Equal(e.Body, sub.Body) || !bytes.Equal(e.Sig, sub.Sig) {
+		t.Fatalf("entry %d does not record the submission of %s", res.Index, sub.Issuer)
+	}
+	if tiles.LeafHash(res.Entry) != res.LeafHash {
+		t.Fatalf("entry %d: the leaf hash is not the entry's", res.Index)
+	}
+}
+
+// histogramCounts returns the sample count of the histogram name in reg
+// and how many samples are at most le.
+func histogramCounts(t *testing.T, reg *prometheus.Registry, name string, le float64) (total, atMost uint64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.Metric) == 0 {
+			continue
+		}
+		h := mf.Metric[0].GetHistogram()
+		for _, b := range h.GetBucket() {
+			if b.GetUpperBound() == le {
+				return h.GetSampleCount(), b.GetCumulativeCount()
+			}
+		}
+		t.Fatalf("histogram %s has no bucket le=%v", name, le)
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0, 0
+}
+
+// TestForwardedSubmissionsCoalesced: 300 submissions released together
+// (start barrier) through a frontend that is not the writer, with one
+// forwarded batch in flight at a time, reach the writer in a few
+// requests to its forwarding endpoint (none to /v1/submit), none of more
+// than api.MaxForwardSubmissions submissions, and every submitter gets
+// its own verified answer: an entry recording its submission, proven in
+// a checkpoint signed by the log key, at an index of its own. Mutations
+// (named, not tried): forward each submission in a request of its own,
+// and the writer counts 300 requests; answer the submitters of a batch
+// in another order, and entries do not record their submissions; let a
+// batch grow past the bound, and the writer refuses it (400) and
+// nothing is logged.
+func TestForwardedSubmissionsCoalesced(t *testing.T) {
+	env, tree, k := newLog(t)
+	a := newFrontend(t, env, tree, k)
+	if !a.fe.Writer() {
+		t.Fatal("the first frontend is not the writer")
+	}
+	b := newFrontendConfig(t, env, tree, k, frontendOpts{lease: testLease, follow: 20 * time.Millisecond, forwardsInFlight: 1})
+	const n = 300
+	subs := make([]*schema.Submission, n)
+	for i := range subs {
+		subs[i] = issuertest.Numbered(t, i).Register(t)
+	}
+	results := make([]*sequencer.Result, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Go(func() {
+			<-start
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			results[i], errs[i] = b.fe.Submit(ctx, subs[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i, res := range results {
+		if errs[i] != nil {
+			t.Fatalf("submission %d: %v", i, errs[i])
+		}
+		checkResult(t, k, res)
+		checkRecords(t, subs[i], res)
+		if seen[res.Index] {
+			t.Fatalf("two submitters were answered with entry %d", res.Index)
+		}
+		seen[res.Index] = true
+	}
+	if b.fe.Writer() {
+		t.Fatal("the forwarding frontend became the writer during the test")
+	}
+	forwards, direct := a.posts.forward.Load(), a.posts.submit.Load()
+	t.Logf("%d submissions reached the writer in %d forwarded batches", n, forwards)
+	if direct != 0 {
+		t.Errorf("the writer got %d submissions at %s, want none (all forwarded in batches)", direct, api.PathSubmit)
+	}
+	if forwards < (n+api.MaxForwardSubmissions-1)/api.MaxForwardSubmissions || forwards > n/10 {
+		t.Errorf("the writer got %d forwarded batches for %d submissions; want a few (at least %d)", forwards, n, (n+api.MaxForwardSubmissions-1)/api.MaxForwardSubmissions)
+	}
+	if got := metricValue(t, b.reg, "keycommit_trillian_forward_batches_total"); got != float64(forwards) {
+		t.Errorf("keycommit_trillian_forward_batches_total = %v, the writer got %d", got, forwards)
+	}
+	if total, atMost := histogramCounts(t, b.reg, "keycommit_trillian_forward_batch_submissions", api.MaxForwardSubmissions); total != uint64(forwards) || atMost != total {
+		t.Errorf("forwarded batch sizes: %d batches, %d of at most %d submissions", total, atMost, api.MaxForwardSubmissions)
+	}
+	replayAll(t, env, tree, k)
+}
+
+// forwardingTransport marks every request as forwarded, as a frontend's
+// forwarding client does.
+type forwardingTransport struct{}
+
+func (forwardingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(server.ForwardedHeader, "1")
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestForwardedBatchAnswers sends one batch to the writer's forwarding
+// endpoint holding two good registrations, one the policy refuses (a
+// second first registration of a registered issuer) and one the writer
+// can't parse (an issuer that is not a normalized origin): each gets the
+// answer POST /v1/submit would have given it (the refusal by its rule,
+// 400 naming the problem), the refusal the same as a direct submission
+// gets, and the good ones are logged and verified.
+// The same batch sent to a frontend that is not the writer gets 503
+// with Retry-After 1 for every submission (never forwarded twice), and
+// without the forwarding header it is refused (403). Mutation (named,
+// not tried): fail the whole batch when one submission is refused, and
+// the good ones get no entry.
+func TestForwardedBatchAnswers(t *testing.T) {
+	env, tree, k := newLog(t)
+	a := newFrontend(t, env, tree, k)
+	b := newFrontend(t, env, tree, k)
+	taken := issuertest.Numbered(t, 100)
+	taken.Logged(submit(t, a, taken.Register(t)).LeafHash)
+	// Wait for b to see it, so that b is a follower that knows the writer.
+	eventually(t, "the follower sees the registration", func() error {
+		if _, ok := b.fe.Status(taken.Origin); !ok {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	good1, good2 := issuertest.Numbered(t, 1).Register(t), issuertest.Numbered(t, 2).Register(t)
+	again := issuertest.New(t, taken.Origin).Register(t) // prev null: the issuer is registered
+	bad := issuertest.Numbered(t, 3).Register(t)
+	bad.Issuer = "https://UPPER.example"
+	subs := []*schema.Submission{good1, again, bad, good2}
+	fws := make([]*client.Forwarding, len(subs))
+	for i, sub := range subs {
+		fw, err := client.NewForwarding(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fws[i] = fw
+	}
+	ctx := context.Background()
+	forwarding := &http.Client{Transport: forwardingTransport{}, Timeout: time.Minute}
+
+	c, err := client.New(a.url, k.vkey, forwarding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers, err := c.SubmitForwarded(ctx, fws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 3} {
+		if answers[i].Err != nil {
+			t.Fatalf("good submission %d: %v", i, answers[i].Err)
+		}
+		if answers[i].Submitted.Logged.Issuer != subs[i].Issuer {
+			t.Fatalf("good submission %d answered with an entry of %s", i, answers[i].Submitted.Logged.Issuer)
+		}
+	}
+	// The refusal is the one a direct submission gets.
+	_, direct := a.fe.Submit(ctx, again)
+	var want *policy.RejectError
+	if !errors.As(direct, &want) {
+		t.Fatalf("second registration of a registered issuer, submitted directly: %v, want a policy refusal", direct)
+	}
+	if re, ok := client.Reject(answers[1].Err); !ok || re.Rule != want.Rule || re.Reason != want.Reason {
+		t.Errorf("second registration of a registered issuer, forwarded: %v; directly: %v", answers[1].Err, direct)
+	}
+	var he *client.HTTPError
+	if !errors.As(answers[2].Err, &he) || he.StatusCode != http.StatusBadRequest || he.Message == "" {
+		t.Errorf("unparsable submission: %v, want 400 naming the problem", answers[2].Err)
+	}
+
+	// A frontend that is not the writer never forwards a forwarded batch.
+	c, err = client.New(b.url, k.vkey, forwarding)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers, err = c.SubmitForwarded(ctx, fws[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.As(answers[0].Err, &he) || he.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("batch forwarded to a frontend that is not the writer: %v, want 503", answers[0].Err)
+	}
+	if b.posts.forward.Load() != 1 || a.posts.forward.Load() != 1 {
+		t.Errorf("forwarded batches: %d at the follower, %d at the writer; want 1 and 1", b.posts.forward.Load(), a.posts.forward.Load())
+	}
+
+	// Without the forwarding header: refused.
+	c, err = client.New(a.url, k.vkey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SubmitForwarded(ctx, fws[3:]); !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
+		t.Errorf("batch without the forwarding header: %v, want 403", err)
+	}
+	replayAll(t, env, tree, k)
+}
