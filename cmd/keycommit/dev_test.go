@@ -434,9 +434,9 @@ func TestDevLogs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, ok := ks.PST[info.Issuer.Origin]
+		c, ok := ks.PST(info.Issuer.Origin)
 		if !ok {
-			t.Fatalf("%s's bundle does not hold the demo issuer: %+v", l.LogOrigin, ks)
+			t.Fatalf("%s's bundle does not hold the demo issuer: %s", l.LogOrigin, ks.PSTJSON())
 		}
 		cb, _ := json.Marshal(c)
 		commitments = append(commitments, string(cb))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -260,7 +261,7 @@ func newVerifyResult(got *verify.Verified, ks *verify.KeySet, prev *verify.Verif
 	cp := got.Checkpoint
 	r := &verifyResult{
 		Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Hash[:], SnapshotIndex: got.Bundle.Index,
-		SnapshotTime: got.SnapshotTime.UTC().Format(time.RFC3339Nano), PSTIssuers: len(ks.PST), PrivacyPassIssuers: len(ks.PrivacyPass),
+		SnapshotTime: got.SnapshotTime.UTC().Format(time.RFC3339Nano), PSTIssuers: ks.NumPST(), PrivacyPassIssuers: ks.NumPrivacyPass(),
 		Cosignatures: []verifyCosignature{}, DeltaBytes: deltaBytes, DeltaError: deltaErr,
 	}
 	for _, c := range cp.Cosignatures {
@@ -352,7 +353,7 @@ func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev
 func printVerified(w io.Writer, got *verify.Verified, ks *verify.KeySet, prev *verify.Verified) {
 	cp := got.Checkpoint
 	fmt.Fprintf(w, "verified keys bundle: %s, tree size %d, snapshot at index %d (%s), %d PST and %d Privacy Pass issuers\n",
-		cp.Origin, cp.Size, got.Bundle.Index, got.SnapshotTime.UTC().Format(time.RFC3339), len(ks.PST), len(ks.PrivacyPass))
+		cp.Origin, cp.Size, got.Bundle.Index, got.SnapshotTime.UTC().Format(time.RFC3339), ks.NumPST(), ks.NumPrivacyPass())
 	var cos []string
 	for _, c := range cp.Cosignatures {
 		s := fmt.Sprintf("%s at %s", c.Witness, c.Time.UTC().Format(time.RFC3339))
@@ -427,10 +428,10 @@ type trustResult struct {
 	Time         string `json:"time"`
 	// PST is the merged key set's PST part in the shape of Chrome's
 	// component, PrivacyPass its Privacy Pass directories.
-	PST         map[string]verify.PSTCommitment   `json:"pst"`
-	PrivacyPass map[string]verify.IssuerDirectory `json:"privacy_pass"`
-	Issuers     []trustIssuer                     `json:"issuers"`
-	Logs        []trustLog                        `json:"logs"`
+	PST         json.RawMessage `json:"pst"`
+	PrivacyPass json.RawMessage `json:"privacy_pass"`
+	Issuers     []trustIssuer   `json:"issuers"`
+	Logs        []trustLog      `json:"logs"`
 }
 
 type trustIssuer struct {
@@ -462,7 +463,7 @@ type trustLog struct {
 
 func newTrustResult(m *verify.Merged) *trustResult {
 	r := &trustResult{MinLogs: m.MinLogs, GraceSeconds: int64(m.Grace / time.Second), Time: m.Now.UTC().Format(time.RFC3339Nano),
-		PST: m.KeySet.PST, PrivacyPass: m.KeySet.PrivacyPass, Issuers: []trustIssuer{}, Logs: []trustLog{}}
+		PST: m.KeySet.PSTJSON(), PrivacyPass: m.KeySet.PrivacyPassJSON(), Issuers: []trustIssuer{}, Logs: []trustLog{}}
 	for _, i := range m.Issuers {
 		ti := trustIssuer{Issuer: i.Issuer, Decision: string(i.Decision), Reason: i.Reason, Logs: i.Logs, Lagging: i.Lagging}
 		if ti.Logs == nil {
@@ -508,5 +509,5 @@ func printTrust(w io.Writer, m *verify.Merged) {
 		fmt.Fprintf(w, "issuer %s: %s: %s\n", i.Issuer, i.Decision, i.Reason)
 	}
 	fmt.Fprintf(w, "merged key set: %d PST and %d Privacy Pass issuers (min-logs %d, grace %s); --json prints it\n",
-		len(m.KeySet.PST), len(m.KeySet.PrivacyPass), m.MinLogs, m.Grace)
+		m.KeySet.NumPST(), m.KeySet.NumPrivacyPass(), m.MinLogs, m.Grace)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/keycommit/keycommit/log/api"
 	"github.com/keycommit/keycommit/log/bundle"
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
+	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -348,5 +349,51 @@ func TestVerifyTrustRotation(t *testing.T) {
 	code, v, out = trustJSON(t, bin, schemas, "--trust", graceful)
 	if d := decisionOf(t, v, x); code != 0 || d["decision"] != "accepted" {
 		t.Errorf("after b caught up: exit %d, x: %v\n%s", code, d, out)
+	}
+}
+
+// TestTrustResultKeySetEncoding: the merged key set in `verify --trust
+// --json` is encoded exactly as the maps of schema's key set types encode
+// (Chrome's component shape), HTML-escaped and indented as the rest of the
+// output, for commitments and directories holding strings that need
+// escapes.
+func TestTrustResultKeySetEncoding(t *testing.T) {
+	nb := int64(-3)
+	ks := &schema.KeySet{
+		PST: map[string]schema.PSTCommitment{
+			"https://a.example/<&>": {schema.PSTV1VOPRF: {ProtocolVersion: schema.PSTV1VOPRF, ID: 3, BatchSize: 10,
+				Keys: map[string]schema.PSTKey{"1": {Y: "AAAA", Expiry: "5"}, "2": {Y: "QUJD\u2028", Expiry: "6"}}}},
+			"https://b.example": {"v": {ProtocolVersion: "v"}},
+			"https://c.example": nil,
+		},
+		PrivacyPass: map[string]schema.IssuerDirectory{
+			"https://a.example/<&>": {IssuerRequestURI: "https://a.example/t?a=<b>&c\"é", TokenKeys: []schema.TokenKey{{TokenType: 2, TokenKey: "QUJD", NotBefore: &nb}}},
+			"https://d.example":     {IssuerRequestURI: "x"},
+		},
+	}
+	raw, err := ks.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vks, err := verify.ParseKeySet(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want bytes.Buffer
+	r := newTrustResult(&verify.Merged{KeySet: vks})
+	if err := writeJSONOut(&got, struct {
+		PST         json.RawMessage `json:"pst"`
+		PrivacyPass json.RawMessage `json:"privacy_pass"`
+	}{r.PST, r.PrivacyPass}); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSONOut(&want, struct {
+		PST         map[string]schema.PSTCommitment   `json:"pst"`
+		PrivacyPass map[string]schema.IssuerDirectory `json:"privacy_pass"`
+	}{ks.PST, ks.PrivacyPass}); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("merged key set encodes as\n%s\nwant\n%s", got.String(), want.String())
 	}
 }

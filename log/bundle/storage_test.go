@@ -107,8 +107,8 @@ func TestStorageSource(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ks.PST) != i || ks.PST[is.Origin] == nil {
-			t.Fatalf("round %d: key set has %d issuers, not %s", i, len(ks.PST), is.Origin)
+		if c, ok := ks.PST(is.Origin); ks.NumPST() != i || !ok || c.IsNull() {
+			t.Fatalf("round %d: key set has %d issuers, not %s", i, ks.NumPST(), is.Origin)
 		}
 		if prev != nil && (len(got.Changes) != 1 || got.Changes[0].Issuer != is.Origin || got.Changes[0].Op != "added") {
 			t.Errorf("round %d: changes %v, want %s added", i, got.Changes, is.Origin)

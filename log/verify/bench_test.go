@@ -79,8 +79,10 @@ func cachedBundle(b *testing.B, issuers, cosigners int) (*fixture, []byte) {
 // cosignatures) and, in the same run, its floor; x_floor is the ratio.
 // The 3-cosignature variant verifies one more signature than the floor;
 // with-keyset-parse adds Verified.KeySet (the strict, canonical JSON parse
-// a user agent runs when it reads the keys; the keys it yields are the
-// encoding's strings, Y still base64, decoded when KeySet.PSTKey uses it).
+// a user agent runs when it reads the keys), which yields the flat KeySet:
+// one owned copy of the encoding and a few arrays of offsets into it, in
+// a handful of allocations; Y stays base64, decoded when KeySet.PSTKey or
+// HasPSTKey uses it.
 func BenchmarkVerify(b *testing.B) {
 	for _, tc := range []struct {
 		cosigners int

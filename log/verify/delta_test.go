@@ -3,6 +3,7 @@ package verify_test
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -94,11 +95,21 @@ func TestDeltaHistory(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: delta: %v", step, err)
 		}
-		if _, err := nd.KeySet(); err != nil {
+		dks, err := nd.KeySet()
+		if err != nil {
 			t.Fatalf("step %d: delta key set: %v", step, err)
 		}
 		if !bytes.Equal(nf.Bundle.KeySet, nd.Bundle.KeySet) {
 			t.Fatalf("step %d: key sets differ", step)
+		}
+		// The typed key set the delta built from the held one (sharing
+		// its unchanged issuers) is the one the full bundle parses to.
+		fks, err := nf.KeySet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db, _ := dks.Marshal(); !bytes.Equal(db, nf.Bundle.KeySet) || !reflect.DeepEqual(asSchema(dks), asSchema(fks)) {
+			t.Fatalf("step %d: the delta's typed key set differs from the full bundle's", step)
 		}
 		sf, _ := nf.Stored()
 		sd, _ := nd.Stored()

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
 	"strconv"
-	"strings"
+	"unsafe"
 )
 
 // The key set parser below reads exactly the canonical encoding
@@ -31,52 +32,46 @@ type keySetMembers struct {
 }
 
 type ksParser struct {
+	// b is the input: d.src's bytes. The parser only reads b, and
+	// nothing writes d.src (the owned copy of the caller's bytes, see
+	// newOwnedParser), so the strings read are substrings of it.
 	b   []byte
+	d   *ksData
 	i   int
 	err error
-	// chunk holds copies of the strings read so far (b is the caller's
-	// and may change): a string read is a substring of chunk, so that
-	// reading a key set allocates a few chunks, not one string each, and
-	// only the strings' bytes, not the JSON around them.
-	chunk strings.Builder
-	// recent holds short strings read before (labels, expiries, protocol
-	// versions repeat), reused instead of copied again.
-	recent [32]string
+	// plain is set when b is plain text (see plainText): then every
+	// string's canonical encoding is its bytes between two quotes.
+	plain bool
+	// wanted is the literal missing at wantedAt, if err is errWanted.
+	wanted   string
+	wantedAt int
+	// The key set's arrays (no pointers but the sub-slices): each
+	// commitment's versions, each version's keys and each directory's
+	// token keys are a sub-slice of these, so that reading a key set
+	// allocates a few arrays, not one per issuer. (A sub-slice taken
+	// before an append grew an array stays valid: it keeps the old
+	// array.)
+	vers []verRec
+	keys []keyRec
+	tks  []tokenKeyRec
 }
 
-// maxChunk is the size of the chunks strings are copied into: a small
-// allocation (never a large, page-allocated object), and small enough that
-// the last chunk's unused tail stays small (16 KB chunks allocate 189 KB
-// for the 100-issuer benchmark key set, 32 KB ones 196 KB).
-const maxChunk = 16 << 10
-
-// keep returns a copy of b that p owns (b is a part of p.b).
-func (p *ksParser) keep(b []byte) string {
-	n := len(b)
-	if n == 0 {
-		return ""
+// newOwnedParser returns a parser of s (a copy the caller made of its
+// bytes, so that they cannot change under the key set read): the strings
+// it reads are substrings of s, as offsets that fit in an int32.
+func newOwnedParser(s string) *ksParser {
+	// The only view of s as bytes, and read only: the parser never
+	// writes p.b.
+	p := &ksParser{b: unsafe.Slice(unsafe.StringData(s), len(s)), d: &ksData{src: s}}
+	p.plain = plainText(p.b)
+	if len(s) > math.MaxInt32 {
+		p.fail("%d bytes is too long for a key set", len(s))
 	}
-	var h int
-	if n <= 24 {
-		h = (n*7 + int(b[0]) + int(b[n-1])*3) & (len(p.recent) - 1)
-		if p.recent[h] == string(b) {
-			return p.recent[h]
-		}
-	}
-	if p.chunk.Cap()-p.chunk.Len() < n {
-		// The strings still to read are at most the input left.
-		size := max(n, min(len(p.b)-p.i, maxChunk))
-		p.chunk = strings.Builder{}
-		p.chunk.Grow(size)
-	}
-	off := p.chunk.Len()
-	p.chunk.Write(b)
-	s := p.chunk.String()[off:]
-	if n <= 24 {
-		p.recent[h] = s
-	}
-	return s
+	return p
 }
+
+// ref returns the string at b[i:j].
+func (p *ksParser) ref(i, j int) strRef { return strRef{int32(i), int32(j - i)} }
 
 func (p *ksParser) fail(format string, args ...any) {
 	if p.err == nil {
@@ -84,19 +79,37 @@ func (p *ksParser) fail(format string, args ...any) {
 	}
 }
 
-// lit consumes s or fails.
+// lit consumes s or fails. It is small enough to inline, so that
+// comparing with a constant s compiles to a few loads: it records a
+// failure without formatting it (see error). After a failure the parse's
+// result is the first error, whatever lit reads.
 func (p *ksParser) lit(s string) bool {
-	if p.err == nil && len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
+	if rest := p.b[p.i:]; len(rest) >= len(s) && string(rest[:len(s)]) == s {
 		p.i += len(s)
 		return true
 	}
-	return p.want(s)
+	if p.err == nil {
+		p.err, p.wanted, p.wantedAt = errWanted, s, p.i
+	}
+	return false
 }
+
+// errWanted is p.err when the first failure was lit's: p.wanted was
+// missing at p.wantedAt.
+var errWanted = errors.New("want a literal")
 
 // want fails for want of s next.
 func (p *ksParser) want(s string) bool {
 	p.fail("want %q", s)
 	return false
+}
+
+// error returns the parse's first failure, nil if none.
+func (p *ksParser) error() error {
+	if p.err == errWanted {
+		return fmt.Errorf("malformed key set at byte %d: want %q", p.wantedAt, p.wanted)
+	}
+	return p.err
 }
 
 // peek reports whether the next byte is c.
@@ -113,20 +126,56 @@ func (p *ksParser) null() bool {
 
 // str reads a string in its canonical encoding (as encoding/json writes it
 // without HTML escaping).
-func (p *ksParser) str() string {
-	if !p.lit(`"`) {
-		return ""
+func (p *ksParser) str() strRef {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		p.want(`"`)
+		return strRef{}
 	}
+	p.i++
 	start := p.i
+	if !p.plain {
+		return p.scanStr(start)
+	}
+	n := quoteIndex(p.b[start:])
+	if n < 0 {
+		p.fail("unterminated string")
+		return strRef{}
+	}
+	p.i = start + n + 1
+	return p.ref(start, start+n)
+}
+
+// quoteIndex returns the index of the first '"' in b, -1 if none: the
+// first eight bytes without a call (labels, versions and expiries are
+// short), then bytes.IndexByte.
+func quoteIndex(b []byte) int {
+	if len(b) < 8 {
+		return bytes.IndexByte(b, '"')
+	}
+	// x has a zero byte where b has '"'; (x - 1) &^ x flags exactly the
+	// lowest zero byte (a borrow can only add flags above it).
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := binary.LittleEndian.Uint64(b) ^ lo*'"'
+	if m := (x - lo) &^ x & hi; m != 0 {
+		return bits.TrailingZeros64(m) / 8
+	}
+	if n := bytes.IndexByte(b[8:], '"'); n >= 0 {
+		return 8 + n
+	}
+	return -1
+}
+
+// scanStr reads a string whose contents start at start, in input that is
+// not plain text.
+func (p *ksParser) scanStr(start int) strRef {
 	n, c := plainPrefix(p.b[start:])
 	switch {
 	case c == '"':
-		s := p.keep(p.b[start : start+n])
 		p.i = start + n + 1
-		return s
+		return p.ref(start, start+n)
 	case start+n == len(p.b):
 		p.fail("unterminated string")
-		return ""
+		return strRef{}
 	default:
 		return p.slowStr(start - 1)
 	}
@@ -142,6 +191,32 @@ func special(x uint64) uint64 {
 	// and x^'\\' are 0 at '"' and '\\', so minus 1 flags them (they
 	// flag bytes from 0x80 too, which x does anyway).
 	return (x | (x - lo*0x20) | (x ^ lo*'"' - lo) | (x ^ lo*'\\' - lo)) & hi
+}
+
+// plainText reports whether b has only the bytes 0x20..0x7f and no '\\',
+// so that no string in it has an escape or a byte that needs one (or a
+// byte from 0x80, which must be checked to be UTF-8). The key sets logs
+// serve are plain text (origins, versions, labels and base64).
+func plainText(b []byte) bool {
+	if bytes.IndexByte(b, '\\') >= 0 {
+		return false
+	}
+	// x | (x - 0x20 in each byte) flags (sets the high bit of) every
+	// byte from 0x80 or below 0x20; a borrow can only add a flag above
+	// a flagged byte.
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	var acc uint64
+	for ; len(b) >= 32; b = b[32:] {
+		x0, x1 := binary.LittleEndian.Uint64(b[0:8]), binary.LittleEndian.Uint64(b[8:16])
+		x2, x3 := binary.LittleEndian.Uint64(b[16:24]), binary.LittleEndian.Uint64(b[24:32])
+		acc |= x0 | (x0 - lo*0x20) | x1 | (x1 - lo*0x20) | x2 | (x2 - lo*0x20) | x3 | (x3 - lo*0x20)
+	}
+	for _, c := range b {
+		if c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return acc&hi == 0
 }
 
 // plainPrefix returns the length n of b's prefix of bytes 0x20..0x7f other
@@ -169,7 +244,7 @@ func plainPrefix(b []byte) (n int, end byte) {
 
 // slowStr reads a string with escapes or non-ASCII bytes starting at the
 // quote at start: it must be valid JSON and re-encode to the same bytes.
-func (p *ksParser) slowStr(start int) string {
+func (p *ksParser) slowStr(start int) strRef {
 	end := -1
 	for j := start + 1; j < len(p.b); j++ {
 		if p.b[j] == '\\' {
@@ -184,13 +259,13 @@ func (p *ksParser) slowStr(start int) string {
 	if end < 0 {
 		p.i = start
 		p.fail("unterminated string")
-		return ""
+		return strRef{}
 	}
 	var s string
 	if err := json.Unmarshal(p.b[start:end], &s); err != nil {
 		p.i = start
 		p.fail("bad string: %v", err)
-		return ""
+		return strRef{}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -199,10 +274,16 @@ func (p *ksParser) slowStr(start int) string {
 	if !bytes.Equal(bytes.TrimSuffix(buf.Bytes(), []byte("\n")), p.b[start:end]) {
 		p.i = start
 		p.fail("string is not in its canonical encoding")
-		return ""
+		return strRef{}
 	}
 	p.i = end
-	return s
+	if len(s) == end-start-2 {
+		// No escapes (each is longer than what it stands for): the
+		// string is its encoding's bytes.
+		return p.ref(start+1, end-1)
+	}
+	p.d.decoded = append(p.d.decoded, s)
+	return strRef{int32(len(p.d.decoded) - 1), -1}
 }
 
 // int reads a canonical decimal integer of the given bit size.
@@ -256,7 +337,10 @@ func (p *ksParser) int(signed bool, bits int) int64 {
 // or the comma before the next member, and the member's key and colon.
 type objectIter struct {
 	key string
+	ref strRef // key's
 	n   int
+	// start is where the member's key starts.
+	start int
 }
 
 // next reads up to the next member's value and reports whether there is
@@ -279,15 +363,17 @@ func (p *ksParser) next(it *objectIter) bool {
 		p.lit("}")
 		return false
 	}
-	k := p.str()
+	it.start = p.i
+	r := p.str()
 	if p.err != nil {
 		return false
 	}
+	k := p.d.str(r)
 	if it.n > 0 && k <= it.key {
 		p.fail("key %q is not after %q (keys must be sorted and unique)", k, it.key)
 		return false
 	}
-	it.key = k
+	it.key, it.ref = k, r
 	it.n++
 	return p.lit(":")
 }
@@ -298,39 +384,54 @@ func parseKeySetFast(b []byte, m *keySetMembers) (*KeySet, error) {
 	return parseKeySetSized(b, m, 0)
 }
 
+// Every member takes at least minMemberLen bytes, which bounds the size
+// hint whatever it says; a PST key of version 1 VOPRF (one P-384 point)
+// takes about pstKeyLen (label and expiry included), which sizes the keys'
+// array (an array too small grows; its elements are 24 bytes).
+const (
+	minMemberLen = len(`"":null,`)
+	pstKeyLen    = 180
+)
+
 // parseKeySetSized is parseKeySetFast with a size hint: issuers, if
 // positive, is how many issuers the key set should have (pst and
 // privacy_pass members together, as a snapshot records them), to size its
-// maps; a wrong hint costs memory or time, never correctness.
+// arrays; a wrong hint costs memory or time, never correctness. The key
+// set read is one copy of b (its strings are substrings of it) and a few
+// arrays.
 func parseKeySetSized(b []byte, m *keySetMembers, issuers int) (*KeySet, error) {
-	p := &ksParser{b: b}
-	// Every member takes at least 8 bytes (`"":null,`), which bounds
-	// the hint whatever it says.
-	issuers = min(max(issuers, 0), len(b)/8)
-	k := &KeySet{PST: make(map[string]PSTCommitment, issuers)}
+	return parseKeySetWith(newOwnedParser(string(b)), b, m, issuers)
+}
+
+// parseKeySetWith is parseKeySetSized with p, a parser of a copy of b.
+func parseKeySetWith(p *ksParser, b []byte, m *keySetMembers, issuers int) (*KeySet, error) {
+	issuers = min(max(issuers, 0), len(b)/minMemberLen)
+	k := &KeySet{pst: make([]pstRec, 0, issuers)}
+	p.vers = make([]verRec, 0, issuers)
+	p.keys = make([]keyRec, 0, len(b)/pstKeyLen)
 	p.lit(`{"pst":`)
 	for it := (objectIter{}); p.next(&it); {
-		start := p.i
-		c := p.pstCommitment()
+		r := p.pstMember(it.ref, it.start)
 		if p.err != nil {
 			break
 		}
-		k.PST[it.key] = c
+		k.pst = append(k.pst, r)
 		if m != nil {
-			m.pst = append(m.pst, member{origin: it.key, raw: b[memberStart(b, start, it.key):p.i]})
+			m.pst = append(m.pst, member{origin: it.key, raw: b[it.start:p.i]})
 		}
 	}
 	p.lit(`,"privacy_pass":`)
-	k.PrivacyPass = make(map[string]IssuerDirectory, max(issuers-len(k.PST), 0))
+	if p.err == nil && !bytes.HasPrefix(p.b[p.i:], []byte("{}")) {
+		k.pp = make([]ppRec, 0, max(issuers-len(k.pst), 1))
+	}
 	for it := (objectIter{}); p.next(&it); {
-		start := p.i
-		d := p.issuerDirectory()
+		r := p.ppMember(it.ref, it.start)
 		if p.err != nil {
 			break
 		}
-		k.PrivacyPass[it.key] = d
+		k.pp = append(k.pp, r)
 		if m != nil {
-			m.pp = append(m.pp, member{origin: it.key, raw: b[memberStart(b, start, it.key):p.i]})
+			m.pp = append(m.pp, member{origin: it.key, raw: b[it.start:p.i]})
 		}
 	}
 	p.lit("}")
@@ -338,95 +439,102 @@ func parseKeySetSized(b []byte, m *keySetMembers, issuers int) (*KeySet, error) 
 		p.fail("trailing data")
 	}
 	if p.err != nil {
-		return nil, p.err
+		return nil, p.error()
 	}
 	return k, nil
 }
 
-// memberStart returns where the member whose value starts at valueStart
-// begins: its key (canonically encoded, as the parser checked) and ':'
-// precede the value.
-func memberStart(b []byte, valueStart int, origin string) int {
-	return valueStart - 1 - encodedLen(origin)
+// pstMember reads the value of the pst member whose key (origin) starts
+// at start.
+func (p *ksParser) pstMember(origin strRef, start int) pstRec {
+	r := pstRec{d: p.d, origin: origin}
+	p.pstCommitment(&r)
+	r.member = p.ref(start, p.i)
+	return r
 }
 
-// encodedLen returns the length of s's canonical JSON string encoding.
-func encodedLen(s string) int {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
-		return len(s) + 2
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
-	return buf.Len() - 1
+// ppMember reads the value of the privacy_pass member whose key (origin)
+// starts at start.
+func (p *ksParser) ppMember(origin strRef, start int) ppRec {
+	r := ppRec{d: p.d, origin: origin}
+	p.issuerDirectory(&r)
+	r.member = p.ref(start, p.i)
+	return r
 }
 
-func (p *ksParser) pstCommitment() PSTCommitment {
+// pstCommitment reads a PST commitment (a member's value) into r.
+func (p *ksParser) pstCommitment(r *pstRec) {
+	start := p.i
 	if p.null() {
-		return nil
+		r.value = p.ref(start, p.i)
+		return
 	}
-	c := PSTCommitment{}
+	first := len(p.vers)
 	for it := (objectIter{}); p.next(&it); {
-		var v PSTVersionCommitment
+		vstart := p.i
+		v := verRec{version: it.ref}
 		p.lit(`{"protocol_version":`)
-		v.ProtocolVersion = p.str()
+		v.protocolVersion = p.str()
 		p.lit(`,"id":`)
-		v.ID = uint32(p.int(false, 32))
+		v.id = uint32(p.int(false, 32))
 		p.lit(`,"batchsize":`)
-		v.BatchSize = int(p.int(true, strconv.IntSize))
+		v.batchSize = int(p.int(true, strconv.IntSize))
 		p.lit(`,"keys":`)
-		if !p.null() {
-			v.Keys = map[string]PSTKey{}
+		if p.null() {
+			v.keysNull = true
+		} else {
+			kfirst := len(p.keys)
 			for kt := (objectIter{}); p.next(&kt); {
-				var key PSTKey
+				key := keyRec{label: kt.ref}
 				p.lit(`{"Y":`)
-				key.Y = p.str()
+				key.y = p.str()
 				p.lit(`,"expiry":`)
-				key.Expiry = p.str()
+				key.expiry = p.str()
 				p.lit("}")
-				v.Keys[kt.key] = key
+				p.keys = append(p.keys, key)
 			}
+			v.keys = p.keys[kfirst:len(p.keys):len(p.keys)]
 		}
 		p.lit("}")
-		c[it.key] = v
+		if p.err != nil {
+			break
+		}
+		v.raw = p.ref(vstart, p.i)
+		p.vers = append(p.vers, v)
 	}
-	return c
+	r.value = p.ref(start, p.i)
+	r.versions = p.vers[first:len(p.vers):len(p.vers)]
 }
 
-func (p *ksParser) issuerDirectory() IssuerDirectory {
-	var d IssuerDirectory
+// issuerDirectory reads an issuer directory (a member's value) into r.
+func (p *ksParser) issuerDirectory(r *ppRec) {
+	start := p.i
 	p.lit(`{"issuer-request-uri":`)
-	d.IssuerRequestURI = p.str()
+	r.issuerRequestURI = p.str()
 	p.lit(`,"token-keys":`)
-	if !p.null() && p.lit("[") {
-		d.TokenKeys = []TokenKey{}
+	if p.null() {
+		r.tokenKeysNull = true
+	} else if p.lit("[") {
+		first := len(p.tks)
 		for p.err == nil && !p.peek(']') {
-			if len(d.TokenKeys) > 0 {
+			if len(p.tks) > first {
 				p.lit(",")
 			}
-			var tk TokenKey
+			var tk tokenKeyRec
 			p.lit(`{"token-type":`)
-			tk.TokenType = uint16(p.int(false, 16))
+			tk.tokenType = uint16(p.int(false, 16))
 			p.lit(`,"token-key":`)
-			tk.TokenKey = p.str()
+			tk.key = p.str()
 			if p.peek(',') {
 				p.lit(`,"not-before":`)
-				nb := p.int(true, 64)
-				tk.NotBefore = &nb
+				tk.notBefore, tk.hasNotBefore = p.int(true, 64), true
 			}
 			p.lit("}")
-			d.TokenKeys = append(d.TokenKeys, tk)
+			p.tks = append(p.tks, tk)
 		}
 		p.lit("]")
+		r.tokenKeys = p.tks[first:len(p.tks):len(p.tks)]
 	}
 	p.lit("}")
-	return d
+	r.value = p.ref(start, p.i)
 }

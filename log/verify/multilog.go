@@ -129,7 +129,7 @@ type LogResult struct {
 	Check  Check
 	// Verified is the verified bundle (ok only). Logs whose key sets are
 	// byte-identical share one parse: their Verified.KeySet return the same
-	// *KeySet, which callers must not modify.
+	// (immutable) *KeySet.
 	Verified *Verified
 	// Issuers is the number of issuers its key set carries (ok only).
 	Issuers int
@@ -326,15 +326,17 @@ func VerifyLogs(ctx context.Context, m MultiLog) (*Merged, error) {
 		}()
 	}
 	wg.Wait()
-	out.KeySet = &KeySet{PST: make(map[string]PSTCommitment, len(issuers)), PrivacyPass: map[string]IssuerDirectory{}}
+	// issuers are sorted, so the merged parts are too; they share the
+	// logs' (immutable) members.
+	out.KeySet = &KeySet{pst: make([]pstRec, 0, len(issuers))}
 	for i, iss := range issuers {
 		if from := froms[i]; from >= 0 {
 			ks := out.Logs[from].keySet
-			if c, ok := ks.PST[iss]; ok {
-				out.KeySet.PST[iss] = c
+			if j, ok := ks.pstIndex(iss); ok {
+				out.KeySet.pst = append(out.KeySet.pst, ks.pst[j])
 			}
-			if d, ok := ks.PrivacyPass[iss]; ok {
-				out.KeySet.PrivacyPass[iss] = d
+			if j, ok := ks.ppIndex(iss); ok {
+				out.KeySet.pp = append(out.KeySet.pp, ks.pp[j])
 			}
 		}
 	}
@@ -804,35 +806,35 @@ const IssuerProofPath = "/v1/issuer-proof"
 // for iss: both parts, in the key set's canonical encoding.
 func sameCommitment(body json.RawMessage, ks *KeySet, iss string) error {
 	var c struct {
-		PST         *PSTCommitment   `json:"pst"`
-		PrivacyPass *IssuerDirectory `json:"privacy_pass"`
+		PST         *jsonPSTCommitment   `json:"pst"`
+		PrivacyPass *jsonIssuerDirectory `json:"privacy_pass"`
 	}
 	if err := json.Unmarshal(body, &c); err != nil {
 		return fmt.Errorf("malformed key commitment: %w", err)
 	}
-	got := &KeySet{PST: map[string]PSTCommitment{}, PrivacyPass: map[string]IssuerDirectory{}}
+	// Each part's encoding, "" if absent.
+	var got, want [2]string
 	if c.PST != nil {
-		got.PST[iss] = *c.PST
+		b, err := canonicalJSON(*c.PST)
+		if err != nil {
+			return err
+		}
+		got[0] = string(b)
 	}
 	if c.PrivacyPass != nil {
-		got.PrivacyPass[iss] = *c.PrivacyPass
+		b, err := canonicalJSON(c.PrivacyPass)
+		if err != nil {
+			return err
+		}
+		got[1] = string(b)
 	}
-	want := &KeySet{PST: map[string]PSTCommitment{}, PrivacyPass: map[string]IssuerDirectory{}}
-	if p, ok := ks.PST[iss]; ok {
-		want.PST[iss] = p
+	if p, ok := ks.PST(iss); ok {
+		want[0] = p.raw()
 	}
-	if d, ok := ks.PrivacyPass[iss]; ok {
-		want.PrivacyPass[iss] = d
+	if d, ok := ks.PrivacyPass(iss); ok {
+		want[1] = d.raw()
 	}
-	a, err := got.Marshal()
-	if err != nil {
-		return err
-	}
-	b, err := want.Marshal()
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(a, b) {
+	if got != want {
 		return errors.New("the entry's commitment is not what the log's key set holds for the issuer")
 	}
 	return nil
@@ -858,18 +860,19 @@ func describeHoldings(hs []Holding) string {
 // Holding.KeyIDs).
 func keyIDs(ks *KeySet, iss string) []string {
 	var out []string
-	for ver, c := range ks.PST[iss] {
-		for label, k := range c.Keys {
+	c, _ := ks.PST(iss)
+	for v := range c.Versions() {
+		for k := range v.Keys() {
 			y, err := base64.StdEncoding.Strict().DecodeString(k.Y)
 			if err != nil || len(y) < 4 {
-				out = append(out, "pst:"+ver+":label-"+label)
+				out = append(out, "pst:"+v.Version+":label-"+k.Label)
 				continue
 			}
-			out = append(out, "pst:"+ver+":"+strconv.FormatUint(uint64(binary.BigEndian.Uint32(y)), 10))
+			out = append(out, "pst:"+v.Version+":"+strconv.FormatUint(uint64(binary.BigEndian.Uint32(y)), 10))
 		}
 	}
-	if d, ok := ks.PrivacyPass[iss]; ok {
-		for _, tk := range d.TokenKeys {
+	if d, ok := ks.PrivacyPass(iss); ok {
+		for tk := range d.TokenKeys() {
 			b, err := decodeBase64URL(tk.TokenKey)
 			if err != nil {
 				out = append(out, fmt.Sprintf("privacy_pass:%d:undecodable", tk.TokenType))

@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -215,7 +216,7 @@ func wantDecision(t *testing.T, m *verify.Merged, iss string, want verify.Decisi
 			t.Errorf("%s: reason %q does not say %q", iss, r.Reason, s)
 		}
 	}
-	_, inPST := m.KeySet.PST[iss]
+	_, inPST := m.KeySet.PST(iss)
 	if inPST != (want != verify.Refused) {
 		t.Errorf("%s is %s but its keys are in the merged key set: %v", iss, want, inPST)
 	}
@@ -249,7 +250,9 @@ func TestVerifyLogsAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(m.KeySet, ks) {
+	mb, _ := m.KeySet.Marshal()
+	kb, _ := ks.Marshal()
+	if !bytes.Equal(mb, kb) || !reflect.DeepEqual(asSchema(m.KeySet), asSchema(ks)) {
 		t.Errorf("merged key set differs from the logs' own")
 	}
 	if n.served[bundle.IssuerProofPath] != 0 {
@@ -340,8 +343,8 @@ func TestVerifyLogsRotationGrace(t *testing.T) {
 		!reflect.DeepEqual(r.Holdings[0].KeyIDs, []string{"pst:PrivateStateTokenV1VOPRF:8"}) || !r.Holdings[0].Logged.Equal(t0) {
 		t.Errorf("pending: %+v", r)
 	}
-	if !reflect.DeepEqual(m.KeySet.PST[issX], verify.PSTCommitment(mustVerifyPST(t, pst(t, 8)))) {
-		t.Errorf("pending x does not use the new keys: %v", m.KeySet.PST[issX])
+	if c, _ := m.KeySet.PST(issX); canonical(t, c) != canonical(t, pst(t, 8).PST) {
+		t.Errorf("pending x does not use the new keys: %s", canonical(t, c))
 	}
 	wantDecision(t, m, issY, verify.Accepted)
 	if !m.OK() {
@@ -408,20 +411,6 @@ func TestVerifyLogsStaleAndInvalid(t *testing.T) {
 	if _, err := verify.VerifyLogs(context.Background(), verify.MultiLog{Trust: tr, MinLogs: 4, Fetch: n.fetch}); err == nil || !strings.Contains(err.Error(), "min-logs 4 is out of range") {
 		t.Errorf("k=4 of 3 logs: %v", err)
 	}
-}
-
-// mustVerifyPST converts a schema commitment to the verifier's type.
-func mustVerifyPST(t *testing.T, c *schema.KeyCommitment) map[string]verify.PSTVersionCommitment {
-	t.Helper()
-	b, err := json.Marshal(c.PST)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out map[string]verify.PSTVersionCommitment
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestVerifyLogsUnreachableProofs: when a log cannot be reached for the
@@ -516,11 +505,11 @@ func TestVerifyLogsPrivacyPass(t *testing.T) {
 	}
 	m := n.run(t, n.trust(t, "grace 0"), 0, t0)
 	wantDecision(t, m, pp, verify.Accepted)
-	if d, ok := m.KeySet.PrivacyPass[pp]; !ok || len(d.TokenKeys) != 1 || d.IssuerRequestURI != "https://pp.example/token-request" {
+	if d, ok := m.KeySet.PrivacyPass(pp); !ok || d.NumTokenKeys() != 1 || d.IssuerRequestURI != "https://pp.example/token-request" {
 		t.Errorf("merged privacy_pass[%s] = %+v", pp, d)
 	}
 	r := wantDecision(t, m, ppOnly, verify.Refused, "logs disagree")
-	if _, ok := m.KeySet.PrivacyPass[ppOnly]; ok {
+	if _, ok := m.KeySet.PrivacyPass(ppOnly); ok {
 		t.Errorf("refused %s is in the merged directories", ppOnly)
 	}
 	if len(r.Holdings) != 2 || len(r.Holdings[0].KeyIDs) != 1 || !strings.HasPrefix(r.Holdings[0].KeyIDs[0], "privacy_pass:2:") ||

@@ -194,7 +194,7 @@ func (v *Verified) readKeySet(m *keySetMembers) {
 // as many issuers as v's snapshot records.
 func (v *Verified) useKeySet(ks *KeySet, m *keySetMembers) {
 	// The log counts an issuer once per part (pst, privacy_pass).
-	if n := len(ks.PST) + len(ks.PrivacyPass); n != v.SnapshotIssuers {
+	if n := len(ks.pst) + len(ks.pp); n != v.SnapshotIssuers {
 		v.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, v.SnapshotIssuers)
 		return
 	}
@@ -281,7 +281,7 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers}
 	if pre != nil {
 		out.keySetOnce.Do(func() {
-			if n := len(pre.keySet.PST) + len(pre.keySet.PrivacyPass); n != out.SnapshotIssuers {
+			if n := len(pre.keySet.pst) + len(pre.keySet.pp); n != out.SnapshotIssuers {
 				out.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, out.SnapshotIssuers)
 				return
 			}
