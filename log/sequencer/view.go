@@ -13,6 +13,7 @@ import (
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // View is the policy state after a backend's stored entries, kept up to
@@ -24,7 +25,9 @@ import (
 //
 // NewView loads the state as New does (the stored policy state, then the
 // entries after it); Advance applies the entries stored since (they were
-// admitted by the writer, so they are applied, not evaluated again). A
+// admitted by the writer, so they are applied, not evaluated again),
+// taken decoded from the backend when it holds them so (DecodedEntries),
+// read and decoded otherwise. A
 // process that becomes the writer hands its View to New (Config.View),
 // which starts from the View's state instead of loading one.
 type View struct {
@@ -46,6 +49,18 @@ func NewView(ctx context.Context, cfg Config) (*View, error) {
 		return nil, err
 	}
 	return &View{s: s}, nil
+}
+
+// DecodedEntries is implemented by a backend that keeps the entries it
+// stored last decoded, as View.Advance decodes entries (json.Unmarshal
+// into schema.Entry), with their leaf hashes: a follower that has just
+// read, checked and stored them (log/trillianstore). Advance takes them
+// from it instead of reading them back and decoding them again.
+type DecodedEntries interface {
+	// TakeDecoded returns entries [start, end) and their leaf hashes, and
+	// forgets them, or reports false when it does not hold them all. The
+	// caller owns what it returns.
+	TakeDecoded(start, end uint64) ([]schema.Entry, []tlog.Hash, bool)
 }
 
 // errViewTaken is returned once New took the View's state, or once an
@@ -86,8 +101,17 @@ func (v *View) Advance(ctx context.Context) error {
 	}
 	var es []parsed
 	const chunk = 1024
+	dec, _ := s.cfg.Backend.(DecodedEntries)
 	for start := have; start < size; start += chunk {
 		end := min(start+chunk, size)
+		if dec != nil {
+			if des, leaves, ok := dec.TakeDecoded(start, end); ok {
+				for i := range des {
+					es = append(es, parsed{e: des[i], leaf: leaves[i]})
+				}
+				continue
+			}
+		}
 		data, err := s.cfg.Backend.Entries(ctx, start, end)
 		if err != nil {
 			return fmt.Errorf("couldn't read entries [%d, %d): %w", start, end, err)

@@ -3,11 +3,15 @@ package sequencer
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/storage"
+	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // TestViewFollowsAndHandsOver: a View over the backend a sequencer
@@ -88,5 +92,79 @@ func TestViewFollowsAndHandsOver(t *testing.T) {
 		if mf.GetName() == "keycommit_log_submissions_total" && mf.Metric[0].GetCounter().GetValue() != 3 {
 			t.Fatalf("keycommit_log_submissions_total = %v across the handover, want 3", mf.Metric[0].GetCounter().GetValue())
 		}
+	}
+}
+
+// decodingMemory hands View.Advance the entries of one range, decoded
+// (DecodedEntries), and counts the entries read.
+type decodingMemory struct {
+	*countingMemory
+	start, end uint64
+	taken      int
+}
+
+func (d *decodingMemory) TakeDecoded(start, end uint64) ([]schema.Entry, []tlog.Hash, bool) {
+	if start != d.start || end != d.end {
+		return nil, nil, false
+	}
+	data, err := d.Memory.Entries(context.Background(), start, end)
+	if err != nil {
+		return nil, nil, false
+	}
+	es := make([]schema.Entry, len(data))
+	leaves := make([]tlog.Hash, len(data))
+	for i, b := range data {
+		if err := json.Unmarshal(b, &es[i]); err != nil {
+			return nil, nil, false
+		}
+		leaves[i] = tiles.LeafHash(b)
+	}
+	d.taken++
+	return es, leaves, true
+}
+
+// TestViewTakesDecodedEntries: over a backend that holds the new entries
+// decoded (DecodedEntries), Advance applies them without reading any
+// from the backend; entries it does not hold are read as before.
+func TestViewTakesDecodedEntries(t *testing.T) {
+	be := &decodingMemory{countingMemory: &countingMemory{Memory: storage.NewMemory()}}
+	cfg, clock := newConfig(t, be)
+	if _, err := Init(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close()
+	l := &testLog{cfg: cfg, clock: clock, seq: seq}
+	v, err := NewView(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, decoded := range []bool{true, false} {
+		is := issuertest.Numbered(t, i)
+		submit(t, l, is, is.Register(t))
+		size, _, err := be.Checkpoint(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		be.start, be.end = v.Size(), size
+		if !decoded {
+			be.end = 0
+		}
+		be.reset()
+		if err := v.Advance(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := v.Status(is.Origin); !ok {
+			t.Fatalf("the view doesn't know issuer %d after Advance", i)
+		}
+		if read := be.reset(); decoded != (len(read) == 0) {
+			t.Errorf("entries decoded by the backend: %v; Advance read from %v", decoded, read)
+		}
+	}
+	if be.taken != 1 {
+		t.Errorf("TakeDecoded handed entries %d times, want 1", be.taken)
 	}
 }

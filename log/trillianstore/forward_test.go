@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +17,10 @@ import (
 	"github.com/keycommit/keycommit/log/issuer/issuertest"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
+	"github.com/keycommit/keycommit/log/sqlitestore"
+	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
+	"github.com/keycommit/keycommit/log/trillianstore"
 	"github.com/keycommit/keycommit/policy"
 	"github.com/keycommit/keycommit/schema"
 	"github.com/prometheus/client_golang/prometheus"
@@ -236,4 +242,71 @@ func TestForwardedBatchAnswers(t *testing.T) {
 		t.Errorf("batch without the forwarding header: %v, want 403", err)
 	}
 	replayAll(t, env, tree, k)
+}
+
+// countingCache counts the entries read from a frontend's cache.
+type countingCache struct {
+	storage.Backend
+	read atomic.Int64
+}
+
+func (c *countingCache) Entries(ctx context.Context, start, end uint64) ([][]byte, error) {
+	c.read.Add(int64(end - start))
+	return c.Backend.Entries(ctx, start, end)
+}
+
+// TestFollowerViewTakesFollowedEntries: a frontend that follows the
+// writer advances its policy view with the entries its follower just
+// read, checked and stored, decoded once: it reads none of them back
+// from its cache, and its view knows every issuer registered through the
+// writer. Mutation (named, not tried): let View.Advance read the entries
+// from the backend as before, and the follower reads every followed
+// entry back from its cache.
+func TestFollowerViewTakesFollowedEntries(t *testing.T) {
+	env, tree, k := newLog(t)
+	// A long lease: no takeover (and no new view) on a loaded machine.
+	const lease = 10 * time.Second
+	a := newFrontendConfig(t, env, tree, k, frontendOpts{lease: lease, follow: 20 * time.Millisecond})
+	ctx := context.Background()
+	sc, err := sqlitestore.Create(ctx, filepath.Join(t.TempDir(), "cache.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := &countingCache{Backend: sc}
+	st, err := trillianstore.Open(ctx, trillianstore.Config{Client: env.Log, DB: openDB(t, env), TreeID: tree, Cache: cache, Verifier: k.verifier,
+		FollowInterval: 20 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl, Logger: testLogger(t)}
+	fe, err := trillianstore.NewFrontend(ctx, cfg, st, trillianstore.FrontendConfig{Advertise: "http://127.0.0.1:1", VKey: k.vkey, Lease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	if fe.Writer() {
+		t.Fatal("the follower took the lease")
+	}
+	loaded := cache.read.Load() // NewView's load
+	var issuers []*issuertest.Issuer
+	for i := range 40 {
+		is := issuertest.Numbered(t, i)
+		is.Logged(submit(t, a, is.Register(t)).LeafHash)
+		issuers = append(issuers, is)
+	}
+	eventually(t, "the follower's view knows every issuer", func() error {
+		for _, is := range issuers {
+			if _, ok := fe.Status(is.Origin); !ok {
+				return fmt.Errorf("%s not registered", is.Origin)
+			}
+		}
+		return nil
+	})
+	if n := cache.read.Load() - loaded; n != 0 {
+		t.Fatalf("the follower read %d entries back from its cache to advance its view, want none", n)
+	}
+	if st.Size() < 41 {
+		t.Fatalf("the follower's cache has %d entries", st.Size())
+	}
 }

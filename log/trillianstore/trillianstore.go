@@ -50,7 +50,10 @@
 // copies the shared cosigned checkpoint into the cache once the cache has
 // its size. So a frontend serves only what it verified, and every
 // frontend serves the same checkpoints, cosignatures, bundles and issuer
-// histories, at most one follow interval behind the writer.
+// histories, at most one follow interval behind the writer. Sync decodes
+// each entry once as it reads it, and keeps the latest ones it stored
+// decoded for the frontend's policy view (TakeDecoded), which then does
+// not read them back from the cache.
 package trillianstore
 
 import (
@@ -70,6 +73,7 @@ import (
 	"github.com/google/trillian/types"
 	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/checkpoint"
+	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/storage"
 	"github.com/keycommit/keycommit/log/tiles"
 	"github.com/keycommit/keycommit/log/verify"
@@ -129,6 +133,11 @@ type Store struct {
 	grownMu sync.Mutex
 	grown   chan struct{}
 
+	// decoded holds the entries the follower stored last, decoded, for
+	// the policy view (TakeDecoded).
+	decodedMu sync.Mutex
+	decoded   decodedEntries
+
 	stop    chan struct{}
 	stopped chan struct{}
 	once    sync.Once
@@ -137,7 +146,52 @@ type Store struct {
 var (
 	_ storage.Backend           = (*Store)(nil)
 	_ storage.PolicyStateReader = (*Store)(nil)
+	_ sequencer.DecodedEntries  = (*Store)(nil)
 )
+
+// maxDecoded bounds the followed entries kept decoded for the policy
+// view (the latest ones of a larger fetch).
+const maxDecoded = 4096
+
+// decodedEntries are entries [start, start+len(es)) of the cache,
+// decoded, and their leaf hashes.
+type decodedEntries struct {
+	start  uint64
+	es     []schema.Entry
+	leaves []tlog.Hash
+}
+
+// TakeDecoded implements sequencer.DecodedEntries: entries [start, end)
+// as the follower read, checked and stored them last, once.
+func (s *Store) TakeDecoded(start, end uint64) ([]schema.Entry, []tlog.Hash, bool) {
+	s.decodedMu.Lock()
+	defer s.decodedMu.Unlock()
+	d := &s.decoded
+	if start < d.start || end > d.start+uint64(len(d.es)) || start >= end {
+		return nil, nil, false
+	}
+	i, j := start-d.start, end-d.start
+	es, leaves := d.es[i:j:j], d.leaves[i:j:j]
+	// Forget them and everything before them.
+	d.start, d.es, d.leaves = end, d.es[j:], d.leaves[j:]
+	return es, leaves, true
+}
+
+// setDecoded adds es, entries [start, ...) just stored in the cache, to
+// those kept for TakeDecoded (the latest maxDecoded of them); nil forgets
+// them all.
+func (s *Store) setDecoded(start uint64, es []schema.Entry, leaves []tlog.Hash) {
+	s.decodedMu.Lock()
+	defer s.decodedMu.Unlock()
+	d := &s.decoded
+	if es != nil && len(d.es) > 0 && d.start+uint64(len(d.es)) == start {
+		start, es, leaves = d.start, append(d.es, es...), append(d.leaves, leaves...)
+	}
+	if n := len(es); n > maxDecoded {
+		start, es, leaves = start+uint64(n-maxDecoded), es[n-maxDecoded:], leaves[n-maxDecoded:]
+	}
+	*d = decodedEntries{start: start, es: es, leaves: leaves}
+}
 
 type metrics struct {
 	appended, followed, batches, fenced, mismatches prometheus.Counter
@@ -393,6 +447,12 @@ func (s *Store) fetch(ctx context.Context, size uint64, sh *shared) error {
 		return fmt.Errorf("the shared checkpoint of tree %d has size %d, the shared store says %d", s.cfg.TreeID, c.Size, sh.size)
 	}
 	entries := make([]storage.Entry, 0, sh.size-size)
+	// Each entry decoded once, as the policy view decodes it (see
+	// TakeDecoded); its issuer comes from that too. Bytes that do not
+	// decode so are stored as parseHead reads them, and the view reads
+	// and decodes them itself.
+	decoded := make([]schema.Entry, 0, sh.size-size)
+	leaves := make([]tlog.Hash, 0, sh.size-size)
 	for next := size; next < sh.size; {
 		n := min(sh.size-next, uint64(s.cfg.FetchBatch))
 		before := next
@@ -420,8 +480,21 @@ func (s *Store) fetch(ctx context.Context, size uint64, sh *shared) error {
 				return fmt.Errorf("leaf %d of tree %d is stored with leaf hash %x, it hashes to %x", idx, s.cfg.TreeID, mlh, leaf[:])
 			}
 			e := storage.Entry{Data: value, LeafHash: leaf}
-			if h, ok := parseHead(value); ok {
-				e.Issuer = h.Issuer
+			if decoded != nil {
+				decoded = append(decoded, schema.Entry{})
+				if d := &decoded[len(decoded)-1]; json.Unmarshal(value, d) == nil {
+					if d.Kind.Known() {
+						e.Issuer = d.Issuer
+					}
+				} else {
+					decoded = nil
+				}
+				leaves = append(leaves, leaf)
+			}
+			if decoded == nil {
+				if h, ok := parseHead(value); ok {
+					e.Issuer = h.Issuer
+				}
 			}
 			entries = append(entries, e)
 			next++
@@ -460,6 +533,11 @@ func (s *Store) fetch(ctx context.Context, size uint64, sh *shared) error {
 	}
 	if err := s.store(ctx, b, u); err != nil {
 		return err
+	}
+	if decoded != nil {
+		s.setDecoded(size, decoded, leaves)
+	} else {
+		s.setDecoded(0, nil, nil)
 	}
 	s.m.followed.Add(float64(len(entries)))
 	return nil
