@@ -18,6 +18,11 @@ const (
 	MaxForwardBytes       = 1 << 20
 )
 
+// HeaderForwardMAC authenticates a forwarded batch: the MAC of its body
+// under the key the frontends of the log share (httpguard.ForwardMAC).
+// A writer that has such a key takes only batches that carry it.
+const HeaderForwardMAC = "Keycommit-Forward-MAC"
+
 // ForwardBatch is the body of POST PathForward: submissions, each the
 // body a submitter would POST to PathSubmit.
 type ForwardBatch struct {

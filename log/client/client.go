@@ -99,8 +99,13 @@ const (
 )
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, http.Header, error) {
+	return c.doHeader(ctx, method, path, body, nil)
+}
+
+// doHeader is do with extra request headers.
+func (c *Client) doHeader(ctx context.Context, method, path string, body []byte, hdr http.Header) ([]byte, http.Header, error) {
 	for attempt := 0; ; attempt++ {
-		b, h, err := c.doOnce(ctx, method, path, body)
+		b, h, err := c.doOnce(ctx, method, path, body, hdr)
 		var he *HTTPError
 		if attempt == maxRetries || !errors.As(err, &he) || he.StatusCode != http.StatusTooManyRequests {
 			return b, h, err
@@ -119,7 +124,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]by
 	}
 }
 
-func (c *Client) doOnce(ctx context.Context, method, path string, body []byte) ([]byte, http.Header, error) {
+func (c *Client) doOnce(ctx context.Context, method, path string, body []byte, hdr http.Header) ([]byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -130,6 +135,9 @@ func (c *Client) doOnce(ctx context.Context, method, path string, body []byte) (
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -547,11 +555,13 @@ type ForwardAnswer struct {
 // most api.MaxForwardBytes) to the log's writer in one request to its
 // internal endpoint api.PathForward, which takes only requests that carry
 // the forwarding header (log/server.ForwardedHeader): the http.Client the
-// Client was made with must set it. It returns an answer per submission,
+// Client was made with must set it. key, when not nil, is the key the
+// frontends share: the batch carries its MAC (api.HeaderForwardMAC),
+// which a writer that has a key requires. It returns an answer per submission,
 // in order, each verified as Submit verifies its answer, each distinct
 // checkpoint's signature once. An error means no submission got an
 // answer (they may still be logged).
-func (c *Client) SubmitForwarded(ctx context.Context, subs []*Forwarding) ([]ForwardAnswer, error) {
+func (c *Client) SubmitForwarded(ctx context.Context, key []byte, subs []*Forwarding) ([]ForwardAnswer, error) {
 	batch := api.ForwardBatch{Submissions: make([]json.RawMessage, len(subs))}
 	for i, f := range subs {
 		batch.Submissions[i] = f.body
@@ -560,7 +570,11 @@ func (c *Client) SubmitForwarded(ctx context.Context, subs []*Forwarding) ([]For
 	if err != nil {
 		return nil, err
 	}
-	b, _, err := c.do(ctx, http.MethodPost, api.PathForward, body)
+	var hdr http.Header
+	if key != nil {
+		hdr = http.Header{api.HeaderForwardMAC: {httpguard.ForwardMAC(key, body)}}
+	}
+	b, _, err := c.doHeader(ctx, http.MethodPost, api.PathForward, body, hdr)
 	if err != nil {
 		return nil, err
 	}

@@ -223,3 +223,30 @@ func TestToken(t *testing.T) {
 		t.Errorf("no token configured: %d, want 403", rec.Code)
 	}
 }
+
+// TestForwardMAC: the MAC of a body under a key is valid for that body
+// and key only; an empty key accepts nothing.
+func TestForwardMAC(t *testing.T) {
+	key, body := []byte("0123456789abcdef0123456789abcdef"), []byte(`{"submissions":[]}`)
+	mac := ForwardMAC(key, body)
+	if !ForwardMACValid(key, body, mac) {
+		t.Fatal("the MAC of a body is not valid for it")
+	}
+	other := append([]byte(nil), body...)
+	other[3] ^= 1
+	for _, c := range []struct {
+		name      string
+		key, body []byte
+		mac       string
+	}{
+		{"another body", key, other, mac},
+		{"another key", []byte("0123456789abcdef0123456789abcdeF"), body, mac},
+		{"no key", nil, body, ForwardMAC(nil, body)},
+		{"no MAC", key, body, ""},
+		{"truncated MAC", key, body, mac[:len(mac)-2]},
+	} {
+		if ForwardMACValid(c.key, c.body, c.mac) {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -36,6 +37,19 @@ func Forwarded(ctx context.Context) bool {
 // secrets): nothing was logged, and the submitter should retry.
 var ErrUnavailable = errors.New("the log can't take this submission here now; retry")
 
+// ForwardKeyer is implemented by a Log whose frontends share a key to
+// authenticate the batches they forward to the writer
+// (trillianstore.Frontend). When ForwardKey returns a key, POST
+// api.PathForward takes only batches that carry its MAC
+// (api.HeaderForwardMAC, httpguard.ForwardMAC), and decodes their
+// submissions as encoded by the forwarder, without parsing them strictly
+// again: the forwarder, the same code holding the same key, parsed each
+// when its submitter sent it (POST /v1/submit), so the writer treats them
+// as submitted to it directly.
+type ForwardKeyer interface {
+	ForwardKey() []byte
+}
+
 // ForwardTimeout bounds the work on one forwarded batch (POST
 // api.PathForward): submissions not answered by then get the error their
 // submitter's timeout would give (they may still be logged).
@@ -67,6 +81,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errorf(http.StatusBadRequest, "couldn't read request body: %v", err)
 	}
+	var key []byte
+	if fk, ok := s.cfg.Log.(ForwardKeyer); ok {
+		key = fk.ForwardKey()
+	}
+	if key != nil && !httpguard.ForwardMACValid(key, body, r.Header.Get(api.HeaderForwardMAC)) {
+		return errorf(http.StatusForbidden, "forwarded batch does not carry the MAC of this log's frontends (header %s)", api.HeaderForwardMAC)
+	}
 	var batch api.ForwardBatch
 	if err := json.Unmarshal(body, &batch); err != nil {
 		return errorf(http.StatusBadRequest, "forwarded batch is not JSON of the form {\"submissions\": [...]}: %v", err)
@@ -85,7 +106,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) error {
 			s.forwardedError(res, r, errorf(http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes (the largest submission whose entry fits in %d bytes)", s.cfg.MaxBodyBytes, schema.MaxEntrySize))
 			continue
 		}
-		sub, err := schema.ParseSubmission(raw)
+		sub, err := decodeForwarded(raw, key != nil)
 		if err != nil {
 			s.forwardedError(res, r, errorf(http.StatusBadRequest, "%v", err))
 			continue
@@ -122,6 +143,20 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// decodeForwarded decodes a forwarded submission: as encoded by a
+// frontend that authenticated the batch (see ForwardKeyer), else strictly
+// (schema.ParseSubmission), as POST /v1/submit does.
+func decodeForwarded(raw []byte, authenticated bool) (*schema.Submission, error) {
+	if !authenticated {
+		return schema.ParseSubmission(raw)
+	}
+	var sub schema.Submission
+	if err := json.Unmarshal(raw, &sub); err != nil {
+		return nil, fmt.Errorf("malformed forwarded submission: %w", err)
+	}
+	return &sub, nil
 }
 
 // forwardedError sets res to the answer POST /v1/submit gives for err.

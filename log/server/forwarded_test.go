@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keycommit/keycommit/log/api"
+	"github.com/keycommit/keycommit/log/httpguard"
 	"github.com/keycommit/keycommit/log/sequencer"
 	"github.com/keycommit/keycommit/log/server"
 	"github.com/keycommit/keycommit/log/storage"
@@ -65,9 +66,10 @@ func testSubmission(issuer string) string {
 		strings.Repeat("A", 43) + `="},"sig":"` + strings.Repeat("A", 86) + `=="}`
 }
 
-// postForwarded POSTs body to url, with ForwardedHeader if forwarded, and
+// postForwarded POSTs body to url, with ForwardedHeader if forwarded and
+// the headers named and valued in hdr (pairs; empty values left out), and
 // returns the response and its body.
-func postForwarded(t *testing.T, url, body string, forwarded bool) (*http.Response, []byte) {
+func postForwarded(t *testing.T, url, body string, forwarded bool, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
@@ -75,6 +77,11 @@ func postForwarded(t *testing.T, url, body string, forwarded bool) (*http.Respon
 	}
 	if forwarded {
 		req.Header.Set(server.ForwardedHeader, "1")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] != "" {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -167,5 +174,47 @@ func TestForwardEndpoint(t *testing.T) {
 		if code, body := post(c.body, c.forwarded); code != c.want {
 			t.Errorf("%s: %d %s, want %d", c.name, code, body, c.want)
 		}
+	}
+}
+
+// keyedLog is batchLog whose frontends share a forwarding key.
+type keyedLog struct{ batchLog }
+
+func (keyedLog) ForwardKey() []byte { return []byte("0123456789abcdef0123456789abcdef") }
+
+// TestForwardEndpointAuthenticated: a Log with a forwarding key
+// (server.ForwardKeyer) takes only batches carrying their MAC under it
+// (403 without, or with another's), and decodes their submissions as
+// encoded, without the strict parse (a signature of the wrong size
+// reaches the Log); one that does not decode gets 400.
+func TestForwardEndpointAuthenticated(t *testing.T) {
+	srv, err := server.New(server.Config{Reader: storage.NewMemory(), Log: keyedLog{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	batch := `{"submissions":[{"kind":"registration","issuer":"https://a.example","prev":null,"body":{},"sig":"AAAA"},{"kind":1}]}`
+	post := func(mac string) (int, []byte) {
+		t.Helper()
+		resp, b := postForwarded(t, ts.URL+api.PathForward, batch, true, api.HeaderForwardMAC, mac)
+		return resp.StatusCode, b
+	}
+	key := keyedLog{}.ForwardKey()
+	for _, mac := range []string{"", httpguard.ForwardMAC([]byte("another key of thirty-two bytes!"), []byte(batch))} {
+		if code, body := post(mac); code != http.StatusForbidden {
+			t.Errorf("MAC %q: %d %s, want 403", mac, code, body)
+		}
+	}
+	code, body := post(httpguard.ForwardMAC(key, []byte(batch)))
+	if code != http.StatusOK {
+		t.Fatalf("authenticated batch: %d %s", code, body)
+	}
+	var res api.ForwardResults
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Results) != 2 || res.Results[0].Status != http.StatusOK || res.Results[1].Status != http.StatusBadRequest {
+		t.Fatalf("authenticated batch answered %+v; want 200 (decoded as encoded) and 400", res.Results)
 	}
 }

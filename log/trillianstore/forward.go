@@ -8,7 +8,12 @@ package trillianstore
 // what POST /v1/submit would have answered; the forwarder verifies every
 // answer (log/client: the entry records the submission, the leaf hash,
 // the inclusion proof against a checkpoint signed by the log key, each
-// distinct checkpoint's signature once per batch).
+// distinct checkpoint's signature once per batch). The frontends of a
+// tree authenticate their batches with a key they share in the shared
+// store (api.HeaderForwardMAC); the writer takes only batches that carry
+// it, and decodes their submissions as the forwarder encoded them, which
+// its server parsed strictly when they were submitted (see
+// server.ForwardKeyer).
 
 import (
 	"context"
@@ -142,7 +147,7 @@ func (w *forwarder) send() {
 		// The batch is the writer's work for every submitter in it: it is
 		// not cut short when one of them gives up, only when the frontend
 		// stops (and by the HTTP client's timeout).
-		answers, err := w.c.SubmitForwarded(w.f.ctx, fws)
+		answers, err := w.c.SubmitForwarded(w.f.ctx, w.f.store.fwdKey, fws)
 		if err == nil && len(answers) != len(batch) {
 			err = errors.New("wrong number of answers")
 		}

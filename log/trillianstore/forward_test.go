@@ -3,6 +3,7 @@ package trillianstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -146,18 +147,18 @@ func (forwardingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
-// TestForwardedBatchAnswers sends one batch to the writer's forwarding
-// endpoint holding two good registrations, one the policy refuses (a
-// second first registration of a registered issuer) and one the writer
-// can't parse (an issuer that is not a normalized origin): each gets the
-// answer POST /v1/submit would have given it (the refusal by its rule,
-// 400 naming the problem), the refusal the same as a direct submission
-// gets, and the good ones are logged and verified.
-// The same batch sent to a frontend that is not the writer gets 503
-// with Retry-After 1 for every submission (never forwarded twice), and
-// without the forwarding header it is refused (403). Mutation (named,
-// not tried): fail the whole batch when one submission is refused, and
-// the good ones get no entry.
+// TestForwardedBatchAnswers sends one batch, authenticated with the
+// frontends' key, to the writer's forwarding endpoint holding two good
+// registrations and one the policy refuses (a second first registration
+// of a registered issuer): each gets the answer a direct submission gets
+// (the refusal by its rule and reason), and the good ones are logged and
+// verified. A submission that does not parse is refused (400) by the
+// frontend it is submitted to and never forwarded. The batch sent to a
+// frontend that is not the writer gets 503 for every submission (never
+// forwarded twice); without the key's MAC, or without the forwarding
+// header, it is refused (403). Mutation (named, not tried): fail the
+// whole batch when one submission is refused, and the good ones get no
+// entry.
 func TestForwardedBatchAnswers(t *testing.T) {
 	env, tree, k := newLog(t)
 	a := newFrontend(t, env, tree, k)
@@ -171,11 +172,17 @@ func TestForwardedBatchAnswers(t *testing.T) {
 		}
 		return nil
 	})
+	ctx := context.Background()
+	var key []byte
+	if err := openDB(t, env).QueryRowContext(ctx, "SELECT ForwardKey FROM KeycommitLog WHERE TreeId=?", tree).Scan(&key); err != nil || len(key) != 32 {
+		t.Fatalf("the tree's forwarding key: %x, %v", key, err)
+	}
+	if !bytes.Equal(a.fe.ForwardKey(), key) || !bytes.Equal(b.fe.ForwardKey(), key) {
+		t.Fatal("the frontends do not share the tree's forwarding key")
+	}
 	good1, good2 := issuertest.Numbered(t, 1).Register(t), issuertest.Numbered(t, 2).Register(t)
 	again := issuertest.New(t, taken.Origin).Register(t) // prev null: the issuer is registered
-	bad := issuertest.Numbered(t, 3).Register(t)
-	bad.Issuer = "https://UPPER.example"
-	subs := []*schema.Submission{good1, again, bad, good2}
+	subs := []*schema.Submission{good1, again, good2}
 	fws := make([]*client.Forwarding, len(subs))
 	for i, sub := range subs {
 		fw, err := client.NewForwarding(sub)
@@ -184,18 +191,22 @@ func TestForwardedBatchAnswers(t *testing.T) {
 		}
 		fws[i] = fw
 	}
-	ctx := context.Background()
 	forwarding := &http.Client{Transport: forwardingTransport{}, Timeout: time.Minute}
-
 	c, err := client.New(a.url, k.vkey, forwarding)
 	if err != nil {
 		t.Fatal(err)
 	}
-	answers, err := c.SubmitForwarded(ctx, fws)
+	var he *client.HTTPError
+	for _, wrong := range [][]byte{nil, bytes.Repeat([]byte{1}, 32)} {
+		if _, err := c.SubmitForwarded(ctx, wrong, fws); !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
+			t.Errorf("batch with key %x: %v, want 403", wrong, err)
+		}
+	}
+	answers, err := c.SubmitForwarded(ctx, key, fws)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, i := range []int{0, 3} {
+	for _, i := range []int{0, 2} {
 		if answers[i].Err != nil {
 			t.Fatalf("good submission %d: %v", i, answers[i].Err)
 		}
@@ -212,9 +223,21 @@ func TestForwardedBatchAnswers(t *testing.T) {
 	if re, ok := client.Reject(answers[1].Err); !ok || re.Rule != want.Rule || re.Reason != want.Reason {
 		t.Errorf("second registration of a registered issuer, forwarded: %v; directly: %v", answers[1].Err, direct)
 	}
-	var he *client.HTTPError
-	if !errors.As(answers[2].Err, &he) || he.StatusCode != http.StatusBadRequest || he.Message == "" {
-		t.Errorf("unparsable submission: %v, want 400 naming the problem", answers[2].Err)
+
+	// A submission that does not parse stops at the frontend it is sent to.
+	bad := issuertest.Numbered(t, 3).Register(t)
+	bad.Issuer = "https://UPPER.example"
+	body, err := json.Marshal(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(b.url+api.PathSubmit, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("unparsable submission to the follower: %d, want 400", resp.StatusCode)
 	}
 
 	// A frontend that is not the writer never forwards a forwarded batch.
@@ -222,15 +245,15 @@ func TestForwardedBatchAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	answers, err = c.SubmitForwarded(ctx, fws[:1])
+	answers, err = c.SubmitForwarded(ctx, key, fws[:1])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !errors.As(answers[0].Err, &he) || he.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("batch forwarded to a frontend that is not the writer: %v, want 503", answers[0].Err)
 	}
-	if b.posts.forward.Load() != 1 || a.posts.forward.Load() != 1 {
-		t.Errorf("forwarded batches: %d at the follower, %d at the writer; want 1 and 1", b.posts.forward.Load(), a.posts.forward.Load())
+	if b.posts.forward.Load() != 1 || a.posts.forward.Load() != 3 {
+		t.Errorf("forwarded batches: %d at the follower, %d at the writer; want 1 and 3", b.posts.forward.Load(), a.posts.forward.Load())
 	}
 
 	// Without the forwarding header: refused.
@@ -238,7 +261,7 @@ func TestForwardedBatchAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SubmitForwarded(ctx, fws[3:]); !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
+	if _, err := c.SubmitForwarded(ctx, key, fws[2:]); !errors.As(err, &he) || he.StatusCode != http.StatusForbidden {
 		t.Errorf("batch without the forwarding header: %v, want 403", err)
 	}
 	replayAll(t, env, tree, k)

@@ -108,7 +108,14 @@ type Frontend struct {
 	closed     atomic.Bool
 }
 
-var _ server.WritingLog = (*Frontend)(nil)
+var (
+	_ server.WritingLog   = (*Frontend)(nil)
+	_ server.ForwardKeyer = (*Frontend)(nil)
+)
+
+// ForwardKey implements server.ForwardKeyer: the key the frontends of the
+// tree share to authenticate the batches they forward to the writer.
+func (f *Frontend) ForwardKey() []byte { return f.store.fwdKey }
 
 type frontendMetrics struct {
 	writer               prometheus.Gauge

@@ -4,10 +4,14 @@ package trillianstore
 // writes, in the MariaDB database that holds Trillian's tables. One row of
 // KeycommitLog per tree holds the writer's lease and the log's state
 // beside the leaves: the latest signed checkpoint, the latest key set, the
-// latest serialised policy state and the latest cosigned checkpoint.
+// latest serialised policy state and the latest cosigned checkpoint, and
+// the key with which the frontends authenticate the batches they forward
+// to the writer (ForwardKey, made by the first frontend that opens the
+// tree).
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -32,8 +36,13 @@ const schemaSQL = `CREATE TABLE IF NOT EXISTS KeycommitLog(
   LeaseHolder VARBINARY(255) NOT NULL DEFAULT '',
   LeaseAddr VARBINARY(1024) NOT NULL DEFAULT '',
   LeaseToken BIGINT NOT NULL DEFAULT 0,
-  LeaseExpiresMillis BIGINT NOT NULL DEFAULT 0
+  LeaseExpiresMillis BIGINT NOT NULL DEFAULT 0,
+  ForwardKey VARBINARY(32) NULL
 )`
+
+// migrateSQL adds what later versions keep to a table an earlier one
+// made (idempotent).
+const migrateSQL = `ALTER TABLE KeycommitLog ADD COLUMN IF NOT EXISTS ForwardKey VARBINARY(32) NULL`
 
 // nowMillis is MariaDB's clock in milliseconds: leases are timed by the
 // database's clock, the one clock every frontend shares.
@@ -55,9 +64,11 @@ func OpenDB(ctx context.Context, dsn string) (*sql.DB, error) {
 		return nil, fmt.Errorf("couldn't configure MariaDB: %w", err)
 	}
 	db := sql.OpenDB(c)
-	if _, err := db.ExecContext(ctx, schemaSQL); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("couldn't create keycommit's table in MariaDB %s: %w", cfg.Addr, err)
+	for _, q := range []string{schemaSQL, migrateSQL} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("couldn't create keycommit's table in MariaDB %s: %w", cfg.Addr, err)
+		}
 	}
 	return db, nil
 }
@@ -68,6 +79,23 @@ func ensureRow(ctx context.Context, db *sql.DB, tree int64) error {
 		return fmt.Errorf("couldn't make the shared state of tree %d: %w", tree, err)
 	}
 	return nil
+}
+
+// forwardKey returns the tree's forwarding key, making it first if the
+// row has none.
+func forwardKey(ctx context.Context, db *sql.DB, tree int64) ([]byte, error) {
+	k := make([]byte, 32)
+	rand.Read(k)
+	if _, err := db.ExecContext(ctx, "UPDATE KeycommitLog SET ForwardKey=? WHERE TreeId=? AND ForwardKey IS NULL", k, tree); err != nil {
+		return nil, fmt.Errorf("couldn't make the forwarding key of tree %d: %w", tree, err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT ForwardKey FROM KeycommitLog WHERE TreeId=?", tree).Scan(&k); err != nil {
+		return nil, fmt.Errorf("couldn't read the forwarding key of tree %d: %w", tree, err)
+	}
+	if len(k) != 32 {
+		return nil, fmt.Errorf("the forwarding key of tree %d has %d bytes, want 32", tree, len(k))
+	}
+	return k, nil
 }
 
 // shared is one read of a tree's row (the policy state aside).

@@ -17,7 +17,8 @@
 // by the Trillian signer), and, in keycommit's table KeycommitLog (one row
 // per tree, see shared.go), the writer's lease and fencing token, the
 // latest signed checkpoint, the latest key set, the latest serialised
-// policy state and the latest cosigned checkpoint.
+// policy state, the latest cosigned checkpoint, and the key with which the
+// frontends authenticate the batches they forward to the writer.
 //
 // # Commit order of Append, and where a crash can land
 //
@@ -128,6 +129,8 @@ type Store struct {
 	app      *tiles.Appender
 	lastRoot tlog.Hash // root of the cache's tree
 	token    int64     // the fencing token of the lease held, 0 if none
+
+	fwdKey []byte // the tree's forwarding key (forwardKey), read at Open
 
 	// grown is closed and replaced when the cache grows.
 	grownMu sync.Mutex
@@ -242,7 +245,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := ensureRow(ctx, cfg.DB, cfg.TreeID); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, m: m, grown: make(chan struct{}),
+	key, err := forwardKey(ctx, cfg.DB, cfg.TreeID)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, m: m, grown: make(chan struct{}), fwdKey: key,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.load(ctx); err != nil {
 		return nil, err
