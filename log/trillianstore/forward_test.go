@@ -81,11 +81,11 @@ func histogramCounts(t *testing.T, reg *prometheus.Registry, name string, le flo
 // nothing is logged.
 func TestForwardedSubmissionsCoalesced(t *testing.T) {
 	env, tree, k := newLog(t)
-	a := newFrontend(t, env, tree, k)
+	a := newFrontendConfig(t, env, tree, k, steadyWriter)
 	if !a.fe.Writer() {
 		t.Fatal("the first frontend is not the writer")
 	}
-	b := newFrontendConfig(t, env, tree, k, frontendOpts{lease: testLease, follow: 20 * time.Millisecond, forwardsInFlight: 1})
+	b := newFrontendConfig(t, env, tree, k, frontendOpts{lease: steadyWriter.lease, follow: 20 * time.Millisecond, forwardsInFlight: 1})
 	const n = 300
 	subs := make([]*schema.Submission, n)
 	for i := range subs {
@@ -137,6 +137,11 @@ func TestForwardedSubmissionsCoalesced(t *testing.T) {
 	replayAll(t, env, tree, k)
 }
 
+// steadyWriter is a long lease, for tests that need the first frontend
+// to stay the writer (and the others to keep their policy views) on a
+// loaded machine: no takeover while it runs.
+var steadyWriter = frontendOpts{lease: 10 * time.Second, follow: 20 * time.Millisecond}
+
 // forwardingTransport marks every request as forwarded, as a frontend's
 // forwarding client does.
 type forwardingTransport struct{}
@@ -161,8 +166,8 @@ func (forwardingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // entry.
 func TestForwardedBatchAnswers(t *testing.T) {
 	env, tree, k := newLog(t)
-	a := newFrontend(t, env, tree, k)
-	b := newFrontend(t, env, tree, k)
+	a := newFrontendConfig(t, env, tree, k, steadyWriter)
+	b := newFrontendConfig(t, env, tree, k, steadyWriter)
 	taken := issuertest.Numbered(t, 100)
 	taken.Logged(submit(t, a, taken.Register(t)).LeafHash)
 	// Wait for b to see it, so that b is a follower that knows the writer.
@@ -287,9 +292,7 @@ func (c *countingCache) Entries(ctx context.Context, start, end uint64) ([][]byt
 // entry back from its cache.
 func TestFollowerViewTakesFollowedEntries(t *testing.T) {
 	env, tree, k := newLog(t)
-	// A long lease: no takeover (and no new view) on a loaded machine.
-	const lease = 10 * time.Second
-	a := newFrontendConfig(t, env, tree, k, frontendOpts{lease: lease, follow: 20 * time.Millisecond})
+	a := newFrontendConfig(t, env, tree, k, steadyWriter)
 	ctx := context.Background()
 	sc, err := sqlitestore.Create(ctx, filepath.Join(t.TempDir(), "cache.db"))
 	if err != nil {
@@ -303,7 +306,7 @@ func TestFollowerViewTakesFollowedEntries(t *testing.T) {
 	}
 	defer st.Close()
 	cfg := sequencer.Config{Backend: st, Signer: k.signer, Verifier: k.verifier, OriginControl: issuertest.AssumeControl, Logger: testLogger(t)}
-	fe, err := trillianstore.NewFrontend(ctx, cfg, st, trillianstore.FrontendConfig{Advertise: "http://127.0.0.1:1", VKey: k.vkey, Lease: lease})
+	fe, err := trillianstore.NewFrontend(ctx, cfg, st, trillianstore.FrontendConfig{Advertise: "http://127.0.0.1:1", VKey: k.vkey, Lease: steadyWriter.lease})
 	if err != nil {
 		t.Fatal(err)
 	}
