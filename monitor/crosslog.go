@@ -278,8 +278,8 @@ func checkSideHashes(s *CrossLogSide, c CrossLogCheck) (*checkedSide, error) {
 	if cs.snap, err = verify.ParseSnapshotEntry(s.Snapshot); err != nil {
 		return nil, fmt.Errorf("entry %d: %w", s.SnapshotIndex, err)
 	}
-	if d := sha256.Sum256(s.KeySet); !bytes.Equal(d[:], cs.snap.Digest) {
-		return nil, fmt.Errorf("the key set given does not hash to the digest of snapshot %d", s.SnapshotIndex)
+	if ok, _ := cs.snap.CommitsTo(s.KeySet); !ok {
+		return nil, fmt.Errorf("the key set given is not the one snapshot %d commits to", s.SnapshotIndex)
 	}
 	return cs, nil
 }
@@ -940,8 +940,8 @@ func (f *follower) crossLogSide(ctx context.Context, issuer string, ci, si int64
 	if s.KeySet = ks; ks == nil {
 		return nil, facts, fmt.Errorf("no key set rebuilt for snapshot %d", si)
 	}
-	if d := sha256.Sum256(s.KeySet); !bytes.Equal(d[:], snap.Digest) {
-		return nil, facts, fmt.Errorf("the key set rebuilt for snapshot %d does not hash to its digest (see the snapshot alert)", si)
+	if ok, _ := snap.CommitsTo(s.KeySet); !ok {
+		return nil, facts, fmt.Errorf("the key set rebuilt for snapshot %d is not the one it commits to (see the snapshot alert)", si)
 	}
 	ksp, err := schema.ParseKeySet(s.KeySet)
 	if err != nil {

@@ -234,7 +234,7 @@ func TestCrossLogEvidenceSemantics(t *testing.T) {
 		{"grace of a day", "not more than the grace", func(e *CrossLogEvidence) { e.Grace = "24h0m0s" }},
 		{"another issuer", "is for issuer", func(e *CrossLogEvidence) { e.Issuer = "https://y.example" }},
 		{"snapshot before the commitment", "want 0 ≤ commitment < snapshot", func(e *CrossLogEvidence) { e.Logs[0].SnapshotIndex = e.Logs[0].CommitmentIndex }},
-		{"the other log's key set", "does not hash", func(e *CrossLogEvidence) { e.Logs[0].KeySet = e.Logs[1].KeySet }},
+		{"the other log's key set", "is not the one snapshot", func(e *CrossLogEvidence) { e.Logs[0].KeySet = e.Logs[1].KeySet }},
 		{"reason reworded", "is not what the evidence shows", func(e *CrossLogEvidence) { e.Reason = "it lied" }},
 	} {
 		var e CrossLogEvidence

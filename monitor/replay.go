@@ -137,14 +137,15 @@ func (r *replayer) checkSnapshot(idx int64, e *schema.Entry) {
 	}
 	snap := body.(*schema.Snapshot)
 	ks := r.st.KeySet(e.Time)
-	d, err := ks.Digest()
+	form, want := snap.Commitment()
+	d, err := snap.KeySetCommitment(ks)
 	if err != nil {
 		r.raise(Alert{Kind: KindSnapshot, Index: index(idx), Rule: policy.RuleSnapshot,
 			Message: fmt.Sprintf("couldn't recompute the key set for snapshot %d: %v", idx, err)})
 		return
 	}
 	n := len(ks.PST) + len(ks.PrivacyPass)
-	if snap.Issuers == n && bytes.Equal(snap.Digest, d) {
+	if snap.Issuers == n && bytes.Equal(want, d) {
 		return
 	}
 	var origins []string
@@ -160,8 +161,8 @@ func (r *replayer) checkSnapshot(idx int64, e *schema.Entry) {
 		list = strings.Join(origins[:20], ", ") + ", …"
 	}
 	r.raise(Alert{Kind: KindSnapshot, Index: index(idx), Rule: policy.RuleSnapshot,
-		Message: fmt.Sprintf("snapshot %d says %d issuers with digest %x; the entries before it give %d issuers (%s) with digest %x",
-			idx, snap.Issuers, snap.Digest, n, list, d)})
+		Message: fmt.Sprintf("snapshot %d says %d issuers with %s %x; the entries before it give %d issuers (%s) with %s %x",
+			idx, snap.Issuers, form, want, n, list, form, d)})
 }
 
 // checkWatch raises one alert when the entry changed a watched issuer's

@@ -294,12 +294,13 @@ func evaluateLogEntry(st *State, e *schema.Entry, body any) Decision {
 		return accept()
 	case *schema.Snapshot:
 		ks := st.KeySet(e.Time)
-		d, err := ks.Digest()
+		form, want := b.Commitment()
+		d, err := b.KeySetCommitment(ks)
 		if err != nil {
-			return reject(RuleSnapshot, "couldn't compute the key set digest: %v", err)
+			return reject(RuleSnapshot, "couldn't compute the key set %s: %v", form, err)
 		}
-		if n := len(ks.PST) + len(ks.PrivacyPass); b.Issuers != n || !bytes.Equal(b.Digest, d) {
-			return reject(RuleSnapshot, "snapshot says %d issuers with digest %x; the entries before it give %d issuers with digest %x", b.Issuers, b.Digest, n, d)
+		if n := len(ks.PST) + len(ks.PrivacyPass); b.Issuers != n || !bytes.Equal(want, d) {
+			return reject(RuleSnapshot, "snapshot says %d issuers with %s %x; the entries before it give %d issuers with %s %x", b.Issuers, form, want, n, form, d)
 		}
 		return accept()
 	}

@@ -343,27 +343,55 @@ var ruleCases = []ruleCase{
 	}, policy.RuleParams, []string{"key_window 63072001 is not in 1..63072000 seconds"}},
 
 	// Snapshots.
-	{"snapshot/right digest", base, func(h *harness) *schema.Entry { return snapshotEntry(h, false) }, "", nil},
-	{"snapshot/wrong digest", base, func(h *harness) *schema.Entry { return snapshotEntry(h, true) },
+	{"snapshot/right root", base, func(h *harness) *schema.Entry { return snapshotEntry(h, "root", false) }, "", nil},
+	{"snapshot/wrong root", base, func(h *harness) *schema.Entry { return snapshotEntry(h, "root", true) },
+		policy.RuleSnapshot, []string{"snapshot says 1 issuers with root"}},
+	{"snapshot/right digest", base, func(h *harness) *schema.Entry { return snapshotEntry(h, "digest", false) }, "", nil},
+	{"snapshot/wrong digest", base, func(h *harness) *schema.Entry { return snapshotEntry(h, "digest", true) },
 		policy.RuleSnapshot, []string{"snapshot says 1 issuers with digest"}},
+	{"snapshot/digest given as root", base, func(h *harness) *schema.Entry {
+		e := snapshotEntry(h, "digest", false)
+		b, _ := e.ParsedBody()
+		s := *b.(*schema.Snapshot)
+		s.Root, s.Digest = s.Digest, nil
+		e, err := schema.NewLogEntry(schema.KindSnapshot, t0+day, &s)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		return e
+	}, policy.RuleSnapshot, []string{"snapshot says 1 issuers with root"}},
 }
 
 // snapshotEntry computes the key set from what base committed, not from
-// the policy state.
-func snapshotEntry(h *harness, wrong bool) *schema.Entry {
+// the policy state, and commits to it in form ("root" or "digest").
+func snapshotEntry(h *harness, form string, wrong bool) *schema.Entry {
 	ks := &schema.KeySet{PST: map[string]schema.PSTCommitment{originA: voprf(1, t0, "k1", "k2").PST}}
-	d, err := ks.Digest()
+	s := &schema.Snapshot{Issuers: 1}
+	var err error
+	if form == "root" {
+		s.Root, err = ks.Root()
+	} else {
+		s.Digest, err = ks.Digest()
+	}
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	if wrong {
-		d[0] ^= 1
+		s.Root = flipFirst(s.Root)
+		s.Digest = flipFirst(s.Digest)
 	}
-	e, err := schema.NewLogEntry(schema.KindSnapshot, t0+day, &schema.Snapshot{Issuers: 1, Digest: d})
+	e, err := schema.NewLogEntry(schema.KindSnapshot, t0+day, s)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return e
+}
+
+func flipFirst(b []byte) []byte {
+	if b != nil {
+		b[0] ^= 1
+	}
+	return b
 }
 
 func TestRules(t *testing.T) {

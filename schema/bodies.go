@@ -3,7 +3,10 @@ package schema
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+
+	"github.com/keycommit/keycommit/log/keysetroot"
 )
 
 // Registration is the body of a registration entry. The origin is the
@@ -67,13 +70,51 @@ type PolicyParams struct {
 	RegistrationLifetime int64 `json:"registration_lifetime"`
 }
 
-// Snapshot is the body of a snapshot entry: the digest of the complete key
-// set (every issuer's latest accepted commitment whose registration has not
-// lapsed) as of the snapshot entry's time, computed from the entries before
-// it.
+// Snapshot is the body of a snapshot entry: the commitment to the complete
+// key set (every issuer's latest accepted commitment whose registration has
+// not lapsed) as of the snapshot entry's time, computed from the entries
+// before it. It has exactly one of Root (what the log writes: the key set
+// root, package log/keysetroot) and Digest (snapshots of logs made before
+// the root: SHA-256 of the key set's canonical encoding); docs/entries.md.
 type Snapshot struct {
 	Issuers int    `json:"issuers"`
-	Digest  []byte `json:"digest"`
+	Digest  []byte `json:"digest,omitempty"`
+	Root    []byte `json:"root,omitempty"`
+}
+
+// NewSnapshot returns the snapshot body the log writes for ks: its issuer
+// count and its key set root.
+func NewSnapshot(ks *KeySet) (*Snapshot, error) {
+	r, err := ks.Root()
+	if err != nil {
+		return nil, err
+	}
+	return &Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Root: r}, nil
+}
+
+// Commitment returns which commitment s carries ("root" or "digest") and
+// its value.
+func (s *Snapshot) Commitment() (form string, value []byte) {
+	if s.Root != nil {
+		return "root", s.Root
+	}
+	return "digest", s.Digest
+}
+
+// KeySetCommitment returns ks's commitment in the form s carries: its
+// root, or its digest for a digest-form snapshot.
+func (s *Snapshot) KeySetCommitment(ks *KeySet) ([]byte, error) {
+	if s.Root != nil {
+		return ks.Root()
+	}
+	return ks.Digest()
+}
+
+// CommitsTo reports whether s commits to the key set whose canonical
+// encoding is keySet (it does not parse the key set: see keysetroot.Split),
+// and returns the key set's commitment in s's form.
+func (s *Snapshot) CommitsTo(keySet []byte) (bool, []byte) {
+	return keysetroot.CommitsTo(keySet, s.Root, s.Digest)
 }
 
 // KeySet is the complete current key set. Its PST member has exactly the
@@ -106,6 +147,20 @@ func (k *KeySet) Digest() ([]byte, error) {
 	}
 	d := sha256.Sum256(b)
 	return d[:], nil
+}
+
+// Root returns the key set root (package log/keysetroot) of the key set's
+// canonical encoding.
+func (k *KeySet) Root() ([]byte, error) {
+	b, err := k.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	r, err := keysetroot.OfKeySet(b)
+	if err != nil {
+		return nil, err
+	}
+	return r[:], nil
 }
 
 // ParseKeySet parses a canonical key set.
@@ -253,8 +308,14 @@ func (p *PolicyParams) validate() error {
 }
 
 func (s *Snapshot) validate() error {
-	if len(s.Digest) != sha256.Size {
-		return fmt.Errorf("digest is %d bytes, want %d", len(s.Digest), sha256.Size)
+	switch {
+	case s.Root != nil && s.Digest != nil:
+		return errors.New("snapshot has both a root and a digest; want exactly one")
+	case s.Root == nil && s.Digest == nil:
+		return errors.New("snapshot has neither a root nor a digest; want exactly one")
+	}
+	if form, v := s.Commitment(); len(v) != sha256.Size {
+		return fmt.Errorf("%s is %d bytes, want %d", form, len(v), sha256.Size)
 	}
 	if s.Issuers < 0 {
 		return fmt.Errorf("issuers is negative (%d)", s.Issuers)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -121,9 +122,9 @@ func testEntries(t testing.TB) map[string][]byte {
 	signed("incident_report", KindIncidentReport, prev, &IncidentFinal{Emergency: 41, Report: *testReport()})
 	p := PolicyParams{MinRotationInterval: 5184000, EmergencyWindow: 31536000, MaxEmergencies: 2, MaxKeysVOPRF: 6, MaxKeysPMB: 3,
 		MaxKeysPrivacyPass: 6, KeyWindow: 5184000, MaxKeysPerWindow: 18, MaxKeyLifetime: 31536000, MinBatchSize: 1, MaxBatchSize: 100, RegistrationLifetime: 15811200}
-	for name, body := range map[string]any{"policy_params": &p, "snapshot": &Snapshot{Issuers: 2, Digest: prev}} {
-		k := Kind(name)
-		e, err := NewLogEntry(k, 1_767_225_600_000, body)
+	for name, body := range map[string]any{"policy_params": &p, "snapshot": &Snapshot{Issuers: 2, Root: prev}, "snapshot-digest": &Snapshot{Issuers: 2, Digest: prev}} {
+		k, _, _ := strings.Cut(name, "-")
+		e, err := NewLogEntry(Kind(k), 1_767_225_600_000, body)
 		if err != nil {
 			t.Fatal(err)
 		}

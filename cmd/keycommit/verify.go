@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -68,8 +67,9 @@ func newVerifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify (--bundle FILE_OR_URL --log-vkey VKEY --witness-policy FILE [--previous FILE] [--max-age DURATION] [--save FILE] | --trust FILE [--min-logs K])",
 		Short: "Verify a keys bundle as a user agent does",
-		Long: `Verify a keys bundle (docs/bundle.md) as a user agent does: the key set
-hashes to the snapshot entry's digest, the entry is a snapshot included in the
+		Long: `Verify a keys bundle (docs/bundle.md) as a user agent does: the key set is
+the one the snapshot entry commits to (its key set root, or its digest in a
+log made before the root), the entry is a snapshot included in the
 checkpoint, the checkpoint carries the log's signature and a quorum of witness
 cosignatures (under the witness policy) no older than --max-age, and the
 snapshot is not dated more than 10 minutes after those cosignatures (the time
@@ -331,10 +331,9 @@ func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev
 		return nil, 0, nil
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/keys.bundle") + "/keys.delta"
-	d := sha256.Sum256(prev.Bundle.KeySet)
 	q := u.Query()
 	q.Set("old", strconv.FormatUint(prev.Checkpoint.Size, 10))
-	q.Set("base", hex.EncodeToString(d[:]))
+	q.Set("base", hex.EncodeToString(prev.Commitment()))
 	u.RawQuery = q.Encode()
 	status, b, err := getBounded(ctx, cfg.HTTP, u, "delta")
 	if err != nil {

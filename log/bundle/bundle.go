@@ -6,9 +6,7 @@
 package bundle
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -53,7 +51,7 @@ type Source interface {
 // 0 < oldSize < the checkpoint's size, the bundle carries the consistency
 // proof from oldSize (a user agent asks with the size of the bundle it
 // verified last); otherwise it carries none. Build checks what it is
-// handed: the key set hashes to the snapshot's digest and the inclusion
+// handed: the key set is the one the snapshot commits to and the inclusion
 // proof leads to the checkpoint's root.
 func Build(ctx context.Context, src Source, oldSize uint64) ([]byte, error) {
 	note, err := src.Checkpoint(ctx)
@@ -77,8 +75,8 @@ func BuildFor(ctx context.Context, src Source, note []byte, oldSize uint64) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("snapshot entry at index %d: %w", index, err)
 	}
-	if d := sha256.Sum256(keySet); !bytes.Equal(d[:], snap.Digest) {
-		return nil, fmt.Errorf("key set stored for the snapshot at index %d hashes to %x, the snapshot records %x", index, d, snap.Digest)
+	if ok, got := snap.CommitsTo(keySet); !ok {
+		return nil, fmt.Errorf("key set stored for the snapshot at index %d has commitment %x, the snapshot records %x", index, got, snap.Commitment())
 	}
 	incl, err := inclusion(ctx, src, index, entry, cp)
 	if err != nil {

@@ -15,8 +15,7 @@ import (
 )
 
 func deltaPath(held *verify.Verified) string {
-	d := sha256.Sum256(held.Bundle.KeySet)
-	return fmt.Sprintf("%s?old=%d&base=%s", bundle.DeltaPath, held.Checkpoint.Size, hex.EncodeToString(d[:]))
+	return fmt.Sprintf("%s?old=%d&base=%s", bundle.DeltaPath, held.Checkpoint.Size, hex.EncodeToString(held.Commitment()))
 }
 
 // TestHandlerDelta: the handler serves deltas from the latest and earlier

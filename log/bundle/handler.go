@@ -58,7 +58,8 @@ type Handler struct {
 	mu    sync.Mutex
 	cache *cached // for the latest checkpoint, without a consistency proof
 	// recent holds the bundles of the snapshots served before the
-	// latest, by hex key set digest (at most maxRecent), so that deltas
+	// latest, by hex key set commitment of their snapshot (root, or
+	// digest in logs made before it; at most maxRecent), so that deltas
 	// can be served from them.
 	recent      map[string]*verify.Bundle
 	recentOrder []string
@@ -77,7 +78,7 @@ type cached struct {
 	note, raw, gz []byte
 	etag          string
 	bundle        *verify.Bundle // parsed raw, for the latest bundle
-	digest        string         // hex SHA-256 of bundle.KeySet
+	commitment    string         // hex key set commitment of bundle's snapshot
 }
 
 // NewHandler returns a Handler for cfg.
@@ -226,9 +227,11 @@ func (h *Handler) latest(r *http.Request, note []byte) (*cached, error) {
 	if c.bundle, err = verify.ParseBundle(raw); err != nil {
 		return nil, err
 	}
-	c.digest = digestHex(c.bundle.KeySet)
-	if old := h.cache; old != nil && old.digest != c.digest {
-		h.remember(old.digest, old.bundle)
+	if c.commitment, err = commitmentHex(c.bundle.Entry); err != nil {
+		return nil, err
+	}
+	if old := h.cache; old != nil && old.commitment != c.commitment {
+		h.remember(old.commitment, old.bundle)
 	}
 	h.cache = c
 	h.deltas = map[string]*cached{}
@@ -250,13 +253,19 @@ func (h *Handler) remember(d string, b *verify.Bundle) {
 	}
 }
 
-func digestHex(b []byte) string {
-	d := sha256.Sum256(b)
-	return hex.EncodeToString(d[:])
+// commitmentHex returns the hex key set commitment (root or digest) of
+// the snapshot entry.
+func commitmentHex(entry []byte) (string, error) {
+	s, err := verify.ParseSnapshotEntry(entry)
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(s.Commitment()), nil
 }
 
 // ServeDelta serves the delta from the bundle of tree size ?old=N whose
-// key set has the SHA-256 digest ?base=HEX to the latest bundle
+// snapshot has the key set commitment ?base=HEX (its key set root, or
+// its key set digest in logs made before the root) to the latest bundle
 // (docs/bundle.md). 404 when the log does not hold that key set any more:
 // the user agent then fetches the full bundle.
 func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
@@ -268,11 +277,11 @@ func (h *Handler) ServeDelta(w http.ResponseWriter, r *http.Request) {
 	}
 	base := q.Get("base")
 	if len(base) != 64 || strings.ToLower(base) != base {
-		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("base=%q is not a lower-case hex SHA-256 key set digest", base))
+		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("base=%q is not a key set commitment (64 lower-case hex digits)", base))
 		return
 	}
 	if _, err := hex.DecodeString(base); err != nil {
-		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("base=%q is not a lower-case hex SHA-256 key set digest", base))
+		h.error(w, DeltaPath, http.StatusBadRequest, fmt.Sprintf("base=%q is not a key set commitment (64 lower-case hex digits)", base))
 		return
 	}
 	note, err := h.src.Checkpoint(r.Context())
@@ -337,7 +346,7 @@ func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*c
 	key := strconv.FormatUint(old, 10) + "/" + base
 	h.mu.Lock()
 	var b *verify.Bundle
-	if c.digest == base {
+	if c.commitment == base {
 		b = c.bundle
 	} else {
 		b = h.recent[base]
@@ -351,8 +360,19 @@ func (h *Handler) delta(r *http.Request, c *cached, old uint64, base string) (*c
 		// Not seen by this handler (the log restarted, or it is older
 		// than maxRecent): the source may still hold it.
 		index, entry, keySet, err := h.src.LatestSnapshot(r.Context(), old)
+		var held string
+		if err == nil {
+			held, err = commitmentHex(entry)
+		}
+		if err == nil && held == base {
+			if s, _ := verify.ParseSnapshotEntry(entry); s != nil {
+				if ok, _ := s.CommitsTo(keySet); !ok {
+					err = fmt.Errorf("key set stored for the snapshot at index %d is not the one it commits to", index)
+				}
+			}
+		}
 		switch {
-		case err == nil && digestHex(keySet) == base:
+		case err == nil && held == base:
 			b = &verify.Bundle{KeySet: keySet, Entry: entry, Index: index}
 		case err == nil, errors.Is(err, ErrNotLogged), errors.Is(err, ErrSnapshotPending):
 		default:

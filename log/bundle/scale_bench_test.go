@@ -1,7 +1,6 @@
 package bundle_test
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math"
@@ -65,8 +64,11 @@ func BenchmarkReadPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	cp, _ := verify.ParseCheckpoint(held.Checkpoint)
-	d := sha256.Sum256(held.KeySet)
-	deltaPath := fmt.Sprintf("%s?old=%d&base=%s", bundle.DeltaPath, cp.Size, hex.EncodeToString(d[:]))
+	snap, err := verify.ParseSnapshotEntry(held.Entry)
+	if err != nil {
+		b.Fatal(err)
+	}
+	deltaPath := fmt.Sprintf("%s?old=%d&base=%s", bundle.DeltaPath, cp.Size, hex.EncodeToString(snap.Commitment()))
 	l.Append([]byte("one more"))
 	l.Publish(t0.Add(time.Minute), ws...)
 	var fullGz, delta int

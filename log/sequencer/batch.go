@@ -333,11 +333,11 @@ func (s *Sequencer) snapshotEntry(now int64) (*schema.Entry, []byte, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't encode the key set: %w", err)
 	}
-	digest, err := ks.Digest()
+	snap, err := schema.NewSnapshot(ks)
 	if err != nil {
-		return nil, nil, fmt.Errorf("couldn't digest the key set: %w", err)
+		return nil, nil, fmt.Errorf("couldn't compute the key set root: %w", err)
 	}
-	e, err := schema.NewLogEntry(schema.KindSnapshot, now, schema.Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Digest: digest})
+	e, err := schema.NewLogEntry(schema.KindSnapshot, now, snap)
 	if err != nil {
 		return nil, nil, fmt.Errorf("couldn't make the snapshot entry: %w", err)
 	}

@@ -162,9 +162,9 @@ func TestInitAndSubmit(t *testing.T) {
 		t.Fatalf("key set %s: %v", ks.Data, err)
 	}
 	body, _ := snap.ParsedBody()
-	d, _ := parsed.Digest()
-	if string(body.(*schema.Snapshot).Digest) != string(d) {
-		t.Fatal("snapshot digest is not the digest of the stored key set")
+	root, _ := parsed.Root()
+	if s := body.(*schema.Snapshot); string(s.Root) != string(root) || s.Digest != nil {
+		t.Fatalf("snapshot %+v does not commit to the stored key set's root %x (and nothing else)", s, root)
 	}
 	idx, err := b.IssuerEntries(ctx, is.Origin)
 	if err != nil || fmt.Sprint(idx) != "[1 2]" {

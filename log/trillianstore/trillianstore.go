@@ -533,8 +533,8 @@ func (s *Store) fetch(ctx context.Context, size uint64, sh *shared) error {
 		}
 	}
 	if ks := sh.keySet; ks != nil && ks.Data != nil && ks.Index >= size && ks.Index < sh.size {
-		if d := sha256.Sum256(ks.Data); !snapshotDigest(entries[ks.Index-size].Data, d[:]) {
-			return fmt.Errorf("the shared key set of tree %d does not match the digest of snapshot entry %d", s.cfg.TreeID, ks.Index)
+		if !snapshotCommitsTo(entries[ks.Index-size].Data, ks.Data) {
+			return fmt.Errorf("the shared key set of tree %d is not the one snapshot entry %d commits to", s.cfg.TreeID, ks.Index)
 		}
 		b.KeySet = ks
 	}
@@ -569,15 +569,20 @@ func parseHead(data []byte) (head, bool) {
 	return h, true
 }
 
-// snapshotDigest reports whether data is a snapshot entry with digest d.
-func snapshotDigest(data, d []byte) bool {
+// snapshotCommitsTo reports whether data is a snapshot entry that commits
+// to keySet.
+func snapshotCommitsTo(data, keySet []byte) bool {
 	e, err := schema.ParseEntry(data)
 	if err != nil || e.Kind != schema.KindSnapshot {
 		return false
 	}
 	body, err := e.ParsedBody()
 	sn, ok := body.(*schema.Snapshot)
-	return err == nil && ok && bytes.Equal(sn.Digest, d)
+	if err != nil || !ok {
+		return false
+	}
+	commits, _ := sn.CommitsTo(keySet)
+	return commits
 }
 
 // checkTrillian compares Trillian's latest root with the root of the

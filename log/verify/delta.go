@@ -2,15 +2,16 @@ package verify
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/keysetroot"
 )
 
 // DeltaHeader is the first line of a version 1 delta bundle.
@@ -20,9 +21,11 @@ const DeltaHeader = "keycommit.delta/v1"
 const CheckDelta Check = "delta"
 
 // Delta is a parsed delta bundle (docs/bundle.md): what changed since the
-// bundle a user agent holds (tree size BaseSize, key set digest
-// BaseDigest). Applied to that bundle it yields the full bundle of the
-// delta's checkpoint, which is then verified as any bundle is.
+// bundle a user agent holds (tree size BaseSize, and BaseDigest, the key
+// set commitment of its snapshot: its key set root, or its key set digest
+// for a snapshot of a log made before the root; see Verified.Commitment).
+// Applied to that bundle it yields the full bundle of the delta's
+// checkpoint, which is then verified as any bundle is.
 type Delta struct {
 	BaseSize   uint64
 	BaseDigest []byte
@@ -213,7 +216,8 @@ func parseDelta(raw []byte) (*Delta, error) {
 }
 
 // MakeDelta returns the delta that turns base, a bundle of tree size
-// baseSize (only its KeySet, Entry and Index are read), into next, a full
+// baseSize (only its KeySet, Entry and Index are read; its snapshot entry
+// gives the base line's commitment), into next, a full
 // bundle carrying the consistency proof from baseSize if its tree is
 // larger. The log uses it to serve deltas.
 func MakeDelta(base *Bundle, baseSize uint64, next *Bundle) (*Delta, error) {
@@ -227,8 +231,12 @@ func MakeDelta(base *Bundle, baseSize uint64, next *Bundle) (*Delta, error) {
 	if ncp.Size > baseSize && (next.Consistency == nil || next.Consistency.OldSize != baseSize) {
 		return nil, fmt.Errorf("next bundle carries no consistency proof from the base's size %d", baseSize)
 	}
-	bd := sha256.Sum256(base.KeySet)
-	d := &Delta{BaseSize: baseSize, BaseDigest: bd[:], Index: next.Index, Inclusion: next.Inclusion, Checkpoint: next.Checkpoint}
+	bsnap, err := parseSnapshotEntry(base.Entry)
+	if err != nil {
+		return nil, fmt.Errorf("base snapshot entry: %w", err)
+	}
+	_, bc := bsnap.Body.commitment()
+	d := &Delta{BaseSize: baseSize, BaseDigest: bc, Index: next.Index, Inclusion: next.Inclusion, Checkpoint: next.Checkpoint}
 	if ncp.Size > baseSize {
 		d.Consistency = next.Consistency
 	}
@@ -273,35 +281,119 @@ func diffMembers(out []DeltaChange, part string, old, new []member) []DeltaChang
 }
 
 // applyMembers merges changes of one part into the sorted members old.
-func applyMembers(old []member, changes []DeltaChange) ([]member, error) {
+// With leaves (the leaf hashes of old, in order) it also returns the new
+// members' leaf hashes, hashing only the members put.
+func applyMembers(old []member, leaves []keysetroot.Hash, changes []DeltaChange, hs *keysetroot.Hasher) ([]member, []keysetroot.Hash, error) {
 	out := make([]member, 0, len(old)+len(changes))
+	var outLeaves []keysetroot.Hash
+	if leaves != nil {
+		outLeaves = make([]keysetroot.Hash, 0, len(old)+len(changes))
+	}
 	i := 0
 	for _, c := range changes {
-		for i < len(old) && old[i].origin < c.Origin {
-			out = append(out, old[i])
-			i++
+		j := i
+		for j < len(old) && old[j].origin < c.Origin {
+			j++
 		}
+		out = append(out, old[i:j]...)
+		if leaves != nil {
+			outLeaves = append(outLeaves, leaves[i:j]...)
+		}
+		i = j
 		exists := i < len(old) && old[i].origin == c.Origin
 		if exists {
 			i++
 		}
 		if c.Member == nil {
 			if !exists {
-				return nil, fmt.Errorf("delta removes %s issuer %q, which the bundle held does not have", c.Part, c.Origin)
+				return nil, nil, fmt.Errorf("delta removes %s issuer %q, which the bundle held does not have", c.Part, c.Origin)
 			}
 			continue
 		}
 		out = append(out, member{origin: c.Origin, raw: c.Member})
+		if leaves != nil {
+			outLeaves = append(outLeaves, hs.Leaf(c.Part, c.Member))
+		}
 	}
-	return append(out, old[i:]...), nil
+	if leaves != nil {
+		outLeaves = append(outLeaves, leaves[i:]...)
+	}
+	return append(out, old[i:]...), outLeaves, nil
 }
 
-func (d *Delta) checkBase(size uint64, digest []byte) error {
-	if d.BaseSize != size || !bytes.Equal(d.BaseDigest, digest) {
-		return fail(CheckDelta, "delta is from the bundle of tree size %d with key set digest %x, but the bundle held has tree size %d and key set digest %x: fetch the full bundle",
-			d.BaseSize, d.BaseDigest, size, digest)
+// replacedLeaves returns the leaf index of every change (all puts) of
+// members in part, which holds the leaves from offset on, or false if a
+// change adds or removes a member.
+func replacedLeaves(idx []int, ms []member, offset int, changes []DeltaChange) ([]int, bool) {
+	for _, c := range changes {
+		i := sort.Search(len(ms), func(i int) bool { return ms[i].origin >= c.Origin })
+		if c.Member == nil || i == len(ms) || ms[i].origin != c.Origin {
+			return nil, false
+		}
+		idx = append(idx, offset+i)
+	}
+	return idx, true
+}
+
+// applyTree returns the tree of the key set m with the changes applied
+// (split: the pst changes are changes[:split]), given t, the tree of m:
+// when the changes only replace members, only the paths above them are
+// hashed again; when they add or remove members, the levels are rebuilt
+// from t's leaf hashes and those of the members put.
+func applyTree(t *keysetroot.Tree, m *keySetMembers, changes []DeltaChange, split int) (*keysetroot.Tree, error) {
+	var hs keysetroot.Hasher
+	idx, ok := replacedLeaves(make([]int, 0, len(changes)), m.pst, 0, changes[:split])
+	if ok {
+		idx, ok = replacedLeaves(idx, m.pp, len(m.pst), changes[split:])
+	}
+	if ok {
+		hashes := make([]keysetroot.Hash, len(changes))
+		for i, c := range changes {
+			hashes[i] = hs.Leaf(c.Part, c.Member)
+		}
+		return t.Replace(idx, hashes)
+	}
+	leaves := t.Leaves()
+	_, pl, err := applyMembers(m.pst, leaves[:len(m.pst)], changes[:split], &hs)
+	if err != nil {
+		return nil, err
+	}
+	_, ql, err := applyMembers(m.pp, leaves[len(m.pst):], changes[split:], &hs)
+	if err != nil {
+		return nil, err
+	}
+	return keysetroot.New(append(pl, ql...)), nil
+}
+
+// membersTree returns the tree over the members m, hashing every one.
+func membersTree(m *keySetMembers) *keysetroot.Tree {
+	var hs keysetroot.Hasher
+	leaves := make([]keysetroot.Hash, 0, len(m.pst)+len(m.pp))
+	for _, x := range m.pst {
+		leaves = append(leaves, hs.Leaf(keysetroot.PST, x.raw))
+	}
+	for _, x := range m.pp {
+		leaves = append(leaves, hs.Leaf(keysetroot.PrivacyPass, x.raw))
+	}
+	return keysetroot.New(leaves)
+}
+
+func (d *Delta) checkBase(size uint64, form string, commitment []byte) error {
+	if d.BaseSize != size || !bytes.Equal(d.BaseDigest, commitment) {
+		return fail(CheckDelta, "delta is from the bundle of tree size %d with key set commitment %x, but the bundle held has tree size %d and key set %s %x: fetch the full bundle",
+			d.BaseSize, d.BaseDigest, size, form, commitment)
 	}
 	return nil
+}
+
+// changeSplit returns the index of the first change to privacy_pass.
+func changeSplit(changes []DeltaChange) int {
+	for i, c := range changes {
+		if c.Part != "pst" {
+			return i
+		}
+	}
+	return len(changes)
 }
 
 // apply builds the new bundle from prev and its key set's members m, and
@@ -320,18 +412,12 @@ func (d *Delta) apply(prev *Bundle, m *keySetMembers) (*Bundle, *keySetMembers, 
 		}
 		return b, m, raw, nil
 	}
-	split := len(d.Changes)
-	for i, c := range d.Changes {
-		if c.Part != "pst" {
-			split = i
-			break
-		}
-	}
-	pst, err := applyMembers(m.pst, d.Changes[:split])
+	split := changeSplit(d.Changes)
+	pst, _, err := applyMembers(m.pst, nil, d.Changes[:split], nil)
 	if err != nil {
 		return nil, nil, nil, failErr(CheckDelta, err)
 	}
-	pp, err := applyMembers(m.pp, d.Changes[split:])
+	pp, _, err := applyMembers(m.pp, nil, d.Changes[split:], nil)
 	if err != nil {
 		return nil, nil, nil, failErr(CheckDelta, err)
 	}
@@ -368,10 +454,18 @@ func writeMembers(buf *bytes.Buffer, ms []member) {
 // A delta from another bundle fails the delta check, naming both. The key
 // set held is not read again: the typed keys of prev are reused and only
 // the members the delta changes are parsed, and a delta that leaves the key
-// set as it is does not hash it again (the held bundle's snapshot digest
-// is compared instead). A delta that changes any member still costs one
-// SHA-256 of the whole new key set (the snapshot digest is over all of it)
-// and one copy of it, besides the signatures.
+// set as it is does not hash it again (the held bundle's snapshot
+// commitment is compared instead).
+//
+// When the new snapshot commits to the key set root, the held bundle's
+// tree (kept by Verify) is updated: a delta that only replaces k members
+// hashes those k members and O(k log n) nodes; one that adds or removes
+// members hashes the members put and rebuilds the levels from the cached
+// leaf hashes (about n 64-byte node hashes). A digest-form snapshot (logs
+// made before the root) still costs one SHA-256 of the whole new key set,
+// and the first root-form snapshot after a digest-form one hashes every
+// member once. Either way the new key set's bytes are written once, with
+// the bundle they are part of (Verified.Raw): one copy of the key set.
 func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	if prev == nil {
 		return nil, fail(CheckDelta, "a delta needs the bundle it applies to")
@@ -384,12 +478,13 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	if err != nil {
 		return nil, fmt.Errorf("previous bundle: %w", err)
 	}
-	// prev verified: its key set hashes to its snapshot's digest.
+	// prev verified: its key set is the one its snapshot commits to.
 	psnap, err := parseSnapshotEntry(prev.Bundle.Entry)
 	if err != nil {
 		return nil, fmt.Errorf("previous bundle: %w", failErr(CheckSnapshot, err))
 	}
-	if err := d.checkBase(prev.Checkpoint.Size, psnap.Body.Digest); err != nil {
+	pform, pc := psnap.Body.commitment()
+	if err := d.checkBase(prev.Checkpoint.Size, pform, pc); err != nil {
 		return nil, err
 	}
 	if prev.members == nil && d.Entry != nil && len(d.Changes) > 0 {
@@ -405,13 +500,27 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	}
 	pre := &applied{keySet: pks, members: m, changes: []Change{}}
 	if d.Entry == nil || len(d.Changes) == 0 {
-		// The key set held, unchanged: it hashes to prev's snapshot
-		// digest (prev verified it), so the digest check compares
-		// digests instead of hashing the whole key set again.
-		pre.digest = psnap.Body.Digest
+		// The key set held, unchanged: prev's snapshot commits to it
+		// (prev verified it), so the digest check compares commitments
+		// instead of hashing the whole key set again.
+		pre.form, pre.commitment, pre.tree = pform, pc, prev.tree
 	} else {
 		if pre.keySet, pre.changes, err = applyTyped(pks, d.Changes); err != nil {
 			return nil, err
+		}
+		// A snapshot entry that does not parse fails verifyParsed's
+		// snapshot check; its form is only read here.
+		if nsnap, err := parseSnapshotEntry(d.Entry); err == nil && nsnap.Body.Root != nil {
+			t := prev.tree
+			if t == nil || t.Size() != len(prev.members.pst)+len(prev.members.pp) {
+				// prev commits to its digest: hash every member once.
+				t = membersTree(prev.members)
+			}
+			if t, err = applyTree(t, prev.members, d.Changes, changeSplit(d.Changes)); err != nil {
+				return nil, failErr(CheckDelta, err)
+			}
+			r := t.Root()
+			pre.form, pre.commitment, pre.tree = "root", r[:], t
 		}
 	}
 	return v.verifyParsed(full, b, prev, true, pre)

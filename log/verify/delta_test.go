@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keycommit/keycommit/log/keysetroot"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/keycommit/keycommit/schema"
 )
@@ -63,9 +64,22 @@ func mutate(t testing.TB, ks *schema.KeySet, step int) *schema.KeySet {
 
 // TestDeltaHistory: along a 1,000-entry history, a user agent taking every
 // full bundle and one taking every delta hold byte-identical key sets (and
-// stored bundles) at every step; an unchanged step's delta is small.
+// stored bundles) at every step; an unchanged step's delta is small. The
+// log writes root-form snapshots; in "legacy", it writes digest-form ones
+// (a log made before the key set root) for its first 400 entries, then
+// root-form ones: deltas from a digest-form base to a root-form target
+// included.
 func TestDeltaHistory(t *testing.T) {
+	t.Run("root", func(t *testing.T) { deltaHistory(t, 0) })
+	t.Run("legacy", func(t *testing.T) { deltaHistory(t, 400) })
+}
+
+// deltaHistory runs TestDeltaHistory with digest-form snapshots up to log
+// size legacyUntil.
+func deltaHistory(t *testing.T, legacyUntil uint64) {
 	f := newFixture(t)
+	f.log.DigestSnapshots = legacyUntil > 0
+	forms := map[string]int{}
 	ks := keySet(t, 5, 2, "history")
 	f.grow(3)
 	f.snapshot(t, ks)
@@ -77,6 +91,9 @@ func TestDeltaHistory(t *testing.T) {
 	}
 	full, delta := first, first
 	for step := 0; f.log.Size() < 1000; step++ {
+		if f.log.Size() >= legacyUntil {
+			f.log.DigestSnapshots = false
+		}
 		f.grow(step % 13)
 		if step%3 != 2 {
 			ks = mutate(t, ks, step)
@@ -119,7 +136,18 @@ func TestDeltaHistory(t *testing.T) {
 		if fmt.Sprint(nf.Changes) != fmt.Sprint(nd.Changes) {
 			t.Fatalf("step %d: changes %v (full) and %v (delta)", step, nf.Changes, nd.Changes)
 		}
+		if !bytes.Equal(nf.Commitment(), nd.Commitment()) {
+			t.Fatalf("step %d: commitments %x (full) and %x (delta)", step, nf.Commitment(), nd.Commitment())
+		}
+		s, err := verify.ParseSnapshotEntry(nd.Bundle.Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forms[fmt.Sprintf("root=%v", s.Root != nil)]++
 		full, delta = nf, nd
+	}
+	if legacyUntil > 0 && (forms["root=true"] == 0 || forms["root=false"] == 0) || legacyUntil == 0 && forms["root=false"] > 0 {
+		t.Errorf("bundles by snapshot form: %v", forms)
 	}
 }
 
@@ -255,6 +283,7 @@ func FuzzParseDelta(f *testing.F) {
 	fx.snapshot(f, mutate(f, mutate(f, ks, 1), 3))
 	fx.publish(f, t0, fx.ws[0], fx.ws[1])
 	f.Add(makeDelta(f, fx, held))
+	v := fx.verifier(f, nil)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := verify.ParseDelta(b)
 		if err != nil {
@@ -264,6 +293,17 @@ func FuzzParseDelta(f *testing.F) {
 		if err != nil || !bytes.Equal(re, b) {
 			t.Fatalf("Marshal(ParseDelta(b)) = %.100q, %v; want b", re, err)
 		}
+		// Applied on the root path (the held tree updated, not the key
+		// set hashed), an accepted delta's key set has the root its
+		// snapshot commits to, computed afresh.
+		got, err := v.VerifyDelta(b, held)
+		if err != nil {
+			return
+		}
+		r, err := keysetroot.OfKeySet(got.Bundle.KeySet)
+		if err != nil || !bytes.Equal(r[:], got.Commitment()) {
+			t.Fatalf("accepted delta: key set root %x (%v), commitment %x", r, err, got.Commitment())
+		}
 	})
 }
 
@@ -272,20 +312,16 @@ func FuzzParseDelta(f *testing.F) {
 // is refused by the digest check when it records another (the key set is
 // then not hashed again, its digest compared with the held snapshot's).
 func TestDeltaNewSnapshotSameKeySet(t *testing.T) {
-	f := newFixture(t)
 	ks := keySet(t, 3, 2, "resnap")
-	f.grow(5)
-	f.snapshot(t, ks)
-	f.publish(t, t0, f.ws[0], f.ws[1])
-	v := f.verifier(t, nil)
-	held, err := verifyAll(v, f.bundle(t, 0), nil)
+	f, v, raw := publishedKeySet(t, ks, false)
+	held, err := verifyAll(v, raw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.grow(2)
 	f.snapshot(t, ks)
 	f.publish(t, t0, f.ws[0], f.ws[1])
-	raw := makeDelta(t, f, held)
+	raw = makeDelta(t, f, held)
 	d, err := verify.ParseDelta(raw)
 	if err != nil {
 		t.Fatal(err)

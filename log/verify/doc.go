@@ -6,7 +6,8 @@
 // It is meant to be embedded in user agents, so it imports only the Go
 // standard library, github.com/transparency-dev/merkle (RFC 6962 proofs),
 // github.com/keycommit/keycommit/log/c2sp (the C2SP note, checkpoint,
-// cosignature and tlog-proof formats) and
+// cosignature and tlog-proof formats),
+// github.com/keycommit/keycommit/log/keysetroot (the key set root) and
 // github.com/keycommit/keycommit/witness/quorum (the witness policy parser).
 // Signatures are verified by log/c2sp with crypto/ed25519, and ML-DSA-44
 // witness cosignatures by log/c2sp/mldsa (through witness/quorum) with
@@ -30,7 +31,10 @@
 //     the quorum (CheckEntryTime; docs/time.md);
 //   - snapshot: the entry is a schema version 2 (or legacy 1) snapshot written by the log;
 //   - inclusion: the entry is in the checkpoint's tree at the bundle's index;
-//   - digest: the key set hashes (SHA-256) to the snapshot's digest;
+//   - digest: the key set is the one the snapshot commits to: its key set
+//     root (package log/keysetroot) is the snapshot's root, or, for a
+//     snapshot of a log made before the root, its SHA-256 is the
+//     snapshot's digest;
 //   - keyset: the key set is in its canonical encoding and has as many
 //     issuer commitments as the snapshot says (run by Verified.KeySet, the
 //     only way to the typed keys, and by Verify when given a previous

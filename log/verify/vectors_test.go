@@ -166,6 +166,23 @@ func generateVectors(t *testing.T) (map[string][]byte, []vector) {
 	fork.grow(7)
 	fork.publish(t, t0, fork.ws[0], fork.ws[2])
 	add("fork.bundle", "a log-signed and cosigned bundle of a different history, with its own consistency proof from valid.bundle's size", "valid.bundle", verify.CheckConsistency, fork.bundle(t, oldSize))
+
+	// A log made before the key set root: a digest-form snapshot, then
+	// the log's first root-form one, reached by a delta.
+	legacy := newFixture(t)
+	legacy.log.DigestSnapshots = true
+	legacy.grow(6)
+	legacy.snapshot(t, keySet(t, 3, 2, "vectors"))
+	legacy.grow(3)
+	legacy.publish(t, t0, legacy.ws[0], legacy.ws[1])
+	lv := legacy.bundle(t, 0)
+	add("legacy.bundle", "valid.bundle's key set in a log made before the key set root: its snapshot commits to the key set's SHA-256 digest", "", "", lv)
+	lheld := mustStored(t, legacy, lv)
+	legacy.log.DigestSnapshots = false
+	legacy.grow(5)
+	legacy.snapshot(t, ks2)
+	legacy.publish(t, t0, legacy.ws[1], legacy.ws[2])
+	add("legacy-upgrade.delta", "from legacy.bundle to the log's first root-form snapshot (issuer-1 changed, issuer-3 added): the base line carries legacy.bundle's digest", "legacy.bundle", "", makeDelta(t, legacy, lheld))
 	return files, vs
 }
 

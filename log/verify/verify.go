@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/c2sp"
+	"github.com/keycommit/keycommit/log/keysetroot"
 	"github.com/keycommit/keycommit/witness/quorum"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -152,7 +153,19 @@ type Verified struct {
 	// members are the key set's members, for applying deltas: set by
 	// VerifyDelta (on prev, and on the bundle it returns).
 	members *keySetMembers
+	// commitment is the snapshot's key set commitment (root or digest).
+	commitment []byte
+	// tree is the key set's Merkle tree when the snapshot commits to
+	// its root (nil for a digest-form snapshot), kept so that a delta
+	// hashes only the members it changes.
+	tree *keysetroot.Tree
 }
+
+// Commitment returns the key set commitment of the bundle's snapshot: its
+// key set root, or for a snapshot of a log made before the root its key
+// set digest. It identifies the bundle a delta applies to (the base line,
+// and ?base= as hex: docs/bundle.md).
+func (v *Verified) Commitment() []byte { return v.commitment }
 
 // Stored returns the bundle to save for the next Verify (load it with
 // VerifyStored): the verified bundle without its consistency proof, which
@@ -233,10 +246,14 @@ type applied struct {
 	keySet  *KeySet
 	members *keySetMembers
 	changes []Change
-	// digest, if not nil, is the SHA-256 of the key set, known without
-	// hashing it: VerifyDelta sets it to the held bundle's (verified)
-	// snapshot digest when the delta leaves the held key set as it is.
-	digest []byte
+	// form and commitment, if commitment is not nil, are the key set's
+	// commitment ("root" or "digest"), known without hashing the whole
+	// key set: the held bundle's (verified) one when the delta leaves
+	// the key set as it is, or the root of tree.
+	form       string
+	commitment []byte
+	// tree is the key set's tree when form is "root".
+	tree *keysetroot.Tree
 }
 
 // verifyParsed verifies the parsed bundle b (raw is its encoding). With
@@ -261,15 +278,9 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 		}
 		return nil, err
 	}
-	var kd []byte
-	if pre != nil && pre.digest != nil {
-		kd = pre.digest
-	} else {
-		d := sha256.Sum256(b.KeySet)
-		kd = d[:]
-	}
-	if !bytes.Equal(kd, snap.Body.Digest) {
-		return nil, fail(CheckDigest, "key set hashes to %s (hex SHA-256), the snapshot at index %d commits to %s", hex.EncodeToString(kd), b.Index, hex.EncodeToString(snap.Body.Digest))
+	tree, err := checkCommitment(b, snap, pre)
+	if err != nil {
+		return nil, err
 	}
 	cp, err := v.verifySignatures(b.Checkpoint, n, cp0, fresh)
 	if err != nil {
@@ -278,7 +289,9 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	if err := CheckEntryTime(b.Index, time.UnixMilli(snap.Time), cp.Size, cp.CosignatureTimes(), v.cfg.Policy); err != nil {
 		return nil, err
 	}
-	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers}
+	_, commitment := snap.Body.commitment()
+	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers,
+		commitment: commitment, tree: tree}
 	if pre != nil {
 		out.keySetOnce.Do(func() {
 			if n := len(pre.keySet.pst) + len(pre.keySet.pp); n != out.SnapshotIssuers {
@@ -292,6 +305,38 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkCommitment runs the digest check: the key set b carries is the one
+// the snapshot commits to, by its root (returning the key set's tree) or,
+// for a digest-form snapshot, its SHA-256 digest. What pre knows of the
+// key set (a delta's result) is used instead of hashing it whole.
+func checkCommitment(b *Bundle, snap *snapshotEntry, pre *applied) (*keysetroot.Tree, error) {
+	form, want := snap.Body.commitment()
+	var got []byte
+	var tree *keysetroot.Tree
+	switch {
+	case pre != nil && pre.commitment != nil && pre.form == form:
+		got, tree = pre.commitment, pre.tree
+	case form == "root":
+		t, err := keysetroot.FromKeySet(b.KeySet)
+		if err != nil {
+			return nil, fail(CheckDigest, "couldn't compute the key set root the snapshot at index %d commits to: %v", b.Index, err)
+		}
+		r := t.Root()
+		got, tree = r[:], t
+	default:
+		d := sha256.Sum256(b.KeySet)
+		got = d[:]
+	}
+	if !bytes.Equal(got, want) {
+		what := "key set hashes to %s (hex SHA-256)"
+		if form == "root" {
+			what = "key set root is %s (hex; docs/entries.md)"
+		}
+		return nil, fail(CheckDigest, what+", the snapshot at index %d commits to %s", hex.EncodeToString(got), b.Index, hex.EncodeToString(want))
+	}
+	return tree, nil
 }
 
 // checkAgainstPrevious enforces no rollback and consistency with prev, and
@@ -522,9 +567,20 @@ type originControl struct {
 	Time   int64  `json:"time"`
 }
 
+// snapshotBody mirrors schema.Snapshot.
 type snapshotBody struct {
 	Issuers int    `json:"issuers"`
-	Digest  []byte `json:"digest"`
+	Digest  []byte `json:"digest,omitempty"`
+	Root    []byte `json:"root,omitempty"`
+}
+
+// commitment returns which commitment b carries ("root" or "digest") and
+// its value.
+func (b *snapshotBody) commitment() (form string, value []byte) {
+	if b.Root != nil {
+		return "root", b.Root
+	}
+	return "digest", b.Digest
 }
 
 type snapshotEntry struct {
@@ -538,8 +594,30 @@ type SnapshotEntry struct {
 	Time time.Time
 	// Issuers is the number of issuers in the key set.
 	Issuers int
-	// Digest is SHA-256 of the key set's canonical encoding.
+	// Root is the key set root (package log/keysetroot), what the log
+	// writes; nil for a snapshot of a log made before it, which has
+	// Digest instead.
+	Root []byte
+	// Digest is SHA-256 of the key set's canonical encoding, for a
+	// snapshot of a log made before the key set root; nil otherwise.
 	Digest []byte
+}
+
+// Commitment returns the snapshot's key set commitment: Root, or Digest
+// for a digest-form snapshot.
+func (s *SnapshotEntry) Commitment() []byte {
+	if s.Root != nil {
+		return s.Root
+	}
+	return s.Digest
+}
+
+// CommitsTo reports whether the snapshot commits to the key set whose
+// canonical encoding is keySet (by its root, or its digest for a
+// digest-form snapshot), and returns the key set's commitment in that
+// form (nil if the key set does not split into members).
+func (s *SnapshotEntry) CommitsTo(keySet []byte) (bool, []byte) {
+	return keysetroot.CommitsTo(keySet, s.Root, s.Digest)
 }
 
 // ParseSnapshotEntry parses a snapshot entry (exact leaf bytes) with the
@@ -549,7 +627,7 @@ func ParseSnapshotEntry(entry []byte) (*SnapshotEntry, error) {
 	if err != nil {
 		return nil, failErr(CheckSnapshot, err)
 	}
-	return &SnapshotEntry{Time: time.UnixMilli(e.Time), Issuers: e.Body.Issuers, Digest: e.Body.Digest}, nil
+	return &SnapshotEntry{Time: time.UnixMilli(e.Time), Issuers: e.Body.Issuers, Root: e.Body.Root, Digest: e.Body.Digest}, nil
 }
 
 // schemaVersion is the entry schema version the log writes;
@@ -566,7 +644,8 @@ func knownVersion(v int) bool { return v == schemaVersion || v == legacyVersion 
 
 // parseSnapshotEntry parses a snapshot entry strictly: canonical JSON,
 // schema version 2 (or 1), kind snapshot, written by the log (no log,
-// issuer, prev, signature or control), a 32-byte digest.
+// issuer, prev, signature or control), exactly one of a 32-byte root and
+// a 32-byte digest.
 func parseSnapshotEntry(b []byte) (*snapshotEntry, error) {
 	var e logEntry
 	if err := strictJSON(b, &e); err != nil {
@@ -585,8 +664,14 @@ func parseSnapshotEntry(b []byte) (*snapshotEntry, error) {
 	if err := strictJSON(e.Body, &body); err != nil {
 		return nil, fmt.Errorf("malformed snapshot body: %w", err)
 	}
-	if len(body.Digest) != sha256.Size || body.Issuers < 0 {
-		return nil, fmt.Errorf("snapshot body has a %d-byte digest and %d issuers", len(body.Digest), body.Issuers)
+	switch {
+	case body.Root != nil && body.Digest != nil:
+		return nil, errors.New("snapshot body has both a root and a digest; want exactly one")
+	case body.Root == nil && body.Digest == nil:
+		return nil, errors.New("snapshot body has neither a root nor a digest; want exactly one")
+	}
+	if form, v := body.commitment(); len(v) != sha256.Size || body.Issuers < 0 {
+		return nil, fmt.Errorf("snapshot body has a %d-byte %s and %d issuers", len(v), form, body.Issuers)
 	}
 	return &snapshotEntry{logEntry: e, Body: body}, nil
 }

@@ -25,6 +25,9 @@ type Gen struct {
 	State *policy.State
 	// Now is the log time (ms since the epoch) given to the next entry.
 	Now int64
+	// DigestSnapshots makes SnapshotEntry write snapshots in the digest
+	// form of logs made before the key set root (docs/entries.md).
+	DigestSnapshots bool
 
 	rng     *mrand.ChaCha8
 	issuers map[string]*genIssuer
@@ -169,11 +172,17 @@ func (g *Gen) SnapshotEntry(omit string) (*schema.Entry, error) {
 	ks := g.State.KeySet(g.Now)
 	delete(ks.PST, omit)
 	delete(ks.PrivacyPass, omit)
-	d, err := ks.Digest()
+	s, err := schema.NewSnapshot(ks)
 	if err != nil {
 		return nil, err
 	}
-	return schema.NewLogEntry(schema.KindSnapshot, g.Now, &schema.Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Digest: d})
+	if g.DigestSnapshots {
+		if s.Digest, err = ks.Digest(); err != nil {
+			return nil, err
+		}
+		s.Root = nil
+	}
+	return schema.NewLogEntry(schema.KindSnapshot, g.Now, s)
 }
 
 // Params appends a policy parameters entry.

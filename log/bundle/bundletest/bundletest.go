@@ -164,6 +164,10 @@ func Policy(logVKey string, k int, ws ...*Witness) string {
 type Log struct {
 	Origin string
 	VKey   string // the log's C2SP vkey (Ed25519, type 0x01)
+	// DigestSnapshots makes AppendSnapshot write snapshots in the digest
+	// form of logs made before the key set root (docs/entries.md).
+	DigestSnapshots bool
+
 	signer note.Signer
 
 	mu          sync.Mutex
@@ -240,9 +244,16 @@ func (l *Log) AppendSnapshot(ks *schema.KeySet, t time.Time) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	d := sha256.Sum256(b)
 	// As the sequencer counts: one per issuer commitment in each part.
-	e, err := schema.NewLogEntry(schema.KindSnapshot, t.UnixMilli(), schema.Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Digest: d[:]})
+	snap, err := schema.NewSnapshot(ks)
+	if err != nil {
+		return 0, err
+	}
+	if l.DigestSnapshots {
+		d := sha256.Sum256(b)
+		snap.Root, snap.Digest = nil, d[:]
+	}
+	e, err := schema.NewLogEntry(schema.KindSnapshot, t.UnixMilli(), snap)
 	if err != nil {
 		return 0, err
 	}

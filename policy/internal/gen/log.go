@@ -526,25 +526,41 @@ func (g *generator) snapshot() error {
 			ks.PST[is.origin] = is.commitment.PST
 		}
 	}
-	d, err := ks.Digest()
+	snap, err := schema.NewSnapshot(ks)
 	if err != nil {
 		return err
 	}
-	e, err := schema.NewLogEntry(schema.KindSnapshot, g.now, &schema.Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Digest: d})
+	e, err := schema.NewLogEntry(schema.KindSnapshot, g.now, snap)
 	if err != nil {
 		return err
 	}
 	if _, err := g.submit(nil, e, "", "snapshot"); err != nil {
 		return err
 	}
-	// A wrong snapshot is refused.
-	bad := sha256.Sum256(d)
-	e, err = schema.NewLogEntry(schema.KindSnapshot, g.now, &schema.Snapshot{Issuers: len(ks.PST) + len(ks.PrivacyPass), Digest: bad[:]})
+	// A wrong snapshot is refused, in both forms; a right one of a log
+	// made before the key set root (digest form) is still accepted.
+	d, err := ks.Digest()
 	if err != nil {
 		return err
 	}
-	_, err = g.submit(nil, e, policy.RuleSnapshot, "wrong snapshot")
-	return err
+	bad := sha256.Sum256(d)
+	for _, s := range []struct {
+		body *schema.Snapshot
+		rule string
+		what string
+	}{
+		{&schema.Snapshot{Issuers: snap.Issuers, Root: bad[:]}, policy.RuleSnapshot, "wrong snapshot root"},
+		{&schema.Snapshot{Issuers: snap.Issuers, Digest: bad[:]}, policy.RuleSnapshot, "wrong snapshot digest"},
+		{&schema.Snapshot{Issuers: snap.Issuers, Digest: d}, "", "snapshot in digest form"},
+	} {
+		if e, err = schema.NewLogEntry(schema.KindSnapshot, g.now, s.body); err != nil {
+			return err
+		}
+		if _, err = g.submit(nil, e, s.rule, s.what); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // removal returns a harmless valid commitment body: the current valid
