@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keycommit/keycommit/log/bundle/bundletest"
+	"github.com/keycommit/keycommit/log/keysetroot"
 	"github.com/keycommit/keycommit/log/verify"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -27,12 +28,27 @@ func benchBundle(b *testing.B, issuers, cosigners int) (*fixture, []byte) {
 }
 
 // floor does what any verifier of the bundle must: three Ed25519
-// verifications (the log's signature and two cosignatures), SHA-256 of the
-// key set, the leaf hash and the inclusion proof.
+// verifications (the log's signature and two cosignatures), the key set
+// root (since snapshots commit to it rather than to one SHA-256 of the key
+// set: a leaf hash of every member, whose bounds are found outside the
+// floor, and the n-1 node hashes over them), the snapshot's leaf hash and
+// the inclusion proof.
 func floorFunc(b *testing.B, f *fixture, raw []byte) func() {
 	bd, err := verify.ParseBundle(raw)
 	if err != nil {
 		b.Fatal(err)
+	}
+	type leaf struct {
+		part   string
+		member []byte
+	}
+	var members []leaf
+	if err := keysetroot.Split(bd.KeySet, func(part string, m []byte) { members = append(members, leaf{part, m}) }); err != nil {
+		b.Fatal(err)
+	}
+	snap, err := verify.ParseSnapshotEntry(bd.Entry)
+	if err != nil || snap.Root == nil {
+		b.Fatal("floor: not a root-form snapshot", err)
 	}
 	cp, err := verify.ParseCheckpoint(bd.Checkpoint)
 	if err != nil {
@@ -48,9 +64,14 @@ func floorFunc(b *testing.B, f *fixture, raw []byte) func() {
 				b.Fatal("floor signature")
 			}
 		}
-		sum := sha256.Sum256(bd.KeySet)
+		var hs keysetroot.Hasher
+		leaves := make([]keysetroot.Hash, len(members))
+		for i, m := range members {
+			leaves[i] = hs.Leaf(m.part, m.member)
+		}
+		root := keysetroot.New(leaves).Root()
 		leaf := rfc6962.DefaultHasher.HashLeaf(bd.Entry)
-		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, bd.Index, cp.Size, leaf, bd.Inclusion, cp.Hash[:]); err != nil || sum[0] == 0 && sum[1] == 0 && sum[2] == 0 && sum[3] == 0 {
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, bd.Index, cp.Size, leaf, bd.Inclusion, cp.Hash[:]); err != nil || !bytes.Equal(root[:], snap.Root) {
 			b.Fatal("floor hashing", err)
 		}
 	}
@@ -146,6 +167,25 @@ func BenchmarkVerifyParts(b *testing.B) {
 			if _, err := verify.ParseBundle(raw); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	b.Run("keyset-root", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := keysetroot.FromKeySet(bd.KeySet); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("keyset-split", func(b *testing.B) {
+		for b.Loop() {
+			if err := keysetroot.Split(bd.KeySet, func(string, []byte) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("keyset-sha256", func(b *testing.B) {
+		for b.Loop() {
+			sha256.Sum256(bd.KeySet)
 		}
 	})
 	b.Run("parse-keyset", func(b *testing.B) {

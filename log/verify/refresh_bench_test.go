@@ -10,11 +10,13 @@ import (
 
 // BenchmarkRefresh: a user agent holding the bundle of a 1,000-issuer,
 // 6-key log (about 10,000 entries) refreshes after 0, 1 or 10 issuers
-// changed (and 10 more entries were logged). It reports the bytes of the
-// full bundle (plain and gzipped) and of the delta, and times the delta
-// refresh (VerifyDelta and the key set read) against the full refresh
-// (Verify against the held bundle and the key set read) in the same run.
-// The held bundle's keys are read once, as a user agent holds them.
+// changed (their commitments replaced), or 1 added, and 10 more entries
+// were logged. It reports the bytes of the full bundle (plain and gzipped)
+// and of the delta, and times the delta refresh (VerifyDelta and the key
+// set read) against the full refresh (Verify against the held bundle and
+// the key set read) in the same run: delta_µs, full_µs and their ratio
+// x_full. The held bundle's keys are read once, as a user agent holds
+// them.
 func BenchmarkRefresh(b *testing.B) {
 	f := newFixture(b)
 	base := keySet(b, 1000, 6, "refresh")
@@ -27,13 +29,25 @@ func BenchmarkRefresh(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, changed := range []int{0, 1, 10} {
+	for _, tc := range []struct {
+		changed int
+		added   bool
+	}{{0, false}, {1, false}, {10, false}, {1, true}} {
+		changed := tc.changed
 		ks := copyKeySet(b, base)
 		for i := 0; i < changed; i++ {
+			if tc.added {
+				ks.PST[fmt.Sprintf("https://added-%d.example", i)] = base.PST[fmt.Sprintf("https://issuer-%d.example", 500+i)]
+				continue
+			}
 			ks.PST[fmt.Sprintf("https://issuer-%d.example", i)] = base.PST[fmt.Sprintf("https://issuer-%d.example", 500+i)]
 		}
 		if changed > 0 {
 			f.snapshot(b, ks)
+		}
+		name := fmt.Sprintf("issuers=1000/changed=%d", changed)
+		if tc.added {
+			name = fmt.Sprintf("issuers=1000/added=%d", changed)
 		}
 		f.grow(10)
 		f.publish(b, t0, f.ws[0], f.ws[1])
@@ -43,7 +57,7 @@ func BenchmarkRefresh(b *testing.B) {
 		zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
 		zw.Write(full)
 		zw.Close()
-		b.Run(fmt.Sprintf("issuers=1000/changed=%d", changed), func(b *testing.B) {
+		b.Run(name, func(b *testing.B) {
 			// The full refresh, timed in the same run.
 			const fullRuns = 20
 			start := time.Now()
@@ -72,6 +86,7 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportMetric(float64(len(delta)), "delta_bytes")
 			b.ReportMetric(100*float64(len(delta))/float64(len(full)), "delta_%_of_full")
 			b.ReportMetric(fullNs/1e3, "full_µs")
+			b.ReportMetric(deltaNs/1e3, "delta_µs")
 			b.ReportMetric(deltaNs/fullNs, "x_full")
 		})
 	}
