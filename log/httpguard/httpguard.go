@@ -18,6 +18,8 @@
 //     rel="next" header while more follows;
 //   - Token is the operator's bearer token (--admin-token-file) for
 //     endpoints that change state on material no trusted key signed;
+//   - ForwardMAC authenticates the batches the frontends of a log forward
+//     to its writer, under a key they share;
 //   - RequestID names a failed request in the log and in the generic
 //     answer, so internal error text never reaches clients.
 //
