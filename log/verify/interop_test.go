@@ -66,19 +66,22 @@ func TestMirrorsSchema(t *testing.T) {
 		}
 	}
 
-	// A snapshot entry written by schema parses, and the parser agrees
-	// with schema's on its fields.
-	e, err := schema.NewLogEntry(schema.KindSnapshot, 1234, schema.Snapshot{Issuers: 4, Digest: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := e.Marshal()
-	s, err := verify.ParseSnapshotEntry(leaf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Issuers != 4 || !s.Time.Equal(time.UnixMilli(1234)) || !bytes.Equal(s.Digest, bytes.Repeat([]byte{7}, 32)) {
-		t.Errorf("parsed snapshot %+v", s)
+	// A snapshot entry written by schema parses, in both forms, and the
+	// parser agrees with schema's on its fields.
+	var leaf []byte
+	for _, body := range []schema.Snapshot{{Issuers: 4, Root: bytes.Repeat([]byte{7}, 32)}, {Issuers: 4, Digest: bytes.Repeat([]byte{7}, 32)}} {
+		e, err := schema.NewLogEntry(schema.KindSnapshot, 1234, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ = e.Marshal()
+		s, err := verify.ParseSnapshotEntry(leaf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Issuers != 4 || !s.Time.Equal(time.UnixMilli(1234)) || !bytes.Equal(s.Root, body.Root) || !bytes.Equal(s.Digest, body.Digest) {
+			t.Errorf("parsed snapshot %+v", s)
+		}
 	}
 	var generic map[string]any
 	if err := json.Unmarshal(leaf, &generic); err != nil || len(generic) != 7 {
