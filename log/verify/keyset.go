@@ -24,7 +24,8 @@ import (
 // change it. Its issuers are sorted arrays searched by binary search; its
 // strings (origins, versions, labels, keys) are substrings of one owned
 // copy of the encoding it was read from, which nothing writes after the
-// parse, held as offsets in arrays without pointers. So reading a key set
+// parse, held as offsets in arrays without pointers (the rare string with
+// escapes is kept decoded beside the copy). So reading a key set
 // allocates a handful of times, not once per key or issuer, and leaves
 // little for the garbage collector to scan. Key sets derived from others
 // (by a delta, or merged from several logs) share the unchanged issuers
