@@ -208,11 +208,7 @@ func runVerify(ctx context.Context, cfg *verifyConfig) error {
 		return checkErr("bundle", err)
 	}
 	if cfg.Save != "" {
-		stored, err := got.Stored()
-		if err != nil {
-			return usageErr("bundle verified, but couldn't encode it for saving: %v", err)
-		}
-		if err := writeFileAtomic(cfg.Save, stored, 0o644); err != nil {
+		if err := writeFileAtomic(cfg.Save, got.Stored(), 0o644); err != nil {
 			return usageErr("bundle verified, but couldn't save it: %v", err)
 		}
 	}
@@ -260,7 +256,7 @@ type verifyChange struct {
 func newVerifyResult(got *verify.Verified, ks *verify.KeySet, prev *verify.Verified, deltaBytes int, deltaErr string) *verifyResult {
 	cp := got.Checkpoint
 	r := &verifyResult{
-		Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Hash[:], SnapshotIndex: got.Bundle.Index,
+		Origin: cp.Origin, TreeSize: cp.Size, Root: cp.Hash[:], SnapshotIndex: got.SnapshotIndex,
 		SnapshotTime: got.SnapshotTime.UTC().Format(time.RFC3339Nano), PSTIssuers: ks.NumPST(), PrivacyPassIssuers: ks.NumPrivacyPass(),
 		Cosignatures: []verifyCosignature{}, DeltaBytes: deltaBytes, DeltaError: deltaErr,
 	}
@@ -352,7 +348,7 @@ func fetchDelta(ctx context.Context, cfg *verifyConfig, v *verify.Verifier, prev
 func printVerified(w io.Writer, got *verify.Verified, ks *verify.KeySet, prev *verify.Verified) {
 	cp := got.Checkpoint
 	fmt.Fprintf(w, "verified keys bundle: %s, tree size %d, snapshot at index %d (%s), %d PST and %d Privacy Pass issuers\n",
-		cp.Origin, cp.Size, got.Bundle.Index, got.SnapshotTime.UTC().Format(time.RFC3339), ks.NumPST(), ks.NumPrivacyPass())
+		cp.Origin, cp.Size, got.SnapshotIndex, got.SnapshotTime.UTC().Format(time.RFC3339), ks.NumPST(), ks.NumPrivacyPass())
 	var cos []string
 	for _, c := range cp.Cosignatures {
 		s := fmt.Sprintf("%s at %s", c.Witness, c.Time.UTC().Format(time.RFC3339))
@@ -365,7 +361,7 @@ func printVerified(w io.Writer, got *verify.Verified, ks *verify.KeySet, prev *v
 	if prev == nil {
 		return
 	}
-	fmt.Fprintf(w, "consistent with the previous bundle (tree size %d, snapshot at index %d)\n", prev.Checkpoint.Size, prev.Bundle.Index)
+	fmt.Fprintf(w, "consistent with the previous bundle (tree size %d, snapshot at index %d)\n", prev.Checkpoint.Size, prev.SnapshotIndex)
 	if len(got.Changes) == 0 {
 		fmt.Fprintln(w, "no issuer's keys changed")
 		return
@@ -486,7 +482,7 @@ func newTrustResult(m *verify.Merged) *trustResult {
 			tl.Error = l.Err.Error()
 		}
 		if v := l.Verified; v != nil {
-			size, idx, n := v.Checkpoint.Size, v.Bundle.Index, l.Issuers
+			size, idx, n := v.Checkpoint.Size, v.SnapshotIndex, l.Issuers
 			tl.TreeSize, tl.SnapshotIndex, tl.Issuers = &size, &idx, &n
 			tl.SnapshotTime = v.SnapshotTime.UTC().Format(time.RFC3339Nano)
 		}
@@ -498,7 +494,7 @@ func newTrustResult(m *verify.Merged) *trustResult {
 func printTrust(w io.Writer, m *verify.Merged) {
 	for _, l := range m.Logs {
 		if v := l.Verified; v != nil {
-			fmt.Fprintf(w, "log %s: ok, tree size %d, snapshot at index %d (%s), %d issuers\n", l.Log.Name, v.Checkpoint.Size, v.Bundle.Index,
+			fmt.Fprintf(w, "log %s: ok, tree size %d, snapshot at index %d (%s), %d issuers\n", l.Log.Name, v.Checkpoint.Size, v.SnapshotIndex,
 				v.SnapshotTime.UTC().Format(time.RFC3339), l.Issuers)
 			continue
 		}

@@ -72,7 +72,7 @@ func TestHandlerDelta(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.Bundle.KeySet, want.Bundle.KeySet) || fmt.Sprint(got.Changes) != "[https://issuer-1.example pst changed]" {
+	if !bytes.Equal(got.Bundle().KeySet, want.Bundle().KeySet) || fmt.Sprint(got.Changes) != "[https://issuer-1.example pst changed]" {
 		t.Errorf("delta changes %v", got.Changes)
 	}
 	if len(d) >= len(full) {

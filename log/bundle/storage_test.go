@@ -144,7 +144,7 @@ func TestStorageSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want, err := v.Verify(full, nil); err != nil || !bytes.Equal(got.Bundle.KeySet, want.Bundle.KeySet) || len(got.Changes) != 2 {
+	if want, err := v.Verify(full, nil); err != nil || !bytes.Equal(got.Bundle().KeySet, want.Bundle().KeySet) || len(got.Changes) != 2 {
 		t.Fatalf("delta applied: %v, changes %v", err, got.Changes)
 	}
 	if _, err := bundle.BuildIssuerProof(ctx, src, "https://nobody.example"); !errors.Is(err, bundle.ErrNotLogged) {

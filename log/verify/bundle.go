@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/keycommit/keycommit/log/c2sp"
 )
@@ -53,45 +54,73 @@ type ConsistencyProof struct {
 // Marshal encodes the bundle. It refuses a bundle that ParseBundle would
 // refuse, so that Marshal and ParseBundle are exact inverses.
 func (b *Bundle) Marshal() ([]byte, error) {
-	out, _, err := b.marshal(len(b.KeySet), func(buf *bytes.Buffer) { buf.Write(b.KeySet) })
-	return out, err
-}
-
-// marshal is Marshal with the key set written by writeKeySet (about
-// keySetLen bytes) into the bundle's own buffer; it also returns the key
-// set within the encoding, so that a key set built from a delta is not
-// copied twice.
-func (b *Bundle) marshal(keySetLen int, writeKeySet func(*bytes.Buffer)) (out, keySet []byte, err error) {
-	var buf bytes.Buffer
-	buf.Grow(keySetLen + len(b.Entry) + len(b.Checkpoint) + 64*(len(b.Inclusion)+8) + 128)
-	buf.WriteString(BundleHeader + "\n")
-	buf.WriteString("keyset ")
-	start := buf.Len()
-	writeKeySet(&buf)
-	end := buf.Len()
-	buf.WriteString("\nentry ")
-	buf.Write(b.Entry)
-	buf.WriteString("\n")
-	if b.Consistency != nil {
-		buf.WriteString("consistency " + strconv.FormatUint(b.Consistency.OldSize, 10) + "\n")
-		writeHashes(&buf, b.Consistency.Hashes)
-	}
-	buf.WriteString("index " + strconv.FormatUint(b.Index, 10) + "\n")
-	writeHashes(&buf, b.Inclusion)
-	buf.WriteString("\n")
-	buf.Write(b.Checkpoint)
-	out = buf.Bytes()
+	out, _ := b.encode(len(b.KeySet), func(dst []byte) []byte { return append(dst, b.KeySet...) })
 	if _, err := ParseBundle(out); err != nil {
-		return nil, nil, fmt.Errorf("couldn't encode bundle: %w", err)
+		return nil, fmt.Errorf("couldn't encode bundle: %w", err)
 	}
-	return out, out[start:end:end], nil
+	return out, nil
 }
 
-func writeHashes(buf *bytes.Buffer, hs [][]byte) {
-	for _, h := range hs {
-		buf.WriteString(base64.StdEncoding.EncodeToString(h))
-		buf.WriteByte('\n')
+// encode returns b's encoding with the key set appended by appendKeySet
+// (keySetLen bytes, which b.KeySet need not hold) into one buffer of
+// exactly the encoding's size, and where the key set starts in it. It
+// checks nothing: Marshal does, and the verifier encodes only bundles
+// whose parts were read by ParseBundle or ParseDelta (with the size
+// checked, encodedLen).
+func (b *Bundle) encode(keySetLen int, appendKeySet func([]byte) []byte) (out []byte, keySetStart int) {
+	keySetWrites.Add(1)
+	out = make([]byte, 0, b.encodedLen(keySetLen))
+	out = append(out, BundleHeader+"\nkeyset "...)
+	keySetStart = len(out)
+	out = appendKeySet(out)
+	out = append(out, "\nentry "...)
+	out = append(out, b.Entry...)
+	out = append(out, '\n')
+	if b.Consistency != nil {
+		out = append(out, "consistency "...)
+		out = strconv.AppendUint(out, b.Consistency.OldSize, 10)
+		out = append(out, '\n')
+		out = appendHashes(out, b.Consistency.Hashes)
 	}
+	out = append(out, "index "...)
+	out = strconv.AppendUint(out, b.Index, 10)
+	out = append(out, '\n')
+	out = appendHashes(out, b.Inclusion)
+	out = append(out, '\n')
+	return append(out, b.Checkpoint...), keySetStart
+}
+
+// keySetWrites counts the key sets written into a new buffer (a bundle's
+// encoding, or a key set's alone), so that a test can tell that a delta
+// writes none before its bytes are asked for.
+var keySetWrites atomic.Int64
+
+// encodedLen returns the length of b's encoding with a key set of
+// keySetLen bytes.
+func (b *Bundle) encodedLen(keySetLen int) int {
+	var dec [20]byte
+	n := len(BundleHeader+"\nkeyset ") + keySetLen + len("\nentry ") + len(b.Entry) + 1
+	if c := b.Consistency; c != nil {
+		n += len("consistency ") + len(strconv.AppendUint(dec[:0], c.OldSize, 10)) + 1 + hashesLen(c.Hashes)
+	}
+	n += len("index ") + len(strconv.AppendUint(dec[:0], b.Index, 10)) + 1 + hashesLen(b.Inclusion)
+	return n + 1 + len(b.Checkpoint)
+}
+
+func appendHashes(out []byte, hs [][]byte) []byte {
+	for _, h := range hs {
+		out = base64.StdEncoding.AppendEncode(out, h)
+		out = append(out, '\n')
+	}
+	return out
+}
+
+func hashesLen(hs [][]byte) int {
+	n := 0
+	for _, h := range hs {
+		n += base64.StdEncoding.EncodedLen(len(h)) + 1
+	}
+	return n
 }
 
 // ParseBundle parses a version 1 keys bundle. It checks the format only

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/keycommit/keycommit/log/c2sp"
 	"github.com/keycommit/keycommit/log/keysetroot"
@@ -89,10 +90,10 @@ func (d *Delta) Marshal() ([]byte, error) {
 	}
 	if d.Consistency != nil {
 		buf.WriteString("consistency " + strconv.FormatUint(d.Consistency.OldSize, 10) + "\n")
-		writeHashes(&buf, d.Consistency.Hashes)
+		buf.Write(appendHashes(nil, d.Consistency.Hashes))
 	}
 	buf.WriteString("index " + strconv.FormatUint(d.Index, 10) + "\n")
-	writeHashes(&buf, d.Inclusion)
+	buf.Write(appendHashes(nil, d.Inclusion))
 	buf.WriteString("\n")
 	buf.Write(d.Checkpoint)
 	out := buf.Bytes()
@@ -280,54 +281,37 @@ func diffMembers(out []DeltaChange, part string, old, new []member) []DeltaChang
 	return out
 }
 
-// applyMembers merges changes of one part into the sorted members old.
-// With leaves (the leaf hashes of old, in order) it also returns the new
-// members' leaf hashes, hashing only the members put.
-func applyMembers(old []member, leaves []keysetroot.Hash, changes []DeltaChange, hs *keysetroot.Hasher) ([]member, []keysetroot.Hash, error) {
-	out := make([]member, 0, len(old)+len(changes))
-	var outLeaves []keysetroot.Hash
-	if leaves != nil {
-		outLeaves = make([]keysetroot.Hash, 0, len(old)+len(changes))
-	}
+// mergeLeaves appends to out the leaf hashes of one part, whose records
+// are old and leaf hashes leaves, with the changes to it (sorted by
+// origin) applied: the members put are hashed, the others' hashes copied.
+func mergeLeaves[R any, P record[R]](out []keysetroot.Hash, old []R, leaves []keysetroot.Hash, changes []DeltaChange, hs *keysetroot.Hasher) ([]keysetroot.Hash, error) {
 	i := 0
 	for _, c := range changes {
-		j := i
-		for j < len(old) && old[j].origin < c.Origin {
-			j++
-		}
-		out = append(out, old[i:j]...)
-		if leaves != nil {
-			outLeaves = append(outLeaves, leaves[i:j]...)
-		}
+		j := i + sort.Search(len(old)-i, func(k int) bool { return P(&old[i+k]).originString() >= c.Origin })
+		out = append(out, leaves[i:j]...)
 		i = j
-		exists := i < len(old) && old[i].origin == c.Origin
+		exists := i < len(old) && P(&old[i]).originString() == c.Origin
 		if exists {
 			i++
 		}
 		if c.Member == nil {
 			if !exists {
-				return nil, nil, fmt.Errorf("delta removes %s issuer %q, which the bundle held does not have", c.Part, c.Origin)
+				return nil, fmt.Errorf("delta removes %s issuer %q, which the bundle held does not have", c.Part, c.Origin)
 			}
 			continue
 		}
-		out = append(out, member{origin: c.Origin, raw: c.Member})
-		if leaves != nil {
-			outLeaves = append(outLeaves, hs.Leaf(c.Part, c.Member))
-		}
+		out = append(out, hs.Leaf(c.Part, c.Member))
 	}
-	if leaves != nil {
-		outLeaves = append(outLeaves, leaves[i:]...)
-	}
-	return append(out, old[i:]...), outLeaves, nil
+	return append(out, leaves[i:]...), nil
 }
 
-// replacedLeaves returns the leaf index of every change (all puts) of
-// members in part, which holds the leaves from offset on, or false if a
-// change adds or removes a member.
-func replacedLeaves(idx []int, ms []member, offset int, changes []DeltaChange) ([]int, bool) {
+// replacedLeaves appends to idx the leaf index of every change (all puts)
+// of members of one part, whose records are rs and whose leaves start at
+// offset, or returns false if a change adds or removes a member.
+func replacedLeaves[R any, P record[R]](idx []int, rs []R, offset int, changes []DeltaChange) ([]int, bool) {
 	for _, c := range changes {
-		i := sort.Search(len(ms), func(i int) bool { return ms[i].origin >= c.Origin })
-		if c.Member == nil || i == len(ms) || ms[i].origin != c.Origin {
+		i, ok := search[R, P](rs, c.Origin)
+		if c.Member == nil || !ok {
 			return nil, false
 		}
 		idx = append(idx, offset+i)
@@ -335,16 +319,16 @@ func replacedLeaves(idx []int, ms []member, offset int, changes []DeltaChange) (
 	return idx, true
 }
 
-// applyTree returns the tree of the key set m with the changes applied
-// (split: the pst changes are changes[:split]), given t, the tree of m:
+// applyTree returns the tree of the key set old with the changes applied
+// (split: the pst changes are changes[:split]), given t, the tree of old:
 // when the changes only replace members, only the paths above them are
 // hashed again; when they add or remove members, the levels are rebuilt
 // from t's leaf hashes and those of the members put.
-func applyTree(t *keysetroot.Tree, m *keySetMembers, changes []DeltaChange, split int) (*keysetroot.Tree, error) {
+func applyTree(t *keysetroot.Tree, old *KeySet, changes []DeltaChange, split int) (*keysetroot.Tree, error) {
 	var hs keysetroot.Hasher
-	idx, ok := replacedLeaves(make([]int, 0, len(changes)), m.pst, 0, changes[:split])
+	idx, ok := replacedLeaves(make([]int, 0, len(changes)), old.pst, 0, changes[:split])
 	if ok {
-		idx, ok = replacedLeaves(idx, m.pp, len(m.pst), changes[split:])
+		idx, ok = replacedLeaves(idx, old.pp, len(old.pst), changes[split:])
 	}
 	if ok {
 		hashes := make([]keysetroot.Hash, len(changes))
@@ -354,29 +338,32 @@ func applyTree(t *keysetroot.Tree, m *keySetMembers, changes []DeltaChange, spli
 		return t.Replace(idx, hashes)
 	}
 	leaves := t.Leaves()
-	_, pl, err := applyMembers(m.pst, leaves[:len(m.pst)], changes[:split], &hs)
+	out := make([]keysetroot.Hash, 0, len(leaves)+len(changes))
+	out, err := mergeLeaves(out, old.pst, leaves[:len(old.pst)], changes[:split], &hs)
 	if err != nil {
 		return nil, err
 	}
-	_, ql, err := applyMembers(m.pp, leaves[len(m.pst):], changes[split:], &hs)
-	if err != nil {
+	if out, err = mergeLeaves(out, old.pp, leaves[len(old.pst):], changes[split:], &hs); err != nil {
 		return nil, err
 	}
-	return keysetroot.New(append(pl, ql...)), nil
+	return keysetroot.New(out), nil
 }
 
-// membersTree returns the tree over the members m, hashing every one.
-func membersTree(m *keySetMembers) *keysetroot.Tree {
+// keySetTree returns the tree over the members of ks, hashing every one.
+func keySetTree(ks *KeySet) *keysetroot.Tree {
 	var hs keysetroot.Hasher
-	leaves := make([]keysetroot.Hash, 0, len(m.pst)+len(m.pp))
-	for _, x := range m.pst {
-		leaves = append(leaves, hs.Leaf(keysetroot.PST, x.raw))
+	leaves := make([]keysetroot.Hash, 0, len(ks.pst)+len(ks.pp))
+	for i := range ks.pst {
+		leaves = append(leaves, hs.Leaf(keysetroot.PST, stringBytes(ks.pst[i].memberString())))
 	}
-	for _, x := range m.pp {
-		leaves = append(leaves, hs.Leaf(keysetroot.PrivacyPass, x.raw))
+	for i := range ks.pp {
+		leaves = append(leaves, hs.Leaf(keysetroot.PrivacyPass, stringBytes(ks.pp[i].memberString())))
 	}
 	return keysetroot.New(leaves)
 }
+
+// stringBytes returns s's bytes without a copy; they must only be read.
+func stringBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 func (d *Delta) checkBase(size uint64, form string, commitment []byte) error {
 	if d.BaseSize != size || !bytes.Equal(d.BaseDigest, commitment) {
@@ -396,76 +383,30 @@ func changeSplit(changes []DeltaChange) int {
 	return len(changes)
 }
 
-// apply builds the new bundle from prev and its key set's members m, and
-// returns the new members (m itself when the key set did not change) and
-// the new bundle's encoding (b.KeySet is within it: the key set is written
-// once, into the bundle).
-func (d *Delta) apply(prev *Bundle, m *keySetMembers) (*Bundle, *keySetMembers, []byte, error) {
-	b := &Bundle{KeySet: prev.KeySet, Entry: prev.Entry, Consistency: d.Consistency, Index: d.Index, Inclusion: d.Inclusion, Checkpoint: d.Checkpoint}
-	if d.Entry != nil {
-		b.Entry = d.Entry
-	}
-	if d.Entry == nil || len(d.Changes) == 0 {
-		raw, err := b.Marshal()
-		if err != nil {
-			return nil, nil, nil, failErr(CheckDelta, err)
-		}
-		return b, m, raw, nil
-	}
-	split := changeSplit(d.Changes)
-	pst, _, err := applyMembers(m.pst, nil, d.Changes[:split], nil)
-	if err != nil {
-		return nil, nil, nil, failErr(CheckDelta, err)
-	}
-	pp, _, err := applyMembers(m.pp, nil, d.Changes[split:], nil)
-	if err != nil {
-		return nil, nil, nil, failErr(CheckDelta, err)
-	}
-	grow := 0
-	for _, c := range d.Changes {
-		grow += len(c.Member) + 1
-	}
-	raw, ks, err := b.marshal(len(prev.KeySet)+grow, func(buf *bytes.Buffer) {
-		buf.WriteString(`{"pst":{`)
-		writeMembers(buf, pst)
-		buf.WriteString(`},"privacy_pass":{`)
-		writeMembers(buf, pp)
-		buf.WriteString(`}}`)
-	})
-	if err != nil {
-		return nil, nil, nil, failErr(CheckDelta, err)
-	}
-	b.KeySet = ks
-	return b, &keySetMembers{pst: pst, pp: pp}, raw, nil
-}
-
-func writeMembers(buf *bytes.Buffer, ms []member) {
-	for i, m := range ms {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(m.raw)
-	}
-}
-
 // VerifyDelta applies a delta to prev, the bundle this user agent holds,
 // and verifies the result exactly as Verify verifies a full bundle against
 // prev (the digest check binds the applied key set to the new snapshot).
-// A delta from another bundle fails the delta check, naming both. The key
-// set held is not read again: the typed keys of prev are reused and only
-// the members the delta changes are parsed, and a delta that leaves the key
-// set as it is does not hash it again (the held bundle's snapshot
-// commitment is compared instead).
+// A delta from another bundle fails the delta check, naming both. It keeps
+// no reference to raw.
 //
+// What it costs follows what changed, not the key set's size: the
+// signatures, the consistency and inclusion proofs, and the parse and leaf
+// hash of each member the delta puts. The typed key set held is reused:
+// the result's is the held one with the changes applied, sharing the
+// unchanged issuers' records (a copy of the two record arrays, a few dozen
+// bytes per issuer). A delta that leaves the key set as it is does not
+// hash it (the held bundle's snapshot commitment is compared instead).
 // When the new snapshot commits to the key set root, the held bundle's
-// tree (kept by Verify) is updated: a delta that only replaces k members
-// hashes those k members and O(k log n) nodes; one that adds or removes
-// members hashes the members put and rebuilds the levels from the cached
-// leaf hashes (about n 64-byte node hashes). A digest-form snapshot (logs
-// made before the root) still costs one SHA-256 of the whole new key set,
-// and the first root-form snapshot after a digest-form one hashes every
-// member once. Either way the new key set's bytes are written once, with
-// the bundle they are part of (Verified.Raw): one copy of the key set.
+// tree is updated: a delta that only replaces k members hashes O(k log n)
+// nodes (and copies the tree's levels, 64 bytes per member); one that adds
+// or removes members rebuilds the levels from the cached leaf hashes
+// (about n 64-byte node hashes). The new key set's encoding is not
+// written: the result's Raw and Bundle write it on their first call (one
+// copy of the key set, shared), Stored on each call, and KeySet never.
+//
+// A digest-form snapshot (logs made before the root) still costs writing
+// the new key set's encoding and one SHA-256 of it, and the first
+// root-form snapshot after a digest-form one hashes every member once.
 func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 	if prev == nil {
 		return nil, fail(CheckDelta, "a delta needs the bundle it applies to")
@@ -479,58 +420,64 @@ func (v *Verifier) VerifyDelta(raw []byte, prev *Verified) (*Verified, error) {
 		return nil, fmt.Errorf("previous bundle: %w", err)
 	}
 	// prev verified: its key set is the one its snapshot commits to.
-	psnap, err := parseSnapshotEntry(prev.Bundle.Entry)
-	if err != nil {
-		return nil, fmt.Errorf("previous bundle: %w", failErr(CheckSnapshot, err))
-	}
-	pform, pc := psnap.Body.commitment()
-	if err := d.checkBase(prev.Checkpoint.Size, pform, pc); err != nil {
+	if err := d.checkBase(prev.Checkpoint.Size, prev.form, prev.commitment); err != nil {
 		return nil, err
 	}
-	if prev.members == nil && d.Entry != nil && len(d.Changes) > 0 {
-		m := &keySetMembers{}
-		if _, err := parseKeySetFast(prev.Bundle.KeySet, m); err != nil {
-			return nil, fmt.Errorf("previous bundle: %w", failErr(CheckKeySet, err))
-		}
-		prev.members = m
+	// The new bundle but its key set (prev's, or built below), with its
+	// entry and checkpoint copied out of raw.
+	own := append(append(make([]byte, 0, len(d.Entry)+len(d.Checkpoint)), d.Entry...), d.Checkpoint...)
+	b := &Bundle{Entry: prev.parts.Entry, Consistency: d.Consistency, Index: d.Index, Inclusion: d.Inclusion, Checkpoint: own[len(d.Entry):]}
+	pre := &applied{keySet: pks, enc: prev.enc, changes: []Change{}, snap: prev.snap}
+	if d.Entry != nil {
+		b.Entry = own[:len(d.Entry):len(d.Entry)]
+		// An entry that does not parse fails verifyParsed's snapshot
+		// check (pre.snap nil: it parses the entry again).
+		pre.snap, _ = parseSnapshotEntry(b.Entry)
 	}
-	b, m, full, err := d.apply(prev.Bundle, prev.members)
-	if err != nil {
-		return nil, err
-	}
-	pre := &applied{keySet: pks, members: m, changes: []Change{}}
 	if d.Entry == nil || len(d.Changes) == 0 {
 		// The key set held, unchanged: prev's snapshot commits to it
 		// (prev verified it), so the digest check compares commitments
 		// instead of hashing the whole key set again.
-		pre.form, pre.commitment, pre.tree = pform, pc, prev.tree
+		pre.form, pre.commitment, pre.tree = prev.form, prev.commitment, prev.tree
 	} else {
 		if pre.keySet, pre.changes, err = applyTyped(pks, d.Changes); err != nil {
 			return nil, err
 		}
-		// A snapshot entry that does not parse fails verifyParsed's
-		// snapshot check; its form is only read here.
-		if nsnap, err := parseSnapshotEntry(d.Entry); err == nil && nsnap.Body.Root != nil {
+		pre.enc = &keySetEnc{size: pre.keySet.encodedLen(), from: pre.keySet}
+		if pre.snap != nil && pre.snap.Body.Root != nil {
 			t := prev.tree
-			if t == nil || t.Size() != len(prev.members.pst)+len(prev.members.pp) {
+			if t == nil || t.Size() != len(pks.pst)+len(pks.pp) {
 				// prev commits to its digest: hash every member once.
-				t = membersTree(prev.members)
+				t = keySetTree(pks)
 			}
-			if t, err = applyTree(t, prev.members, d.Changes, changeSplit(d.Changes)); err != nil {
+			if t, err = applyTree(t, pks, d.Changes, changeSplit(d.Changes)); err != nil {
 				return nil, failErr(CheckDelta, err)
 			}
 			r := t.Root()
 			pre.form, pre.commitment, pre.tree = "root", r[:], t
 		}
 	}
-	return v.verifyParsed(full, b, prev, true, pre)
+	if n := b.encodedLen(pre.enc.size); n > MaxBundleSize {
+		return nil, fail(CheckDelta, "the bundle the delta builds is %d bytes, over the limit of %d", n, MaxBundleSize)
+	}
+	if pre.snap != nil {
+		if form, _ := pre.snap.Body.commitment(); pre.commitment == nil || pre.form != form {
+			// The digest check hashes the key set whole: a digest-form
+			// snapshot, or the key set held, unchanged, under a
+			// snapshot of the other form.
+			b.KeySet = pre.enc.bytes()
+		}
+	}
+	return v.verifyParsed(nil, b, prev, true, pre)
 }
 
 // applyTyped returns the typed key set old with the changes applied and
-// the changes as Diff reports them. It parses only the changed members
-// (from one copy of their bytes) and shares the unchanged issuers with
-// old: its cost is the changes' size plus a copy of old's two issuer
-// slices (a few dozen bytes per issuer), not a parse of the key set.
+// the changes as Diff reports them; a removal of a member old does not
+// have fails the delta check. It parses only the changed members (from
+// one copy of their bytes, which the new records own) and shares the
+// unchanged issuers with old: its cost is the changes' size plus a copy
+// of old's two issuer slices (a few dozen bytes per issuer), not a parse
+// of the key set.
 func applyTyped(old *KeySet, changes []DeltaChange) (*KeySet, []Change, error) {
 	var all strings.Builder
 	for _, c := range changes {
@@ -540,13 +487,7 @@ func applyTyped(old *KeySet, changes []DeltaChange) (*KeySet, []Change, error) {
 		all.Write(c.Member)
 	}
 	p := newOwnedParser(all.String())
-	split := len(changes)
-	for i, c := range changes {
-		if c.Part != "pst" {
-			split = i
-			break
-		}
-	}
+	split := changeSplit(changes)
 	ks := &KeySet{}
 	out := []Change{}
 	var err error
@@ -568,10 +509,9 @@ func applyPart[R any, P record[R]](p *ksParser, old []R, changes []DeltaChange, 
 	rs := make([]R, 0, len(old)+len(changes))
 	i := 0
 	for _, c := range changes {
-		for i < len(old) && P(&old[i]).originString() < c.Origin {
-			rs = append(rs, old[i])
-			i++
-		}
+		j := i + sort.Search(len(old)-i, func(k int) bool { return P(&old[i+k]).originString() >= c.Origin })
+		rs = append(rs, old[i:j]...)
+		i = j
 		var was string
 		existed := i < len(old) && P(&old[i]).originString() == c.Origin
 		if existed {
@@ -579,6 +519,9 @@ func applyPart[R any, P record[R]](p *ksParser, old []R, changes []DeltaChange, 
 			i++
 		}
 		if c.Member == nil {
+			if !existed {
+				return nil, nil, fail(CheckDelta, "delta removes %s issuer %q, which the bundle held does not have", c.Part, c.Origin)
+			}
 			out = append(out, Change{Issuer: c.Origin, Part: c.Part, Op: "removed"})
 			continue
 		}

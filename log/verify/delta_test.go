@@ -63,12 +63,14 @@ func mutate(t testing.TB, ks *schema.KeySet, step int) *schema.KeySet {
 }
 
 // TestDeltaHistory: along a 1,000-entry history, a user agent taking every
-// full bundle and one taking every delta hold byte-identical key sets (and
-// stored bundles) at every step; an unchanged step's delta is small. The
-// log writes root-form snapshots; in "legacy", it writes digest-form ones
-// (a log made before the key set root) for its first 400 entries, then
-// root-form ones: deltas from a digest-form base to a root-form target
-// included.
+// full bundle and one taking every delta hold byte-identical bundles (the
+// delta's assembled when asked for: Raw, Bundle, Stored) and key sets at
+// every step; a third, taking the same deltas, never asks for its bundle's
+// bytes until the end, writes no key set while the snapshots commit to
+// roots, and ends with the same bundle. The log writes root-form
+// snapshots; in "legacy", it writes digest-form ones (a log made before
+// the key set root) for its first 400 entries, then root-form ones:
+// deltas from a digest-form base to a root-form target included.
 func TestDeltaHistory(t *testing.T) {
 	t.Run("root", func(t *testing.T) { deltaHistory(t, 0) })
 	t.Run("legacy", func(t *testing.T) { deltaHistory(t, 400) })
@@ -89,7 +91,7 @@ func deltaHistory(t *testing.T, legacyUntil uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full, delta := first, first
+	full, delta, lazy := first, first, first
 	for step := 0; f.log.Size() < 1000; step++ {
 		if f.log.Size() >= legacyUntil {
 			f.log.DigestSnapshots = false
@@ -116,8 +118,14 @@ func deltaHistory(t *testing.T, legacyUntil uint64) {
 		if err != nil {
 			t.Fatalf("step %d: delta key set: %v", step, err)
 		}
-		if !bytes.Equal(nf.Bundle.KeySet, nd.Bundle.KeySet) {
-			t.Fatalf("step %d: key sets differ", step)
+		if !bytes.Equal(nf.Stored(), nd.Stored()) {
+			t.Fatalf("step %d: stored bundles differ", step)
+		}
+		if !bytes.Equal(nf.Raw(), nd.Raw()) {
+			t.Fatalf("step %d: bundles differ", step)
+		}
+		if !bytes.Equal(nf.Bundle().KeySet, nd.Bundle().KeySet) || !bytes.Equal(nf.Bundle().Entry, nd.Bundle().Entry) {
+			t.Fatalf("step %d: key sets or entries differ", step)
 		}
 		// The typed key set the delta built from the held one (sharing
 		// its unchanged issuers) is the one the full bundle parses to.
@@ -125,26 +133,46 @@ func deltaHistory(t *testing.T, legacyUntil uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if db, _ := dks.Marshal(); !bytes.Equal(db, nf.Bundle.KeySet) || !reflect.DeepEqual(asSchema(dks), asSchema(fks)) {
+		if db, _ := dks.Marshal(); !bytes.Equal(db, nf.Bundle().KeySet) || !reflect.DeepEqual(asSchema(dks), asSchema(fks)) {
 			t.Fatalf("step %d: the delta's typed key set differs from the full bundle's", step)
-		}
-		sf, _ := nf.Stored()
-		sd, _ := nd.Stored()
-		if !bytes.Equal(sf, sd) {
-			t.Fatalf("step %d: stored bundles differ", step)
 		}
 		if fmt.Sprint(nf.Changes) != fmt.Sprint(nd.Changes) {
 			t.Fatalf("step %d: changes %v (full) and %v (delta)", step, nf.Changes, nd.Changes)
 		}
-		if !bytes.Equal(nf.Commitment(), nd.Commitment()) {
-			t.Fatalf("step %d: commitments %x (full) and %x (delta)", step, nf.Commitment(), nd.Commitment())
+		if !bytes.Equal(nf.Commitment(), nd.Commitment()) || nf.SnapshotIndex != nd.SnapshotIndex {
+			t.Fatalf("step %d: commitments %x (full) and %x (delta), snapshot indexes %d and %d", step, nf.Commitment(), nd.Commitment(), nf.SnapshotIndex, nd.SnapshotIndex)
 		}
-		s, err := verify.ParseSnapshotEntry(nd.Bundle.Entry)
+		s, err := verify.ParseSnapshotEntry(nf.Bundle().Entry)
 		if err != nil {
 			t.Fatal(err)
 		}
 		forms[fmt.Sprintf("root=%v", s.Root != nil)]++
-		full, delta = nf, nd
+
+		// The lazy user agent: the same delta (its bundle is the
+		// delta's), its bytes never asked for.
+		held, err := verify.ParseSnapshotEntry(delta.Bundle().Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writes := verify.KeySetWrites()
+		nl, err := v.VerifyDelta(d, lazy)
+		if err != nil {
+			t.Fatalf("step %d: lazy delta: %v", step, err)
+		}
+		lks, err := nl.KeySet()
+		if err != nil {
+			t.Fatalf("step %d: lazy delta key set: %v", step, err)
+		}
+		if w := verify.KeySetWrites() - writes; w != 0 && s.Root != nil && held.Root != nil {
+			t.Fatalf("step %d: a delta between root-form snapshots wrote %d key sets before its bytes were asked for", step, w)
+		}
+		if lb, _ := lks.Marshal(); !bytes.Equal(lb, nf.Bundle().KeySet) || fmt.Sprint(nl.Changes) != fmt.Sprint(nf.Changes) {
+			t.Fatalf("step %d: the lazy user agent's key set or changes differ", step)
+		}
+		full, delta, lazy = nf, nd, nl
+	}
+	if !bytes.Equal(lazy.Raw(), full.Raw()) || !bytes.Equal(lazy.Stored(), full.Stored()) || !bytes.Equal(lazy.Bundle().KeySet, full.Bundle().KeySet) {
+		t.Error("the lazy user agent's bundle differs from the full one's at the end")
 	}
 	if legacyUntil > 0 && (forms["root=true"] == 0 || forms["root=false"] == 0) || legacyUntil == 0 && forms["root=false"] > 0 {
 		t.Errorf("bundles by snapshot form: %v", forms)
@@ -159,7 +187,7 @@ func makeDelta(t testing.TB, f *fixture, held *verify.Verified) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := verify.MakeDelta(held.Bundle, held.Checkpoint.Size, next)
+	d, err := verify.MakeDelta(held.Bundle(), held.Checkpoint.Size, next)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,12 +253,13 @@ func TestDeltaWrongBase(t *testing.T) {
 	if !strings.Contains(err.Error(), fmt.Sprint(held.Checkpoint.Size)) || !strings.Contains(err.Error(), fmt.Sprint(next.Checkpoint.Size)) {
 		t.Errorf("error %q does not name both tree sizes", err)
 	}
-	// Same size, other key set.
-	ob := *held.Bundle
-	ob.KeySet = []byte(`{"pst":{},"privacy_pass":{}}`)
-	other := &verify.Verified{Raw: held.Raw, Bundle: &ob, Checkpoint: held.Checkpoint}
+	// Same size, another key set commitment.
+	other := verify.WithCommitment(held, make([]byte, 32))
 	_, err = v.VerifyDelta(d, other)
 	wantCheck(t, err, verify.CheckDelta)
+	if !strings.Contains(err.Error(), fmt.Sprintf("%x", held.Commitment())) || !strings.Contains(err.Error(), strings.Repeat("00", 32)) {
+		t.Errorf("error %q does not name both commitments", err)
+	}
 	_, err = v.VerifyDelta(d, nil)
 	wantCheck(t, err, verify.CheckDelta)
 	_ = f
@@ -265,7 +294,7 @@ func TestDeltaUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Changes) != 0 || !bytes.Equal(got.Bundle.KeySet, held.Bundle.KeySet) {
+	if len(got.Changes) != 0 || !bytes.Equal(got.Bundle().KeySet, held.Bundle().KeySet) {
 		t.Errorf("changes %v", got.Changes)
 	}
 }
@@ -295,14 +324,24 @@ func FuzzParseDelta(f *testing.F) {
 		}
 		// Applied on the root path (the held tree updated, not the key
 		// set hashed), an accepted delta's key set has the root its
-		// snapshot commits to, computed afresh.
+		// snapshot commits to, computed afresh over the bundle
+		// assembled when asked for.
 		got, err := v.VerifyDelta(b, held)
 		if err != nil {
 			return
 		}
-		r, err := keysetroot.OfKeySet(got.Bundle.KeySet)
+		r, err := keysetroot.OfKeySet(got.Bundle().KeySet)
 		if err != nil || !bytes.Equal(r[:], got.Commitment()) {
 			t.Fatalf("accepted delta: key set root %x (%v), commitment %x", r, err, got.Commitment())
+		}
+		// The bundle assembled without a check is what Marshal, which
+		// checks, encodes, and the stored form verifies as a full
+		// bundle.
+		if m, err := got.Bundle().Marshal(); err != nil || !bytes.Equal(m, got.Raw()) {
+			t.Fatalf("accepted delta: the assembled bundle is not its parts' encoding (%v)", err)
+		}
+		if _, err := v.VerifyStored(got.Stored()); err != nil {
+			t.Fatalf("accepted delta: its stored bundle does not verify: %v", err)
 		}
 	})
 }
@@ -333,7 +372,7 @@ func TestDeltaNewSnapshotSameKeySet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got.Bundle.KeySet, held.Bundle.KeySet) || len(got.Changes) != 0 {
+	if !bytes.Equal(got.Bundle().KeySet, held.Bundle().KeySet) || len(got.Changes) != 0 {
 		t.Fatalf("changes %v", got.Changes)
 	}
 	// A snapshot of another key set, sent as a delta with no changes.

@@ -166,19 +166,28 @@ func ParseKeySet(b []byte) (*KeySet, error) {
 // declaration order, map keys sorted, no HTML escaping, empty maps as {}.
 // For a parsed key set it is the input, byte for byte.
 func (k *KeySet) Marshal() ([]byte, error) {
-	n := len(`{"pst":{},"privacy_pass":{}}`) + len(k.pst) + len(k.pp)
+	return k.appendEncoding(make([]byte, 0, k.encodedLen())), nil
+}
+
+// encodedLen returns the length of k's canonical encoding.
+func (k *KeySet) encodedLen() int {
+	n := len(`{"pst":{},"privacy_pass":{}}`) + max(len(k.pst)-1, 0) + max(len(k.pp)-1, 0)
 	for i := range k.pst {
 		n += int(k.pst[i].member.n)
 	}
 	for i := range k.pp {
 		n += int(k.pp[i].member.n)
 	}
-	out := make([]byte, 0, n)
+	return n
+}
+
+// appendEncoding appends k's canonical encoding to out.
+func (k *KeySet) appendEncoding(out []byte) []byte {
 	out = append(out, `{"pst":`...)
 	out = appendPart(out, k.pst)
 	out = append(out, `,"privacy_pass":`...)
 	out = appendPart(out, k.pp)
-	return append(out, '}'), nil
+	return append(out, '}')
 }
 
 // MarshalJSON returns the canonical encoding of k (Marshal).

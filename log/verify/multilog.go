@@ -395,7 +395,7 @@ func readKeySets(logs []LogResult) {
 		}
 		found := false
 		for _, r := range reps {
-			if bytes.Equal(logs[r].Verified.Bundle.KeySet, logs[i].Verified.Bundle.KeySet) {
+			if bytes.Equal(logs[r].Verified.enc.bytes(), logs[i].Verified.enc.bytes()) {
 				same[r] = append(same[r], i)
 				found = true
 				break
@@ -445,7 +445,7 @@ func keySetMembersOf(v *Verified) (*KeySet, *keySetMembers, error) {
 	m := v.members
 	if m == nil {
 		m = &keySetMembers{}
-		if _, err := parseKeySetFast(v.Bundle.KeySet, m); err != nil {
+		if _, err := parseKeySetFast(v.enc.bytes(), m); err != nil {
 			return nil, nil, failErr(CheckKeySet, err)
 		}
 	}

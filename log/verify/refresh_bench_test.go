@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/keycommit/keycommit/log/verify"
+	"github.com/keycommit/keycommit/schema"
 )
 
 // BenchmarkRefresh: a user agent holding the bundle of a 1,000-issuer,
@@ -18,17 +21,7 @@ import (
 // x_full. The held bundle's keys are read once, as a user agent holds
 // them.
 func BenchmarkRefresh(b *testing.B) {
-	f := newFixture(b)
-	base := keySet(b, 1000, 6, "refresh")
-	f.grow(9000)
-	f.snapshot(b, base)
-	f.grow(1000)
-	f.publish(b, t0, f.ws[0], f.ws[1])
-	v := f.verifier(b, nil)
-	held, err := verifyAll(v, f.bundle(b, 0), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	f, base, v, held := heldLog(b, 1000, "refresh", 9000, 1000)
 	for _, tc := range []struct {
 		changed int
 		added   bool
@@ -90,4 +83,23 @@ func BenchmarkRefresh(b *testing.B) {
 			b.ReportMetric(deltaNs/fullNs, "x_full")
 		})
 	}
+}
+
+// heldLog returns a log whose snapshot of issuers issuers with 6 PST keys
+// each (its key set base) follows before filler entries and precedes
+// after, cosigned, and a user agent's verifier and held bundle of it
+// (its keys read).
+func heldLog(tb testing.TB, issuers int, seed string, before, after int) (*fixture, *schema.KeySet, *verify.Verifier, *verify.Verified) {
+	f := newFixture(tb)
+	base := keySet(tb, issuers, 6, seed)
+	f.grow(before)
+	f.snapshot(tb, base)
+	f.grow(after)
+	f.publish(tb, t0, f.ws[0], f.ws[1])
+	v := f.verifier(tb, nil)
+	held, err := verifyAll(v, f.bundle(tb, 0), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f, base, v, held
 }

@@ -2,6 +2,9 @@ package verify
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/keycommit/keycommit/log/keysetroot"
@@ -9,7 +12,8 @@ import (
 
 // FuzzApplyTree checks the delta's tree update (replacing leaves, or
 // rebuilding the levels from the cached leaf hashes) against the root
-// computed afresh over the members the delta yields.
+// computed afresh over the members a reference (a map) says the delta
+// yields, and that it refuses what the reference refuses.
 func FuzzApplyTree(f *testing.F) {
 	f.Add(uint8(5), uint8(3), []byte{0, 1, 2, 3})
 	f.Add(uint8(0), uint8(0), []byte{7, 7})
@@ -56,29 +60,76 @@ func FuzzApplyTree(f *testing.F) {
 		if len(changes) == 0 {
 			return
 		}
-		np, _, perr := applyMembers(m.pst, nil, pst, nil)
-		nq, _, qerr := applyMembers(m.pp, nil, pp, nil)
-		got, err := applyTree(membersTree(m), m, changes, len(pst))
+		old := recordsOf(m)
+		got, err := applyTree(keySetTree(old), old, changes, len(pst))
+		np, perr := applyReference(m.pst, pst)
+		nq, qerr := applyReference(m.pp, pp)
 		if perr != nil || qerr != nil {
 			if err == nil {
-				t.Fatalf("applyMembers refused (%v, %v), applyTree did not", perr, qerr)
+				t.Fatalf("the reference refused (%v, %v), applyTree did not", perr, qerr)
 			}
 			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		var a, b [][]byte
-		for _, x := range np {
-			a = append(a, x.raw)
-		}
-		for _, x := range nq {
-			b = append(b, x.raw)
-		}
-		if want := keysetroot.Root(a, b); got.Root() != want || got.Size() != len(a)+len(b) {
-			t.Fatalf("applyTree root %x over %d leaves, want %x over %d", got.Root(), got.Size(), want, len(a)+len(b))
+		if want := keysetroot.Root(np, nq); got.Root() != want || got.Size() != len(np)+len(nq) {
+			t.Fatalf("applyTree root %x over %d leaves, want %x over %d", got.Root(), got.Size(), want, len(np)+len(nq))
 		}
 	})
+}
+
+// recordsOf returns a key set whose records are the members m (their
+// values need not be key commitments: applyTree reads only the origins
+// and members).
+func recordsOf(m *keySetMembers) *KeySet {
+	var src strings.Builder
+	ref := func(s string) strRef {
+		r := strRef{int32(src.Len()), int32(len(s))}
+		src.WriteString(s)
+		return r
+	}
+	type rec struct{ origin, member strRef }
+	var ps, qs []rec
+	for _, x := range m.pst {
+		ps = append(ps, rec{ref(x.origin), ref(string(x.raw))})
+	}
+	for _, x := range m.pp {
+		qs = append(qs, rec{ref(x.origin), ref(string(x.raw))})
+	}
+	d := &ksData{src: src.String()}
+	ks := &KeySet{}
+	for _, r := range ps {
+		ks.pst = append(ks.pst, pstRec{d: d, origin: r.origin, member: r.member})
+	}
+	for _, r := range qs {
+		ks.pp = append(ks.pp, ppRec{d: d, origin: r.origin, member: r.member})
+	}
+	return ks
+}
+
+// applyReference applies the changes to one part's members old, by a map:
+// the members the key set would have, in order.
+func applyReference(old []member, changes []DeltaChange) ([][]byte, error) {
+	ms := map[string][]byte{}
+	for _, x := range old {
+		ms[x.origin] = x.raw
+	}
+	for _, c := range changes {
+		if _, ok := ms[c.Origin]; !ok && c.Member == nil {
+			return nil, fmt.Errorf("no member %q to remove", c.Origin)
+		}
+		if c.Member == nil {
+			delete(ms, c.Origin)
+		} else {
+			ms[c.Origin] = c.Member
+		}
+	}
+	var out [][]byte
+	for _, o := range slices.Sorted(maps.Keys(ms)) {
+		out = append(out, ms[o])
+	}
+	return out, nil
 }
 
 func sortDeltaChanges(cs []DeltaChange) {

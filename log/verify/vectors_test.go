@@ -111,14 +111,14 @@ func generateVectors(t *testing.T) (map[string][]byte, []vector) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := nv.Stored()
+	stored := nv.Stored()
 	files["next-stored.bundle"] = stored
 	vs = append(vs, vector{File: "next-stored.bundle", Description: "next.bundle as saved for the next check (no consistency section)", Now: now})
 
 	// Deltas (files *.delta, applied with VerifyDelta to Previous).
 	held := mustStored(t, f, valid)
 	nextB, _ := verify.ParseBundle(files["next.bundle"])
-	dl, err := verify.MakeDelta(held.Bundle, held.Checkpoint.Size, nextB)
+	dl, err := verify.MakeDelta(held.Bundle(), held.Checkpoint.Size, nextB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func generateVectors(t *testing.T) (map[string][]byte, []vector) {
 	add("next.delta", "the delta from valid.bundle to next.bundle (issuer-1 changed, issuer-3 added); applied, it saves as next-stored.bundle", "valid.bundle", "", nextDelta)
 	if got, err := f.verifier(t, nil).VerifyDelta(nextDelta, held); err != nil {
 		t.Fatal(err)
-	} else if s, _ := got.Stored(); !bytes.Equal(s, stored) {
+	} else if !bytes.Equal(got.Stored(), stored) {
 		t.Fatal("next.delta applied does not save as next-stored.bundle")
 	}
 	add("wrong-base.delta", "next.delta applied to next-stored.bundle instead of valid.bundle", "next-stored.bundle", verify.CheckDelta, nextDelta)
@@ -148,7 +148,7 @@ func generateVectors(t *testing.T) (map[string][]byte, []vector) {
 		t.Fatal(err)
 	}
 	nextFull, _ := verify.ParseBundle(f.bundle(t, nextStored.Checkpoint.Size))
-	ud, err := verify.MakeDelta(nextStored.Bundle, nextStored.Checkpoint.Size, nextFull)
+	ud, err := verify.MakeDelta(nextStored.Bundle(), nextStored.Checkpoint.Size, nextFull)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,14 +128,19 @@ type VerifiedCheckpoint struct {
 	Cosignatures []Cosignature
 }
 
-// Verified is a bundle that passed every check.
+// Verified is a bundle that passed every check. Its methods are safe for
+// concurrent use; its fields must not be changed.
+//
+// The bundle's bytes are assembled only when asked for (Raw, Bundle,
+// Stored): a bundle Verify read is the bytes it was given, but one
+// VerifyDelta built holds the key set as its typed records (KeySet), which
+// it shares with the bundle held, and writes the key set's encoding when
+// first asked, so that a delta's cost follows what changed.
 type Verified struct {
-	// Raw is the bundle, byte for byte (save Stored() to check the next
-	// one).
-	Raw    []byte
-	Bundle *Bundle
 	// Checkpoint is the verified checkpoint.
 	Checkpoint *VerifiedCheckpoint
+	// SnapshotIndex is the index of the snapshot entry in the log.
+	SnapshotIndex uint64
 	// SnapshotTime is the log's timestamp of the snapshot entry.
 	SnapshotTime time.Time
 	// SnapshotIssuers is the number of issuers the snapshot records.
@@ -147,18 +152,100 @@ type Verified struct {
 	// bundle (nil without one).
 	Changes []Change
 
+	// parts is the bundle parsed, but for a bundle a delta built its
+	// KeySet is nil (or, when the digest check had to read the bytes,
+	// the encoding): the key set is enc.
+	parts *Bundle
+	// enc is the key set's encoding, shared by the bundles that hold the
+	// same key set.
+	enc *keySetEnc
+	// rawOnce assembles raw and bundle for a bundle a delta built; for
+	// one Verify read they are set when it is made.
+	rawOnce sync.Once
+	raw     []byte
+	bundle  *Bundle
+
 	keySetOnce sync.Once
 	keySet     *KeySet
 	keySetErr  error
-	// members are the key set's members, for applying deltas: set by
-	// VerifyDelta (on prev, and on the bundle it returns).
+	// members are the key set's members, for the multi-log merge: set by
+	// readKeySet when asked for (VerifyLogs).
 	members *keySetMembers
-	// commitment is the snapshot's key set commitment (root or digest).
+	// snap is the snapshot entry, parsed (a delta without a new entry
+	// keeps it).
+	snap *snapshotEntry
+	// form ("root" or "digest") and commitment are the snapshot's key
+	// set commitment.
+	form       string
 	commitment []byte
 	// tree is the key set's Merkle tree when the snapshot commits to
 	// its root (nil for a digest-form snapshot), kept so that a delta
 	// hashes only the members it changes.
 	tree *keysetroot.Tree
+}
+
+// keySetEnc is a verified key set's canonical encoding: the key set line
+// of a bundle Verify read, or, for a key set a delta built, written from
+// its typed records (KeySet.Marshal) when first needed. It is immutable
+// once written and safe for concurrent use.
+type keySetEnc struct {
+	// size is the encoding's length.
+	size int
+	// from, if not nil, is the key set to write the encoding from; b is
+	// then set by once.
+	from *KeySet
+	once sync.Once
+	b    []byte
+}
+
+// bytes returns the encoding, writing it the first time for a key set a
+// delta built.
+func (e *keySetEnc) bytes() []byte {
+	if e.from == nil {
+		return e.b
+	}
+	e.once.Do(func() {
+		keySetWrites.Add(1)
+		e.b = e.from.appendEncoding(make([]byte, 0, e.size))
+	})
+	return e.b
+}
+
+// appendTo appends the encoding to dst (e.size bytes).
+func (e *keySetEnc) appendTo(dst []byte) []byte {
+	if e.from == nil {
+		return append(dst, e.b...)
+	}
+	return e.from.appendEncoding(dst)
+}
+
+// Raw returns the bundle, byte for byte (save Stored() to check the next
+// one). For a bundle Verify read it is the slice Verify was given; for one
+// VerifyDelta built it is assembled on the first call (one copy of the
+// key set), and the same slice is returned after. It must not be changed.
+func (v *Verified) Raw() []byte {
+	v.rawOnce.Do(v.assemble)
+	return v.raw
+}
+
+// Bundle returns the bundle parsed; its parts share Raw's memory and must
+// not be changed. For a bundle VerifyDelta built, the first call assembles
+// it (Raw).
+func (v *Verified) Bundle() *Bundle {
+	v.rawOnce.Do(v.assemble)
+	return v.bundle
+}
+
+// assemble builds raw and bundle from the parts and the key set, for a
+// bundle a delta built.
+func (v *Verified) assemble() {
+	if v.raw != nil {
+		return
+	}
+	raw, start := v.parts.encode(v.enc.size, v.enc.appendTo)
+	b := *v.parts
+	b.KeySet = raw[start : start+v.enc.size : start+v.enc.size]
+	v.raw, v.bundle = raw, &b
 }
 
 // Commitment returns the key set commitment of the bundle's snapshot: its
@@ -170,23 +257,29 @@ func (v *Verified) Commitment() []byte { return v.commitment }
 // Stored returns the bundle to save for the next Verify (load it with
 // VerifyStored): the verified bundle without its consistency proof, which
 // served its purpose and could not be checked again without the bundle
-// before it.
-func (v *Verified) Stored() ([]byte, error) {
-	if v.Bundle.Consistency == nil {
-		return v.Raw, nil
+// before it. Without a consistency proof it is Raw(); otherwise each call
+// writes a new encoding (for a bundle a delta built, one copy of the key
+// set, without assembling Raw).
+func (v *Verified) Stored() []byte {
+	if v.parts.Consistency == nil {
+		return v.Raw()
 	}
-	b := *v.Bundle
+	b := *v.parts
 	b.Consistency = nil
-	return b.Marshal()
+	out, _ := b.encode(v.enc.size, v.enc.appendTo)
+	return out
 }
 
-// KeySet parses the verified key set bytes (Bundle.KeySet, which Verify
-// authenticated: they hash to the snapshot's digest) and runs the keyset
-// check: canonical encoding, and as many issuers as the snapshot records.
-// It is the only way to the typed keys, so keys are never used unchecked.
-// Verify leaves the parse to this method, so that a user agent pays for it
-// once, when it reads the keys; Verify with a previous bundle runs it on
-// both. Failures are *Error with CheckKeySet.
+// KeySet parses the verified key set bytes (Bundle().KeySet, which Verify
+// authenticated: they are the key set the snapshot commits to) and runs
+// the keyset check: canonical encoding, and as many issuers as the
+// snapshot records. It is the only way to the typed keys, so keys are
+// never used unchecked. Verify leaves the parse to this method, so that a
+// user agent pays for it once, when it reads the keys; Verify with a
+// previous bundle runs it on both. For a bundle VerifyDelta built, the
+// typed key set is the held one with the delta's changes applied (the
+// unchanged issuers shared), not a parse. Failures are *Error with
+// CheckKeySet.
 func (v *Verified) KeySet() (*KeySet, error) {
 	v.keySetOnce.Do(func() { v.readKeySet(nil) })
 	return v.keySet, v.keySetErr
@@ -195,7 +288,7 @@ func (v *Verified) KeySet() (*KeySet, error) {
 // readKeySet parses the key set and runs the keyset check (for KeySet,
 // once), recording its members in m if m is not nil.
 func (v *Verified) readKeySet(m *keySetMembers) {
-	ks, err := parseKeySetSized(v.Bundle.KeySet, m, v.SnapshotIssuers)
+	ks, err := parseKeySetSized(v.enc.bytes(), m, v.SnapshotIssuers)
 	if err != nil {
 		v.keySetErr = failErr(CheckKeySet, err)
 		return
@@ -240,12 +333,14 @@ func (v *Verifier) verify(raw []byte, prev *Verified, fresh bool) (*Verified, er
 	return v.verifyParsed(raw, b, prev, fresh, nil)
 }
 
-// applied is a key set a delta produced from the held one: read without
-// parsing it whole, and the changes the delta made.
+// applied is a key set a delta produced from the held one, read without
+// parsing or writing it whole, and the changes the delta made.
 type applied struct {
 	keySet  *KeySet
-	members *keySetMembers
+	enc     *keySetEnc
 	changes []Change
+	// snap, if not nil, is the new bundle's snapshot entry, parsed.
+	snap *snapshotEntry
 	// form and commitment, if commitment is not nil, are the key set's
 	// commitment ("root" or "digest"), known without hashing the whole
 	// key set: the held bundle's (verified) one when the delta leaves
@@ -257,8 +352,10 @@ type applied struct {
 }
 
 // verifyParsed verifies the parsed bundle b (raw is its encoding). With
-// pre, the key set's typed form and the changes since prev are taken from
-// it instead of parsing the key set and comparing it with prev's.
+// pre (a delta's result; raw is nil, b.KeySet may be nil, and is not read
+// unless the digest check must hash the key set), the key set's typed form
+// and the changes since prev are taken from it instead of parsing the key
+// set and comparing it with prev's.
 func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh bool, pre *applied) (*Verified, error) {
 	// The checks that only hash run first, so that a corrupt bundle costs
 	// no signature verification; the signatures then bind everything.
@@ -266,9 +363,14 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	if err != nil {
 		return nil, err
 	}
-	snap, err := parseSnapshotEntry(b.Entry)
-	if err != nil {
-		return nil, failErr(CheckSnapshot, err)
+	var snap *snapshotEntry
+	if pre != nil {
+		snap = pre.snap
+	}
+	if snap == nil {
+		if snap, err = parseSnapshotEntry(b.Entry); err != nil {
+			return nil, failErr(CheckSnapshot, err)
+		}
 	}
 	if err := verifyInclusion(b.Entry, b.Index, b.Inclusion, cp0); err != nil {
 		// A checkpoint whose size or root was changed fails here first:
@@ -289,17 +391,14 @@ func (v *Verifier) verifyParsed(raw []byte, b *Bundle, prev *Verified, fresh boo
 	if err := CheckEntryTime(b.Index, time.UnixMilli(snap.Time), cp.Size, cp.CosignatureTimes(), v.cfg.Policy); err != nil {
 		return nil, err
 	}
-	_, commitment := snap.Body.commitment()
-	out := &Verified{Raw: raw, Bundle: b, Checkpoint: cp, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers,
-		commitment: commitment, tree: tree}
-	if pre != nil {
-		out.keySetOnce.Do(func() {
-			if n := len(pre.keySet.pst) + len(pre.keySet.pp); n != out.SnapshotIssuers {
-				out.keySetErr = fail(CheckKeySet, "key set has %d issuer commitments (pst and privacy_pass), the snapshot says %d", n, out.SnapshotIssuers)
-				return
-			}
-			out.keySet, out.members = pre.keySet, pre.members
-		})
+	form, commitment := snap.Body.commitment()
+	out := &Verified{Checkpoint: cp, SnapshotIndex: b.Index, SnapshotTime: time.UnixMilli(snap.Time), SnapshotIssuers: snap.Body.Issuers,
+		parts: b, snap: snap, form: form, commitment: commitment, tree: tree}
+	if pre == nil {
+		out.raw, out.bundle, out.enc = raw, b, &keySetEnc{size: len(b.KeySet), b: b.KeySet}
+	} else {
+		out.enc = pre.enc
+		out.keySetOnce.Do(func() { out.useKeySet(pre.keySet, nil) })
 	}
 	if err := v.checkAgainstPrevious(out, prev, pre); err != nil {
 		return nil, err
@@ -342,7 +441,7 @@ func checkCommitment(b *Bundle, snap *snapshotEntry, pre *applied) (*keysetroot.
 // checkAgainstPrevious enforces no rollback and consistency with prev, and
 // fills in Changes.
 func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *applied) error {
-	b, cp := nv.Bundle, nv.Checkpoint
+	b, cp := nv.parts, nv.Checkpoint
 	if prev == nil {
 		if b.Consistency != nil {
 			return fail(CheckConsistency, "bundle carries a consistency proof from size %d but there is no previous checkpoint to check it against", b.Consistency.OldSize)
@@ -381,7 +480,7 @@ func (v *Verifier) checkAgainstPrevious(nv *Verified, prev *Verified, pre *appli
 			return fail(CheckConsistency, "checkpoint of size %d (root %s) is not consistent with the previous one of size %d (root %s): %v", cp.Size, b64(cp.Hash[:]), old.Size, b64(old.Hash[:]), ProofError(err))
 		}
 	}
-	pb := prev.Bundle
+	pb := prev.parts
 	switch {
 	case b.Index < pb.Index:
 		return fail(CheckRollback, "snapshot at index %d is older than the previous bundle's snapshot at index %d", b.Index, pb.Index)

@@ -147,8 +147,8 @@ func TestVerifyValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Bundle.Index != idx || got.Checkpoint.Size != 18 || got.Checkpoint.Origin != origin {
-		t.Errorf("index %d size %d origin %q, want %d 18 %q", got.Bundle.Index, got.Checkpoint.Size, got.Checkpoint.Origin, idx, origin)
+	if got.Bundle().Index != idx || got.Checkpoint.Size != 18 || got.Checkpoint.Origin != origin {
+		t.Errorf("index %d size %d origin %q, want %d 18 %q", got.Bundle().Index, got.Checkpoint.Size, got.Checkpoint.Origin, idx, origin)
 	}
 	if len(got.Checkpoint.Cosignatures) != 3 {
 		t.Errorf("%d cosignatures, want 3", len(got.Checkpoint.Cosignatures))
@@ -519,7 +519,7 @@ func TestPrevious(t *testing.T) {
 		wantCheck(t, err, verify.CheckConsistency)
 	})
 	t.Run("same bundle again", func(t *testing.T) {
-		got, err := v.Verify(prev.Raw, prev)
+		got, err := v.Verify(prev.Raw(), prev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -532,18 +532,15 @@ func TestPrevious(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := v.VerifyStored(next.Raw); verify.CheckOf(err) != verify.CheckConsistency {
+		if _, err := v.VerifyStored(next.Raw()); verify.CheckOf(err) != verify.CheckConsistency {
 			t.Errorf("VerifyStored of a bundle with a proof: %v, want a consistency failure", err)
 		}
-		stored, err := next.Stored()
-		if err != nil {
-			t.Fatal(err)
-		}
+		stored := next.Stored()
 		back, err := v.VerifyStored(stored)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if back.Bundle.Consistency != nil || back.Checkpoint.Size != next.Checkpoint.Size {
+		if back.Bundle().Consistency != nil || back.Checkpoint.Size != next.Checkpoint.Size {
 			t.Errorf("stored bundle differs")
 		}
 	})
@@ -552,7 +549,7 @@ func TestPrevious(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = v.Verify(prev.Raw, next)
+		_, err = v.Verify(prev.Raw(), next)
 		wantCheck(t, err, verify.CheckRollback)
 	})
 	t.Run("older snapshot in a newer checkpoint", func(t *testing.T) {
@@ -564,9 +561,9 @@ func TestPrevious(t *testing.T) {
 		f.publish(t, t0, f.ws...)
 		cp, _ := f.log.Checkpoint(context.Background())
 		size := f.log.Size()
-		incl, _ := f.log.InclusionProof(context.Background(), prev.Bundle.Index, size)
+		incl, _ := f.log.InclusionProof(context.Background(), prev.Bundle().Index, size)
 		cons, _ := f.log.ConsistencyProof(context.Background(), next.Checkpoint.Size, size)
-		b := &verify.Bundle{KeySet: prev.Bundle.KeySet, Entry: prev.Bundle.Entry, Index: prev.Bundle.Index, Inclusion: incl,
+		b := &verify.Bundle{KeySet: prev.Bundle().KeySet, Entry: prev.Bundle().Entry, Index: prev.Bundle().Index, Inclusion: incl,
 			Consistency: &verify.ConsistencyProof{OldSize: next.Checkpoint.Size, Hashes: cons}, Checkpoint: cp}
 		raw, err := b.Marshal()
 		if err != nil {
