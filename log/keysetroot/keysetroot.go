@@ -25,9 +25,11 @@ package keysetroot
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
+	"math/bits"
 
 	"github.com/transparency-dev/merkle/rfc6962"
 )
@@ -46,10 +48,13 @@ var (
 	ppPrefix  = append(append([]byte{rfc6962.RFC6962LeafHashPrefix}, PrivacyPass...), 0)
 )
 
-// Hasher hashes leaves with one reused SHA-256 state. The zero value is
-// ready; a Hasher is not safe for concurrent use.
+// Hasher hashes leaves with one reused SHA-256 state and output buffer
+// (so that hashing a leaf allocates nothing: a buffer passed to Sum
+// through the hash.Hash interface escapes). The zero value is ready; a
+// Hasher is not safe for concurrent use.
 type Hasher struct {
-	h hash.Hash
+	h   hash.Hash
+	sum Hash
 }
 
 // Leaf returns the leaf hash of member (canonical bytes `"<origin>":<value>`)
@@ -68,9 +73,8 @@ func (hs *Hasher) Leaf(part string, member []byte) Hash {
 	hs.h.Reset()
 	hs.h.Write(prefix)
 	hs.h.Write(member)
-	var out Hash
-	hs.h.Sum(out[:0])
-	return out
+	hs.h.Sum(hs.sum[:0])
+	return hs.sum
 }
 
 // LeafHash returns the leaf hash of member of part (see Hasher.Leaf).
@@ -134,9 +138,22 @@ func CommitsTo(keySet, root, digest []byte) (bool, []byte) {
 
 // FromKeySet returns the tree of the key set whose canonical encoding is
 // b (see Split).
-func FromKeySet(b []byte) (*Tree, error) {
+func FromKeySet(b []byte) (*Tree, error) { return FromKeySetSized(b, 0) }
+
+// FromKeySetSized sizes the leaves for at most one member per
+// minMemberLen bytes of the key set, so that a count it is told (a
+// snapshot's, which a forged bundle may get wrong) makes it allocate no more
+// than the key set's own size. Members with keys take hundreds of bytes;
+// a key set of smaller ones only grows the leaves as it goes.
+const minMemberLen = len(Hash{})
+
+// FromKeySetSized is FromKeySet for a key set that should have members
+// members (as a snapshot records them): it sizes the leaves for them, at
+// most len(b)/minMemberLen (a wrong count costs time or memory, never
+// correctness).
+func FromKeySetSized(b []byte, members int) (*Tree, error) {
 	var hs Hasher
-	var leaves []Hash
+	leaves := make([]Hash, 0, min(max(members, 0), len(b)/minMemberLen))
 	if err := Split(b, func(part string, member []byte) {
 		leaves = append(leaves, hs.Leaf(part, member))
 	}); err != nil {
@@ -154,11 +171,20 @@ func FromKeySet(b []byte) (*Tree, error) {
 // bytes); whether each member is a well-formed canonical member is for the
 // key set parser to say.
 func Split(b []byte, fn func(part string, member []byte)) error {
-	i, err := splitPart(b, 0, `{"pst":{`, PST, fn)
+	// Without a backslash no string has an escape, so every '"' opens or
+	// closes one: strings are skipped to the next '"' (the key sets logs
+	// serve are plain text).
+	return split(b, bytes.IndexByte(b, '\\') < 0, fn)
+}
+
+// split is Split, skipping strings to the next '"' if plain (b has no
+// backslash) and with skipString otherwise.
+func split(b []byte, plain bool, fn func(part string, member []byte)) error {
+	i, err := splitPart(b, 0, `{"pst":{`, PST, plain, fn)
 	if err != nil {
 		return err
 	}
-	if i, err = splitPart(b, i, `,"privacy_pass":{`, PrivacyPass, fn); err != nil {
+	if i, err = splitPart(b, i, `,"privacy_pass":{`, PrivacyPass, plain, fn); err != nil {
 		return err
 	}
 	if i >= len(b) || b[i] != '}' {
@@ -170,9 +196,12 @@ func Split(b []byte, fn func(part string, member []byte)) error {
 	return nil
 }
 
+// depthDelta is how each byte outside strings changes the bracket depth.
+var depthDelta = [256]int8{'{': 1, '[': 1, '}': -1, ']': -1}
+
 // splitPart reads open, then the members of part up to its closing '}',
 // and returns the index after it.
-func splitPart(b []byte, i int, open, part string, fn func(string, []byte)) (int, error) {
+func splitPart(b []byte, i int, open, part string, plain bool, fn func(string, []byte)) (int, error) {
 	if !bytes.HasPrefix(b[i:], []byte(open)) {
 		return 0, fmt.Errorf("malformed key set at byte %d: want %q", i, open)
 	}
@@ -185,33 +214,33 @@ func splitPart(b []byte, i int, open, part string, fn func(string, []byte)) (int
 		if i >= len(b) || b[i] != '"' {
 			return 0, fmt.Errorf("malformed key set at byte %d: a %s member must start with '\"'", i, part)
 		}
+		// The member ends at the first ',' at depth 0, or at the '}'
+		// that takes the depth below 0; a ']' that does is unbalanced.
+		// (A table rather than a switch: fewer branches to mispredict.)
 		depth := 0
-	scan:
 		for i < len(b) {
-			switch b[i] {
-			case '"':
-				j := skipString(b, i)
+			c := b[i]
+			if c == '"' {
+				j := -1
+				if plain {
+					if k := QuoteIndex(b[i+1:]); k >= 0 {
+						j = i + 1 + k + 1
+					}
+				} else {
+					j = skipString(b, i)
+				}
 				if j < 0 {
 					return 0, fmt.Errorf("malformed key set at byte %d: unterminated string", i)
 				}
 				i = j
 				continue
-			case '{', '[':
-				depth++
-			case ']':
-				if depth == 0 {
+			}
+			depth += int(depthDelta[c])
+			if depth < 0 || depth == 0 && c == ',' {
+				if c == ']' {
 					return 0, fmt.Errorf("malformed key set at byte %d: unbalanced ']'", i)
 				}
-				depth--
-			case '}':
-				if depth == 0 {
-					break scan
-				}
-				depth--
-			case ',':
-				if depth == 0 {
-					break scan
-				}
+				break
 			}
 			i++
 		}
@@ -224,6 +253,28 @@ func splitPart(b []byte, i int, open, part string, fn func(string, []byte)) (int
 		}
 		i++
 	}
+}
+
+// QuoteIndex returns the index of the first '"' in b, -1 if none: the
+// first eight bytes without a call (most of a key set's strings, its
+// labels, versions and key ids, are short), then bytes.IndexByte. It is
+// the string scan of Split, and of log/verify's key set parser, for input
+// without escapes.
+func QuoteIndex(b []byte) int {
+	if len(b) < 8 {
+		return bytes.IndexByte(b, '"')
+	}
+	// x has a zero byte where b has '"'; (x - 1) &^ x flags exactly the
+	// lowest zero byte (a borrow can only add flags above it).
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	x := binary.LittleEndian.Uint64(b) ^ lo*'"'
+	if m := (x - lo) &^ x & hi; m != 0 {
+		return bits.TrailingZeros64(m) / 8
+	}
+	if n := bytes.IndexByte(b[8:], '"'); n >= 0 {
+		return 8 + n
+	}
+	return -1
 }
 
 // skipString returns the index after the string starting at b[i] (a '"'),
@@ -260,11 +311,21 @@ type Tree struct {
 }
 
 // New returns the tree over the leaf hashes leaves, which it keeps (the
-// caller must not change them).
+// caller must not change them). The levels above the leaves share one
+// allocation.
 func New(leaves []Hash) *Tree {
-	t := &Tree{levels: [][]Hash{leaves}}
+	nodes, depth := 0, 1
+	for n := len(leaves); n > 1; n = (n + 1) / 2 {
+		nodes += (n + 1) / 2
+		depth++
+	}
+	t := &Tree{levels: make([][]Hash, 1, depth)}
+	t.levels[0] = leaves
+	free := make([]Hash, nodes)
 	for l := leaves; len(l) > 1; {
-		next := make([]Hash, (len(l)+1)/2)
+		w := (len(l) + 1) / 2
+		next := free[:w:w]
+		free = free[w:]
 		for j := range next {
 			if 2*j+1 < len(l) {
 				next[j] = nodeHash(&l[2*j], &l[2*j+1])

@@ -10,6 +10,8 @@ import (
 	"math/bits"
 	"strconv"
 	"unsafe"
+
+	"github.com/keycommit/keycommit/log/keysetroot"
 )
 
 // The key set parser below reads exactly the canonical encoding
@@ -136,33 +138,13 @@ func (p *ksParser) str() strRef {
 	if !p.plain {
 		return p.scanStr(start)
 	}
-	n := quoteIndex(p.b[start:])
+	n := keysetroot.QuoteIndex(p.b[start:])
 	if n < 0 {
 		p.fail("unterminated string")
 		return strRef{}
 	}
 	p.i = start + n + 1
 	return p.ref(start, start+n)
-}
-
-// quoteIndex returns the index of the first '"' in b, -1 if none: the
-// first eight bytes without a call (labels, versions and expiries are
-// short), then bytes.IndexByte.
-func quoteIndex(b []byte) int {
-	if len(b) < 8 {
-		return bytes.IndexByte(b, '"')
-	}
-	// x has a zero byte where b has '"'; (x - 1) &^ x flags exactly the
-	// lowest zero byte (a borrow can only add flags above it).
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	x := binary.LittleEndian.Uint64(b) ^ lo*'"'
-	if m := (x - lo) &^ x & hi; m != 0 {
-		return bits.TrailingZeros64(m) / 8
-	}
-	if n := bytes.IndexByte(b[8:], '"'); n >= 0 {
-		return 8 + n
-	}
-	return -1
 }
 
 // scanStr reads a string whose contents start at start, in input that is

@@ -418,7 +418,7 @@ func checkCommitment(b *Bundle, snap *snapshotEntry, pre *applied) (*keysetroot.
 	case pre != nil && pre.commitment != nil && pre.form == form:
 		got, tree = pre.commitment, pre.tree
 	case form == "root":
-		t, err := keysetroot.FromKeySet(b.KeySet)
+		t, err := keysetroot.FromKeySetSized(b.KeySet, snap.Body.Issuers)
 		if err != nil {
 			return nil, fail(CheckDigest, "couldn't compute the key set root the snapshot at index %d commits to: %v", b.Index, err)
 		}
