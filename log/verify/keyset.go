@@ -329,23 +329,12 @@ func (c PSTCommitment) version(i int) PSTVersionCommitment {
 
 // Versions yields the commitment's protocol versions, sorted by Version.
 func (c PSTCommitment) Versions() iter.Seq[PSTVersionCommitment] {
-	return func(yield func(PSTVersionCommitment) bool) {
-		for i := range c.Len() {
-			if !yield(c.version(i)) {
-				return
-			}
-		}
-	}
+	return each(c.Len(), c.version)
 }
 
 // Version returns the commitment for protocol version v, if it has one.
 func (c PSTCommitment) Version(v string) (PSTVersionCommitment, bool) {
-	n := c.Len()
-	i := sort.Search(n, func(i int) bool { return c.r.d.str(c.r.versions[i].version) >= v })
-	if i < n && c.r.d.str(c.r.versions[i].version) == v {
-		return c.version(i), true
-	}
-	return PSTVersionCommitment{}, false
+	return lookup(c.Len(), func(i int) string { return c.r.d.str(c.r.versions[i].version) }, v, c.version)
 }
 
 // MarshalJSON returns the commitment's canonical encoding, as the key set
@@ -372,23 +361,34 @@ func (v PSTVersionCommitment) key(i int) PSTKey {
 
 // Keys yields the keys, sorted by Label.
 func (v PSTVersionCommitment) Keys() iter.Seq[PSTKey] {
-	return func(yield func(PSTKey) bool) {
-		for i := range v.NumKeys() {
-			if !yield(v.key(i)) {
+	return each(v.NumKeys(), v.key)
+}
+
+// Key returns the key with the given label, if there is one.
+func (v PSTVersionCommitment) Key(label string) (PSTKey, bool) {
+	return lookup(v.NumKeys(), func(i int) string { return v.d.str(v.r.keys[i].label) }, label, v.key)
+}
+
+// each yields at(i) for i from 0 to n-1.
+func each[T any](n int, at func(int) T) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		for i := range n {
+			if !yield(at(i)) {
 				return
 			}
 		}
 	}
 }
 
-// Key returns the key with the given label, if there is one.
-func (v PSTVersionCommitment) Key(label string) (PSTKey, bool) {
-	n := v.NumKeys()
-	i := sort.Search(n, func(i int) bool { return v.d.str(v.r.keys[i].label) >= label })
-	if i < n && v.d.str(v.r.keys[i].label) == label {
-		return v.key(i), true
+// lookup returns at(i) for the i in [0, n) with nameAt(i) == name, where
+// nameAt is sorted, and whether there is one.
+func lookup[T any](n int, nameAt func(int) string, name string, at func(int) T) (T, bool) {
+	i := sort.Search(n, func(i int) bool { return nameAt(i) >= name })
+	if i < n && nameAt(i) == name {
+		return at(i), true
 	}
-	return PSTKey{}, false
+	var zero T
+	return zero, false
 }
 
 // MarshalJSON returns the version commitment's canonical encoding, as the
@@ -414,14 +414,10 @@ func (d IssuerDirectory) TokenKeysNull() bool { return d.r != nil && d.r.tokenKe
 
 // TokenKeys yields the token keys in the directory's order.
 func (d IssuerDirectory) TokenKeys() iter.Seq[TokenKey] {
-	return func(yield func(TokenKey) bool) {
-		for i := range d.NumTokenKeys() {
-			tk := &d.r.tokenKeys[i]
-			if !yield(TokenKey{TokenType: tk.tokenType, TokenKey: d.r.d.str(tk.key), NotBefore: tk.notBefore, HasNotBefore: tk.hasNotBefore}) {
-				return
-			}
-		}
-	}
+	return each(d.NumTokenKeys(), func(i int) TokenKey {
+		tk := &d.r.tokenKeys[i]
+		return TokenKey{TokenType: tk.tokenType, TokenKey: d.r.d.str(tk.key), NotBefore: tk.notBefore, HasNotBefore: tk.hasNotBefore}
+	})
 }
 
 // raw returns the directory's canonical encoding.
